@@ -1,0 +1,156 @@
+//! `baseline-privacy`: a sensible default policy.
+//!
+//! - Scoring sees the token, the category and the activity, never names or
+//!   contacts; subject interests only with reading-history consent.
+//! - Messaging sees the name and the contacts, never reading history; the
+//!   loan or hold in question travels in the event itself.
+//! - Staff see by role: the circulation desk identifies and contacts, an
+//!   analyst sees use without identity, an administrator sees everything.
+
+use lectern_plugin::{
+    AccessContext, Actor, FieldAction, FieldRule, Patron, PatronField, PluginError, Policy,
+    PrivacyFilter, Purpose,
+};
+
+use FieldAction::{Generalise, Keep, Mask, Pseudonymise};
+use PatronField as F;
+
+struct Baseline;
+
+impl PrivacyFilter for Baseline {
+    fn policy(context: &AccessContext) -> Result<Policy, PluginError> {
+        let (rules, refine_per_record): (&[(PatronField, FieldAction)], bool) =
+            match (context.purpose, &context.actor) {
+                (Purpose::Scoring, _) => (
+                    &[
+                        (F::Category, Keep),
+                        (F::HomeBranch, Keep),
+                        (F::AgeBand, Keep),
+                        (F::EnrolledOn, Keep),
+                        (F::ExpiresOn, Keep),
+                        (F::Attributes, Keep),
+                        (F::Consents, Keep),
+                        (F::Activity, Keep),
+                        (F::Interests, Keep),
+                    ],
+                    true,
+                ),
+                (Purpose::MessagingTransactional, _) => (
+                    &[
+                        (F::Name, Keep),
+                        (F::Email, Keep),
+                        (F::Phone, Keep),
+                        (F::Locale, Keep),
+                        (F::Channels, Keep),
+                        (F::ExpiresOn, Keep),
+                    ],
+                    false,
+                ),
+                (Purpose::MessagingMarketing, _) => (
+                    &[
+                        (F::Name, Keep),
+                        (F::Email, Keep),
+                        (F::Phone, Keep),
+                        (F::Locale, Keep),
+                        (F::Channels, Keep),
+                        (F::Category, Keep),
+                        (F::Consents, Keep),
+                        (F::Interests, Keep),
+                    ],
+                    true,
+                ),
+                (Purpose::StaffView, Actor::Staff(role)) => match role.as_str() {
+                    "circulation-desk" => (
+                        &[
+                            (F::CardNumber, Keep),
+                            (F::Name, Keep),
+                            (F::Email, Mask),
+                            (F::Phone, Mask),
+                            (F::Category, Keep),
+                            (F::HomeBranch, Keep),
+                            (F::ExpiresOn, Keep),
+                            (F::Locale, Keep),
+                            (F::Channels, Keep),
+                        ],
+                        false,
+                    ),
+                    "analyst" => (
+                        &[
+                            (F::CardNumber, Pseudonymise),
+                            (F::AgeBand, Keep),
+                            (F::Category, Keep),
+                            (F::HomeBranch, Keep),
+                            (F::EnrolledOn, Generalise),
+                            (F::ExpiresOn, Generalise),
+                            (F::Activity, Keep),
+                            (F::Interests, Generalise),
+                        ],
+                        false,
+                    ),
+                    "administrator" => (ALL_KEPT, false),
+                    // A role this policy does not know sees nothing but the token.
+                    _ => (&[], false),
+                },
+                // Staff view by a plugin is not a thing: nothing.
+                (Purpose::StaffView, Actor::Plugin(_)) => (&[], false),
+                (Purpose::Analytics, _) => (
+                    &[
+                        (F::AgeBand, Keep),
+                        (F::Category, Keep),
+                        (F::HomeBranch, Keep),
+                        (F::EnrolledOn, Generalise),
+                        (F::Activity, Generalise),
+                        (F::Interests, Generalise),
+                    ],
+                    false,
+                ),
+                (Purpose::PatronExport, _) => (ALL_KEPT, false),
+            };
+        Ok(Policy {
+            rules: rules.iter().map(|&(f, a)| FieldRule::new(f, a)).collect(),
+            refine_per_record,
+        })
+    }
+
+    fn refine(context: &AccessContext, record: &Patron) -> Result<Vec<FieldRule>, PluginError> {
+        let consents = record.consents.as_ref();
+        let mut rules = Vec::new();
+        match context.purpose {
+            Purpose::Scoring if !consents.is_some_and(|c| c.reading_history) => {
+                rules.push(FieldRule::new(F::Interests, FieldAction::Drop));
+            }
+            Purpose::MessagingMarketing if !consents.is_some_and(|c| c.marketing) => {
+                // No consent, no marketing: leave nothing to reach them with.
+                for f in [F::Name, F::Email, F::Phone, F::Interests] {
+                    rules.push(FieldRule::new(f, FieldAction::Drop));
+                }
+            }
+            Purpose::MessagingMarketing if !consents.is_some_and(|c| c.reading_history) => {
+                rules.push(FieldRule::new(F::Interests, FieldAction::Drop));
+            }
+            _ => {}
+        }
+        Ok(rules)
+    }
+}
+
+const ALL_KEPT: &[(PatronField, FieldAction)] = &[
+    (F::CardNumber, Keep),
+    (F::Name, Keep),
+    (F::Email, Keep),
+    (F::Phone, Keep),
+    (F::BirthDate, Keep),
+    (F::AgeBand, Keep),
+    (F::Category, Keep),
+    (F::HomeBranch, Keep),
+    (F::EnrolledOn, Keep),
+    (F::ExpiresOn, Keep),
+    (F::Attributes, Keep),
+    (F::Consents, Keep),
+    (F::Locale, Keep),
+    (F::Channels, Keep),
+    (F::Activity, Keep),
+    (F::Interests, Keep),
+];
+
+lectern_plugin::export_privacy_filter!(Baseline);

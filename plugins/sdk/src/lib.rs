@@ -1,0 +1,258 @@
+//! The SDK for writing Lectern plugins in Rust.
+//!
+//! A plugin implements one trait, [`Scorer`], [`Messenger`] or
+//! [`PrivacyFilter`], and registers it with the matching macro. It never
+//! touches `wit-bindgen` itself:
+//!
+//! ```ignore
+//! use lectern_plugin::{Patron, PluginError, Score, Scorer};
+//!
+//! struct Busy;
+//!
+//! impl Scorer for Busy {
+//!     fn score(patron: &Patron) -> Result<Score, PluginError> {
+//!         let loans = patron.activity.as_ref().map_or(0, |a| a.loans_365d);
+//!         Ok(Score::new(patron, loans.min(100) as f32, "busy")
+//!             .reason(format!("{loans} loans in the last year")))
+//!     }
+//! }
+//!
+//! lectern_plugin::export_scorer!(Busy);
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-wasip2`; the result is a
+//! component the host loads beside its `plugin.toml`.
+
+#[doc(hidden)]
+pub mod __private {
+    //! Generated bindings, one module per world. They share the `types` and
+    //! `host` interfaces, which the scorer module generates.
+
+    /// The `scorer` world.
+    pub mod scorer {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: "scorer",
+            pub_export_macro: true,
+            export_macro_name: "export_scorer_world",
+            default_bindings_module: "lectern_plugin::__private::scorer",
+        });
+    }
+
+    /// The `messenger` world.
+    pub mod messenger {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: "messenger",
+            pub_export_macro: true,
+            export_macro_name: "export_messenger_world",
+            default_bindings_module: "lectern_plugin::__private::messenger",
+            with: {
+                "lectern:crm/types@0.1.0": crate::__private::scorer::lectern::crm::types,
+                "lectern:crm/host@0.1.0": crate::__private::scorer::lectern::crm::host,
+            },
+        });
+    }
+
+    /// The `privacy-filter` world.
+    pub mod privacy_filter {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: "privacy-filter",
+            pub_export_macro: true,
+            export_macro_name: "export_privacy_filter_world",
+            default_bindings_module: "lectern_plugin::__private::privacy_filter",
+            with: {
+                "lectern:crm/types@0.1.0": crate::__private::scorer::lectern::crm::types,
+                "lectern:crm/host@0.1.0": crate::__private::scorer::lectern::crm::host,
+            },
+        });
+    }
+}
+
+mod date;
+pub mod host;
+
+use __private::messenger::exports::lectern::crm::messaging;
+use __private::scorer::exports::lectern::crm::scoring;
+
+pub use __private::scorer::lectern::crm::types::{
+    AccessContext, Activity, Actor, Arrival, Attribute, Channel, Consents, Date, Event, EventKind,
+    FieldAction, FieldRule, Hold, Loan, Message, Overdue, PatronField, PluginError, Policy,
+    Purpose, SubjectCount, Survey, Timestamp,
+};
+pub use messaging::Request;
+pub use scoring::Score;
+
+/// A patron as the host lets this plugin see them. Fields the plugin did not
+/// declare, or the privacy policy withholds, are `None`.
+pub use __private::scorer::lectern::crm::types::Patron;
+
+/// Scores patrons: engagement, key readers, churn risk, or the library's own.
+///
+/// Implement [`Scorer::score`]; override [`Scorer::score_batch`] only to share
+/// work across a batch.
+pub trait Scorer {
+    /// Scores one patron.
+    fn score(patron: &Patron) -> Result<Score, PluginError>;
+
+    /// Scores a batch. The result has one score per patron, in order.
+    fn score_batch(patrons: Vec<Patron>) -> Result<Vec<Score>, PluginError> {
+        patrons.iter().map(Self::score).collect()
+    }
+}
+
+/// Composes notices from circulation and CRM events.
+pub trait Messenger {
+    /// Composes the messages for one event: none, one, or several.
+    fn compose(event: &Event, recipient: &Patron) -> Result<Vec<Message>, PluginError>;
+
+    /// Composes many; one failure does not fail the others.
+    fn compose_batch(requests: Vec<Request>) -> Vec<Result<Vec<Message>, PluginError>> {
+        requests
+            .iter()
+            .map(|r| Self::compose(&r.event, &r.recipient))
+            .collect()
+    }
+}
+
+/// Decides what each purpose and role may see of a patron.
+pub trait PrivacyFilter {
+    /// The policy for an access context.
+    fn policy(context: &AccessContext) -> Result<Policy, PluginError>;
+
+    /// Tightens the policy for one record. Called only when the policy set
+    /// `refine_per_record`; the default tightens nothing.
+    fn refine(context: &AccessContext, record: &Patron) -> Result<Vec<FieldRule>, PluginError> {
+        let _ = (context, record);
+        Ok(Vec::new())
+    }
+}
+
+impl Score {
+    /// A score for `patron`, clamped to 0..=100, with no reasons yet.
+    pub fn new(patron: &Patron, value: f32, segment: impl Into<String>) -> Self {
+        Score {
+            patron: patron.id.clone(),
+            value: value.clamp(0.0, 100.0),
+            segment: segment.into(),
+            reasons: Vec::new(),
+        }
+    }
+
+    /// Adds a reason in plain words.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reasons.push(reason.into());
+        self
+    }
+}
+
+impl FieldRule {
+    /// A rule for one field.
+    pub fn new(field: PatronField, action: FieldAction) -> Self {
+        FieldRule { field, action }
+    }
+}
+
+impl PluginError {
+    /// An error about the input.
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        PluginError::InvalidInput(message.into())
+    }
+}
+
+impl Patron {
+    /// The value of an extended attribute, if the plugin may see attributes.
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .as_ref()?
+            .iter()
+            .find(|a| a.key == key)
+            .map(|a| a.value.as_str())
+    }
+}
+
+/// Registers a [`Scorer`] as this component's `scoring` export.
+#[macro_export]
+macro_rules! export_scorer {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        pub struct __LecternScorer;
+
+        impl $crate::__private::scorer::exports::lectern::crm::scoring::Guest for __LecternScorer {
+            fn score_batch(
+                patrons: ::std::vec::Vec<$crate::Patron>,
+            ) -> ::core::result::Result<::std::vec::Vec<$crate::Score>, $crate::PluginError> {
+                <$ty as $crate::Scorer>::score_batch(patrons)
+            }
+        }
+
+        $crate::__private::scorer::export_scorer_world!(
+            __LecternScorer with_types_in $crate::__private::scorer
+        );
+    };
+}
+
+/// Registers a [`Messenger`] as this component's `messaging` export.
+#[macro_export]
+macro_rules! export_messenger {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        pub struct __LecternMessenger;
+
+        impl $crate::__private::messenger::exports::lectern::crm::messaging::Guest
+            for __LecternMessenger
+        {
+            fn compose(
+                event: $crate::Event,
+                recipient: $crate::Patron,
+            ) -> ::core::result::Result<::std::vec::Vec<$crate::Message>, $crate::PluginError>
+            {
+                <$ty as $crate::Messenger>::compose(&event, &recipient)
+            }
+
+            fn compose_batch(
+                requests: ::std::vec::Vec<$crate::Request>,
+            ) -> ::std::vec::Vec<
+                ::core::result::Result<::std::vec::Vec<$crate::Message>, $crate::PluginError>,
+            > {
+                <$ty as $crate::Messenger>::compose_batch(requests)
+            }
+        }
+
+        $crate::__private::messenger::export_messenger_world!(
+            __LecternMessenger with_types_in $crate::__private::messenger
+        );
+    };
+}
+
+/// Registers a [`PrivacyFilter`] as this component's `privacy` export.
+#[macro_export]
+macro_rules! export_privacy_filter {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        pub struct __LecternPrivacyFilter;
+
+        impl $crate::__private::privacy_filter::exports::lectern::crm::privacy::Guest
+            for __LecternPrivacyFilter
+        {
+            fn policy_for(
+                context: $crate::AccessContext,
+            ) -> ::core::result::Result<$crate::Policy, $crate::PluginError> {
+                <$ty as $crate::PrivacyFilter>::policy(&context)
+            }
+
+            fn refine(
+                context: $crate::AccessContext,
+                patron: $crate::Patron,
+            ) -> ::core::result::Result<::std::vec::Vec<$crate::FieldRule>, $crate::PluginError>
+            {
+                <$ty as $crate::PrivacyFilter>::refine(&context, &patron)
+            }
+        }
+
+        $crate::__private::privacy_filter::export_privacy_filter_world!(
+            __LecternPrivacyFilter with_types_in $crate::__private::privacy_filter
+        );
+    };
+}
