@@ -1,0 +1,348 @@
+//! The host: one wasmtime `Engine` with the pooling allocator and epoch
+//! interruption, one `Linker` for every world, the precompiled-component
+//! cache, and the log sink.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::runtime::StoreState;
+
+/// One line a plugin logged or printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// The plugin's id.
+    pub plugin: String,
+    /// How important it is.
+    pub level: LogLevel,
+    /// Where it came from.
+    pub source: LogSource,
+    /// The text, capped.
+    pub message: String,
+}
+
+/// How important a log line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Where a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSource {
+    /// The contract's `host.log`.
+    Log,
+    /// The guest's standard output.
+    Stdout,
+    /// The guest's standard error.
+    Stderr,
+    /// The host, about the plugin: for example, how much log it dropped.
+    Host,
+}
+
+/// Receives every line plugins log. The default sends them to `tracing`,
+/// under the target `lectern::plugin`.
+pub type LogSink = Arc<dyn Fn(&LogLine) + Send + Sync>;
+
+fn tracing_sink() -> LogSink {
+    Arc::new(|line: &LogLine| {
+        let (plugin, source, message) = (&line.plugin, line.source, &line.message);
+        match line.level {
+            LogLevel::Debug => {
+                tracing::debug!(target: "lectern::plugin", plugin, ?source, "{message}")
+            }
+            LogLevel::Info => tracing::info!(target: "lectern::plugin", plugin, ?source, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "lectern::plugin", plugin, ?source, "{message}"),
+            LogLevel::Error => {
+                tracing::error!(target: "lectern::plugin", plugin, ?source, "{message}")
+            }
+        }
+    })
+}
+
+/// Sets up a [`Host`]. Every setting has a default:
+///
+/// | setting | default |
+/// |---|---|
+/// | [`cache_dir`](Self::cache_dir) | none: every load compiles |
+/// | [`default_limits`](Self::default_limits) | [`Limits::default`] |
+/// | [`max_limits`](Self::max_limits) | [`Limits::maxima`] |
+/// | [`max_wasm_stack`](Self::max_wasm_stack) | 1 MiB |
+/// | [`epoch_tick`](Self::epoch_tick) | 10 ms: deadlines are accurate to about one tick |
+/// | [`max_instances`](Self::max_instances) | 64 plugin instances alive at once |
+/// | [`log_sink`](Self::log_sink) | `tracing`, target `lectern::plugin` |
+/// | [`plugin_config`](Self::plugin_config) | none: plugins see their manifest defaults |
+#[derive(Clone)]
+pub struct HostBuilder {
+    cache_dir: Option<PathBuf>,
+    defaults: Limits,
+    maxima: Limits,
+    max_wasm_stack: usize,
+    epoch_tick: Duration,
+    max_instances: u32,
+    log_sink: LogSink,
+    plugin_config: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Default for HostBuilder {
+    fn default() -> Self {
+        HostBuilder {
+            cache_dir: None,
+            defaults: Limits::default(),
+            maxima: Limits::maxima(),
+            max_wasm_stack: 1 << 20,
+            epoch_tick: Duration::from_millis(10),
+            max_instances: 64,
+            log_sink: tracing_sink(),
+            plugin_config: BTreeMap::new(),
+        }
+    }
+}
+
+impl HostBuilder {
+    /// Keeps compiled components in `dir`, keyed by the component's SHA-256
+    /// and the engine's compatibility hash, so that a second load takes
+    /// milliseconds. The directory must be writable by this host only: a
+    /// file in it is loaded as native code.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// The limits a plugin gets when its manifest sets none.
+    pub fn default_limits(mut self, limits: Limits) -> Self {
+        self.defaults = limits;
+        self
+    }
+
+    /// The most a manifest may ask for.
+    pub fn max_limits(mut self, limits: Limits) -> Self {
+        self.maxima = limits;
+        self
+    }
+
+    /// The wasm stack, in bytes, for every plugin.
+    pub fn max_wasm_stack(mut self, bytes: usize) -> Self {
+        self.max_wasm_stack = bytes;
+        self
+    }
+
+    /// How often the deadline clock ticks.
+    pub fn epoch_tick(mut self, tick: Duration) -> Self {
+        self.epoch_tick = tick;
+        self
+    }
+
+    /// How many plugin instances may be alive at once, across threads.
+    pub fn max_instances(mut self, n: u32) -> Self {
+        self.max_instances = n;
+        self
+    }
+
+    /// Where plugin log lines go.
+    pub fn log_sink(mut self, sink: impl Fn(&LogLine) + Send + Sync + 'static) -> Self {
+        self.log_sink = Arc::new(sink);
+        self
+    }
+
+    /// The library's settings for one plugin, over its manifest's defaults.
+    pub fn plugin_config(mut self, plugin: &str, config: BTreeMap<String, String>) -> Self {
+        self.plugin_config.insert(plugin.to_string(), config);
+        self
+    }
+
+    /// Builds the engine and starts the deadline clock.
+    pub fn build(self) -> Result<Host> {
+        if self.defaults.memory_bytes > self.maxima.memory_bytes {
+            return Err(anyhow::anyhow!("the default memory limit is over the maximum").into());
+        }
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(self.max_instances)
+            .total_core_instances(self.max_instances * 4)
+            .total_memories(self.max_instances * 2)
+            .total_tables(self.max_instances * 4)
+            .total_stacks(self.max_instances)
+            .max_memory_size(self.maxima.memory_bytes as usize)
+            // Python and JavaScript runtimes have large function tables.
+            .table_elements(200_000)
+            .max_core_instance_size(16 << 20)
+            // Keeping the first pages resident makes a fresh instance as
+            // cheap as a reused one.
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(self.max_wasm_stack)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!(e))?;
+
+        let mut linker = Linker::<StoreState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!(e))?;
+        crate::bindings::scorer::Scorer::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)
+            .map_err(|e| anyhow::anyhow!(e))?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (engine, stop, tick) = (engine.weak(), stop.clone(), self.epoch_tick);
+            std::thread::Builder::new()
+                .name("lectern-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(tick);
+                        match engine.upgrade() {
+                            Some(e) => e.increment_epoch(),
+                            None => break,
+                        }
+                    }
+                })
+                .context("failed to start the deadline clock thread")?
+        };
+
+        Ok(Host {
+            inner: Arc::new(HostInner {
+                engine,
+                linker,
+                cache_dir: self.cache_dir,
+                defaults: self.defaults,
+                maxima: self.maxima,
+                epoch_tick: self.epoch_tick,
+                log_sink: self.log_sink,
+                plugin_config: self.plugin_config,
+                stop,
+                _ticker: ticker,
+            }),
+        })
+    }
+}
+
+/// The plugin host. Cheap to clone; every clone shares one engine.
+#[derive(Clone)]
+pub struct Host {
+    pub(crate) inner: Arc<HostInner>,
+}
+
+pub(crate) struct HostInner {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<StoreState>,
+    cache_dir: Option<PathBuf>,
+    pub(crate) defaults: Limits,
+    pub(crate) maxima: Limits,
+    pub(crate) epoch_tick: Duration,
+    pub(crate) log_sink: LogSink,
+    pub(crate) plugin_config: BTreeMap<String, BTreeMap<String, String>>,
+    stop: Arc<AtomicBool>,
+    _ticker: std::thread::JoinHandle<()>,
+}
+
+impl Drop for HostInner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How a component got compiled code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Loaded from the cache.
+    Hit,
+    /// Compiled, and written to the cache.
+    Stored,
+    /// Compiled; no cache is configured.
+    Uncached,
+}
+
+impl Host {
+    /// A host with every default; see [`HostBuilder`].
+    pub fn new() -> Result<Host> {
+        Host::builder().build()
+    }
+
+    /// Starts configuring a host.
+    pub fn builder() -> HostBuilder {
+        HostBuilder::default()
+    }
+
+    /// The limits plugins get when their manifest sets none.
+    pub fn default_limits(&self) -> Limits {
+        self.inner.defaults
+    }
+
+    /// Compiles `bytes`, or loads the compiled code from the cache.
+    pub(crate) fn compile(&self, bytes: &[u8]) -> anyhow::Result<(Component, CacheStatus, Duration)> {
+        let start = Instant::now();
+        let engine = &self.inner.engine;
+        let Some(dir) = &self.inner.cache_dir else {
+            let c = Component::new(engine, bytes).map_err(|e| anyhow::anyhow!(e))?;
+            return Ok((c, CacheStatus::Uncached, start.elapsed()));
+        };
+        let path = cache_path(engine, dir, bytes);
+        if path.is_file() {
+            // SAFETY: only this host writes the cache, atomically (below), from
+            // `Engine::precompile_component` of an engine with the same
+            // compatibility hash, which is part of the file name. The cache
+            // directory must not be writable by anyone else; HostBuilder says so.
+            #[allow(unsafe_code)]
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(c) => return Ok((c, CacheStatus::Hit, start.elapsed())),
+                Err(e) => tracing::warn!(
+                    "ignoring unreadable cache entry {}: {e}; compiling again",
+                    path.display()
+                ),
+            }
+        }
+        let compiled = engine.precompile_component(bytes).map_err(|e| anyhow::anyhow!(e))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create the cache directory {}", dir.display()))?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, &compiled)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .with_context(|| format!("failed to write the cache entry {}", path.display()))?;
+        #[allow(unsafe_code)]
+        // SAFETY: `compiled` was produced just now by this engine.
+        let c = unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| anyhow::anyhow!(e))?;
+        Ok((c, CacheStatus::Stored, start.elapsed()))
+    }
+
+    /// The cache entries' directory, if any.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.inner.cache_dir.as_deref()
+    }
+}
+
+fn cache_path(engine: &Engine, dir: &Path, bytes: &[u8]) -> PathBuf {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let sha = hex::encode(Sha256::digest(bytes));
+    dir.join(format!("{sha}-{:016x}.cwasm", h.finish()))
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("cache_dir", &self.inner.cache_dir)
+            .field("defaults", &self.inner.defaults)
+            .field("maxima", &self.inner.maxima)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Turns an error from loading into the library's error.
+pub(crate) fn load_error(plugin: &str, message: impl Into<String>) -> Error {
+    Error::Load { plugin: plugin.to_string(), message: message.into() }
+}

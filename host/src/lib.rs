@@ -1,0 +1,60 @@
+//! Lectern: customer relationship management for libraries, as a host for
+//! sandboxed WebAssembly plugins.
+//!
+//! An integrated library system (ILS) embeds this crate to score its
+//! patrons, compose notices and filter what each purpose and staff role may
+//! see. Each of those jobs is a plugin: a WebAssembly component written
+//! against the `lectern:crm@0.1.0` contract in `wit/`, loaded beside its
+//! `plugin.toml`. Plugins get no files, network, environment or clock, only
+//! the patron fields their manifest declares and the privacy policy allows,
+//! and a plugin that hangs, panics or runs out of memory fails alone.
+//!
+//! Embedding it takes a few lines:
+//!
+//! ```no_run
+//! use lectern::{Host, Patron, Pipeline};
+//!
+//! fn main() -> anyhow::Result<()> {
+//!     let host = Host::builder().cache_dir("/var/cache/lectern").build()?;
+//!     let engagement = host.load_scorer("plugins/engagement")?;
+//!     let policy = host.load_privacy_filter("plugins/baseline-privacy")?;
+//!     let pipeline = Pipeline::new()
+//!         .with_policy(policy)
+//!         .as_of(chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap());
+//!
+//!     // Patrons as the ILS holds them; the plugin sees only a projection.
+//!     let patrons: Vec<Patron> = lectern::read_jsonl("patrons.jsonl".as_ref())?;
+//!
+//!     for s in pipeline.score(&engagement, &patrons)? {
+//!         println!("{} {:5.1} {:12} {}", s.patron, s.value, s.segment, s.reasons.join("; "));
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! See `ARCHITECTURE.md` for how the pieces fit, and [`Limits`] and
+//! [`HostBuilder`] for every default.
+
+mod bindings;
+mod error;
+mod host;
+mod input;
+mod limits;
+mod manifest;
+mod model;
+mod pipeline;
+mod plugin;
+mod privacy;
+mod runtime;
+
+pub use crate::error::{Error, Failure, GuestError, PluginRef, Result};
+pub use crate::host::{CacheStatus, Host, HostBuilder, LogLevel, LogLine, LogSink, LogSource};
+pub use crate::input::{read_jsonl, InputError};
+pub use crate::limits::Limits;
+pub use crate::manifest::{LimitOverrides, Manifest, World, API_VERSION, MANIFEST_FILE, MANIFEST_VERSION};
+pub use crate::model::{
+    Activity, Channel, Composed, Consents, Event, EventKind, Hold, Loan, Patron, Scored,
+};
+pub use crate::pipeline::{ComposeReport, Pipeline};
+pub use crate::plugin::{ComponentInfo, Messenger, Plugin, PrivacyFilter, Scorer};
+pub use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};

@@ -1,0 +1,309 @@
+//! `plugin.toml`: what a plugin is, what it needs, and how far it may go.
+//!
+//! Parsing is strict. An unknown key is an error, `manifest-version` is read
+//! before anything else, and every error names the file, the key and the
+//! value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::privacy::Field;
+
+/// The manifest schema this host reads.
+pub const MANIFEST_VERSION: i64 = 1;
+
+/// The contract version this host implements.
+pub const API_VERSION: &str = "0.1.0";
+
+/// The manifest's file name.
+pub const MANIFEST_FILE: &str = "plugin.toml";
+
+/// Which of the contract's worlds a plugin targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum World {
+    /// Scores patrons.
+    Scorer,
+    /// Composes notices.
+    Messenger,
+    /// Decides what each purpose and role may see.
+    PrivacyFilter,
+}
+
+impl World {
+    /// Every world.
+    pub const ALL: [World; 3] = [World::Scorer, World::Messenger, World::PrivacyFilter];
+
+    /// The world's name in the contract.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            World::Scorer => "scorer",
+            World::Messenger => "messenger",
+            World::PrivacyFilter => "privacy-filter",
+        }
+    }
+
+    /// The interface the world exports, without its version.
+    pub fn export(self) -> &'static str {
+        match self {
+            World::Scorer => "lectern:crm/scoring",
+            World::Messenger => "lectern:crm/messaging",
+            World::PrivacyFilter => "lectern:crm/privacy",
+        }
+    }
+
+    /// The SDK macro that makes a component of this world.
+    pub(crate) fn sdk_macro(self) -> &'static str {
+        match self {
+            World::Scorer => "export_scorer!",
+            World::Messenger => "export_messenger!",
+            World::PrivacyFilter => "export_privacy_filter!",
+        }
+    }
+}
+
+impl fmt::Display for World {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A parsed, checked `plugin.toml`.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// `plugin.id`: lower-case letters, digits and hyphens.
+    pub id: String,
+    /// `plugin.version`.
+    pub version: String,
+    /// `plugin.world`.
+    pub world: World,
+    /// `plugin.api-version`.
+    pub api_version: String,
+    /// `plugin.description`.
+    pub description: String,
+    /// `plugin.authors`.
+    pub authors: Vec<String>,
+    /// The component file, beside the manifest.
+    pub component: PathBuf,
+    /// `inputs.fields`: the patron fields the plugin needs.
+    pub fields: Vec<Field>,
+    /// `[config]`: defaults for the plugin's configuration keys.
+    pub config: BTreeMap<String, String>,
+    /// `[limits]` overrides, not yet checked against the host's maxima.
+    pub limits: LimitOverrides,
+}
+
+/// The `[limits]` table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitOverrides {
+    /// `deadline-ms = 2000`
+    pub deadline_ms: Option<u64>,
+    /// `memory-mib = 128`
+    pub memory_mib: Option<u64>,
+    /// `output-kib = 4096`
+    pub output_kib: Option<u64>,
+    /// `log-kib = 64`
+    pub log_kib: Option<u64>,
+}
+
+/// The file as written. Field docs show the TOML form.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Raw {
+    /// `manifest-version = 1`
+    #[allow(dead_code)]
+    manifest_version: i64,
+    /// `[plugin]`
+    plugin: RawPlugin,
+    /// `[inputs]`
+    #[serde(default)]
+    inputs: RawInputs,
+    /// `[config]`: `key = "value"`, numbers and booleans allowed.
+    #[serde(default)]
+    config: BTreeMap<String, toml::Value>,
+    /// `[limits]`
+    #[serde(default)]
+    limits: LimitOverrides,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPlugin {
+    /// `id = "engagement"`
+    id: String,
+    /// `version = "0.1.0"`
+    version: String,
+    /// `world = "scorer"`
+    world: World,
+    /// `api-version = "0.1.0"`
+    api_version: String,
+    /// `description = "..."`
+    #[serde(default)]
+    description: String,
+    /// `authors = ["..."]`
+    #[serde(default)]
+    authors: Vec<String>,
+    /// `component = "engagement.wasm"`; defaults to `<id>.wasm`.
+    component: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawInputs {
+    /// `fields = ["category", "activity"]`
+    #[serde(default)]
+    fields: Vec<String>,
+}
+
+impl Manifest {
+    /// Reads and checks `path`.
+    pub fn from_file(path: &Path) -> Result<Manifest> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Manifest {
+            path: path.to_path_buf(),
+            message: format!("cannot read it: {e}"),
+        })?;
+        Manifest::parse(path, &text)
+    }
+
+    /// Parses and checks `text`, read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Manifest> {
+        let err = |message: String| Error::Manifest { path: path.to_path_buf(), message };
+
+        // The version decides how to read the rest, so it comes first.
+        let table: toml::Table = toml::from_str(text).map_err(|e| err(toml_message(text, &e)))?;
+        match table.get("manifest-version") {
+            None => {
+                return Err(err(format!(
+                    "missing `manifest-version`; add `manifest-version = {MANIFEST_VERSION}` at \
+                     the top"
+                )));
+            }
+            Some(toml::Value::Integer(MANIFEST_VERSION)) => {}
+            Some(other) => {
+                return Err(err(format!(
+                    "`manifest-version` = {other} is not supported; this host reads version \
+                     {MANIFEST_VERSION}"
+                )));
+            }
+        }
+        let raw: Raw = toml::from_str(text).map_err(|e| err(toml_message(text, &e)))?;
+        let p = raw.plugin;
+
+        if p.id.is_empty()
+            || !p.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(err(format!(
+                "`plugin.id` = {:?}: an id is lower-case letters, digits and hyphens",
+                p.id
+            )));
+        }
+        if p.api_version != API_VERSION {
+            return Err(err(format!(
+                "`plugin.api-version` = {:?}: this host implements lectern:crm@{API_VERSION}; \
+                 rebuild the plugin against that version",
+                p.api_version
+            )));
+        }
+        let component = p.component.unwrap_or_else(|| format!("{}.wasm", p.id));
+        if component.contains(['/', '\\']) || component.starts_with('.') {
+            return Err(err(format!(
+                "`plugin.component` = {component:?}: name a file beside plugin.toml, with no \
+                 directory"
+            )));
+        }
+        let fields = raw
+            .inputs
+            .fields
+            .iter()
+            .map(|f| f.parse().map_err(|m| err(format!("`inputs.fields` = {f:?}: {m}"))))
+            .collect::<Result<Vec<Field>>>()?;
+        let config = raw
+            .config
+            .into_iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => {
+                        v.to_string()
+                    }
+                    other => {
+                        return Err(err(format!(
+                            "`config.{k}` = {other}: a configuration value is a string, a \
+                             number or a boolean"
+                        )));
+                    }
+                };
+                Ok((k, s))
+            })
+            .collect::<Result<_>>()?;
+
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Ok(Manifest {
+            path: path.to_path_buf(),
+            id: p.id,
+            version: p.version,
+            world: p.world,
+            api_version: p.api_version,
+            description: p.description,
+            authors: p.authors,
+            component: dir.join(component),
+            fields,
+            config,
+            limits: raw.limits,
+        })
+    }
+
+    /// The limits this plugin runs under: the host's defaults with the
+    /// manifest's overrides, each checked against the host's maxima.
+    pub fn limits(&self, defaults: &Limits, maxima: &Limits) -> Result<Limits> {
+        let o = &self.limits;
+        let check = |key: &str, value: Option<u64>, unit: u64, max: u64| -> Result<Option<u64>> {
+            let Some(v) = value else { return Ok(None) };
+            if v == 0 {
+                return Err(Error::Manifest {
+                    path: self.path.clone(),
+                    message: format!("`limits.{key}` = 0: a limit must be above zero"),
+                });
+            }
+            if v.saturating_mul(unit) > max {
+                return Err(Error::Manifest {
+                    path: self.path.clone(),
+                    message: format!(
+                        "`limits.{key}` = {v} is over the host's maximum of {}",
+                        max / unit
+                    ),
+                });
+            }
+            Ok(Some(v * unit))
+        };
+        let ms = |d: Duration| d.as_millis() as u64;
+        Ok(Limits {
+            deadline: check("deadline-ms", o.deadline_ms, 1, ms(maxima.deadline))?
+                .map_or(defaults.deadline, Duration::from_millis),
+            memory_bytes: check("memory-mib", o.memory_mib, 1 << 20, maxima.memory_bytes)?
+                .unwrap_or(defaults.memory_bytes),
+            output_bytes: check("output-kib", o.output_kib, 1 << 10, maxima.output_bytes as u64)?
+                .map_or(defaults.output_bytes, |v| v as usize),
+            log_bytes: check("log-kib", o.log_kib, 1 << 10, maxima.log_bytes as u64)?
+                .map_or(defaults.log_bytes, |v| v as usize),
+        })
+    }
+}
+
+/// A TOML error as `line N: message (at `text`)`.
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(span) = e.span() else { return message.to_string() };
+    let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+    format!("line {line_no}: {message} (at `{line}`)")
+}

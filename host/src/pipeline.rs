@@ -1,0 +1,295 @@
+//! The pipelines: patrons through the privacy filter into a scorer, events
+//! and recipients into a messenger, and patrons through the filter into an
+//! output. This is where the privacy invariant is enforced.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::bindings::{self, wit};
+use crate::error::{Error, Failure, Result};
+use crate::model::{Composed, Event, Patron, Scored};
+use crate::plugin::{Messenger, Plugin, PrivacyFilter, Scorer};
+use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
+
+/// Runs plugins over the library's records, with the privacy policy
+/// applied to every record on the way in.
+///
+/// Without a policy ([`Pipeline::with_policy`]) a plugin gets exactly the
+/// fields its manifest declares. With one, it gets the fields its manifest
+/// declares *and* the policy allows for the call's purpose and actor.
+pub struct Pipeline {
+    policy: Option<PrivacyFilter>,
+    keys: Pseudonyms,
+    as_of: NaiveDate,
+    batch_size: usize,
+    policies: Mutex<HashMap<AccessContext, Arc<(Rules, bool)>>>,
+}
+
+/// What [`Pipeline::compose`] produced.
+#[derive(Debug, Default)]
+pub struct ComposeReport {
+    /// The messages, in event order.
+    pub messages: Vec<Composed>,
+    /// Events that produced nothing, with the reason.
+    pub skipped: Vec<(String, String)>,
+}
+
+impl Pipeline {
+    /// A pipeline as of today (UTC), with pseudonyms under a fresh key, no
+    /// policy, and batches of 1,000.
+    pub fn new() -> Pipeline {
+        Pipeline {
+            policy: None,
+            keys: Pseudonyms::ephemeral(),
+            as_of: Utc::now().date_naive(),
+            batch_size: 1000,
+            policies: Mutex::default(),
+        }
+    }
+
+    /// Applies `policy` to every record before any plugin or output sees it.
+    pub fn with_policy(mut self, policy: PrivacyFilter) -> Pipeline {
+        self.policy = Some(policy);
+        self.policies = Mutex::default();
+        self
+    }
+
+    /// Makes tokens under `keys`, so that they are stable across runs.
+    pub fn with_pseudonyms(mut self, keys: Pseudonyms) -> Pipeline {
+        self.keys = keys;
+        self
+    }
+
+    /// The date plugins see as "today".
+    pub fn as_of(mut self, date: NaiveDate) -> Pipeline {
+        self.as_of = date;
+        self
+    }
+
+    /// How many records go to a plugin in one call.
+    pub fn batch_size(mut self, n: usize) -> Pipeline {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    /// The pseudonym a plugin or an output sees for `patron_id`.
+    pub fn token(&self, patron_id: &str) -> String {
+        self.keys.patron_token(patron_id)
+    }
+
+    /// Scores `patrons`, in batches; the result is in the same order.
+    pub fn score(&self, scorer: &Scorer, patrons: &[Patron]) -> Result<Vec<Scored>> {
+        let plugin = scorer.plugin();
+        let ctx = plugin_context(plugin, Purpose::Scoring);
+        let mut out = Vec::with_capacity(patrons.len());
+        for chunk in patrons.chunks(self.batch_size) {
+            let refs: Vec<&Patron> = chunk.iter().collect();
+            let batch: Vec<wit::Patron> =
+                self.project(&ctx, Some(plugin), &refs)?.into_iter().map(bindings::patron).collect();
+            let scores = scorer.score_batch(self.as_of, &batch)?;
+            if scores.len() != batch.len() {
+                return Err(plugin.fail(Failure::BadOutput {
+                    message: format!("{} scores for {} patrons", scores.len(), batch.len()),
+                }));
+            }
+            let text: usize = scores
+                .iter()
+                .map(|s| s.segment.len() + s.reasons.iter().map(String::len).sum::<usize>())
+                .sum();
+            plugin.check_output(text)?;
+            for ((score, sent), patron) in scores.into_iter().zip(&batch).zip(chunk) {
+                if score.patron != sent.id {
+                    return Err(plugin.fail(Failure::BadOutput {
+                        message: format!(
+                            "score for `{}` where `{}` was expected; return scores in input order",
+                            score.patron, sent.id
+                        ),
+                    }));
+                }
+                if !(0.0..=100.0).contains(&score.value) {
+                    return Err(plugin.fail(Failure::BadOutput {
+                        message: format!("score {} for `{}` is outside 0 to 100", score.value, sent.id),
+                    }));
+                }
+                out.push(Scored {
+                    patron: patron.id.clone(),
+                    value: score.value,
+                    segment: score.segment,
+                    reasons: score.reasons,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Composes notices for `events`, each addressed to one of `patrons`.
+    /// Transactional notices and marketing go through the policy under their
+    /// own purposes.
+    pub fn compose(
+        &self,
+        messenger: &Messenger,
+        events: &[Event],
+        patrons: &[Patron],
+    ) -> Result<ComposeReport> {
+        use bindings::messenger::exports::lectern::crm::messaging::Request;
+
+        let plugin = messenger.plugin();
+        let by_id: HashMap<&str, &Patron> = patrons.iter().map(|p| (p.id.as_str(), p)).collect();
+        let mut report = ComposeReport::default();
+        let mut queued: Vec<(&Event, &Patron)> = Vec::new();
+        for e in events {
+            match by_id.get(e.patron.as_str()) {
+                Some(p) => queued.push((e, p)),
+                None => report
+                    .skipped
+                    .push((e.id.clone(), format!("no patron with id `{}`", e.patron))),
+            }
+        }
+
+        for purpose in [Purpose::MessagingTransactional, Purpose::MessagingMarketing] {
+            let ctx = plugin_context(plugin, purpose);
+            let mine: Vec<_> = queued
+                .iter()
+                .filter(|(e, _)| (purpose == Purpose::MessagingMarketing) == e.kind.is_marketing())
+                .collect();
+            for chunk in mine.chunks(self.batch_size) {
+                let recipients: Vec<&Patron> = chunk.iter().map(|(_, p)| *p).collect();
+                let projected = self.project(&ctx, Some(plugin), &recipients)?;
+                let requests: Vec<Request> = chunk
+                    .iter()
+                    .zip(projected)
+                    .map(|((e, _), p)| Request { event: bindings::event(e), recipient: bindings::patron(p) })
+                    .collect();
+                let results = messenger.compose_batch(self.as_of, &requests)?;
+                if results.len() != requests.len() {
+                    return Err(plugin.fail(Failure::BadOutput {
+                        message: format!("{} results for {} requests", results.len(), requests.len()),
+                    }));
+                }
+                let text: usize = results
+                    .iter()
+                    .flatten()
+                    .flatten()
+                    .map(|m| m.subject.len() + m.body.len() + m.dedupe_key.len() + m.locale.len())
+                    .sum();
+                plugin.check_output(text)?;
+                for ((event, patron), result) in chunk.iter().zip(results) {
+                    let messages = match result {
+                        Ok(m) if m.is_empty() => {
+                            report.skipped.push((event.id.clone(), "no notice for this event".into()));
+                            continue;
+                        }
+                        Ok(m) => m,
+                        Err(e) => {
+                            report.skipped.push((event.id.clone(), format!("plugin error: {e}")));
+                            continue;
+                        }
+                    };
+                    for m in messages {
+                        if m.dedupe_key.is_empty() {
+                            return Err(plugin.fail(Failure::BadOutput {
+                                message: format!("a message for event `{}` has no dedupe key", event.id),
+                            }));
+                        }
+                        report.messages.push(Composed {
+                            patron: patron.id.clone(),
+                            event: event.id.clone(),
+                            channel: bindings::channel_back(m.channel),
+                            locale: m.locale,
+                            subject: m.subject,
+                            body: m.body,
+                            dedupe_key: m.dedupe_key,
+                            send_after: m.send_after.and_then(|s| DateTime::from_timestamp(s, 0)),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// What `ctx` may see of `patrons`, as the policy decides: the records
+    /// that go to an output, with tokens for ids.
+    pub fn filter(&self, ctx: &AccessContext, patrons: &[Patron]) -> Result<Vec<Patron>> {
+        if self.policy.is_none() {
+            return Err(anyhow::anyhow!(
+                "filtering needs a privacy policy; load a privacy-filter plugin with \
+                 `Pipeline::with_policy`"
+            )
+            .into());
+        }
+        let mut out = Vec::with_capacity(patrons.len());
+        for chunk in patrons.chunks(self.batch_size) {
+            let refs: Vec<&Patron> = chunk.iter().collect();
+            out.extend(self.project(ctx, None, &refs)?);
+        }
+        Ok(out)
+    }
+
+    /// The fields that leave the host for `ctx`, before any per-record
+    /// refinement: the policy's rules, intersected with what `plugin`
+    /// declares.
+    pub fn rules_for(&self, ctx: &AccessContext, plugin: Option<&Plugin>) -> Result<Rules> {
+        let (policy, _) = *self.policy_rules(ctx)?;
+        Ok(match plugin {
+            Some(p) => Rules::keeping(p.declared_fields().iter().copied()).intersect(&policy),
+            None => policy,
+        })
+    }
+
+    /// The policy for `ctx`, asked of the plugin once per context.
+    fn policy_rules(&self, ctx: &AccessContext) -> Result<Arc<(Rules, bool)>> {
+        let Some(filter) = &self.policy else { return Ok(Arc::new((Rules::ALL, false))) };
+        if let Some(cached) = self.policies.lock().unwrap().get(ctx) {
+            return Ok(cached.clone());
+        }
+        let policy = filter.policy_for(self.as_of, ctx)?;
+        let mut rules = Rules::NONE;
+        for (field, action) in policy.rules {
+            rules.set(field, action);
+        }
+        let entry = Arc::new((rules, policy.refine_per_record));
+        self.policies.lock().unwrap().insert(ctx.clone(), entry.clone());
+        Ok(entry)
+    }
+
+    /// Projects each record for `ctx`: the policy, refined per record when
+    /// the policy asks for it, intersected with what `plugin` declares.
+    fn project(&self, ctx: &AccessContext, plugin: Option<&Plugin>, patrons: &[&Patron]) -> Result<Vec<Patron>> {
+        let (policy, refine) = *self.policy_rules(ctx)?;
+        let declared = plugin.map(|p| Rules::keeping(p.declared_fields().iter().copied()));
+        let narrow = |rules: Rules| declared.map_or(rules, |d| d.intersect(&rules));
+        let base = narrow(policy);
+        let filter = match &self.policy {
+            Some(f) if refine => f,
+            _ => return Ok(patrons.iter().map(|p| base.project(p, &self.keys)).collect()),
+        };
+        // The refinement sees the record as the policy alone filtered it.
+        let seen: Vec<wit::Patron> =
+            patrons.iter().map(|p| bindings::patron(policy.project(p, &self.keys))).collect();
+        let refinements = filter.refine_batch(self.as_of, ctx, &seen)?;
+        patrons
+            .iter()
+            .zip(refinements)
+            .map(|(p, refinement)| {
+                let refinement: Vec<(Field, Action)> = refinement;
+                let rules = policy.tighten(&refinement).map_err(|message| {
+                    filter.plugin().fail(Failure::BadOutput { message })
+                })?;
+                Ok(narrow(rules).project(p, &self.keys))
+            })
+            .collect::<Result<Vec<_>, Error>>()
+    }
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline::new()
+    }
+}
+
+fn plugin_context(plugin: &Plugin, purpose: Purpose) -> AccessContext {
+    AccessContext { purpose, actor: Actor::Plugin(plugin.id().to_string()) }
+}

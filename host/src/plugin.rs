@@ -1,0 +1,479 @@
+//! Loading a plugin: its manifest, its component, and the checks that the
+//! component is what the manifest says it is. Also the typed handles, one
+//! per world, that the pipeline calls.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+use wasmtime::component::types::ComponentExtern;
+use wasmtime::component::InstancePre;
+
+use crate::bindings::messenger::MessengerPre;
+use crate::bindings::privacy_filter::PrivacyFilterPre;
+use crate::bindings::scorer::ScorerPre;
+use crate::bindings::{self, wit};
+use crate::error::{Error, Failure, GuestError, PluginRef, Result};
+use crate::host::{load_error, CacheStatus, Host};
+use crate::limits::Limits;
+use crate::manifest::{Manifest, World, API_VERSION, MANIFEST_FILE};
+use crate::privacy::{AccessContext, Action, Field};
+use crate::runtime::{CallSetup, StoreState};
+
+/// What the host found in a component file.
+#[derive(Debug, Clone)]
+pub struct ComponentInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, in hex.
+    pub sha256: String,
+    /// The interfaces and functions it exports.
+    pub exports: Vec<String>,
+    /// The interfaces and functions it imports.
+    pub imports: Vec<String>,
+    /// The world its exports match, if any.
+    pub world: Option<World>,
+    /// Whether the compiled code came from the cache.
+    pub cache: CacheStatus,
+    /// How long compiling, or loading from the cache, took.
+    pub load_time: Duration,
+}
+
+/// A loaded plugin of any world. Cheap to clone.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<PluginInner>,
+}
+
+struct PluginInner {
+    host: Host,
+    manifest: Manifest,
+    reference: PluginRef,
+    limits: Limits,
+    config: Arc<BTreeMap<String, String>>,
+    info: ComponentInfo,
+    pre: InstancePre<StoreState>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("id", &self.inner.reference.id)
+            .field("version", &self.inner.reference.version)
+            .field("world", &self.inner.manifest.world)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// Loads the plugin at `path`: a directory holding `plugin.toml`, the
+    /// `plugin.toml` itself, or the component file beside it.
+    pub fn load(&self, path: impl AsRef<Path>) -> Result<Plugin> {
+        let path = path.as_ref();
+        let manifest_path = if path.is_dir() {
+            path.join(MANIFEST_FILE)
+        } else if path.extension().is_some_and(|e| e == "wasm") {
+            path.with_file_name(MANIFEST_FILE)
+        } else {
+            path.to_path_buf()
+        };
+        if !manifest_path.is_file() {
+            return Err(load_error(
+                &path.display().to_string(),
+                format!(
+                    "no {MANIFEST_FILE} at {}; a plugin is a directory with its plugin.toml \
+                     and its component",
+                    manifest_path.display()
+                ),
+            ));
+        }
+        let manifest = Manifest::from_file(&manifest_path)?;
+        let limits = manifest.limits(&self.inner.defaults, &self.inner.maxima)?;
+        let id = manifest.id.clone();
+
+        let (component, info) = self.inspect(&manifest.component).map_err(|e| match e {
+            Error::Load { message, .. } => load_error(&id, message),
+            other => other,
+        })?;
+        check_world(&manifest, &info)?;
+
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
+            load_error(&id, format!("cannot be linked in the sandbox: {e:#}"))
+        })?;
+
+        let mut config = manifest.config.clone();
+        if let Some(library) = self.inner.plugin_config.get(&id) {
+            config.extend(library.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        Ok(Plugin {
+            inner: Arc::new(PluginInner {
+                host: self.clone(),
+                reference: PluginRef { id, version: manifest.version.clone() },
+                manifest,
+                limits,
+                config: Arc::new(config),
+                info,
+                pre,
+            }),
+        })
+    }
+
+    /// Loads a [`Scorer`]; see [`Host::load`].
+    pub fn load_scorer(&self, path: impl AsRef<Path>) -> Result<Scorer> {
+        self.load(path)?.into_scorer()
+    }
+
+    /// Loads a [`Messenger`]; see [`Host::load`].
+    pub fn load_messenger(&self, path: impl AsRef<Path>) -> Result<Messenger> {
+        self.load(path)?.into_messenger()
+    }
+
+    /// Loads a [`PrivacyFilter`]; see [`Host::load`].
+    pub fn load_privacy_filter(&self, path: impl AsRef<Path>) -> Result<PrivacyFilter> {
+        self.load(path)?.into_privacy_filter()
+    }
+
+    /// Compiles a component, or loads it from the cache, and reports what it
+    /// exports and imports. No manifest is needed.
+    pub fn inspect_component(&self, path: impl AsRef<Path>) -> Result<ComponentInfo> {
+        self.inspect(path.as_ref()).map(|(_, info)| info)
+    }
+
+    fn inspect(&self, path: &Path) -> Result<(wasmtime::component::Component, ComponentInfo)> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| {
+            load_error(
+                &name,
+                format!(
+                    "cannot read the component {name}: {e}; build the plugin for wasm32-wasip2 \
+                     and put the .wasm file beside its plugin.toml"
+                ),
+            )
+        })?;
+        if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
+            return Err(load_error(
+                &name,
+                format!(
+                    "{name} is a core WebAssembly module, not a component; build it with \
+                     `cargo build --target wasm32-wasip2` (not wasm32-unknown-unknown or \
+                     wasm32-wasip1)"
+                ),
+            ));
+        }
+        let (component, cache, load_time) = self
+            .compile(&bytes)
+            .map_err(|e| load_error(&name, format!("{name} is not a valid component: {e:#}")))?;
+        let engine = &self.inner.engine;
+        let ty = component.component_type();
+        let names = |items: &mut dyn Iterator<Item = (&str, ComponentExtern<'_>)>| -> Vec<String> {
+            items.map(|(n, _)| n.to_string()).collect()
+        };
+        let exports = names(&mut ty.exports(engine));
+        let imports = names(&mut ty.imports(engine));
+        let world = World::ALL
+            .into_iter()
+            .find(|w| exports.iter().any(|e| *e == format!("{}@{API_VERSION}", w.export())));
+        let info = ComponentInfo {
+            path: path.to_path_buf(),
+            size: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            exports,
+            imports,
+            world,
+            cache,
+            load_time,
+        };
+        Ok((component, info))
+    }
+}
+
+/// Checks that the component exports its manifest's world at this host's
+/// API version, and imports nothing the sandbox does not offer.
+fn check_world(manifest: &Manifest, info: &ComponentInfo) -> Result<()> {
+    let id = &manifest.id;
+    let want = format!("{}@{API_VERSION}", manifest.world.export());
+    if !info.exports.contains(&want) {
+        let lectern: Vec<&str> = info
+            .exports
+            .iter()
+            .map(String::as_str)
+            .filter(|e| e.starts_with("lectern:crm/"))
+            .collect();
+        let found = if lectern.is_empty() {
+            "it exports no lectern:crm interface at all".to_string()
+        } else {
+            format!("it exports {}", lectern.join(", "))
+        };
+        let built_for = World::ALL
+            .into_iter()
+            .find(|w| lectern.iter().any(|e| e.starts_with(w.export())))
+            .map(|w| format!(", so it was built for world `{w}`"))
+            .unwrap_or_default();
+        return Err(load_error(
+            id,
+            format!(
+                "{} says world `{}`, which exports `{want}`, but {found}{built_for}; fix \
+                 `plugin.world`, or build the component with `lectern_plugin::{}`",
+                manifest.path.display(),
+                manifest.world,
+                manifest.world.sdk_macro()
+            ),
+        ));
+    }
+    let allowed = |i: &str| {
+        i.starts_with("wasi:")
+            || i == format!("lectern:crm/host@{API_VERSION}")
+            || i == format!("lectern:crm/types@{API_VERSION}")
+    };
+    if let Some(bad) = info.imports.iter().find(|i| !allowed(i)) {
+        return Err(load_error(
+            id,
+            format!(
+                "the component imports `{bad}`, which the sandbox does not offer; plugins may \
+                 import lectern:crm/host and the parts of WASI a standard library needs"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Plugin {
+    /// The manifest's `plugin.id`.
+    pub fn id(&self) -> &str {
+        &self.inner.reference.id
+    }
+
+    /// The manifest's `plugin.version`.
+    pub fn version(&self) -> &str {
+        &self.inner.reference.version
+    }
+
+    /// The world it implements.
+    pub fn world(&self) -> World {
+        self.inner.manifest.world
+    }
+
+    /// The parsed manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.inner.manifest
+    }
+
+    /// The limits its calls run under.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    /// Its configuration: manifest defaults with the library's settings.
+    pub fn config(&self) -> &BTreeMap<String, String> {
+        &self.inner.config
+    }
+
+    /// What the host found in its component.
+    pub fn component(&self) -> &ComponentInfo {
+        &self.inner.info
+    }
+
+    /// The fields its manifest declares.
+    pub fn declared_fields(&self) -> &[Field] {
+        &self.inner.manifest.fields
+    }
+
+    /// This plugin as a scorer, if it is one.
+    pub fn into_scorer(self) -> Result<Scorer> {
+        let pre = self.typed(World::Scorer, ScorerPre::new)?;
+        Ok(Scorer { plugin: self, pre })
+    }
+
+    /// This plugin as a messenger, if it is one.
+    pub fn into_messenger(self) -> Result<Messenger> {
+        let pre = self.typed(World::Messenger, MessengerPre::new)?;
+        Ok(Messenger { plugin: self, pre })
+    }
+
+    /// This plugin as a privacy filter, if it is one.
+    pub fn into_privacy_filter(self) -> Result<PrivacyFilter> {
+        let pre = self.typed(World::PrivacyFilter, PrivacyFilterPre::new)?;
+        Ok(PrivacyFilter { plugin: self, pre })
+    }
+
+    fn typed<P>(
+        &self,
+        world: World,
+        new: fn(InstancePre<StoreState>) -> wasmtime::Result<P>,
+    ) -> Result<P> {
+        if self.world() != world {
+            return Err(load_error(
+                self.id(),
+                format!("is a `{}` plugin, not a `{world}` plugin", self.world()),
+            ));
+        }
+        new(self.inner.pre.clone()).map_err(|e| {
+            load_error(
+                self.id(),
+                format!("its exports do not match the `{world}` world of lectern:crm@{API_VERSION}: {e:#}"),
+            )
+        })
+    }
+
+    /// Runs one call in a fresh store.
+    fn call<R>(
+        &self,
+        today: NaiveDate,
+        f: impl FnOnce(&mut wasmtime::Store<StoreState>) -> wasmtime::Result<R>,
+    ) -> Result<R> {
+        let host = &self.inner.host.inner;
+        CallSetup {
+            engine: &host.engine,
+            plugin: &self.inner.reference,
+            limits: &self.inner.limits,
+            epoch_tick: host.epoch_tick,
+            config: &self.inner.config,
+            sink: &host.log_sink,
+            today,
+        }
+        .run(f)
+    }
+
+    /// A failure of this plugin.
+    pub(crate) fn fail(&self, failure: Failure) -> Error {
+        Error::Plugin { plugin: self.inner.reference.clone(), failure }
+    }
+
+    /// Checks the text a call returned against the output cap.
+    pub(crate) fn check_output(&self, size: usize) -> Result<()> {
+        let limit = self.inner.limits.output_bytes;
+        if size > limit {
+            return Err(self.fail(Failure::OutputTooLarge { size, limit }));
+        }
+        Ok(())
+    }
+}
+
+macro_rules! debug_via_plugin {
+    ($($ty:ident),*) => {$(
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.plugin.fmt(f)
+            }
+        }
+    )*};
+}
+
+debug_via_plugin!(Scorer, Messenger, PrivacyFilter);
+
+/// A plugin of the `scorer` world.
+#[derive(Clone)]
+pub struct Scorer {
+    plugin: Plugin,
+    pre: ScorerPre<StoreState>,
+}
+
+impl Scorer {
+    /// The plugin behind it.
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    pub(crate) fn score_batch(
+        &self,
+        today: NaiveDate,
+        patrons: &[wit::Patron],
+    ) -> Result<Vec<bindings::Score>> {
+        let out = self.plugin.call(today, |store| {
+            let scorer = self.pre.instantiate(&mut *store)?;
+            scorer.lectern_crm_scoring().call_score_batch(store, patrons)
+        })?;
+        out.map_err(|e| self.plugin.fail(Failure::Guest(bindings::guest_error(e))))
+    }
+}
+
+/// A plugin of the `messenger` world.
+#[derive(Clone)]
+pub struct Messenger {
+    plugin: Plugin,
+    pre: MessengerPre<StoreState>,
+}
+
+/// One request's messages, or the plugin's error for it.
+pub(crate) type Composition = std::result::Result<Vec<wit::Message>, GuestError>;
+
+impl Messenger {
+    /// The plugin behind it.
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    pub(crate) fn compose_batch(
+        &self,
+        today: NaiveDate,
+        requests: &[bindings::messenger::exports::lectern::crm::messaging::Request],
+    ) -> Result<Vec<Composition>> {
+        let out = self.plugin.call(today, |store| {
+            let m = self.pre.instantiate(&mut *store)?;
+            m.lectern_crm_messaging().call_compose_batch(store, requests)
+        })?;
+        Ok(out.into_iter().map(|r| r.map_err(bindings::guest_error)).collect())
+    }
+}
+
+/// A plugin of the `privacy-filter` world.
+#[derive(Clone)]
+pub struct PrivacyFilter {
+    plugin: Plugin,
+    pre: PrivacyFilterPre<StoreState>,
+}
+
+/// A policy as the host holds it: an action per field.
+pub(crate) struct PolicyRules {
+    pub(crate) rules: Vec<(Field, Action)>,
+    pub(crate) refine_per_record: bool,
+}
+
+impl PrivacyFilter {
+    /// The plugin behind it.
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    pub(crate) fn policy_for(&self, today: NaiveDate, ctx: &AccessContext) -> Result<PolicyRules> {
+        let ctx = bindings::access_context(ctx);
+        let out = self.plugin.call(today, |store| {
+            let p = self.pre.instantiate(&mut *store)?;
+            p.lectern_crm_privacy().call_policy_for(store, &ctx)
+        })?;
+        let policy = out.map_err(|e| self.plugin.fail(Failure::Guest(bindings::guest_error(e))))?;
+        Ok(PolicyRules {
+            rules: policy.rules.iter().map(bindings::field_rule).collect(),
+            refine_per_record: policy.refine_per_record,
+        })
+    }
+
+    /// Asks for each record's refinement, all in one store.
+    pub(crate) fn refine_batch(
+        &self,
+        today: NaiveDate,
+        ctx: &AccessContext,
+        records: &[wit::Patron],
+    ) -> Result<Vec<Vec<(Field, Action)>>> {
+        let ctx = bindings::access_context(ctx);
+        let out = self.plugin.call(today, |store| {
+            let p = self.pre.instantiate(&mut *store)?;
+            let api = p.lectern_crm_privacy();
+            records
+                .iter()
+                .map(|r| api.call_refine(&mut *store, &ctx, r))
+                .collect::<wasmtime::Result<Vec<_>>>()
+        })?;
+        out.into_iter()
+            .map(|r| {
+                r.map(|rules| rules.iter().map(bindings::field_rule).collect())
+                    .map_err(|e| self.plugin.fail(Failure::Guest(bindings::guest_error(e))))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,327 @@
+//! One plugin call: a fresh `Store` with an empty WASI context, the
+//! plugin's limits, its configuration and "today"; the host imports; and
+//! turning a trap into a [`Failure`] that names the plugin.
+//!
+//! **Architecture Invariant:** a `Store` serves exactly one call (one batch)
+//! and is dropped afterwards, so a trapped instance is never entered again.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::NaiveDate;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::{self, wit};
+use crate::error::{Error, Failure, PluginRef};
+use crate::host::{LogLevel, LogLine, LogSink, LogSource};
+use crate::limits::Limits;
+
+/// The most lines of `host.log` kept per call.
+const MAX_LOG_LINES: usize = 1000;
+/// The most bytes of one log line.
+const MAX_LINE_BYTES: usize = 4096;
+
+/// The data every store carries.
+pub(crate) struct StoreState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    plugin: Arc<str>,
+    config: Arc<BTreeMap<String, String>>,
+    today: NaiveDate,
+    log: Arc<Mutex<LogBudget>>,
+}
+
+/// How much log a call may still write, and what it wrote.
+struct LogBudget {
+    left: usize,
+    lines: usize,
+    dropped: usize,
+    sink: LogSink,
+}
+
+impl LogBudget {
+    /// Takes up to `want` bytes from the budget; returns how many it got.
+    fn take(&mut self, want: usize) -> usize {
+        let got = want.min(self.left);
+        self.left -= got;
+        self.dropped += want - got;
+        got
+    }
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl bindings::scorer::lectern::crm::types::Host for StoreState {}
+
+impl bindings::scorer::lectern::crm::host::Host for StoreState {
+    fn log(&mut self, level: bindings::LogLevel, message: String) {
+        let mut budget = self.log.lock().unwrap();
+        if budget.lines >= MAX_LOG_LINES {
+            budget.dropped += message.len();
+            return;
+        }
+        let want = message.len().min(MAX_LINE_BYTES);
+        budget.dropped += message.len() - want;
+        let got = budget.take(want);
+        if got == 0 {
+            return;
+        }
+        budget.lines += 1;
+        let line = LogLine {
+            plugin: self.plugin.to_string(),
+            level: match level {
+                bindings::LogLevel::Debug => LogLevel::Debug,
+                bindings::LogLevel::Info => LogLevel::Info,
+                bindings::LogLevel::Warn => LogLevel::Warn,
+                bindings::LogLevel::Error => LogLevel::Error,
+            },
+            source: LogSource::Log,
+            message: truncate(&message, got).to_string(),
+        };
+        (budget.sink)(&line);
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        self.config.get(&key).cloned()
+    }
+
+    fn today(&mut self) -> wit::Date {
+        bindings::date(self.today)
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A guest's stdout or stderr: kept up to the call's log budget, the rest
+/// counted and dropped. Writes never fail, so a chatty guest is not killed
+/// for printing.
+#[derive(Clone)]
+struct CappedPipe {
+    buf: Arc<Mutex<Vec<u8>>>,
+    budget: Arc<Mutex<LogBudget>>,
+}
+
+impl CappedPipe {
+    fn new(budget: Arc<Mutex<LogBudget>>) -> Self {
+        CappedPipe { buf: Arc::default(), budget }
+    }
+
+    fn contents(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let got = self.budget.lock().unwrap().take(bytes.len());
+        self.buf.lock().unwrap().extend_from_slice(&bytes[..got]);
+    }
+}
+
+impl IsTerminal for CappedPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for CappedPipe {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for CappedPipe {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 << 10)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CappedPipe {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for CappedPipe {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.push(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// What one call needs to know about its plugin.
+pub(crate) struct CallSetup<'a> {
+    pub(crate) engine: &'a wasmtime::Engine,
+    pub(crate) plugin: &'a PluginRef,
+    pub(crate) limits: &'a Limits,
+    pub(crate) epoch_tick: std::time::Duration,
+    pub(crate) config: &'a Arc<BTreeMap<String, String>>,
+    pub(crate) sink: &'a LogSink,
+    pub(crate) today: NaiveDate,
+}
+
+impl CallSetup<'_> {
+    /// Runs `f` in a fresh store under the plugin's limits, and turns any
+    /// trap into a [`Failure`] that names the plugin.
+    pub(crate) fn run<R>(
+        &self,
+        f: impl FnOnce(&mut Store<StoreState>) -> wasmtime::Result<R>,
+    ) -> Result<R, Error> {
+        let budget = Arc::new(Mutex::new(LogBudget {
+            left: self.limits.log_bytes,
+            lines: 0,
+            dropped: 0,
+            sink: self.sink.clone(),
+        }));
+        let stdout = CappedPipe::new(budget.clone());
+        let stderr = CappedPipe::new(budget.clone());
+        // Nothing but what std needs to link: no preopens, no environment, no
+        // arguments, no network, and a wall clock stuck at the epoch so that
+        // plugins use `today` and stay reproducible.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .wall_clock(FrozenClock)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = StoreState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes as usize)
+                .trap_on_grow_failure(true)
+                .build(),
+            plugin: Arc::from(self.plugin.id.as_str()),
+            config: self.config.clone(),
+            today: self.today,
+            log: budget.clone(),
+        };
+        let mut store = Store::new(self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = self.limits.deadline.as_nanos().div_ceil(self.epoch_tick.as_nanos().max(1));
+        store.set_epoch_deadline(ticks as u64);
+        store.epoch_deadline_trap();
+
+        let result = f(&mut store);
+        drop(store);
+
+        let stderr_text = stderr.contents();
+        self.flush_output(&stdout.contents(), LogSource::Stdout, LogLevel::Info);
+        self.flush_output(&stderr_text, LogSource::Stderr, LogLevel::Warn);
+        let dropped = budget.lock().unwrap().dropped;
+        if dropped > 0 {
+            (self.sink)(&LogLine {
+                plugin: self.plugin.id.clone(),
+                level: LogLevel::Warn,
+                source: LogSource::Host,
+                message: format!(
+                    "dropped {dropped} bytes of log and output over the cap of {} bytes per call",
+                    self.limits.log_bytes
+                ),
+            });
+        }
+        result.map_err(|e| Error::Plugin {
+            plugin: self.plugin.clone(),
+            failure: classify(&e, self.limits, &stderr_text),
+        })
+    }
+
+    fn flush_output(&self, text: &str, source: LogSource, level: LogLevel) {
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            (self.sink)(&LogLine {
+                plugin: self.plugin.id.clone(),
+                level,
+                source,
+                message: line.to_string(),
+            });
+        }
+    }
+}
+
+/// Names the way a call died.
+fn classify(e: &wasmtime::Error, limits: &Limits, stderr: &str) -> Failure {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => return Failure::Timeout { deadline: limits.deadline },
+        Some(Trap::StackOverflow) => return Failure::StackOverflow,
+        // Rust, Python and JavaScript guests all end a panic or an abort here,
+        // after printing why on stderr.
+        Some(Trap::UnreachableCodeReached) => {
+            return Failure::Panic { message: panic_message(stderr) };
+        }
+        _ => {}
+    }
+    let text = format!("{e:?}");
+    // `trap_on_grow_failure` raises this, and it is not a `Trap` variant.
+    if text.contains("forcing trap when growing memory") {
+        return Failure::OutOfMemory { limit: limits.memory_bytes };
+    }
+    Failure::Trap { message: format!("{e:#}") }
+}
+
+/// The lines of stderr that say why, without the hints about backtraces.
+fn panic_message(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("note:"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A wall clock that always reads 1970-01-01T00:00:00Z.
+struct FrozenClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
