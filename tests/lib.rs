@@ -1,1 +1,81 @@
-//! x
+//! Shared helpers for the end-to-end tests: the packaged plugins, the
+//! bundled sample data, and a host whose plugin log the test can read.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use chrono::NaiveDate;
+use lectern::{Event, Host, LogLine, Patron, Pipeline, Pseudonyms};
+
+/// The plugins the build script built and packaged, one directory each.
+pub mod plugins {
+    include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The date the tests score and compose as of.
+pub fn as_of() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
+}
+
+/// The bundled sample patrons.
+pub fn sample_patrons() -> Vec<Patron> {
+    lectern::read_jsonl(&repo().join("samples/patrons.jsonl")).unwrap()
+}
+
+/// The bundled sample events.
+pub fn sample_events() -> Vec<Event> {
+    lectern::read_jsonl(&repo().join("samples/events.jsonl")).unwrap()
+}
+
+/// One sample patron by id.
+pub fn patron(id: &str) -> Patron {
+    sample_patrons().into_iter().find(|p| p.id == id).unwrap()
+}
+
+/// A host that keeps every plugin log line for the test to read.
+pub fn host() -> (Host, Arc<Mutex<Vec<LogLine>>>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    // A shared cache: a debug build compiles each component in about 0.5 s.
+    let host = Host::builder()
+        .cache_dir(repo().join("target/test-cache"))
+        .log_sink(move |l: &LogLine| sink.lock().unwrap().push(l.clone()))
+        .build()
+        .unwrap();
+    (host, lines)
+}
+
+/// A pipeline as of [`as_of`], with a fixed pseudonym key.
+pub fn pipeline() -> Pipeline {
+    Pipeline::new()
+        .as_of(as_of())
+        .with_pseudonyms(Pseudonyms::new(b"tests"))
+}
+
+/// A copy of a packaged plugin whose `plugin.toml` the test may rewrite.
+pub fn plugin_copy(packaged: &str, edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(packaged).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let manifest = dir.path().join("plugin.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, edit(text)).unwrap();
+    dir
+}
+
+/// A copy of `testkit` in `mode`.
+pub fn testkit(mode: &str) -> tempfile::TempDir {
+    plugin_copy(plugins::TESTKIT, |m| {
+        m.replace("mode = \"echo\"", &format!("mode = \"{mode}\""))
+    })
+}

@@ -40,7 +40,11 @@ pub(crate) use scorer::lectern::crm::host::LogLevel;
 pub(crate) use scorer::lectern::crm::types as wit;
 
 pub(crate) fn date(d: NaiveDate) -> wit::Date {
-    wit::Date { year: d.year(), month: d.month() as u8, day: d.day() as u8 }
+    wit::Date {
+        year: d.year(),
+        month: d.month() as u8,
+        day: d.day() as u8,
+    }
 }
 
 fn channel(c: model::Channel) -> wit::Channel {
@@ -76,7 +80,9 @@ pub(crate) fn patron(p: model::Patron) -> wit::Patron {
         enrolled_on: p.enrolled_on.map(date),
         expires_on: p.expires_on.map(date),
         attributes: p.attributes.map(|a| {
-            a.into_iter().map(|(key, value)| wit::Attribute { key, value }).collect()
+            a.into_iter()
+                .map(|(key, value)| wit::Attribute { key, value })
+                .collect()
         }),
         consents: p.consents.map(|c| wit::Consents {
             reading_history: c.reading_history,
@@ -96,7 +102,9 @@ pub(crate) fn patron(p: model::Patron) -> wit::Patron {
             eresource_sessions_365d: a.eresource_sessions_365d,
         }),
         interests: p.interests.map(|i| {
-            i.into_iter().map(|(subject, loans)| wit::SubjectCount { subject, loans }).collect()
+            i.into_iter()
+                .map(|(subject, loans)| wit::SubjectCount { subject, loans })
+                .collect()
         }),
     }
 }
@@ -115,25 +123,36 @@ pub(crate) fn event(e: &model::Event) -> wit::Event {
     let kind = match &e.kind {
         K::Checkout { loan: l } => wit::EventKind::Checkout(loan(l)),
         K::DueSoon { loan: l } => wit::EventKind::DueSoon(loan(l)),
-        K::Overdue { loan: l, days_overdue } => {
-            wit::EventKind::Overdue(wit::Overdue { loan: loan(l), days_overdue: *days_overdue })
-        }
+        K::Overdue {
+            loan: l,
+            days_overdue,
+        } => wit::EventKind::Overdue(wit::Overdue {
+            loan: loan(l),
+            days_overdue: *days_overdue,
+        }),
         K::HoldReady { hold } => wit::EventKind::HoldReady(wit::Hold {
             title: hold.title.clone(),
             pickup_branch: hold.pickup_branch.clone(),
             expires_on: hold.expires_on.map(date),
         }),
         K::CheckIn { loan: l } => wit::EventKind::CheckIn(loan(l)),
-        K::MembershipExpiring { expires_on } => wit::EventKind::MembershipExpiring(date(*expires_on)),
+        K::MembershipExpiring { expires_on } => {
+            wit::EventKind::MembershipExpiring(date(*expires_on))
+        }
         K::NewArrival { title, subject } => wit::EventKind::NewArrival(wit::Arrival {
             title: title.clone(),
             subject: subject.clone(),
         }),
-        K::SurveyInvitation { title, url } => {
-            wit::EventKind::SurveyInvitation(wit::Survey { title: title.clone(), url: url.clone() })
-        }
+        K::SurveyInvitation { title, url } => wit::EventKind::SurveyInvitation(wit::Survey {
+            title: title.clone(),
+            url: url.clone(),
+        }),
     };
-    wit::Event { id: e.id.clone(), at: e.at.timestamp(), kind }
+    wit::Event {
+        id: e.id.clone(),
+        at: e.at.timestamp(),
+        kind,
+    }
 }
 
 pub(crate) fn guest_error(e: wit::PluginError) -> crate::GuestError {

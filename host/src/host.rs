@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -65,8 +65,12 @@ fn tracing_sink() -> LogSink {
             LogLevel::Debug => {
                 tracing::debug!(target: "lectern::plugin", plugin, ?source, "{message}")
             }
-            LogLevel::Info => tracing::info!(target: "lectern::plugin", plugin, ?source, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "lectern::plugin", plugin, ?source, "{message}"),
+            LogLevel::Info => {
+                tracing::info!(target: "lectern::plugin", plugin, ?source, "{message}")
+            }
+            LogLevel::Warn => {
+                tracing::warn!(target: "lectern::plugin", plugin, ?source, "{message}")
+            }
             LogLevel::Error => {
                 tracing::error!(target: "lectern::plugin", plugin, ?source, "{message}")
             }
@@ -194,8 +198,11 @@ impl HostBuilder {
 
         let mut linker = Linker::<StoreState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!(e))?;
-        crate::bindings::scorer::Scorer::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)
-            .map_err(|e| anyhow::anyhow!(e))?;
+        crate::bindings::scorer::Scorer::add_to_linker::<_, HasSelf<StoreState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -284,7 +291,10 @@ impl Host {
     }
 
     /// Compiles `bytes`, or loads the compiled code from the cache.
-    pub(crate) fn compile(&self, bytes: &[u8]) -> anyhow::Result<(Component, CacheStatus, Duration)> {
+    pub(crate) fn compile(
+        &self,
+        bytes: &[u8],
+    ) -> anyhow::Result<(Component, CacheStatus, Duration)> {
         let start = Instant::now();
         let engine = &self.inner.engine;
         let Some(dir) = &self.inner.cache_dir else {
@@ -306,7 +316,9 @@ impl Host {
                 ),
             }
         }
-        let compiled = engine.precompile_component(bytes).map_err(|e| anyhow::anyhow!(e))?;
+        let compiled = engine
+            .precompile_component(bytes)
+            .map_err(|e| anyhow::anyhow!(e))?;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create the cache directory {}", dir.display()))?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -315,7 +327,8 @@ impl Host {
             .with_context(|| format!("failed to write the cache entry {}", path.display()))?;
         #[allow(unsafe_code)]
         // SAFETY: `compiled` was produced just now by this engine.
-        let c = unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| anyhow::anyhow!(e))?;
+        let c =
+            unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| anyhow::anyhow!(e))?;
         Ok((c, CacheStatus::Stored, start.elapsed()))
     }
 
@@ -344,5 +357,8 @@ impl std::fmt::Debug for Host {
 
 /// Turns an error from loading into the library's error.
 pub(crate) fn load_error(plugin: &str, message: impl Into<String>) -> Error {
-    Error::Load { plugin: plugin.to_string(), message: message.into() }
+    Error::Load {
+        plugin: plugin.to_string(),
+        message: message.into(),
+    }
 }

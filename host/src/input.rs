@@ -44,7 +44,8 @@ pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, InputError
         field,
         message,
     };
-    let file = std::fs::File::open(path).map_err(|e| err(0, None, format!("cannot open it: {e}")))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| err(0, None, format!("cannot open it: {e}")))?;
     let mut out = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| err(i + 1, None, format!("cannot read it: {e}")))?;
@@ -58,7 +59,9 @@ pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, InputError
             let inner = e.into_inner();
             // serde_json appends "at line 1 column N": the line is ours, the
             // column is useful.
-            let message = inner.to_string().replace(" at line 1 column ", " at column ");
+            let message = inner
+                .to_string()
+                .replace(" at line 1 column ", " at column ");
             err(i + 1, field, message)
         })?;
         out.push(record);
@@ -87,7 +90,11 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.line, 3);
         assert_eq!(e.field.as_deref(), Some("activity.loans_30d"));
-        assert!(e.to_string().starts_with("patrons.jsonl:3: field `activity.loans_30d`: invalid type"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("patrons.jsonl:3: field `activity.loans_30d`: invalid type"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -101,6 +108,9 @@ mod tests {
     #[test]
     fn malformed_json_names_the_line() {
         let e = read("{\"id\":\"a\"}\n{\"id\": \n").unwrap_err();
-        assert_eq!((e.line, e.field.as_deref()), (2, None));
+        assert_eq!(e.line, 2);
+        assert!(e.message.starts_with("EOF while parsing a value"), "{e}");
+        let e = read("not json\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (1, None));
     }
 }

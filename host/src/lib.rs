@@ -49,9 +49,11 @@ mod runtime;
 
 pub use crate::error::{Error, Failure, GuestError, PluginRef, Result};
 pub use crate::host::{CacheStatus, Host, HostBuilder, LogLevel, LogLine, LogSink, LogSource};
-pub use crate::input::{read_jsonl, InputError};
+pub use crate::input::{InputError, read_jsonl};
 pub use crate::limits::Limits;
-pub use crate::manifest::{LimitOverrides, Manifest, World, API_VERSION, MANIFEST_FILE, MANIFEST_VERSION};
+pub use crate::manifest::{
+    API_VERSION, LimitOverrides, MANIFEST_FILE, MANIFEST_VERSION, Manifest, World,
+};
 pub use crate::model::{
     Activity, Channel, Composed, Consents, Event, EventKind, Hold, Loan, Patron, Scored,
 };

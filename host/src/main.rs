@@ -1,1 +1,466 @@
-fn main() {}
+//! The `lectern` command: a thin layer over the library's public API.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use lectern::{
+    AccessContext, Actor, CacheStatus, Event, Host, Patron, Pipeline, Pseudonyms, Purpose,
+    read_jsonl,
+};
+use serde_json::json;
+
+/// Customer relationship management for libraries: score patrons, compose
+/// notices and filter patron data with sandboxed WebAssembly plugins.
+#[derive(Parser)]
+#[command(name = "lectern", version)]
+struct Cli {
+    /// Where compiled plugins are cached [default: $LECTERN_CACHE_DIR, else
+    /// the user's cache directory]
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every plugin afresh, without the cache
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Print machine-readable JSON instead of tables
+    #[arg(long, global = true)]
+    json: bool,
+    /// Show plugin log lines and more (-vv for debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with plugins
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Score patrons with a scorer plugin
+    Score {
+        /// The scorer: a plugin directory, its plugin.toml or its .wasm
+        #[arg(long, value_name = "PLUGIN")]
+        plugin: PathBuf,
+        /// Patrons, one JSON object per line
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Compose notices for events with a messenger plugin
+    Compose {
+        /// The messenger plugin
+        #[arg(long, value_name = "PLUGIN")]
+        plugin: PathBuf,
+        /// Events, one JSON object per line
+        #[arg(long, value_name = "FILE")]
+        events: PathBuf,
+        /// Patrons the events refer to, one JSON object per line
+        #[arg(long, value_name = "FILE")]
+        patrons: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show what a purpose and staff role may see of patrons
+    Filter {
+        /// The privacy-filter plugin
+        #[arg(long, value_name = "PLUGIN")]
+        plugin: PathBuf,
+        /// scoring, messaging-transactional, messaging-marketing, staff-view,
+        /// analytics or patron-export
+        #[arg(long)]
+        purpose: Purpose,
+        /// The staff role, such as circulation-desk, analyst or administrator
+        #[arg(long)]
+        role: String,
+        /// Patrons, one JSON object per line
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Show a plugin's world, exports, declared fields, limits and load time
+    Inspect {
+        /// A plugin directory, its plugin.toml, or a .wasm component
+        path: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// A privacy-filter plugin to apply before any plugin sees a record
+    #[arg(long, value_name = "PLUGIN")]
+    policy: Option<PathBuf>,
+    /// The date plugins see as today [default: today]
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    as_of: Option<NaiveDate>,
+    /// A file whose bytes key the pseudonyms [default: a fresh key per run]
+    #[arg(long, value_name = "FILE", env = "LECTERN_KEY_FILE")]
+    key_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LECTERN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let mut builder = Host::builder();
+    if !cli.no_cache {
+        if let Some(dir) = cli.cache_dir.clone().or_else(default_cache_dir) {
+            builder = builder.cache_dir(dir);
+        }
+    }
+    let host = builder.build()?;
+    let json = cli.json;
+    match cli.command {
+        Command::Plugin {
+            command: PluginCommand::Inspect { path },
+        } => inspect(&host, &path, json),
+        Command::Score {
+            plugin,
+            input,
+            common,
+        } => {
+            let scorer = host.load_scorer(&plugin)?;
+            let patrons: Vec<Patron> = read_jsonl(&input)?;
+            check_unique(&input, &patrons)?;
+            let pipeline = pipeline(&host, &common)?;
+            let scores = pipeline.score(&scorer, &patrons)?;
+            if json {
+                return print_json(&json!({
+                    "plugin": scorer.plugin().id(),
+                    "version": scorer.plugin().version(),
+                    "scores": scores,
+                }));
+            }
+            let mut t = table(["patron", "score", "segment", "reasons"]);
+            let mut segments: BTreeMap<&str, usize> = BTreeMap::new();
+            for s in &scores {
+                *segments.entry(&s.segment).or_default() += 1;
+                t.add_row([
+                    s.patron.clone(),
+                    format!("{:.1}", s.value),
+                    s.segment.clone(),
+                    s.reasons.join("\n"),
+                ]);
+            }
+            println!("{t}");
+            let summary: Vec<String> = segments.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            println!(
+                "{} patrons scored by {} {}: {}",
+                scores.len(),
+                scorer.plugin().id(),
+                scorer.plugin().version(),
+                summary.join(", ")
+            );
+            Ok(())
+        }
+        Command::Compose {
+            plugin,
+            events,
+            patrons,
+            common,
+        } => {
+            let messenger = host.load_messenger(&plugin)?;
+            let event_list: Vec<Event> = read_jsonl(&events)?;
+            let patron_list: Vec<Patron> = read_jsonl(&patrons)?;
+            check_unique(&patrons, &patron_list)?;
+            let pipeline = pipeline(&host, &common)?;
+            let report = pipeline.compose(&messenger, &event_list, &patron_list)?;
+            if json {
+                let skipped: Vec<_> = report
+                    .skipped
+                    .iter()
+                    .map(|(event, reason)| json!({"event": event, "reason": reason}))
+                    .collect();
+                return print_json(&json!({"messages": report.messages, "skipped": skipped}));
+            }
+            for m in &report.messages {
+                println!(
+                    "── {} · {} · {} · {} ──",
+                    m.patron,
+                    m.channel.as_str(),
+                    m.locale,
+                    m.dedupe_key
+                );
+                if !m.subject.is_empty() {
+                    println!("Subject: {}\n", m.subject);
+                }
+                println!("{}\n", m.body);
+            }
+            for (event, reason) in &report.skipped {
+                println!("skipped event {event}: {reason}");
+            }
+            println!(
+                "{} messages composed by {} from {} events ({} skipped)",
+                report.messages.len(),
+                messenger.plugin().id(),
+                event_list.len(),
+                report.skipped.len()
+            );
+            Ok(())
+        }
+        Command::Filter {
+            plugin,
+            purpose,
+            role,
+            input,
+            common,
+        } => {
+            let policy = host.load_privacy_filter(&plugin)?;
+            let patrons: Vec<Patron> = read_jsonl(&input)?;
+            check_unique(&input, &patrons)?;
+            let pipeline = pipeline(&host, &common)?.with_policy(policy);
+            let ctx = AccessContext {
+                purpose,
+                actor: Actor::Staff(role),
+            };
+            let filtered = pipeline.filter(&ctx, &patrons)?;
+            if json {
+                return print_json(&json!(filtered));
+            }
+            let rows: Vec<BTreeMap<String, serde_json::Value>> = filtered
+                .iter()
+                .map(|p| match serde_json::to_value(p) {
+                    Ok(serde_json::Value::Object(m)) => m.into_iter().collect(),
+                    _ => BTreeMap::new(),
+                })
+                .collect();
+            let passed = pipeline.rules_for(&ctx, None)?.passed();
+            let columns: Vec<String> = std::iter::once("id".to_string())
+                .chain(passed.iter().map(|f| f.as_str().replace('-', "_")))
+                .collect();
+            let mut t = table(columns.iter().map(|c| c.as_str()));
+            for row in &rows {
+                t.add_row(columns.iter().map(|c| match row.get(c) {
+                    None => "—".to_string(),
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                }));
+            }
+            println!("{t}");
+            let shown: Vec<&str> = passed.iter().map(|f| f.as_str()).collect();
+            println!(
+                "{} patrons as {} sees them for {}; fields passed: {}",
+                rows.len(),
+                match &ctx.actor {
+                    Actor::Staff(r) | Actor::Plugin(r) => r,
+                },
+                purpose,
+                if shown.is_empty() {
+                    "none".to_string()
+                } else {
+                    shown.join(", ")
+                }
+            );
+            Ok(())
+        }
+    }
+}
+
+fn pipeline(host: &Host, common: &Common) -> Result<Pipeline> {
+    let mut p = Pipeline::new();
+    if let Some(date) = common.as_of {
+        p = p.as_of(date);
+    }
+    if let Some(path) = &common.key_file {
+        let key = std::fs::read(path)
+            .with_context(|| format!("failed to read the pseudonym key {}", path.display()))?;
+        anyhow::ensure!(
+            key.len() >= 16,
+            "the pseudonym key {} holds {} bytes; use at least 32 random bytes",
+            path.display(),
+            key.len()
+        );
+        p = p.with_pseudonyms(Pseudonyms::new(&key));
+    }
+    if let Some(policy) = &common.policy {
+        p = p.with_policy(host.load_privacy_filter(policy)?);
+    }
+    Ok(p)
+}
+
+fn check_unique(path: &Path, patrons: &[Patron]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, p) in patrons.iter().enumerate() {
+        anyhow::ensure!(
+            seen.insert(p.id.as_str()),
+            "{}: record {}: field `id`: patron `{}` appears twice; keep one record per patron",
+            path.display(),
+            i + 1,
+            p.id
+        );
+    }
+    Ok(())
+}
+
+fn inspect(host: &Host, path: &Path, json: bool) -> Result<()> {
+    let bare = path.extension().is_some_and(|e| e == "wasm")
+        && !path.with_file_name(lectern::MANIFEST_FILE).is_file();
+    if bare {
+        let info = host.inspect_component(path)?;
+        if json {
+            return print_json(&json!({
+                "component": info.path,
+                "world": info.world.map(|w| w.as_str()),
+                "size": info.size,
+                "sha256": info.sha256,
+                "exports": info.exports,
+                "imports": info.imports,
+                "cache": cache_word(info.cache),
+                "load_ms": info.load_time.as_secs_f64() * 1e3,
+            }));
+        }
+        println!("component  {}", info.path.display());
+        println!("manifest   none (no plugin.toml beside it)");
+        println!(
+            "world      {}",
+            info.world.map_or("none of lectern:crm", |w| w.as_str())
+        );
+        print_component(&info);
+        return Ok(());
+    }
+    let plugin = host.load(path)?;
+    let m = plugin.manifest();
+    let info = plugin.component();
+    let limits = plugin.limits();
+    let fields: Vec<&str> = plugin
+        .declared_fields()
+        .iter()
+        .map(|f| f.as_str())
+        .collect();
+    if json {
+        return print_json(&json!({
+            "id": plugin.id(),
+            "version": plugin.version(),
+            "world": plugin.world().as_str(),
+            "api_version": m.api_version,
+            "description": m.description,
+            "authors": m.authors,
+            "fields": fields,
+            "config": plugin.config(),
+            "limits": {
+                "deadline_ms": limits.deadline.as_millis() as u64,
+                "memory_bytes": limits.memory_bytes,
+                "output_bytes": limits.output_bytes,
+                "log_bytes": limits.log_bytes,
+            },
+            "component": info.path,
+            "size": info.size,
+            "sha256": info.sha256,
+            "exports": info.exports,
+            "imports": info.imports,
+            "cache": cache_word(info.cache),
+            "load_ms": info.load_time.as_secs_f64() * 1e3,
+        }));
+    }
+    println!("plugin     {} {}", plugin.id(), plugin.version());
+    if !m.description.is_empty() {
+        println!("           {}", m.description);
+    }
+    if !m.authors.is_empty() {
+        println!("authors    {}", m.authors.join(", "));
+    }
+    println!(
+        "world      {} (lectern:crm@{})",
+        plugin.world(),
+        m.api_version
+    );
+    println!(
+        "fields     {}",
+        if fields.is_empty() {
+            "none".into()
+        } else {
+            fields.join(", ")
+        }
+    );
+    for (k, v) in plugin.config() {
+        println!("config     {k} = {v}");
+    }
+    println!(
+        "limits     deadline {} ms, memory {} MiB, output {} KiB, log {} KiB",
+        limits.deadline.as_millis(),
+        limits.memory_bytes >> 20,
+        limits.output_bytes >> 10,
+        limits.log_bytes >> 10
+    );
+    println!("component  {}", info.path.display());
+    print_component(info);
+    Ok(())
+}
+
+fn print_component(info: &lectern::ComponentInfo) {
+    println!(
+        "size       {} bytes, sha256 {}",
+        info.size,
+        &info.sha256[..16]
+    );
+    println!("exports    {}", info.exports.join(", "));
+    println!("imports    {}", info.imports.join(", "));
+    println!(
+        "loaded     in {:.1} ms ({})",
+        info.load_time.as_secs_f64() * 1e3,
+        cache_word(info.cache)
+    );
+}
+
+fn cache_word(c: CacheStatus) -> &'static str {
+    match c {
+        CacheStatus::Hit => "from the cache",
+        CacheStatus::Stored => "compiled, now cached",
+        CacheStatus::Uncached => "compiled, no cache",
+    }
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("LECTERN_CACHE_DIR") {
+        return Some(dir.into());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+    Some(base.join("lectern"))
+}
+
+fn table<'a>(header: impl IntoIterator<Item = &'a str>) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header);
+    t
+}
+
+fn print_json(value: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

@@ -176,7 +176,10 @@ impl Manifest {
 
     /// Parses and checks `text`, read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Manifest> {
-        let err = |message: String| Error::Manifest { path: path.to_path_buf(), message };
+        let err = |message: String| Error::Manifest {
+            path: path.to_path_buf(),
+            message,
+        };
 
         // The version decides how to read the rest, so it comes first.
         let table: toml::Table = toml::from_str(text).map_err(|e| err(toml_message(text, &e)))?;
@@ -199,7 +202,10 @@ impl Manifest {
         let p = raw.plugin;
 
         if p.id.is_empty()
-            || !p.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            || !p
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         {
             return Err(err(format!(
                 "`plugin.id` = {:?}: an id is lower-case letters, digits and hyphens",
@@ -224,7 +230,10 @@ impl Manifest {
             .inputs
             .fields
             .iter()
-            .map(|f| f.parse().map_err(|m| err(format!("`inputs.fields` = {f:?}: {m}"))))
+            .map(|f| {
+                f.parse()
+                    .map_err(|m| err(format!("`inputs.fields` = {f:?}: {m}")))
+            })
             .collect::<Result<Vec<Field>>>()?;
         let config = raw
             .config
@@ -291,8 +300,13 @@ impl Manifest {
                 .map_or(defaults.deadline, Duration::from_millis),
             memory_bytes: check("memory-mib", o.memory_mib, 1 << 20, maxima.memory_bytes)?
                 .unwrap_or(defaults.memory_bytes),
-            output_bytes: check("output-kib", o.output_kib, 1 << 10, maxima.output_bytes as u64)?
-                .map_or(defaults.output_bytes, |v| v as usize),
+            output_bytes: check(
+                "output-kib",
+                o.output_kib,
+                1 << 10,
+                maxima.output_bytes as u64,
+            )?
+            .map_or(defaults.output_bytes, |v| v as usize),
             log_bytes: check("log-kib", o.log_kib, 1 << 10, maxima.log_bytes as u64)?
                 .map_or(defaults.log_bytes, |v| v as usize),
         })
@@ -302,7 +316,9 @@ impl Manifest {
 /// A TOML error as `line N: message (at `text`)`.
 fn toml_message(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim_end();
-    let Some(span) = e.span() else { return message.to_string() };
+    let Some(span) = e.span() else {
+        return message.to_string();
+    };
     let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
     let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
     format!("line {line_no}: {message} (at `{line}`)")

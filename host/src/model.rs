@@ -130,8 +130,9 @@ pub struct Activity {
 }
 
 /// A circulation or CRM event about one patron.
+// No `deny_unknown_fields` here: serde cannot combine it with `flatten`.
+// `EventKind` denies them instead, so a misspelt field is still an error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Event {
     /// The event's id, unique within the library.
     pub id: String,
@@ -172,7 +173,10 @@ impl EventKind {
     /// Whether a notice about this event is marketing (needs consent) rather
     /// than about the patron's own loans, holds and membership.
     pub fn is_marketing(&self) -> bool {
-        matches!(self, EventKind::NewArrival { .. } | EventKind::SurveyInvitation { .. })
+        matches!(
+            self,
+            EventKind::NewArrival { .. } | EventKind::SurveyInvitation { .. }
+        )
     }
 }
 

@@ -86,8 +86,11 @@ impl Pipeline {
         let mut out = Vec::with_capacity(patrons.len());
         for chunk in patrons.chunks(self.batch_size) {
             let refs: Vec<&Patron> = chunk.iter().collect();
-            let batch: Vec<wit::Patron> =
-                self.project(&ctx, Some(plugin), &refs)?.into_iter().map(bindings::patron).collect();
+            let batch: Vec<wit::Patron> = self
+                .project(&ctx, Some(plugin), &refs)?
+                .into_iter()
+                .map(bindings::patron)
+                .collect();
             let scores = scorer.score_batch(self.as_of, &batch)?;
             if scores.len() != batch.len() {
                 return Err(plugin.fail(Failure::BadOutput {
@@ -110,7 +113,10 @@ impl Pipeline {
                 }
                 if !(0.0..=100.0).contains(&score.value) {
                     return Err(plugin.fail(Failure::BadOutput {
-                        message: format!("score {} for `{}` is outside 0 to 100", score.value, sent.id),
+                        message: format!(
+                            "score {} for `{}` is outside 0 to 100",
+                            score.value, sent.id
+                        ),
                     }));
                 }
                 out.push(Scored {
@@ -160,12 +166,19 @@ impl Pipeline {
                 let requests: Vec<Request> = chunk
                     .iter()
                     .zip(projected)
-                    .map(|((e, _), p)| Request { event: bindings::event(e), recipient: bindings::patron(p) })
+                    .map(|((e, _), p)| Request {
+                        event: bindings::event(e),
+                        recipient: bindings::patron(p),
+                    })
                     .collect();
                 let results = messenger.compose_batch(self.as_of, &requests)?;
                 if results.len() != requests.len() {
                     return Err(plugin.fail(Failure::BadOutput {
-                        message: format!("{} results for {} requests", results.len(), requests.len()),
+                        message: format!(
+                            "{} results for {} requests",
+                            results.len(),
+                            requests.len()
+                        ),
                     }));
                 }
                 let text: usize = results
@@ -178,19 +191,26 @@ impl Pipeline {
                 for ((event, patron), result) in chunk.iter().zip(results) {
                     let messages = match result {
                         Ok(m) if m.is_empty() => {
-                            report.skipped.push((event.id.clone(), "no notice for this event".into()));
+                            report
+                                .skipped
+                                .push((event.id.clone(), "no notice for this event".into()));
                             continue;
                         }
                         Ok(m) => m,
                         Err(e) => {
-                            report.skipped.push((event.id.clone(), format!("plugin error: {e}")));
+                            report
+                                .skipped
+                                .push((event.id.clone(), format!("plugin error: {e}")));
                             continue;
                         }
                     };
                     for m in messages {
                         if m.dedupe_key.is_empty() {
                             return Err(plugin.fail(Failure::BadOutput {
-                                message: format!("a message for event `{}` has no dedupe key", event.id),
+                                message: format!(
+                                    "a message for event `{}` has no dedupe key",
+                                    event.id
+                                ),
                             }));
                         }
                         report.messages.push(Composed {
@@ -241,7 +261,9 @@ impl Pipeline {
 
     /// The policy for `ctx`, asked of the plugin once per context.
     fn policy_rules(&self, ctx: &AccessContext) -> Result<Arc<(Rules, bool)>> {
-        let Some(filter) = &self.policy else { return Ok(Arc::new((Rules::ALL, false))) };
+        let Some(filter) = &self.policy else {
+            return Ok(Arc::new((Rules::ALL, false)));
+        };
         if let Some(cached) = self.policies.lock().unwrap().get(ctx) {
             return Ok(cached.clone());
         }
@@ -251,33 +273,48 @@ impl Pipeline {
             rules.set(field, action);
         }
         let entry = Arc::new((rules, policy.refine_per_record));
-        self.policies.lock().unwrap().insert(ctx.clone(), entry.clone());
+        self.policies
+            .lock()
+            .unwrap()
+            .insert(ctx.clone(), entry.clone());
         Ok(entry)
     }
 
     /// Projects each record for `ctx`: the policy, refined per record when
     /// the policy asks for it, intersected with what `plugin` declares.
-    fn project(&self, ctx: &AccessContext, plugin: Option<&Plugin>, patrons: &[&Patron]) -> Result<Vec<Patron>> {
+    fn project(
+        &self,
+        ctx: &AccessContext,
+        plugin: Option<&Plugin>,
+        patrons: &[&Patron],
+    ) -> Result<Vec<Patron>> {
         let (policy, refine) = *self.policy_rules(ctx)?;
         let declared = plugin.map(|p| Rules::keeping(p.declared_fields().iter().copied()));
         let narrow = |rules: Rules| declared.map_or(rules, |d| d.intersect(&rules));
         let base = narrow(policy);
         let filter = match &self.policy {
             Some(f) if refine => f,
-            _ => return Ok(patrons.iter().map(|p| base.project(p, &self.keys)).collect()),
+            _ => {
+                return Ok(patrons
+                    .iter()
+                    .map(|p| base.project(p, &self.keys))
+                    .collect());
+            }
         };
         // The refinement sees the record as the policy alone filtered it.
-        let seen: Vec<wit::Patron> =
-            patrons.iter().map(|p| bindings::patron(policy.project(p, &self.keys))).collect();
+        let seen: Vec<wit::Patron> = patrons
+            .iter()
+            .map(|p| bindings::patron(policy.project(p, &self.keys)))
+            .collect();
         let refinements = filter.refine_batch(self.as_of, ctx, &seen)?;
         patrons
             .iter()
             .zip(refinements)
             .map(|(p, refinement)| {
                 let refinement: Vec<(Field, Action)> = refinement;
-                let rules = policy.tighten(&refinement).map_err(|message| {
-                    filter.plugin().fail(Failure::BadOutput { message })
-                })?;
+                let rules = policy
+                    .tighten(&refinement)
+                    .map_err(|message| filter.plugin().fail(Failure::BadOutput { message }))?;
                 Ok(narrow(rules).project(p, &self.keys))
             })
             .collect::<Result<Vec<_>, Error>>()
@@ -291,5 +328,8 @@ impl Default for Pipeline {
 }
 
 fn plugin_context(plugin: &Plugin, purpose: Purpose) -> AccessContext {
-    AccessContext { purpose, actor: Actor::Plugin(plugin.id().to_string()) }
+    AccessContext {
+        purpose,
+        actor: Actor::Plugin(plugin.id().to_string()),
+    }
 }

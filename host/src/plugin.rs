@@ -9,17 +9,17 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
-use wasmtime::component::types::ComponentExtern;
 use wasmtime::component::InstancePre;
+use wasmtime::component::types::ComponentExtern;
 
 use crate::bindings::messenger::MessengerPre;
 use crate::bindings::privacy_filter::PrivacyFilterPre;
 use crate::bindings::scorer::ScorerPre;
 use crate::bindings::{self, wit};
 use crate::error::{Error, Failure, GuestError, PluginRef, Result};
-use crate::host::{load_error, CacheStatus, Host};
+use crate::host::{CacheStatus, Host, load_error};
 use crate::limits::Limits;
-use crate::manifest::{Manifest, World, API_VERSION, MANIFEST_FILE};
+use crate::manifest::{API_VERSION, MANIFEST_FILE, Manifest, World};
 use crate::privacy::{AccessContext, Action, Field};
 use crate::runtime::{CallSetup, StoreState};
 
@@ -102,9 +102,11 @@ impl Host {
         })?;
         check_world(&manifest, &info)?;
 
-        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
-            load_error(&id, format!("cannot be linked in the sandbox: {e:#}"))
-        })?;
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| load_error(&id, format!("cannot be linked in the sandbox: {e:#}")))?;
 
         let mut config = manifest.config.clone();
         if let Some(library) = self.inner.plugin_config.get(&id) {
@@ -113,7 +115,10 @@ impl Host {
         Ok(Plugin {
             inner: Arc::new(PluginInner {
                 host: self.clone(),
-                reference: PluginRef { id, version: manifest.version.clone() },
+                reference: PluginRef {
+                    id,
+                    version: manifest.version.clone(),
+                },
                 manifest,
                 limits,
                 config: Arc::new(config),
@@ -175,9 +180,11 @@ impl Host {
         };
         let exports = names(&mut ty.exports(engine));
         let imports = names(&mut ty.imports(engine));
-        let world = World::ALL
-            .into_iter()
-            .find(|w| exports.iter().any(|e| *e == format!("{}@{API_VERSION}", w.export())));
+        let world = World::ALL.into_iter().find(|w| {
+            exports
+                .iter()
+                .any(|e| *e == format!("{}@{API_VERSION}", w.export()))
+        });
         let info = ComponentInfo {
             path: path.to_path_buf(),
             size: bytes.len() as u64,
@@ -341,7 +348,10 @@ impl Plugin {
 
     /// A failure of this plugin.
     pub(crate) fn fail(&self, failure: Failure) -> Error {
-        Error::Plugin { plugin: self.inner.reference.clone(), failure }
+        Error::Plugin {
+            plugin: self.inner.reference.clone(),
+            failure,
+        }
     }
 
     /// Checks the text a call returned against the output cap.
@@ -386,7 +396,9 @@ impl Scorer {
     ) -> Result<Vec<bindings::Score>> {
         let out = self.plugin.call(today, |store| {
             let scorer = self.pre.instantiate(&mut *store)?;
-            scorer.lectern_crm_scoring().call_score_batch(store, patrons)
+            scorer
+                .lectern_crm_scoring()
+                .call_score_batch(store, patrons)
         })?;
         out.map_err(|e| self.plugin.fail(Failure::Guest(bindings::guest_error(e))))
     }
@@ -415,9 +427,13 @@ impl Messenger {
     ) -> Result<Vec<Composition>> {
         let out = self.plugin.call(today, |store| {
             let m = self.pre.instantiate(&mut *store)?;
-            m.lectern_crm_messaging().call_compose_batch(store, requests)
+            m.lectern_crm_messaging()
+                .call_compose_batch(store, requests)
         })?;
-        Ok(out.into_iter().map(|r| r.map_err(bindings::guest_error)).collect())
+        Ok(out
+            .into_iter()
+            .map(|r| r.map_err(bindings::guest_error))
+            .collect())
     }
 }
 

@@ -95,10 +95,13 @@ impl FromStr for Field {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        Field::ALL.into_iter().find(|f| f.as_str() == s).ok_or_else(|| {
-            let known: Vec<_> = Field::ALL.iter().map(|f| f.as_str()).collect();
-            format!("unknown field `{s}`; the fields are: {}", known.join(", "))
-        })
+        Field::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<_> = Field::ALL.iter().map(|f| f.as_str()).collect();
+                format!("unknown field `{s}`; the fields are: {}", known.join(", "))
+            })
     }
 }
 
@@ -129,6 +132,26 @@ pub enum Purpose {
     StaffView,
     Analytics,
     PatronExport,
+}
+
+impl Purpose {
+    /// The purpose's name as the contract spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Scoring => "scoring",
+            Purpose::MessagingTransactional => "messaging-transactional",
+            Purpose::MessagingMarketing => "messaging-marketing",
+            Purpose::StaffView => "staff-view",
+            Purpose::Analytics => "analytics",
+            Purpose::PatronExport => "patron-export",
+        }
+    }
+}
+
+impl fmt::Display for Purpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl FromStr for Purpose {
@@ -176,7 +199,9 @@ pub struct Rules([Action; 16]);
 
 impl fmt::Debug for Rules {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.iter().filter(|(_, a)| *a != Action::Drop)).finish()
+        f.debug_map()
+            .entries(self.iter().filter(|(_, a)| *a != Action::Drop))
+            .finish()
     }
 }
 
@@ -212,7 +237,10 @@ impl Rules {
 
     /// The fields that leave the host in some form.
     pub fn passed(&self) -> Vec<Field> {
-        self.iter().filter(|(_, a)| *a != Action::Drop).map(|(f, _)| f).collect()
+        self.iter()
+            .filter(|(_, a)| *a != Action::Drop)
+            .map(|(f, _)| f)
+            .collect()
     }
 
     /// What both allow: a field passes only if both pass it, and in the form
@@ -322,7 +350,12 @@ fn action_verb(a: Action) -> &'static str {
 /// `W*** L***`
 fn mask_words(s: &str) -> String {
     s.split_whitespace()
-        .map(|w| w.chars().next().map(|c| format!("{c}***")).unwrap_or_default())
+        .map(|w| {
+            w.chars()
+                .next()
+                .map(|c| format!("{c}***"))
+                .unwrap_or_default()
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -349,12 +382,14 @@ fn generalise_text(field: Field, v: &str) -> Option<String> {
         Field::Locale => v.split(['-', '_']).next().map(str::to_string),
         Field::AgeBand => {
             let start: u32 = v.trim_end_matches('+').split('-').next()?.parse().ok()?;
-            Some(match start {
-                0..=17 => "under-18",
-                18..=64 => "18-64",
-                _ => "65+",
-            }
-            .to_string())
+            Some(
+                match start {
+                    0..=17 => "under-18",
+                    18..=64 => "18-64",
+                    _ => "65+",
+                }
+                .to_string(),
+            )
         }
         // Already coarse.
         Field::Category | Field::HomeBranch => Some(v.to_string()),
@@ -390,7 +425,11 @@ fn generalise_interests(i: &BTreeMap<String, u32>) -> BTreeMap<String, u32> {
     for (subject, &n) in i {
         let first = subject.chars().next();
         let class = match first {
-            Some(c) if c.is_ascii_uppercase() && subject[1..].starts_with(|c: char| c.is_ascii_uppercase() || c.is_ascii_digit()) => {
+            Some(c)
+                if c.is_ascii_uppercase()
+                    && subject[1..]
+                        .starts_with(|c: char| c.is_ascii_uppercase() || c.is_ascii_digit()) =>
+            {
                 c.to_string()
             }
             Some(c) if c.is_ascii_digit() => format!("{c}00"),
@@ -419,7 +458,9 @@ impl fmt::Debug for Pseudonyms {
 impl Pseudonyms {
     /// Tokens under `key`. Use at least 32 random bytes.
     pub fn new(key: &[u8]) -> Pseudonyms {
-        Pseudonyms { mac: Hmac::new_from_slice(key).expect("HMAC takes a key of any length") }
+        Pseudonyms {
+            mac: Hmac::new_from_slice(key).expect("HMAC takes a key of any length"),
+        }
     }
 
     /// Tokens under a fresh random key: stable only for this value's life.
@@ -462,7 +503,10 @@ mod tests {
             birth_date: chrono::NaiveDate::from_ymd_opt(1990, 7, 14),
             age_band: Some("35-44".into()),
             locale: Some("zh-CN".into()),
-            activity: Some(Activity { loans_365d: 37, ..Activity::default() }),
+            activity: Some(Activity {
+                loans_365d: 37,
+                ..Activity::default()
+            }),
             interests: Some([("QD71".to_string(), 3), ("QA76".to_string(), 2)].into()),
             ..Patron::default()
         }

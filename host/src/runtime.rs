@@ -56,7 +56,10 @@ impl LogBudget {
 
 impl WasiView for StoreState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -118,7 +121,10 @@ struct CappedPipe {
 
 impl CappedPipe {
     fn new(budget: Arc<Mutex<LogBudget>>) -> Self {
-        CappedPipe { buf: Arc::default(), budget }
+        CappedPipe {
+            buf: Arc::default(),
+            budget,
+        }
     }
 
     fn contents(&self) -> String {
@@ -243,7 +249,11 @@ impl CallSetup<'_> {
         };
         let mut store = Store::new(self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let ticks = self.limits.deadline.as_nanos().div_ceil(self.epoch_tick.as_nanos().max(1));
+        let ticks = self
+            .limits
+            .deadline
+            .as_nanos()
+            .div_ceil(self.epoch_tick.as_nanos().max(1));
         store.set_epoch_deadline(ticks as u64);
         store.epoch_deadline_trap();
 
@@ -286,21 +296,31 @@ impl CallSetup<'_> {
 /// Names the way a call died.
 fn classify(e: &wasmtime::Error, limits: &Limits, stderr: &str) -> Failure {
     match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => return Failure::Timeout { deadline: limits.deadline },
+        Some(Trap::Interrupt) => {
+            return Failure::Timeout {
+                deadline: limits.deadline,
+            };
+        }
         Some(Trap::StackOverflow) => return Failure::StackOverflow,
         // Rust, Python and JavaScript guests all end a panic or an abort here,
         // after printing why on stderr.
         Some(Trap::UnreachableCodeReached) => {
-            return Failure::Panic { message: panic_message(stderr) };
+            return Failure::Panic {
+                message: panic_message(stderr),
+            };
         }
         _ => {}
     }
     let text = format!("{e:?}");
     // `trap_on_grow_failure` raises this, and it is not a `Trap` variant.
     if text.contains("forcing trap when growing memory") {
-        return Failure::OutOfMemory { limit: limits.memory_bytes };
+        return Failure::OutOfMemory {
+            limit: limits.memory_bytes,
+        };
     }
-    Failure::Trap { message: format!("{e:#}") }
+    Failure::Trap {
+        message: format!("{e:#}"),
+    }
 }
 
 /// The lines of stderr that say why, without the hints about backtraces.

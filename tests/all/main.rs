@@ -1,1 +1,8 @@
-//! x
+//! End-to-end tests against the real compiled plugins, in one binary.
+
+mod cli;
+mod manifest;
+mod messaging;
+mod privacy;
+mod sandbox;
+mod scoring;

@@ -1,1 +1,166 @@
-fn main(){}
+//! `cargo xtask`: the one entry point for project tasks, the same locally and
+//! in CI.
+//!
+//! - `cargo xtask demo`: builds the plugins and runs score, compose and
+//!   filter on the bundled sample.
+//! - `cargo xtask test`: every test, then formatting and lints.
+//! - `cargo xtask plugins`: builds and packages the plugins into
+//!   `target/plugins/`.
+//! - `cargo xtask bench`: the benchmarks in BENCHMARKS.md.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use xtask::{build_plugins, ensure_wasm_target, repo_root};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => demo(),
+        Some("test") => test(),
+        Some("lint") => lint(),
+        Some("plugins") => plugins().map(|_| ()),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <demo|test|lint|plugins|bench>");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn target() -> PathBuf {
+    repo_root().join("target")
+}
+
+fn plugins() -> Result<PathBuf> {
+    let out = target().join("plugins");
+    let built = build_plugins(&repo_root(), &target().join("wasm-plugins"), &out)?;
+    for p in built {
+        eprintln!("packaged {}", p.dir.display());
+    }
+    Ok(out)
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("failed to run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(repo_root());
+    c
+}
+
+fn demo() -> Result<()> {
+    let plugins = plugins()?;
+    run(cargo().args(["build", "--quiet", "-p", "lectern"]))?;
+    let lectern = target().join("debug").join("lectern");
+    let samples = repo_root().join("samples");
+    let cache = target().join("lectern-cache");
+    let p = |id: &str| plugins.join(id);
+    let common = |c: &mut Command| {
+        c.args(["--as-of", "2026-11-28", "--key-file"])
+            .arg(samples.join("demo.key"));
+    };
+    let lectern_cmd = |title: &str, args: &[&dyn AsRef<std::ffi::OsStr>]| -> Result<()> {
+        println!("\n=== {title} ===\n");
+        let mut c = Command::new(&lectern);
+        c.arg("--cache-dir").arg(&cache);
+        c.args(args.iter().map(|a| a.as_ref()));
+        common(&mut c);
+        run(&mut c)
+    };
+    let (patrons, events) = (samples.join("patrons.jsonl"), samples.join("events.jsonl"));
+    let policy = p("baseline-privacy");
+
+    lectern_cmd(
+        "Engagement and key readers (scoring sees no names or contacts)",
+        &[
+            &"score",
+            &"--plugin",
+            &p("engagement"),
+            &"--policy",
+            &policy,
+            &"--input",
+            &patrons,
+        ],
+    )?;
+    lectern_cmd(
+        "Notices in each reader's language, on their preferred channel",
+        &[
+            &"compose",
+            &"--plugin",
+            &p("notices"),
+            &"--policy",
+            &policy,
+            &"--events",
+            &events,
+            &"--patrons",
+            &patrons,
+        ],
+    )?;
+    for role in ["circulation-desk", "analyst"] {
+        lectern_cmd(
+            &format!("What the {role} sees"),
+            &[
+                &"filter",
+                &"--plugin",
+                &policy,
+                &"--purpose",
+                &"staff-view",
+                &"--role",
+                &role,
+                &"--input",
+                &patrons,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn test() -> Result<()> {
+    ensure_wasm_target()?;
+    run(cargo().args(["test", "--workspace"]))?;
+    lint()
+}
+
+fn lint() -> Result<()> {
+    ensure_wasm_target()?;
+    let root = repo_root();
+    let plugins = root.join("plugins");
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo()
+        .current_dir(&plugins)
+        .args(["fmt", "--all", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo()
+        .current_dir(&plugins)
+        .args(["clippy", "--workspace", "--target-dir"])
+        .arg(target().join("wasm-plugins"))
+        .args(["--", "-D", "warnings"]))
+}
+
+fn bench(extra: &[String]) -> Result<()> {
+    ensure_wasm_target()?;
+    run(cargo()
+        .args(["bench", "-p", "lectern-tests", "--bench", "host", "--"])
+        .args(extra))
+}

@@ -1,7 +1,9 @@
 //! `baseline-privacy`: a sensible default policy.
 //!
 //! - Scoring sees the token, the category and the activity, never names or
-//!   contacts; subject interests only with reading-history consent.
+//!   contacts.
+//! - Subject interests (reading history) pass only for patrons who consented
+//!   to that use, whatever the purpose, except in the patron's own export.
 //! - Messaging sees the name and the contacts, never reading history; the
 //!   loan or hold in question travels in the event itself.
 //! - Staff see by role: the circulation desk identifies and contacts, an
@@ -77,15 +79,16 @@ impl PrivacyFilter for Baseline {
                     "analyst" => (
                         &[
                             (F::CardNumber, Pseudonymise),
+                            (F::Consents, Keep),
                             (F::AgeBand, Keep),
                             (F::Category, Keep),
                             (F::HomeBranch, Keep),
                             (F::EnrolledOn, Generalise),
                             (F::ExpiresOn, Generalise),
-                            (F::Activity, Keep),
+                            (F::Activity, Generalise),
                             (F::Interests, Generalise),
                         ],
-                        false,
+                        true,
                     ),
                     "administrator" => (ALL_KEPT, false),
                     // A role this policy does not know sees nothing but the token.
@@ -95,6 +98,7 @@ impl PrivacyFilter for Baseline {
                 (Purpose::StaffView, Actor::Plugin(_)) => (&[], false),
                 (Purpose::Analytics, _) => (
                     &[
+                        (F::Consents, Keep),
                         (F::AgeBand, Keep),
                         (F::Category, Keep),
                         (F::HomeBranch, Keep),
@@ -102,7 +106,7 @@ impl PrivacyFilter for Baseline {
                         (F::Activity, Generalise),
                         (F::Interests, Generalise),
                     ],
-                    false,
+                    true,
                 ),
                 (Purpose::PatronExport, _) => (ALL_KEPT, false),
             };
@@ -115,20 +119,17 @@ impl PrivacyFilter for Baseline {
     fn refine(context: &AccessContext, record: &Patron) -> Result<Vec<FieldRule>, PluginError> {
         let consents = record.consents.as_ref();
         let mut rules = Vec::new();
-        match context.purpose {
-            Purpose::Scoring if !consents.is_some_and(|c| c.reading_history) => {
-                rules.push(FieldRule::new(F::Interests, FieldAction::Drop));
+        // Reading history serves only the readers who opted in; without it,
+        // counts are all anyone uses.
+        if !consents.is_some_and(|c| c.reading_history) {
+            rules.push(FieldRule::new(F::Interests, FieldAction::Drop));
+        }
+        // No consent, no marketing: leave nothing to reach them with.
+        if context.purpose == Purpose::MessagingMarketing && !consents.is_some_and(|c| c.marketing)
+        {
+            for f in [F::Name, F::Email, F::Phone] {
+                rules.push(FieldRule::new(f, FieldAction::Drop));
             }
-            Purpose::MessagingMarketing if !consents.is_some_and(|c| c.marketing) => {
-                // No consent, no marketing: leave nothing to reach them with.
-                for f in [F::Name, F::Email, F::Phone, F::Interests] {
-                    rules.push(FieldRule::new(f, FieldAction::Drop));
-                }
-            }
-            Purpose::MessagingMarketing if !consents.is_some_and(|c| c.reading_history) => {
-                rules.push(FieldRule::new(F::Interests, FieldAction::Drop));
-            }
-            _ => {}
         }
         Ok(rules)
     }

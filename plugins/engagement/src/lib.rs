@@ -45,7 +45,8 @@ fn input<'a>(p: &'a Patron, subject_loans: &'a [u32]) -> model::Input<'a> {
         days_since_last_activity: a.and_then(|a| a.days_since_last_activity),
         subject_loans,
         researcher: p.attribute("research-project").is_some()
-            || p.attribute("academic-leader").is_some_and(|v| v == "true" || v == "yes"),
+            || p.attribute("academic-leader")
+                .is_some_and(|v| v == "true" || v == "yes"),
     }
 }
 

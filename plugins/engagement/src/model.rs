@@ -39,7 +39,12 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { heavy_loans: 30, broad_subjects: 3, lapsing_days: 90, dormant_days: 365 }
+        Thresholds {
+            heavy_loans: 30,
+            broad_subjects: 3,
+            lapsing_days: 90,
+            dormant_days: 365,
+        }
     }
 }
 
@@ -65,6 +70,7 @@ pub fn score(p: &Input<'_>, t: &Thresholds) -> Output {
     };
     match p.days_since_last_activity {
         Some(0) => reasons.push("active today".to_string()),
+        Some(1) => reasons.push("last active yesterday".to_string()),
         Some(d) => reasons.push(format!("last active {d} days ago")),
         None => reasons.push("no recorded activity".to_string()),
     }
@@ -132,7 +138,11 @@ pub fn score(p: &Input<'_>, t: &Thresholds) -> Output {
         "occasional"
     };
 
-    Output { value, segment, reasons }
+    Output {
+        value,
+        segment,
+        reasons,
+    }
 }
 
 #[cfg(test)]
@@ -154,7 +164,10 @@ mod tests {
 
     #[test]
     fn heavy_broad_faculty_is_key_reader() {
-        let out = score(&input(Some(3), 80, &[20, 20, 20, 20]), &Thresholds::default());
+        let out = score(
+            &input(Some(3), 80, &[20, 20, 20, 20]),
+            &Thresholds::default(),
+        );
         assert_eq!(out.segment, "key-reader");
         assert!(out.value > 80.0, "{out:?}");
     }

@@ -25,7 +25,11 @@ impl Messenger for Notices {
             return Ok(Vec::new());
         };
         let channel = channel_for(recipient);
-        let subject = if channel == Channel::Sms { String::new() } else { subject };
+        let subject = if channel == Channel::Sms {
+            String::new()
+        } else {
+            subject
+        };
         Ok(vec![Message {
             channel,
             locale: match lang {

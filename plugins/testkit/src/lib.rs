@@ -4,7 +4,7 @@
 //!
 //! | mode | what it does |
 //! |---|---|
-//! | `echo` | reports, as reasons, which patron fields arrived (`field:NAME`) |
+//! | `echo` | reports, as reasons, the id it saw (`id:TOKEN`) and which patron fields arrived (`field:NAME`) |
 //! | `loop` | spins forever |
 //! | `alloc` | allocates and touches 1 GiB |
 //! | `panic` | panics |
@@ -16,7 +16,7 @@
 
 use std::io::Write;
 
-use lectern_plugin::host::{config, log, LogLevel};
+use lectern_plugin::host::{LogLevel, config, log};
 use lectern_plugin::{Patron, PluginError, Score, Scorer};
 
 struct Testkit;
@@ -28,7 +28,9 @@ impl Scorer for Testkit {
         match mode.as_str() {
             "echo" => Ok(present_fields(patron)
                 .into_iter()
-                .fold(score, |s, f| s.reason(format!("field:{f}")))),
+                .fold(score.reason(format!("id:{}", patron.id)), |s, f| {
+                    s.reason(format!("field:{f}"))
+                })),
             "loop" => {
                 let mut n: u64 = 0;
                 loop {
@@ -51,7 +53,10 @@ impl Scorer for Testkit {
                 let _ = std::io::stderr().write_all(b"a line on stderr\n");
                 Ok(score.reason("chatted"))
             }
-            "bad-score" => Ok(Score { value: 250.0, ..score }),
+            "bad-score" => Ok(Score {
+                value: 250.0,
+                ..score
+            }),
             other => Err(PluginError::BadConfig(format!("unknown mode `{other}`"))),
         }
     }
@@ -76,7 +81,11 @@ fn present_fields(p: &Patron) -> Vec<&'static str> {
         ("activity", p.activity.is_some()),
         ("interests", p.interests.is_some()),
     ];
-    fields.iter().filter(|(_, some)| *some).map(|(n, _)| *n).collect()
+    fields
+        .iter()
+        .filter(|(_, some)| *some)
+        .map(|(n, _)| *n)
+        .collect()
 }
 
 /// Tries every door the sandbox should keep shut; each line says what opened.
@@ -88,7 +97,10 @@ fn snoop() -> Vec<String> {
         let d = std::fs::read_dir(path).map(|d| d.count());
         out.push(format!("list {path}: {}", verdict(d)));
     }
-    out.push(format!("write /tmp/x: {}", verdict(std::fs::write("/tmp/x", b"x"))));
+    out.push(format!(
+        "write /tmp/x: {}",
+        verdict(std::fs::write("/tmp/x", b"x"))
+    ));
     out.push(format!("env vars: {}", std::env::vars().count()));
     out.push(format!("args: {}", std::env::args().count()));
     let tcp = std::net::TcpStream::connect(("127.0.0.1", 80)).map(|_| ());

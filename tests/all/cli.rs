@@ -1,0 +1,198 @@
+//! The `lectern` command as a librarian or a vendor's script runs it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use lectern_tests::{plugins, repo};
+
+/// The `lectern` binary, built once for these tests.
+fn lectern() -> Command {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    let bin = BIN.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .current_dir(repo())
+            .args(["build", "--quiet", "-p", "lectern", "--bin", "lectern"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building lectern failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| repo().join("target"), PathBuf::from);
+        target.join("debug/lectern")
+    });
+    let mut c = Command::new(bin);
+    c.arg("--no-cache");
+    c
+}
+
+fn ok(out: Output) -> String {
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn samples(name: &str) -> PathBuf {
+    repo().join("samples").join(name)
+}
+
+#[test]
+fn score_prints_a_table_and_json() {
+    let args = |json: bool| {
+        let mut c = lectern();
+        c.args([
+            "score",
+            "--plugin",
+            plugins::ENGAGEMENT,
+            "--policy",
+            plugins::BASELINE_PRIVACY,
+            "--input",
+        ])
+        .arg(samples("patrons.jsonl"))
+        .args(["--as-of", "2026-11-28"]);
+        if json {
+            c.arg("--json");
+        }
+        c.output().unwrap()
+    };
+    let table = ok(args(false));
+    assert!(table.contains("│ P0001  ┆ 97.0  ┆ key-reader"), "{table}");
+    assert!(
+        table.contains(
+            "12 patrons scored by engagement 0.1.0: active 5, dormant 2, key-reader 3, lapsing 2"
+        ),
+        "{table}"
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&ok(args(true))).unwrap();
+    assert_eq!(json["plugin"], "engagement");
+    assert_eq!(json["scores"][0]["patron"], "P0001");
+    assert_eq!(json["scores"][0]["segment"], "key-reader");
+}
+
+#[test]
+fn compose_prints_each_notice() {
+    let out = ok(lectern()
+        .args(["compose", "--plugin", plugins::NOTICES, "--events"])
+        .arg(samples("events.jsonl"))
+        .arg("--patrons")
+        .arg(samples("patrons.jsonl"))
+        .args(["--as-of", "2026-11-28"])
+        .output()
+        .unwrap());
+    assert!(
+        out.contains("── P0002 · email · en · E1002:due-soon:email ──"),
+        "{out}"
+    );
+    assert!(
+        out.contains("6 messages composed by notices from 6 events (0 skipped)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn filter_shows_only_what_the_role_may_see() {
+    let out = ok(lectern()
+        .args([
+            "filter",
+            "--plugin",
+            plugins::BASELINE_PRIVACY,
+            "--purpose",
+            "staff-view",
+            "--role",
+            "analyst",
+            "--input",
+        ])
+        .arg(samples("patrons.jsonl"))
+        .output()
+        .unwrap());
+    assert!(
+        !out.contains("Wang Li") && !out.contains("@univ.example.edu"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fields passed: card-number, age-band, category"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_input_names_the_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("patrons.jsonl");
+    std::fs::write(
+        &input,
+        "{\"id\":\"A\"}\n{\"id\":\"B\",\"activity\":{\"loans_30d\":-1}}\n",
+    )
+    .unwrap();
+    let out = lectern()
+        .args(["score", "--plugin", plugins::ENGAGEMENT, "--input"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("patrons.jsonl:2: field `activity.loans_30d`: invalid value: integer `-1`"),
+        "{err}"
+    );
+
+    std::fs::write(&input, "{\"id\":\"A\"}\n{\"id\":\"A\"}\n").unwrap();
+    let out = lectern()
+        .args(["score", "--plugin", plugins::ENGAGEMENT, "--input"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("record 2: field `id`: patron `A` appears twice"),
+        "{err}"
+    );
+}
+
+#[test]
+fn inspect_describes_a_plugin_and_a_bare_component() {
+    let out = ok(lectern()
+        .args(["plugin", "inspect", plugins::ENGAGEMENT])
+        .output()
+        .unwrap());
+    assert!(out.contains("plugin     engagement 0.1.0"), "{out}");
+    assert!(
+        out.contains("world      scorer (lectern:crm@0.1.0)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fields     category, attributes, activity, interests"),
+        "{out}"
+    );
+    assert!(
+        out.contains("limits     deadline 5000 ms, memory 128 MiB"),
+        "{out}"
+    );
+    assert!(
+        out.contains("exports    lectern:crm/scoring@0.1.0"),
+        "{out}"
+    );
+
+    let wasm = PathBuf::from(plugins::NOTICES).join("notices.wasm");
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("notices.wasm");
+    std::fs::copy(wasm, &bare).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(lectern()
+        .args(["plugin", "inspect", "--json"])
+        .arg(&bare)
+        .output()
+        .unwrap()))
+    .unwrap();
+    assert_eq!(json["world"], "messenger");
+    assert!(
+        json["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == "lectern:crm/host@0.1.0")
+    );
+}

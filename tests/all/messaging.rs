@@ -1,0 +1,137 @@
+//! The `messenger` world end to end, with the `notices` plugin.
+
+use chrono::NaiveDate;
+use lectern::{Channel, ComposeReport, Event, EventKind, Loan, Patron};
+use lectern_tests::{host, patron, pipeline, plugins, sample_events, sample_patrons};
+
+fn compose(events: &[Event], patrons: &[Patron]) -> ComposeReport {
+    let (host, _) = host();
+    let notices = host.load_messenger(plugins::NOTICES).unwrap();
+    pipeline().compose(&notices, events, patrons).unwrap()
+}
+
+fn overdue(id: &str, patron: &str, days: u32) -> Event {
+    Event {
+        id: id.into(),
+        patron: patron.into(),
+        at: "2026-11-28T08:00:00Z".parse().unwrap(),
+        kind: EventKind::Overdue {
+            loan: Loan {
+                title: "Mechanics of Materials".into(),
+                barcode: None,
+                due_on: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+                renewals: 0,
+            },
+            days_overdue: days,
+        },
+    }
+}
+
+#[test]
+fn notices_are_written_in_the_patrons_language() {
+    let report = compose(&sample_events(), &sample_patrons());
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    let for_event = |e: &str| report.messages.iter().find(|m| m.event == e).unwrap();
+
+    let hold = for_event("E1001"); // Wang Li, zh-CN
+    assert_eq!(hold.locale, "zh-CN");
+    assert!(hold.subject.contains("预约到馆"), "{hold:?}");
+    assert!(hold.body.starts_with("Wang Li，您好"), "{hold:?}");
+
+    let due = for_event("E1002"); // Margaret Okafor, en
+    assert_eq!(due.locale, "en");
+    assert_eq!(due.subject, "Due in 2 days: Evidence in the Digital Age");
+    assert!(due.body.contains("Dear Margaret Okafor,"), "{due:?}");
+}
+
+#[test]
+fn today_comes_from_the_host() {
+    let (host, _) = host();
+    let notices = host.load_messenger(plugins::NOTICES).unwrap();
+    let events = sample_events();
+    let tomorrow = pipeline()
+        .as_of(NaiveDate::from_ymd_opt(2026, 11, 29).unwrap())
+        .compose(&notices, &events, &sample_patrons())
+        .unwrap();
+    let due = tomorrow
+        .messages
+        .iter()
+        .find(|m| m.event == "E1002")
+        .unwrap();
+    assert_eq!(due.subject, "Due tomorrow: Evidence in the Digital Age");
+}
+
+#[test]
+fn overdue_notices_escalate() {
+    let events = [
+        overdue("O1", "P0002", 2),
+        overdue("O2", "P0002", 8),
+        overdue("O3", "P0002", 30),
+    ];
+    let report = compose(&events, &sample_patrons());
+    let subjects: Vec<&str> = report.messages.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "Overdue reminder: Mechanics of Materials",
+            "Second overdue notice: Mechanics of Materials",
+            "Final overdue notice: Mechanics of Materials",
+        ]
+    );
+    let keys: std::collections::HashSet<_> =
+        report.messages.iter().map(|m| &m.dedupe_key).collect();
+    assert_eq!(keys.len(), 3, "each stage is its own notice");
+}
+
+#[test]
+fn the_first_reachable_preferred_channel_is_used() {
+    // Chen Jie prefers SMS and has a phone.
+    let chen = compose(&[overdue("O1", "P0003", 1)], &sample_patrons());
+    assert_eq!(chen.messages[0].channel, Channel::Sms);
+    assert_eq!(chen.messages[0].subject, "", "an SMS has no subject");
+
+    // Without a phone, the next preference, email.
+    let mut no_phone = patron("P0003");
+    no_phone.phone = None;
+    let chen = compose(&[overdue("O1", "P0003", 1)], &[no_phone]);
+    assert_eq!(chen.messages[0].channel, Channel::Email);
+
+    // Tom prefers print.
+    let tom = compose(&[overdue("O1", "P0005", 1)], &sample_patrons());
+    assert_eq!(tom.messages[0].channel, Channel::Print);
+}
+
+#[test]
+fn events_for_unknown_patrons_or_unhandled_kinds_are_reported_not_dropped() {
+    let survey = Event {
+        id: "S1".into(),
+        patron: "P0001".into(),
+        at: "2026-11-28T08:00:00Z".parse().unwrap(),
+        kind: EventKind::SurveyInvitation {
+            title: "Reader survey".into(),
+            url: "https://lib.example/s".into(),
+        },
+    };
+    let report = compose(&[overdue("O1", "NOBODY", 3), survey], &sample_patrons());
+    assert!(report.messages.is_empty());
+    assert_eq!(
+        report.skipped,
+        [
+            ("O1".to_string(), "no patron with id `NOBODY`".to_string()),
+            ("S1".to_string(), "no notice for this event".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn dedupe_keys_are_deterministic() {
+    let a = compose(&sample_events(), &sample_patrons());
+    let b = compose(&sample_events(), &sample_patrons());
+    let keys = |r: &ComposeReport| {
+        r.messages
+            .iter()
+            .map(|m| m.dedupe_key.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&a), keys(&b));
+}

@@ -1,0 +1,165 @@
+//! The privacy invariant: a field reaches a plugin only if the manifest
+//! declares it and the policy allows it; outputs see only what the policy
+//! allows for the purpose and role.
+
+use lectern::{AccessContext, Actor, Patron, Purpose};
+use lectern_tests::{host, patron, pipeline, plugin_copy, plugins, sample_patrons};
+
+const ALL_FIELDS: &str = r#"fields = ["card-number", "name", "email", "phone", "birth-date", "age-band", "category", "home-branch", "enrolled-on", "expires-on", "attributes", "consents", "locale", "channels", "activity", "interests"]"#;
+
+/// What the testkit plugin reports it received, per patron.
+fn received(manifest_fields: Option<&str>, policy: bool, patrons: &[Patron]) -> Vec<Vec<String>> {
+    let (host, _) = host();
+    let dir = plugin_copy(plugins::TESTKIT, |m| match manifest_fields {
+        Some(f) => m.replace(r#"fields = ["category", "activity"]"#, f),
+        None => m,
+    });
+    let scorer = host.load_scorer(dir.path()).unwrap();
+    let mut pipeline = pipeline();
+    if policy {
+        pipeline =
+            pipeline.with_policy(host.load_privacy_filter(plugins::BASELINE_PRIVACY).unwrap());
+    }
+    pipeline
+        .score(&scorer, patrons)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.reasons)
+        .collect()
+}
+
+fn fields(reasons: &[String]) -> Vec<&str> {
+    reasons
+        .iter()
+        .filter_map(|r| r.strip_prefix("field:"))
+        .collect()
+}
+
+#[test]
+fn a_plugin_gets_only_the_fields_its_manifest_declares() {
+    let wang = patron("P0001"); // has every field
+    let got = received(None, false, std::slice::from_ref(&wang));
+    assert_eq!(fields(&got[0]), ["category", "activity"]);
+
+    // The same plugin declaring everything gets everything: the probe works.
+    let got = received(Some(ALL_FIELDS), false, &[wang]);
+    assert_eq!(fields(&got[0]).len(), 16, "{got:?}");
+}
+
+#[test]
+fn a_plugin_sees_a_token_never_the_patrons_id() {
+    let got = received(None, false, &[patron("P0001")]);
+    let seen = got[0][0].strip_prefix("id:").unwrap();
+    assert_ne!(seen, "P0001");
+    assert_eq!(seen, pipeline().token("P0001"));
+}
+
+#[test]
+fn the_policy_narrows_what_the_manifest_declares() {
+    let got = received(Some(ALL_FIELDS), true, &[patron("P0001"), patron("P0004")]);
+    let wang = fields(&got[0]);
+    assert_eq!(
+        wang,
+        [
+            "age-band",
+            "category",
+            "home-branch",
+            "enrolled-on",
+            "expires-on",
+            "attributes",
+            "consents",
+            "activity",
+            "interests"
+        ]
+    );
+    for identity in ["card-number", "name", "email", "phone", "birth-date"] {
+        assert!(!wang.contains(&identity), "scoring must not see {identity}");
+    }
+    // Priya did not consent to the use of her reading history.
+    assert!(!fields(&got[1]).contains(&"interests"), "{:?}", got[1]);
+}
+
+fn filter(role: &str, patrons: &[Patron]) -> Vec<Patron> {
+    let (host, _) = host();
+    let policy = host.load_privacy_filter(plugins::BASELINE_PRIVACY).unwrap();
+    let ctx = AccessContext {
+        purpose: Purpose::StaffView,
+        actor: Actor::Staff(role.into()),
+    };
+    pipeline()
+        .with_policy(policy)
+        .filter(&ctx, patrons)
+        .unwrap()
+}
+
+#[test]
+fn staff_access_is_tiered_by_role() {
+    let wang = patron("P0001");
+    let desk = &filter("circulation-desk", std::slice::from_ref(&wang))[0];
+    assert_eq!(desk.name.as_deref(), Some("Wang Li"));
+    assert_eq!(desk.email.as_deref(), Some("w***@univ.example.edu"));
+    assert_eq!(
+        desk.activity, None,
+        "the desk does not see reading activity"
+    );
+
+    let analyst = &filter("analyst", std::slice::from_ref(&wang))[0];
+    assert_eq!(
+        (analyst.name.as_ref(), analyst.email.as_ref()),
+        (None, None)
+    );
+    assert!(
+        analyst.card_number.as_deref().unwrap().starts_with("t-"),
+        "{analyst:?}"
+    );
+    assert_eq!(
+        analyst.activity.unwrap().loans_365d,
+        50,
+        "counts are banded"
+    );
+
+    let admin = &filter("administrator", std::slice::from_ref(&wang))[0];
+    assert_eq!(admin.birth_date, wang.birth_date);
+
+    let stranger = &filter("volunteer", &[wang])[0];
+    assert_eq!(
+        stranger,
+        &Patron {
+            id: pipeline().token("P0001"),
+            ..Patron::default()
+        }
+    );
+}
+
+#[test]
+fn no_personal_value_reaches_an_analyst() {
+    let patrons = sample_patrons();
+    let out = serde_json::to_string(&filter("analyst", &patrons)).unwrap();
+    for p in &patrons {
+        let personal = [&p.id, p.card_number.as_ref().unwrap()]
+            .into_iter()
+            .chain(p.name.as_ref())
+            .chain(p.email.as_ref())
+            .chain(p.phone.as_ref());
+        for value in personal {
+            assert!(!out.contains(value.as_str()), "{value} reached the analyst");
+        }
+        if let Some(b) = p.birth_date {
+            assert!(
+                !out.contains(&b.to_string()),
+                "a birth date reached the analyst"
+            );
+        }
+    }
+    // And reading history only where the patron consented.
+    let filtered = filter("analyst", &patrons);
+    for (p, f) in patrons.iter().zip(&filtered) {
+        let consented = p.consents.is_some_and(|c| c.reading_history);
+        assert_eq!(
+            f.interests.is_some(),
+            consented && p.interests.is_some(),
+            "{}",
+            p.id
+        );
+    }
+}

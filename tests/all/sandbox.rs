@@ -1,0 +1,213 @@
+//! The sandbox: a plugin that hangs, allocates, panics, snoops or floods
+//! fails alone, with an error that names it, and the host carries on.
+
+use std::time::{Duration, Instant};
+
+use lectern::{CacheStatus, Failure, GuestError, Host, LogSource, Scorer};
+use lectern_tests::{host, patron, pipeline, plugins, sample_patrons, testkit};
+
+/// Scores one patron with testkit in `mode`, on `host`.
+fn run(host: &Host, mode: &str) -> lectern::Result<Vec<String>> {
+    let dir = testkit(mode);
+    let scorer = host.load_scorer(dir.path())?;
+    Ok(pipeline()
+        .score(&scorer, &[patron("P0001")])?
+        .remove(0)
+        .reasons)
+}
+
+/// The host still scores correctly with a good plugin, and with testkit.
+fn still_serves(host: &Host) {
+    let engagement: Scorer = host.load_scorer(plugins::ENGAGEMENT).unwrap();
+    let scores = pipeline().score(&engagement, &sample_patrons()).unwrap();
+    assert_eq!(scores[0].segment, "key-reader");
+    assert!(
+        run(host, "echo")
+            .unwrap()
+            .contains(&"field:activity".to_string())
+    );
+}
+
+fn failure(host: &Host, mode: &str) -> (Failure, String) {
+    let err = run(host, mode).unwrap_err();
+    (
+        err.failure()
+            .cloned()
+            .unwrap_or_else(|| panic!("not a plugin failure: {err}")),
+        err.to_string(),
+    )
+}
+
+#[test]
+fn an_infinite_loop_times_out_at_its_deadline() {
+    let (host, _) = host();
+    let start = Instant::now();
+    let (failure, message) = failure(&host, "loop");
+    let elapsed = start.elapsed();
+    assert_eq!(
+        failure,
+        Failure::Timeout {
+            deadline: Duration::from_millis(500)
+        }
+    );
+    assert!(
+        message.starts_with("plugin `testkit` 0.1.0 failed: timed out"),
+        "{message}"
+    );
+    // The manifest's deadline is 500 ms; allow generously for a loaded machine,
+    // but a hang would never get here.
+    assert!(
+        elapsed >= Duration::from_millis(490),
+        "stopped early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "stopped late: {elapsed:?}"
+    );
+    still_serves(&host);
+}
+
+#[test]
+fn a_huge_allocation_is_a_memory_error() {
+    let (host, _) = host();
+    let (failure, message) = failure(&host, "alloc");
+    assert_eq!(failure, Failure::OutOfMemory { limit: 128 << 20 });
+    assert!(message.contains("ran out of memory"), "{message}");
+    still_serves(&host);
+}
+
+#[test]
+fn a_panic_is_an_error_with_its_message() {
+    let (host, _) = host();
+    let (failure, message) = failure(&host, "panic");
+    let Failure::Panic { message: why } = failure else {
+        panic!("{message}")
+    };
+    assert!(why.contains("testkit panicked on purpose"), "{why}");
+    still_serves(&host);
+}
+
+#[test]
+fn a_guest_error_is_reported_as_the_guests() {
+    let (host, _) = host();
+    let (failure, message) = failure(&host, "error");
+    assert_eq!(
+        failure,
+        Failure::Guest(GuestError::Other("testkit failed on purpose".into()))
+    );
+    assert_eq!(
+        message,
+        "plugin `testkit` 0.1.0 failed: testkit failed on purpose"
+    );
+    still_serves(&host);
+}
+
+#[test]
+fn files_environment_arguments_and_network_are_shut() {
+    let (host, _) = host();
+    let report = run(&host, "snoop").unwrap();
+    let opened: Vec<&String> = report.iter().filter(|r| r.contains("OPENED")).collect();
+    assert!(opened.is_empty(), "the sandbox let through: {opened:?}");
+    assert!(report.contains(&"env vars: 0".to_string()), "{report:?}");
+    assert!(report.contains(&"args: 0".to_string()), "{report:?}");
+    for probe in [
+        "read /etc/passwd",
+        "write /tmp/x",
+        "tcp 127.0.0.1:80",
+        "udp bind",
+        "dns localhost",
+    ] {
+        assert!(
+            report
+                .iter()
+                .any(|r| r.starts_with(probe) && r.contains("denied")),
+            "{probe}: {report:?}"
+        );
+    }
+    still_serves(&host);
+}
+
+#[test]
+fn output_over_the_cap_is_refused() {
+    let (host, _) = host();
+    let (failure, _) = failure(&host, "huge-output");
+    assert!(
+        matches!(failure, Failure::OutputTooLarge { limit, .. } if limit == 4 << 20),
+        "{failure:?}"
+    );
+    still_serves(&host);
+}
+
+#[test]
+fn a_score_outside_the_contract_is_refused() {
+    let (host, _) = host();
+    let (failure, _) = failure(&host, "bad-score");
+    assert_eq!(
+        failure,
+        Failure::BadOutput {
+            message: format!(
+                "score 250 for `{}` is outside 0 to 100",
+                pipeline().token("P0001")
+            )
+        }
+    );
+}
+
+#[test]
+fn log_and_output_are_captured_and_capped() {
+    let (host, lines) = host();
+    assert_eq!(run(&host, "chatty").unwrap(), ["chatted"]);
+    let lines = lines.lock().unwrap();
+    let kept: usize = lines
+        .iter()
+        .filter(|l| l.source != LogSource::Host)
+        .map(|l| l.message.len())
+        .sum();
+    assert!(kept <= 64 << 10, "kept {kept} bytes over the 64 KiB cap");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.source == LogSource::Log && l.plugin == "testkit")
+    );
+    assert!(lines.iter().any(|l| l.source == LogSource::Stdout));
+    let dropped = lines
+        .iter()
+        .find(|l| l.source == LogSource::Host)
+        .expect("a note of what was dropped");
+    assert!(dropped.message.starts_with("dropped "), "{dropped:?}");
+}
+
+#[test]
+fn compiled_components_are_cached() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = Host::builder().cache_dir(cache.path()).build().unwrap();
+    let first = host.load(plugins::ENGAGEMENT).unwrap();
+    assert_eq!(first.component().cache, CacheStatus::Stored);
+    let second = host.load(plugins::ENGAGEMENT).unwrap();
+    assert_eq!(second.component().cache, CacheStatus::Hit);
+
+    // A damaged entry is compiled again, not trusted. (It is replaced, not
+    // edited in place: loaded entries are mapped into memory.)
+    for entry in std::fs::read_dir(cache.path()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"not compiled code").unwrap();
+    }
+    let again = host.load_scorer(plugins::ENGAGEMENT).unwrap();
+    assert_eq!(again.plugin().component().cache, CacheStatus::Stored);
+    let scores = pipeline().score(&again, &sample_patrons()).unwrap();
+    assert_eq!(scores.len(), sample_patrons().len());
+}
+
+#[test]
+fn the_testkit_echo_works_from_its_packaged_directory() {
+    let (host, _) = host();
+    let scorer = host.load_scorer(plugins::TESTKIT).unwrap();
+    assert_eq!(scorer.plugin().config()["mode"], "echo");
+    let reasons = pipeline()
+        .score(&scorer, &[patron("P0002")])
+        .unwrap()
+        .remove(0)
+        .reasons;
+    assert_eq!(reasons[1..], ["field:category", "field:activity"]);
+}

@@ -1,0 +1,108 @@
+//! The `scorer` world end to end, with the `engagement` plugin.
+
+use lectern::Scored;
+use lectern_tests::{host, pipeline, plugins, sample_patrons};
+
+fn score_samples() -> Vec<Scored> {
+    let (host, _) = host();
+    let engagement = host.load_scorer(plugins::ENGAGEMENT).unwrap();
+    pipeline().score(&engagement, &sample_patrons()).unwrap()
+}
+
+fn find<'a>(scores: &'a [Scored], id: &str) -> &'a Scored {
+    scores.iter().find(|s| s.patron == id).unwrap()
+}
+
+#[test]
+fn every_patron_gets_a_score_segment_and_reasons_under_their_own_id() {
+    let patrons = sample_patrons();
+    let scores = score_samples();
+    let ids: Vec<&str> = scores.iter().map(|s| s.patron.as_str()).collect();
+    let want: Vec<&str> = patrons.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(
+        ids, want,
+        "scores come back in order, under the library's ids"
+    );
+    for s in &scores {
+        assert!((0.0..=100.0).contains(&s.value), "{s:?}");
+        assert!(!s.reasons.is_empty(), "every score explains itself: {s:?}");
+    }
+}
+
+#[test]
+fn researchers_with_heavy_broad_use_are_key_readers() {
+    let scores = score_samples();
+    // Faculty with a research project, 86 loans across 5 subjects.
+    let wang = find(&scores, "P0001");
+    assert_eq!(wang.segment, "key-reader");
+    assert!(wang.value > 90.0, "{wang:?}");
+    assert!(
+        wang.reasons.iter().any(|r| r.contains("research project")),
+        "{wang:?}"
+    );
+    // A graduate researcher counts too.
+    assert_eq!(find(&scores, "P0009").segment, "key-reader");
+    // Heavy use without a research role is active, not key.
+    assert_eq!(find(&scores, "P0003").segment, "active");
+}
+
+#[test]
+fn lapsed_and_dormant_readers_are_found() {
+    let scores = score_samples();
+    let tom = find(&scores, "P0005");
+    assert_eq!(tom.segment, "lapsing", "{tom:?}");
+    assert!(
+        tom.reasons.iter().any(|r| r.contains("131 days")),
+        "{tom:?}"
+    );
+    assert_eq!(find(&scores, "P0006").segment, "dormant");
+    let never = find(&scores, "P0010");
+    assert_eq!(never.segment, "dormant");
+    assert!(never.reasons.contains(&"no recorded activity".to_string()));
+}
+
+#[test]
+fn configuration_from_the_library_changes_the_result() {
+    let lectern_host = lectern::Host::builder()
+        .plugin_config(
+            "engagement",
+            [("heavy-loans".to_string(), "100".to_string())].into(),
+        )
+        .build()
+        .unwrap();
+    let engagement = lectern_host.load_scorer(plugins::ENGAGEMENT).unwrap();
+    let scores = pipeline().score(&engagement, &sample_patrons()).unwrap();
+    assert_ne!(
+        find(&scores, "P0001").segment,
+        "key-reader",
+        "86 loans is not heavy at 100"
+    );
+
+    let bad = lectern::Host::builder()
+        .plugin_config(
+            "engagement",
+            [("heavy-loans".to_string(), "lots".to_string())].into(),
+        )
+        .build()
+        .unwrap();
+    let engagement = bad.load_scorer(plugins::ENGAGEMENT).unwrap();
+    let err = pipeline()
+        .score(&engagement, &sample_patrons())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "plugin `engagement` 0.1.0 failed: bad configuration: `heavy-loans` must be a number, got `lots`"
+    );
+}
+
+#[test]
+fn batching_does_not_change_results() {
+    let (host, _) = host();
+    let engagement = host.load_scorer(plugins::ENGAGEMENT).unwrap();
+    let whole = pipeline().score(&engagement, &sample_patrons()).unwrap();
+    let in_threes = pipeline()
+        .batch_size(3)
+        .score(&engagement, &sample_patrons())
+        .unwrap();
+    assert_eq!(whole, in_threes);
+}

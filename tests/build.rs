@@ -1,0 +1,58 @@
+//! Builds the guest plugins for the end-to-end tests and names each one in
+//! a constant. Fails the build when a guest has no test.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+fn main() {
+    let root = xtask::repo_root();
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let packaged = xtask::build_plugins(
+        &root,
+        &root.join("target/wasm-plugins"),
+        &out.join("plugins"),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+
+    for path in [
+        "wit",
+        "plugins/Cargo.toml",
+        "plugins/Cargo.lock",
+        "plugins/sdk",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
+    let tests = std::fs::read_dir(root.join("tests/all"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("tests/all").display()
+    );
+
+    let mut consts = String::new();
+    for p in &packaged {
+        let src = root.join("plugins").join(&p.id);
+        for part in ["src", "Cargo.toml", "plugin.toml"] {
+            println!("cargo:rerun-if-changed={}", src.join(part).display());
+        }
+        let name = p.id.to_uppercase().replace('-', "_");
+        // Every guest is there to be tested; one no test loads is dead weight.
+        assert!(
+            tests.contains(&format!("plugins::{name}")),
+            "guest plugin `{}` has no test: load `lectern_tests::plugins::{name}` in a test \
+             under tests/all/",
+            p.id
+        );
+        writeln!(consts, "/// The packaged `{}` plugin.", p.id).unwrap();
+        writeln!(
+            consts,
+            "pub const {name}: &str = {:?};",
+            p.dir.display().to_string()
+        )
+        .unwrap();
+    }
+    std::fs::write(out.join("plugins.rs"), consts).unwrap();
+}
