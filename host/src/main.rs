@@ -135,10 +135,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let mut builder = Host::builder();
-    if !cli.no_cache {
-        if let Some(dir) = cli.cache_dir.clone().or_else(default_cache_dir) {
-            builder = builder.cache_dir(dir);
-        }
+    if !cli.no_cache
+        && let Some(dir) = cli.cache_dir.clone().or_else(default_cache_dir)
+    {
+        builder = builder.cache_dir(dir);
     }
     let host = builder.build()?;
     let json = cli.json;

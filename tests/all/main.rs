@@ -6,3 +6,4 @@ mod messaging;
 mod privacy;
 mod sandbox;
 mod scoring;
+mod tidy;

@@ -132,7 +132,30 @@ fn demo() -> Result<()> {
 fn test() -> Result<()> {
     ensure_wasm_target()?;
     run(cargo().args(["test", "--workspace"]))?;
+    // The plugins' own unit tests (models, SDK date arithmetic) run natively.
+    run(cargo()
+        .current_dir(repo_root().join("plugins"))
+        .args([
+            "test",
+            "--workspace",
+            "--target",
+            &host_triple()?,
+            "--target-dir",
+        ])
+        .arg(target().join("plugins-native")))?;
     lint()
+}
+
+fn host_triple() -> Result<String> {
+    let out = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .context("failed to run rustc")?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_string)
+        .context("rustc -vV printed no host triple")
 }
 
 fn lint() -> Result<()> {

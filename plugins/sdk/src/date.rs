@@ -39,3 +39,44 @@ impl Date {
         format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Date;
+
+    #[test]
+    fn days_round_trip_across_leap_years_and_eras() {
+        for days in [-800_000, -1, 0, 1, 11_016, 20_515, 20_520, 60_000] {
+            assert_eq!(Date::from_days(days).to_days(), days);
+        }
+        let d = Date {
+            year: 2024,
+            month: 2,
+            day: 29,
+        };
+        assert_eq!(Date::from_days(d.to_days()), d);
+        assert_eq!(
+            Date {
+                year: 1970,
+                month: 1,
+                day: 1
+            }
+            .to_days(),
+            0
+        );
+        let today = Date {
+            year: 2026,
+            month: 11,
+            day: 28,
+        };
+        assert_eq!(
+            today.days_until(&Date {
+                year: 2026,
+                month: 12,
+                day: 20
+            }),
+            22
+        );
+        assert_eq!(today.iso(), "2026-11-28");
+    }
+}

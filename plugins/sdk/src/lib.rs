@@ -33,6 +33,7 @@ pub mod __private {
         wit_bindgen::generate!({
             path: "../../wit",
             world: "scorer",
+            additional_derives: [PartialEq],
             pub_export_macro: true,
             export_macro_name: "export_scorer_world",
             default_bindings_module: "lectern_plugin::__private::scorer",

@@ -1,0 +1,242 @@
+//! `cargo xtask bench`: the host's costs, each as a ratio against a native
+//! baseline run in the same process, so that a noisy machine moves both.
+//!
+//! 1. Scoring per patron through the `engagement` component, against the
+//!    very same model compiled natively (`plugins/engagement/src/model.rs`).
+//! 2. A fresh instance plus its first call, from the pooling allocator.
+//! 3. Compiling a component cold, against loading it from the cache.
+
+#[allow(dead_code, missing_docs)]
+#[path = "../../plugins/engagement/src/model.rs"]
+mod model;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use lectern::{Activity, Consents, Host, Patron, Pipeline, Pseudonyms, Rules};
+use lectern_tests::{as_of, plugins};
+
+const RUNS: usize = 7;
+
+fn main() {
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(10_000);
+    let patrons = synthetic(n);
+    let host = Host::new().unwrap();
+    let engagement = host.load_scorer(plugins::ENGAGEMENT).unwrap();
+    let pipeline = Pipeline::new()
+        .as_of(as_of())
+        .with_pseudonyms(Pseudonyms::new(b"bench"));
+
+    println!("| measure | value |\n|---|---|");
+
+    // 1. Per patron, native against WebAssembly.
+    let thresholds = model::Thresholds::default();
+    let native = median(|| {
+        let out: Vec<_> = patrons
+            .iter()
+            .map(|p| native_score(p, &thresholds))
+            .collect();
+        std::hint::black_box(out);
+    });
+    let wasm = median(|| {
+        std::hint::black_box(pipeline.score(&engagement, &patrons).unwrap());
+    });
+    // What the pipeline does before the boundary: project each record to the
+    // declared fields, with its token.
+    let rules = Rules::keeping(engagement.plugin().declared_fields().iter().copied());
+    let keys = Pseudonyms::new(b"bench");
+    let projection = median(|| {
+        let out: Vec<_> = patrons.iter().map(|p| rules.project(p, &keys)).collect();
+        std::hint::black_box(out);
+    });
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+    println!(
+        "| native model, per patron ({n} patrons) | {:.3} µs |",
+        per(native)
+    );
+    println!(
+        "| whole pipeline through the component, per patron | {:.3} µs |",
+        per(wasm)
+    );
+    println!(
+        "| of which projection and tokens (native, host side) | {:.3} µs |",
+        per(projection)
+    );
+    println!(
+        "| **ratio, whole pipeline / native model** | **{:.2}×** |",
+        per(wasm) / per(native)
+    );
+    println!(
+        "| **ratio, boundary + guest (pipeline − projection) / native model** | **{:.2}×** |",
+        (per(wasm) - per(projection)) / per(native)
+    );
+
+    // The same results, or the comparison means nothing.
+    let scored = pipeline.score(&engagement, &patrons[..100]).unwrap();
+    for (s, p) in scored.iter().zip(&patrons) {
+        let want = native_score(p, &thresholds);
+        assert_eq!(
+            (s.segment.as_str(), s.value),
+            (want.segment, want.value),
+            "{}",
+            p.id
+        );
+    }
+
+    // 2. A fresh instance and its first call, one patron.
+    let one = &patrons[..1];
+    let first_call = median_of(200, || {
+        std::hint::black_box(pipeline.score(&engagement, one).unwrap());
+    });
+    let native_one = median_of(200, || {
+        std::hint::black_box(native_score(&one[0], &thresholds));
+    });
+    println!(
+        "| fresh instance + first call, 1 patron (pooling) | {:.1} µs |",
+        first_call.as_secs_f64() * 1e6
+    );
+    println!(
+        "| the same patron natively | {:.2} µs |",
+        native_one.as_secs_f64() * 1e6
+    );
+
+    // 3. Cold compile against the cache.
+    let cache = tempfile::tempdir().unwrap();
+    let cached = Host::builder().cache_dir(cache.path()).build().unwrap();
+    let cold = cached
+        .load(plugins::ENGAGEMENT)
+        .unwrap()
+        .component()
+        .load_time;
+    let warm: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            cached
+                .load(plugins::ENGAGEMENT)
+                .unwrap()
+                .component()
+                .load_time
+        })
+        .collect();
+    let warm = sorted(warm)[RUNS / 2];
+    println!(
+        "| compile the engagement component (cold) | {:.1} ms |",
+        cold.as_secs_f64() * 1e3
+    );
+    println!(
+        "| load it from the cache | {:.3} ms |",
+        warm.as_secs_f64() * 1e3
+    );
+    println!(
+        "| **ratio, cold / cached** | **{:.0}×** |",
+        cold.as_secs_f64() / warm.as_secs_f64()
+    );
+}
+
+/// What the plugin does per patron, natively: read the fields it declares
+/// and run the model.
+fn native_score(p: &Patron, t: &model::Thresholds) -> model::Output {
+    let subject_loans: Vec<u32> = p
+        .interests
+        .iter()
+        .flat_map(|i| i.values().copied())
+        .collect();
+    let a = p.activity.unwrap_or_default();
+    let attr = |k: &str| p.attributes.as_ref().and_then(|a| a.get(k));
+    model::score(
+        &model::Input {
+            category: p.category.as_deref(),
+            loans_30d: a.loans_30d,
+            loans_90d: a.loans_90d,
+            loans_365d: a.loans_365d,
+            renewals_and_holds: a.renewals_365d + a.holds_365d,
+            days_since_last_activity: a.days_since_last_activity,
+            subject_loans: &subject_loans,
+            researcher: attr("research-project").is_some()
+                || attr("academic-leader").is_some_and(|v| v == "true" || v == "yes"),
+        },
+        t,
+    )
+}
+
+fn median(f: impl FnMut()) -> Duration {
+    median_of(RUNS, f)
+}
+
+fn median_of(runs: usize, mut f: impl FnMut()) -> Duration {
+    f(); // warm up
+    let times = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    sorted(times)[runs / 2]
+}
+
+fn sorted(mut v: Vec<Duration>) -> Vec<Duration> {
+    v.sort();
+    v
+}
+
+/// A deterministic library: Zipf-like use, a few researchers, some lapsed.
+fn synthetic(n: usize) -> Vec<Patron> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move |m: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % m
+    };
+    const CATEGORIES: [&str; 5] = [
+        "undergraduate",
+        "undergraduate",
+        "graduate",
+        "faculty",
+        "public",
+    ];
+    const SUBJECTS: [&str; 12] = [
+        "QA", "QD", "QC", "QH", "R", "K", "PR", "D", "HF", "T", "Z", "B",
+    ];
+    (0..n)
+        .map(|i| {
+            let heavy = 200 / (1 + next(40) as u32);
+            let loans_365d = heavy + next(5) as u32;
+            let interests: BTreeMap<String, u32> = (0..next(6))
+                .map(|_| (SUBJECTS[next(12) as usize].to_string(), 1 + next(20) as u32))
+                .collect();
+            let mut attributes =
+                BTreeMap::from([("department".to_string(), "chemistry".to_string())]);
+            if next(10) == 0 {
+                attributes.insert("research-project".into(), format!("NSFC-{i}"));
+            }
+            Patron {
+                id: format!("P{i:07}"),
+                name: Some(format!("Reader {i}")),
+                email: Some(format!("reader{i}@example.org")),
+                category: Some(CATEGORIES[next(5) as usize].to_string()),
+                home_branch: Some("MAIN".into()),
+                attributes: Some(attributes),
+                consents: Some(Consents {
+                    reading_history: next(3) != 0,
+                    marketing: next(2) == 0,
+                }),
+                activity: Some(Activity {
+                    loans_30d: loans_365d / 12,
+                    loans_90d: loans_365d / 4,
+                    loans_365d,
+                    renewals_365d: next(10) as u32,
+                    holds_365d: next(6) as u32,
+                    overdue_now: next(2) as u32,
+                    days_since_last_activity: (next(20) != 0).then(|| next(500) as u32),
+                    ..Activity::default()
+                }),
+                interests: Some(interests),
+                ..Patron::default()
+            }
+        })
+        .collect()
+}
