@@ -321,9 +321,14 @@ impl Host {
             .map_err(|e| anyhow::anyhow!(e))?;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create the cache directory {}", dir.display()))?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, &compiled)
-            .and_then(|()| std::fs::rename(&tmp, &path))
+        // A uniquely named temporary file, renamed into place: two hosts (or
+        // two threads) compiling the same component never see half a file,
+        // and an entry that is mapped into memory is never rewritten.
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            .with_context(|| format!("failed to write to the cache directory {}", dir.display()))?;
+        std::io::Write::write_all(&mut tmp, &compiled)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| tmp.persist(&path).map_err(|e| e.error.into()))
             .with_context(|| format!("failed to write the cache entry {}", path.display()))?;
         #[allow(unsafe_code)]
         // SAFETY: `compiled` was produced just now by this engine.

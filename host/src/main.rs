@@ -152,8 +152,7 @@ fn run(cli: Cli) -> Result<()> {
             common,
         } => {
             let scorer = host.load_scorer(&plugin)?;
-            let patrons: Vec<Patron> = read_jsonl(&input)?;
-            check_unique(&input, &patrons)?;
+            let patrons = read_patrons(&input)?;
             let pipeline = pipeline(&host, &common)?;
             let scores = pipeline.score(&scorer, &patrons)?;
             if json {
@@ -193,8 +192,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let messenger = host.load_messenger(&plugin)?;
             let event_list: Vec<Event> = read_jsonl(&events)?;
-            let patron_list: Vec<Patron> = read_jsonl(&patrons)?;
-            check_unique(&patrons, &patron_list)?;
+            let patron_list = read_patrons(&patrons)?;
             let pipeline = pipeline(&host, &common)?;
             let report = pipeline.compose(&messenger, &event_list, &patron_list)?;
             if json {
@@ -238,8 +236,7 @@ fn run(cli: Cli) -> Result<()> {
             common,
         } => {
             let policy = host.load_privacy_filter(&plugin)?;
-            let patrons: Vec<Patron> = read_jsonl(&input)?;
-            check_unique(&input, &patrons)?;
+            let patrons = read_patrons(&input)?;
             let pipeline = pipeline(&host, &common)?.with_policy(policy);
             let ctx = AccessContext {
                 purpose,
@@ -310,7 +307,9 @@ fn pipeline(host: &Host, common: &Common) -> Result<Pipeline> {
     Ok(p)
 }
 
-fn check_unique(path: &Path, patrons: &[Patron]) -> Result<()> {
+/// Reads patrons, refusing a file that holds one patron twice.
+fn read_patrons(path: &Path) -> Result<Vec<Patron>> {
+    let patrons: Vec<Patron> = read_jsonl(path)?;
     let mut seen = std::collections::HashSet::new();
     for (i, p) in patrons.iter().enumerate() {
         anyhow::ensure!(
@@ -321,7 +320,7 @@ fn check_unique(path: &Path, patrons: &[Patron]) -> Result<()> {
             p.id
         );
     }
-    Ok(())
+    Ok(patrons)
 }
 
 fn inspect(host: &Host, path: &Path, json: bool) -> Result<()> {
@@ -330,16 +329,7 @@ fn inspect(host: &Host, path: &Path, json: bool) -> Result<()> {
     if bare {
         let info = host.inspect_component(path)?;
         if json {
-            return print_json(&json!({
-                "component": info.path,
-                "world": info.world.map(|w| w.as_str()),
-                "size": info.size,
-                "sha256": info.sha256,
-                "exports": info.exports,
-                "imports": info.imports,
-                "cache": cache_word(info.cache),
-                "load_ms": info.load_time.as_secs_f64() * 1e3,
-            }));
+            return print_json(&component_json(&info));
         }
         println!("component  {}", info.path.display());
         println!("manifest   none (no plugin.toml beside it)");
@@ -360,29 +350,28 @@ fn inspect(host: &Host, path: &Path, json: bool) -> Result<()> {
         .map(|f| f.as_str())
         .collect();
     if json {
-        return print_json(&json!({
-            "id": plugin.id(),
-            "version": plugin.version(),
-            "world": plugin.world().as_str(),
-            "api_version": m.api_version,
-            "description": m.description,
-            "authors": m.authors,
-            "fields": fields,
-            "config": plugin.config(),
-            "limits": {
-                "deadline_ms": limits.deadline.as_millis() as u64,
-                "memory_bytes": limits.memory_bytes,
-                "output_bytes": limits.output_bytes,
-                "log_bytes": limits.log_bytes,
-            },
-            "component": info.path,
-            "size": info.size,
-            "sha256": info.sha256,
-            "exports": info.exports,
-            "imports": info.imports,
-            "cache": cache_word(info.cache),
-            "load_ms": info.load_time.as_secs_f64() * 1e3,
-        }));
+        let mut out = component_json(info);
+        out.as_object_mut().unwrap().extend(
+            json!({
+                "id": plugin.id(),
+                "version": plugin.version(),
+                "api_version": m.api_version,
+                "description": m.description,
+                "authors": m.authors,
+                "fields": fields,
+                "config": plugin.config(),
+                "limits": {
+                    "deadline_ms": limits.deadline.as_millis() as u64,
+                    "memory_bytes": limits.memory_bytes,
+                    "output_bytes": limits.output_bytes,
+                    "log_bytes": limits.log_bytes,
+                },
+            })
+            .as_object()
+            .unwrap()
+            .clone(),
+        );
+        return print_json(&out);
     }
     println!("plugin     {} {}", plugin.id(), plugin.version());
     if !m.description.is_empty() {
@@ -417,6 +406,19 @@ fn inspect(host: &Host, path: &Path, json: bool) -> Result<()> {
     println!("component  {}", info.path.display());
     print_component(info);
     Ok(())
+}
+
+fn component_json(info: &lectern::ComponentInfo) -> serde_json::Value {
+    json!({
+        "component": info.path,
+        "world": info.world.map(|w| w.as_str()),
+        "size": info.size,
+        "sha256": info.sha256,
+        "exports": info.exports,
+        "imports": info.imports,
+        "cache": cache_word(info.cache),
+        "load_ms": info.load_time.as_secs_f64() * 1e3,
+    })
 }
 
 fn print_component(info: &lectern::ComponentInfo) {

@@ -211,3 +211,27 @@ fn the_testkit_echo_works_from_its_packaged_directory() {
         .reasons;
     assert_eq!(reasons[1..], ["field:category", "field:activity"]);
 }
+
+#[test]
+fn hosts_compiling_the_same_component_at_once_share_the_cache_safely() {
+    let cache = tempfile::tempdir().unwrap();
+    let barrier = std::sync::Barrier::new(4);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let host = Host::builder().cache_dir(cache.path()).build().unwrap();
+                barrier.wait();
+                host.load_scorer(
+                    plugins::BASELINE_PRIVACY.replace("baseline-privacy", "engagement"),
+                )
+                .unwrap();
+            });
+        }
+    });
+    let entries: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
+    assert_eq!(
+        entries.len(),
+        1,
+        "one entry, no temporary files left: {entries:?}"
+    );
+}

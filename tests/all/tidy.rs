@@ -42,11 +42,13 @@ fn no_file_names_a_path_on_the_developers_machine() {
         files(&repo(), ext, &mut all);
     }
     let root = repo().display().to_string();
+    // Spelt in pieces so that this file does not match itself.
+    let (home, root_home) = (["/ho", "me/"].concat(), ["/ro", "ot/"].concat());
     let offenders: Vec<_> = all
         .iter()
         .filter(|p| {
             let text = std::fs::read_to_string(p).unwrap_or_default();
-            text.contains(&root) || text.contains("/home/") || text.contains("/root/")
+            text.contains(&root) || text.contains(&home) || text.contains(&root_home)
         })
         .map(|p| p.strip_prefix(repo()).unwrap().display().to_string())
         .collect();
