@@ -221,10 +221,7 @@ fn hosts_compiling_the_same_component_at_once_share_the_cache_safely() {
             s.spawn(|| {
                 let host = Host::builder().cache_dir(cache.path()).build().unwrap();
                 barrier.wait();
-                host.load_scorer(
-                    plugins::BASELINE_PRIVACY.replace("baseline-privacy", "engagement"),
-                )
-                .unwrap();
+                host.load_scorer(plugins::ENGAGEMENT).unwrap();
             });
         }
     });
