@@ -54,3 +54,28 @@ fn no_file_names_a_path_on_the_developers_machine() {
         .collect();
     assert!(offenders.is_empty(), "machine paths in: {offenders:?}");
 }
+
+#[test]
+fn every_item_of_the_contract_is_documented() {
+    let wit = std::fs::read_to_string(repo().join("wit/crm.wit")).unwrap();
+    let lines: Vec<&str> = wit.lines().map(str::trim).collect();
+    let mut undocumented = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        // Declarations, fields, cases and functions; not `use`, braces or docs.
+        let is_item = !line.is_empty()
+            && !line.starts_with("//")
+            && !line.starts_with('}')
+            && !line.starts_with("use ")
+            && !line.starts_with("import ")
+            && !line.starts_with("export ")
+            && !line.starts_with("package ");
+        let documented = i > 0 && lines[i - 1].starts_with("///");
+        if is_item && !documented {
+            undocumented.push(format!("line {}: {line}", i + 1));
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "add a `///` doc to: {undocumented:#?}"
+    );
+}
