@@ -38,6 +38,7 @@
 mod bindings;
 mod error;
 mod host;
+mod import;
 mod input;
 mod limits;
 mod manifest;
@@ -46,9 +47,11 @@ mod pipeline;
 mod plugin;
 mod privacy;
 mod runtime;
+mod store;
 
 pub use crate::error::{Error, Failure, GuestError, PluginRef, Result};
 pub use crate::host::{CacheStatus, Host, HostBuilder, LogLevel, LogLine, LogSink, LogSource};
+pub use crate::import::{ImportOptions, ImportReport, Skip, import_folio};
 pub use crate::input::{InputError, read_jsonl};
 pub use crate::limits::Limits;
 pub use crate::manifest::{
@@ -60,3 +63,6 @@ pub use crate::model::{
 pub use crate::pipeline::{ComposeReport, Pipeline};
 pub use crate::plugin::{ComponentInfo, Messenger, Plugin, PrivacyFilter, Scorer};
 pub use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
+pub use crate::store::{
+    Batch, Erased, HoldRecord, LoanRecord, PatronRecord, SqliteStore, Store, Written,
+};

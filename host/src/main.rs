@@ -9,8 +9,8 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use lectern::{
-    AccessContext, Actor, CacheStatus, Event, Host, Patron, Pipeline, Pseudonyms, Purpose,
-    read_jsonl,
+    AccessContext, Actor, CacheStatus, Event, Host, ImportOptions, Patron, Pipeline, Pseudonyms,
+    Purpose, SqliteStore, Store, import_folio, read_jsonl,
 };
 use serde_json::json;
 
@@ -29,6 +29,15 @@ struct Cli {
     /// Print machine-readable JSON instead of tables
     #[arg(long, global = true)]
     json: bool,
+    /// The store [default: $LECTERN_DB, else lectern.db in this directory]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "LECTERN_DB",
+        default_value = "lectern.db"
+    )]
+    db: PathBuf,
     /// Show plugin log lines and more (-vv for debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -43,14 +52,32 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Import patrons, loans and holds from ILS exports into the store
+    Import {
+        /// The export format: folio
+        #[arg(long)]
+        format: String,
+        /// Stop at the first bad record and write nothing
+        #[arg(long)]
+        strict: bool,
+        /// The files to import
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Work with one patron's data
+    Patron {
+        #[command(subcommand)]
+        command: PatronCommand,
+    },
     /// Score patrons with a scorer plugin
     Score {
         /// The scorer: a plugin directory, its plugin.toml or its .wasm
         #[arg(long, value_name = "PLUGIN")]
         plugin: PathBuf,
-        /// Patrons, one JSON object per line
+        /// Patrons, one JSON object per line [default: every patron in the
+        /// store, with activity as of --as-of]
         #[arg(long, value_name = "FILE")]
-        input: PathBuf,
+        input: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -94,6 +121,15 @@ enum PluginCommand {
     Inspect {
         /// A plugin directory, its plugin.toml, or a .wasm component
         path: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PatronCommand {
+    /// Remove a patron and everything stored about them
+    Erase {
+        /// The patron's id
+        id: String,
     },
 }
 
@@ -142,7 +178,64 @@ fn run(cli: Cli) -> Result<()> {
     }
     let host = builder.build()?;
     let json = cli.json;
+    let db = cli.db;
     match cli.command {
+        Command::Import {
+            format,
+            strict,
+            files,
+        } => {
+            anyhow::ensure!(
+                format == "folio",
+                "unknown format `{format}`; this lectern imports: folio"
+            );
+            let mut store = SqliteStore::open(&db)?;
+            let report = import_folio(&mut store, &files, ImportOptions { strict })?;
+            if json {
+                let skipped: Vec<_> = report
+                    .skipped
+                    .iter()
+                    .map(|s| json!({"file": s.file, "record": s.record, "field": s.field, "reason": s.reason}))
+                    .collect();
+                return print_json(&json!({
+                    "imported": report.written.imported,
+                    "updated": report.written.updated,
+                    "skipped": skipped,
+                }));
+            }
+            for s in &report.skipped {
+                println!("skipped {s}");
+            }
+            println!(
+                "imported {}, updated {}, skipped {} into {}",
+                report.written.imported,
+                report.written.updated,
+                report.skipped.len(),
+                db.display()
+            );
+            Ok(())
+        }
+        Command::Patron {
+            command: PatronCommand::Erase { id },
+        } => {
+            let mut store = SqliteStore::open(&db)?;
+            let e = store.erase_patron(&id)?;
+            anyhow::ensure!(
+                e.patrons == 1,
+                "no patron with id `{id}` in {}",
+                db.display()
+            );
+            if json {
+                return print_json(
+                    &json!({"patron": id, "loans": e.loans, "holds": e.holds, "attributes": e.attributes}),
+                );
+            }
+            println!(
+                "erased patron {id}: {} loans, {} holds, {} attributes",
+                e.loans, e.holds, e.attributes
+            );
+            Ok(())
+        }
         Command::Plugin {
             command: PluginCommand::Inspect { path },
         } => inspect(&host, &path, json),
@@ -152,8 +245,18 @@ fn run(cli: Cli) -> Result<()> {
             common,
         } => {
             let scorer = host.load_scorer(&plugin)?;
-            let patrons = read_patrons(&input)?;
             let pipeline = pipeline(&host, &common)?;
+            let patrons = match &input {
+                Some(input) => read_patrons(input)?,
+                None => {
+                    anyhow::ensure!(
+                        db.is_file(),
+                        "no store at {}; import patrons with `lectern import`, or pass --input",
+                        db.display()
+                    );
+                    SqliteStore::open(&db)?.patrons(pipeline_date(&common))?
+                }
+            };
             let scores = pipeline.score(&scorer, &patrons)?;
             if json {
                 return print_json(&json!({
@@ -285,11 +388,14 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+fn pipeline_date(common: &Common) -> NaiveDate {
+    common
+        .as_of
+        .unwrap_or_else(|| chrono::Utc::now().date_naive())
+}
+
 fn pipeline(host: &Host, common: &Common) -> Result<Pipeline> {
-    let mut p = Pipeline::new();
-    if let Some(date) = common.as_of {
-        p = p.as_of(date);
-    }
+    let mut p = Pipeline::new().as_of(pipeline_date(common));
     if let Some(path) = &common.key_file {
         let key = std::fs::read(path)
             .with_context(|| format!("failed to read the pseudonym key {}", path.display()))?;

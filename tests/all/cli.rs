@@ -196,3 +196,57 @@ fn inspect_describes_a_plugin_and_a_bare_component() {
             .any(|i| i == "lectern:crm/host@0.1.0")
     );
 }
+
+#[test]
+fn import_folio_then_score_the_store_then_erase_a_patron() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lectern.db");
+    let folio = repo().join("tests/fixtures/folio");
+    let mut import = lectern();
+    import
+        .arg("--db")
+        .arg(&db)
+        .args(["import", "--format", "folio"]);
+    for sub in ["groups", "users", "loans"] {
+        for e in std::fs::read_dir(folio.join(sub)).unwrap() {
+            import.arg(e.unwrap().path());
+        }
+    }
+    let out = ok(import.output().unwrap());
+    assert!(out.contains("imported 308, updated 0, skipped 0"), "{out}");
+
+    let out = ok(lectern()
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "score",
+            "--plugin",
+            plugins::ENGAGEMENT,
+            "--as-of",
+            "2017-03-20",
+            "--json",
+        ])
+        .output()
+        .unwrap());
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["scores"].as_array().unwrap().len(), 303);
+
+    let penelope = "d0fc4228-2e42-49b2-a5b0-9df48897e8c0";
+    let out = ok(lectern()
+        .arg("--db")
+        .arg(&db)
+        .args(["patron", "erase", penelope])
+        .output()
+        .unwrap());
+    assert_eq!(
+        out.trim(),
+        format!("erased patron {penelope}: 1 loans, 0 holds, 0 attributes")
+    );
+    let again = lectern()
+        .arg("--db")
+        .arg(&db)
+        .args(["patron", "erase", penelope])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+}

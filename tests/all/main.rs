@@ -6,4 +6,5 @@ mod messaging;
 mod privacy;
 mod sandbox;
 mod scoring;
+mod store;
 mod tidy;

@@ -1,0 +1,439 @@
+//! The embedded default store: one SQLite file, its schema migrated when it
+//! is opened.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use chrono::NaiveDate;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Batch, Erased, Store, Written};
+use crate::model::{Activity, Channel, Consents, Patron};
+
+/// Each migration takes the schema from version `i` to `i + 1`. Never edit
+/// one that has shipped; add another.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE patrons (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    card_number TEXT,
+    name TEXT,
+    email TEXT,
+    phone TEXT,
+    birth_date TEXT,
+    age_band TEXT,
+    category TEXT,
+    home_branch TEXT,
+    enrolled_on TEXT,
+    expires_on TEXT,
+    locale TEXT,
+    channels TEXT,
+    consent_reading_history INTEGER,
+    consent_marketing INTEGER
+);
+CREATE TABLE patron_attributes (
+    patron_id TEXT NOT NULL REFERENCES patrons(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (patron_id, key)
+);
+CREATE TABLE loans (
+    id TEXT PRIMARY KEY,
+    patron_id TEXT NOT NULL REFERENCES patrons(id) ON DELETE CASCADE,
+    item_id TEXT,
+    title TEXT,
+    subject TEXT,
+    loaned_on TEXT NOT NULL,
+    due_on TEXT,
+    returned_on TEXT,
+    renewals INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX loans_by_patron ON loans (patron_id, loaned_on);
+CREATE INDEX loans_by_date ON loans (loaned_on);
+CREATE TABLE holds (
+    id TEXT PRIMARY KEY,
+    patron_id TEXT NOT NULL REFERENCES patrons(id) ON DELETE CASCADE,
+    title TEXT,
+    placed_on TEXT NOT NULL,
+    status TEXT,
+    pickup_branch TEXT,
+    expires_on TEXT
+);
+CREATE INDEX holds_by_patron ON holds (patron_id, placed_on);
+"#];
+
+/// A store in one SQLite file.
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path` and brings its schema up to
+    /// date.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let conn = Connection::open(path)
+            .with_context(|| format!("failed to open the store {}", path.display()))?;
+        SqliteStore::init(conn)
+            .with_context(|| format!("failed to prepare the store {}", path.display()))
+    }
+
+    /// A store that lives in memory, for tests and trials.
+    pub fn in_memory() -> Result<SqliteStore> {
+        SqliteStore::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<SqliteStore> {
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        anyhow::ensure!(
+            version <= MIGRATIONS.len(),
+            "the store has schema version {version}, newer than this lectern knows ({}); \
+             upgrade lectern",
+            MIGRATIONS.len()
+        );
+        let tx = conn.transaction()?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            tx.execute_batch(sql)
+                .with_context(|| format!("failed to migrate the schema to version {}", i + 1))?;
+        }
+        tx.pragma_update(None, "user_version", MIGRATIONS.len())?;
+        tx.commit()?;
+        Ok(SqliteStore { conn })
+    }
+
+    /// The number of rows in `table`, for reports and tests.
+    pub fn count(&self, table: &str) -> Result<usize> {
+        anyhow::ensure!(
+            table.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+            "bad table name"
+        );
+        Ok(self
+            .conn
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
+                r.get::<_, i64>(0)
+            })? as usize)
+    }
+
+    /// How many rows of `table` hold `value` in any column: how a test or an
+    /// auditor checks that an erasure left nothing behind.
+    pub fn rows_mentioning(&self, table: &str, value: &str) -> Result<usize> {
+        anyhow::ensure!(
+            self.tables()?.iter().any(|t| t == table),
+            "no table `{table}`"
+        );
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?;
+        let columns = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        let any = columns
+            .iter()
+            .map(|c| format!("\"{c}\" = ?1"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let n: i64 = self.conn.query_row(
+            &format!("SELECT COUNT(*) FROM {table} WHERE {any}"),
+            [value],
+            |r| r.get(0),
+        )?;
+        Ok(n as usize)
+    }
+
+    /// The tables of the schema.
+    pub fn tables(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
+        let names = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(names)
+    }
+}
+
+fn date(d: Option<NaiveDate>) -> Option<String> {
+    d.map(|d| d.to_string())
+}
+
+fn parse_date(s: Option<String>) -> Option<NaiveDate> {
+    s.and_then(|s| s.parse().ok())
+}
+
+impl Store for SqliteStore {
+    fn write(&mut self, batch: &Batch) -> Result<Written> {
+        let tx = self.conn.transaction()?;
+        let mut written = Written::default();
+        {
+            let mut exists = tx.prepare_cached("SELECT 1 FROM patrons WHERE id = ?1")?;
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO patrons (id, source, active, card_number, name, email, phone, birth_date, \
+                 age_band, category, home_branch, enrolled_on, expires_on, locale, channels, \
+                 consent_reading_history, consent_marketing) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
+                 ON CONFLICT (id) DO UPDATE SET source = excluded.source, active = excluded.active, \
+                 card_number = excluded.card_number, name = excluded.name, email = excluded.email, \
+                 phone = excluded.phone, birth_date = excluded.birth_date, age_band = excluded.age_band, \
+                 category = excluded.category, home_branch = excluded.home_branch, \
+                 enrolled_on = excluded.enrolled_on, expires_on = excluded.expires_on, \
+                 locale = excluded.locale, channels = excluded.channels, \
+                 consent_reading_history = excluded.consent_reading_history, \
+                 consent_marketing = excluded.consent_marketing",
+            )?;
+            let mut clear_attrs =
+                tx.prepare_cached("DELETE FROM patron_attributes WHERE patron_id = ?1")?;
+            let mut attr = tx.prepare_cached(
+                "INSERT INTO patron_attributes (patron_id, key, value) VALUES (?1, ?2, ?3)",
+            )?;
+            for r in &batch.patrons {
+                let p = &r.patron;
+                let existed = exists.exists([&p.id])?;
+                let channels = p.channels.as_ref().map(serde_json::to_string).transpose()?;
+                upsert.execute(params![
+                    p.id,
+                    r.source,
+                    r.active,
+                    p.card_number,
+                    p.name,
+                    p.email,
+                    p.phone,
+                    date(p.birth_date),
+                    p.age_band,
+                    p.category,
+                    p.home_branch,
+                    date(p.enrolled_on),
+                    date(p.expires_on),
+                    p.locale,
+                    channels,
+                    p.consents.map(|c| c.reading_history),
+                    p.consents.map(|c| c.marketing),
+                ])?;
+                clear_attrs.execute([&p.id])?;
+                for (k, v) in p.attributes.iter().flatten() {
+                    attr.execute(params![p.id, k, v])?;
+                }
+                if existed {
+                    written.updated += 1
+                } else {
+                    written.imported += 1
+                }
+            }
+
+            let mut loan_exists = tx.prepare_cached("SELECT 1 FROM loans WHERE id = ?1")?;
+            let mut loan = tx.prepare_cached(
+                "INSERT INTO loans (id, patron_id, item_id, title, subject, loaned_on, due_on, returned_on, renewals) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (id) DO UPDATE SET patron_id = excluded.patron_id, item_id = excluded.item_id, \
+                 title = excluded.title, subject = excluded.subject, loaned_on = excluded.loaned_on, \
+                 due_on = excluded.due_on, returned_on = excluded.returned_on, renewals = excluded.renewals",
+            )?;
+            for l in &batch.loans {
+                let existed = loan_exists.exists([&l.id])?;
+                loan.execute(params![
+                    l.id,
+                    l.patron,
+                    l.item,
+                    l.title,
+                    l.subject,
+                    l.loaned_on.to_string(),
+                    date(l.due_on),
+                    date(l.returned_on),
+                    l.renewals,
+                ])
+                .with_context(|| {
+                    format!("failed to store loan `{}` of patron `{}`", l.id, l.patron)
+                })?;
+                if existed {
+                    written.updated += 1
+                } else {
+                    written.imported += 1
+                }
+            }
+
+            let mut hold_exists = tx.prepare_cached("SELECT 1 FROM holds WHERE id = ?1")?;
+            let mut hold = tx.prepare_cached(
+                "INSERT INTO holds (id, patron_id, title, placed_on, status, pickup_branch, expires_on) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (id) DO UPDATE SET patron_id = excluded.patron_id, title = excluded.title, \
+                 placed_on = excluded.placed_on, status = excluded.status, \
+                 pickup_branch = excluded.pickup_branch, expires_on = excluded.expires_on",
+            )?;
+            for h in &batch.holds {
+                let existed = hold_exists.exists([&h.id])?;
+                hold.execute(params![
+                    h.id,
+                    h.patron,
+                    h.title,
+                    h.placed_on.to_string(),
+                    h.status,
+                    h.pickup_branch,
+                    date(h.expires_on),
+                ])
+                .with_context(|| {
+                    format!("failed to store hold `{}` of patron `{}`", h.id, h.patron)
+                })?;
+                if existed {
+                    written.updated += 1
+                } else {
+                    written.imported += 1
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(written)
+    }
+
+    fn has_patron(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM patrons WHERE id = ?1", [id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn patrons(&self, as_of: NaiveDate) -> Result<Vec<Patron>> {
+        let d = as_of.to_string();
+        // One pass over loans and one over holds, grouped by patron: the
+        // indexes on (patron_id, date) serve both.
+        let mut stmt = self.conn.prepare(
+            "WITH l AS (
+                SELECT patron_id,
+                    SUM(loaned_on > date(?1, '-30 days')) AS l30,
+                    SUM(loaned_on > date(?1, '-90 days')) AS l90,
+                    SUM(loaned_on > date(?1, '-365 days')) AS l365,
+                    SUM(CASE WHEN loaned_on > date(?1, '-365 days') THEN renewals ELSE 0 END) AS renewals,
+                    SUM(due_on < ?1 AND (returned_on IS NULL OR returned_on > ?1)) AS overdue,
+                    MAX(MAX(loaned_on), COALESCE(MAX(CASE WHEN returned_on <= ?1 THEN returned_on END), '')) AS last
+                FROM loans WHERE loaned_on <= ?1 GROUP BY patron_id
+            ), h AS (
+                SELECT patron_id, SUM(placed_on > date(?1, '-365 days')) AS h365, MAX(placed_on) AS last
+                FROM holds WHERE placed_on <= ?1 GROUP BY patron_id
+            )
+            SELECT p.id, p.card_number, p.name, p.email, p.phone, p.birth_date, p.age_band, p.category,
+                p.home_branch, p.enrolled_on, p.expires_on, p.locale, p.channels,
+                p.consent_reading_history, p.consent_marketing,
+                COALESCE(l.l30, 0), COALESCE(l.l90, 0), COALESCE(l.l365, 0), COALESCE(l.renewals, 0),
+                COALESCE(h.h365, 0), COALESCE(l.overdue, 0),
+                CAST(julianday(?1) - julianday(NULLIF(MAX(COALESCE(l.last, ''), COALESCE(h.last, '')), '')) AS INTEGER)
+            FROM patrons p
+            LEFT JOIN l ON l.patron_id = p.id
+            LEFT JOIN h ON h.patron_id = p.id
+            ORDER BY p.id",
+        )?;
+        let mut patrons = stmt
+            .query_map([&d], |r| {
+                let channels: Option<String> = r.get(12)?;
+                let consent = |a: Option<bool>, b: Option<bool>| match (a, b) {
+                    (None, None) => None,
+                    (a, b) => Some(Consents {
+                        reading_history: a.unwrap_or(false),
+                        marketing: b.unwrap_or(false),
+                    }),
+                };
+                Ok(Patron {
+                    id: r.get(0)?,
+                    card_number: r.get(1)?,
+                    name: r.get(2)?,
+                    email: r.get(3)?,
+                    phone: r.get(4)?,
+                    birth_date: parse_date(r.get(5)?),
+                    age_band: r.get(6)?,
+                    category: r.get(7)?,
+                    home_branch: r.get(8)?,
+                    enrolled_on: parse_date(r.get(9)?),
+                    expires_on: parse_date(r.get(10)?),
+                    locale: r.get(11)?,
+                    channels: channels.and_then(|c| serde_json::from_str::<Vec<Channel>>(&c).ok()),
+                    consents: consent(r.get(13)?, r.get(14)?),
+                    activity: Some(Activity {
+                        loans_30d: r.get(15)?,
+                        loans_90d: r.get(16)?,
+                        loans_365d: r.get(17)?,
+                        renewals_365d: r.get(18)?,
+                        holds_365d: r.get(19)?,
+                        overdue_now: r.get(20)?,
+                        days_since_last_activity: r
+                            .get::<_, Option<i64>>(21)?
+                            .map(|n| n.max(0) as u32),
+                        visits_365d: None,
+                        eresource_sessions_365d: None,
+                    }),
+                    attributes: None,
+                    interests: None,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<Patron>>>()?;
+
+        let index: HashMap<String, usize> = patrons
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.clone(), i))
+            .collect();
+        let mut attrs = self
+            .conn
+            .prepare("SELECT patron_id, key, value FROM patron_attributes")?;
+        for row in attrs.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })? {
+            let (id, k, v) = row?;
+            if let Some(&i) = index.get(&id) {
+                patrons[i]
+                    .attributes
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(k, v);
+            }
+        }
+        let mut subjects = self.conn.prepare(
+            "SELECT patron_id, subject, COUNT(*) FROM loans
+             WHERE subject IS NOT NULL AND loaned_on <= ?1 AND loaned_on > date(?1, '-365 days')
+             GROUP BY patron_id, subject",
+        )?;
+        for row in subjects.query_map([&d], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+            ))
+        })? {
+            let (id, subject, n) = row?;
+            if let Some(&i) = index.get(&id) {
+                patrons[i]
+                    .interests
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(subject, n);
+            }
+        }
+        Ok(patrons)
+    }
+
+    fn erase_patron(&mut self, id: &str) -> Result<Erased> {
+        let tx = self.conn.transaction()?;
+        let count = |table: &str| -> Result<usize> {
+            Ok(tx.query_row(
+                &format!("SELECT COUNT(*) FROM {table} WHERE patron_id = ?1"),
+                [id],
+                |r| r.get::<_, i64>(0),
+            )? as usize)
+        };
+        let erased = Erased {
+            attributes: count("patron_attributes")?,
+            loans: count("loans")?,
+            holds: count("holds")?,
+            patrons: tx.execute("DELETE FROM patrons WHERE id = ?1", [id])?,
+        };
+        // Foreign keys cascade; checked here so that a schema change that
+        // forgets one fails loudly instead of leaving data behind.
+        for table in ["patron_attributes", "loans", "holds"] {
+            anyhow::ensure!(count(table)? == 0, "erasing `{id}` left rows in {table}");
+        }
+        tx.commit()?;
+        Ok(erased)
+    }
+}
