@@ -51,7 +51,7 @@ mod store;
 
 pub use crate::error::{Error, Failure, GuestError, PluginRef, Result};
 pub use crate::host::{CacheStatus, Host, HostBuilder, LogLevel, LogLine, LogSink, LogSource};
-pub use crate::import::{ImportOptions, ImportReport, Skip, import_folio};
+pub use crate::import::{Format, ImportOptions, ImportReport, Skip, import};
 pub use crate::input::{InputError, read_jsonl};
 pub use crate::limits::Limits;
 pub use crate::manifest::{
@@ -64,5 +64,6 @@ pub use crate::pipeline::{ComposeReport, Pipeline};
 pub use crate::plugin::{ComponentInfo, Messenger, Plugin, PrivacyFilter, Scorer};
 pub use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
 pub use crate::store::{
-    Batch, Erased, HoldRecord, LoanRecord, PatronRecord, SqliteStore, Store, Written,
+    Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, SqliteStore, Store, UseKind,
+    UseRecord, Written,
 };

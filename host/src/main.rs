@@ -9,8 +9,8 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use lectern::{
-    AccessContext, Actor, CacheStatus, Event, Host, ImportOptions, Patron, Pipeline, Pseudonyms,
-    Purpose, SqliteStore, Store, import_folio, read_jsonl,
+    AccessContext, Actor, CacheStatus, Event, Format, Host, ImportOptions, Patron, Pipeline,
+    Pseudonyms, Purpose, SqliteStore, Store, read_jsonl,
 };
 use serde_json::json;
 
@@ -54,9 +54,9 @@ enum Command {
     },
     /// Import patrons, loans and holds from ILS exports into the store
     Import {
-        /// The export format: folio
+        /// The export format: folio, koha, koha-csv or csv
         #[arg(long)]
-        format: String,
+        format: Format,
         /// Stop at the first bad record and write nothing
         #[arg(long)]
         strict: bool,
@@ -185,12 +185,27 @@ fn run(cli: Cli) -> Result<()> {
             strict,
             files,
         } => {
-            anyhow::ensure!(
-                format == "folio",
-                "unknown format `{format}`; this lectern imports: folio"
-            );
             let mut store = SqliteStore::open(&db)?;
-            let report = import_folio(&mut store, &files, ImportOptions { strict })?;
+            let bar = if json {
+                indicatif::ProgressBar::hidden()
+            } else {
+                indicatif::ProgressBar::new_spinner()
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                    .expect("a valid template"),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            let mut progress = |n: u64| bar.set_message(format!("{n} records read"));
+            let report = lectern::import(
+                &mut store,
+                format,
+                &files,
+                ImportOptions { strict },
+                &mut progress,
+            );
+            bar.finish_and_clear();
+            let report = report?;
             if json {
                 let skipped: Vec<_> = report
                     .skipped

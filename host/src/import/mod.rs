@@ -1,26 +1,78 @@
 //! Importers: records from an ILS's exports into a [`Store`], with a report
 //! of what was imported, updated and skipped, and why.
 //!
-//! Every importer is idempotent (records are keyed by the ILS's ids and
-//! updated in place), writes in one transaction, and never drops a record
-//! silently: a bad record is skipped and reported, or with `strict` the whole
-//! import stops and nothing is written.
+//! Every importer
+//! - streams: records are read one at a time and written into an open
+//!   transaction, so memory stays flat whatever the size of the files;
+//! - reads the files twice, patrons first and then loans, holds and use, so
+//!   the order of the files does not matter;
+//! - is idempotent: records are keyed by the ILS's ids and updated in place;
+//! - never drops a record silently: a bad record is skipped and reported with
+//!   its file, record and field, or with `strict` the whole import stops and
+//!   nothing is written.
 
+mod csv;
 mod folio;
+mod koha;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
-use crate::store::{Store, Written};
+use anyhow::Context as _;
+use serde_json::Value;
 
-pub use folio::import_folio;
+use crate::store::{
+    HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Store, UseRecord, Written,
+};
+
+/// The export formats Lectern reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// FOLIO JSON: users, patron groups, loans and requests, one object per
+    /// file or a collection such as `{"users": [...]}`.
+    Folio,
+    /// Koha's REST API JSON: `/api/v1/patrons`, `/api/v1/checkouts` (with
+    /// `checked_in=true` for history) and `/api/v1/holds`.
+    Koha,
+    /// Koha's patron-import CSV.
+    KohaCsv,
+    /// Lectern's own CSV, for libraries on other systems; see [`csv`].
+    Csv,
+}
+
+impl Format {
+    /// The name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Folio => "folio",
+            Format::Koha => "koha",
+            Format::KohaCsv => "koha-csv",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Format::Folio, Format::Koha, Format::KohaCsv, Format::Csv]
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown format `{s}`; the formats are: folio, koha, koha-csv, csv")
+            })
+    }
+}
 
 /// One record an importer did not write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skip {
     /// The file.
     pub file: PathBuf,
-    /// The record's position in the file, from 1.
+    /// The record's position in the file, from 1 (a CSV file's header is
+    /// not a record); 0 when the whole file was skipped.
     pub record: usize,
     /// The field at fault, when one is.
     pub field: Option<String>,
@@ -30,7 +82,10 @@ pub struct Skip {
 
 impl fmt::Display for Skip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: record {}", self.file.display(), self.record)?;
+        write!(f, "{}", self.file.display())?;
+        if self.record > 0 {
+            write!(f, ": record {}", self.record)?;
+        }
         if let Some(field) = &self.field {
             write!(f, ": field `{field}`")?;
         }
@@ -50,25 +105,429 @@ pub struct ImportReport {
 /// Options every importer takes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ImportOptions {
-    /// Stop at any bad record and write nothing.
+    /// Stop at the first bad record and write nothing.
     pub strict: bool,
 }
 
-/// Writes `batch` unless `strict` forbids it because of `skipped`.
-fn finish(
+/// Imports `paths` in `format` into `store`, in one transaction.
+/// `progress` is called with the number of records read so far, now and
+/// then.
+pub fn import(
     store: &mut dyn Store,
-    batch: crate::store::Batch,
+    format: Format,
+    paths: &[PathBuf],
+    options: ImportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> anyhow::Result<ImportReport> {
+    let groups = if format == Format::Folio {
+        folio::groups(paths)
+    } else {
+        Default::default()
+    };
+    let tx = store.import(format.as_str())?;
+    let mut sink = Sink {
+        tx,
+        written: Written::default(),
+        skipped: Vec::new(),
+        options,
+        pass: Pass::Patrons,
+        read: 0,
+        progress,
+    };
+    for pass in [Pass::Patrons, Pass::Activity] {
+        sink.pass = pass;
+        for path in paths {
+            let result = match format {
+                Format::Folio => folio::read(path, &groups, &mut sink),
+                Format::Koha => koha::read_json(path, &mut sink),
+                Format::KohaCsv => koha::read_csv(path, &mut sink),
+                Format::Csv => csv::read(path, &mut sink),
+            };
+            match result {
+                Ok(()) => {}
+                Err(Stop::Strict(e)) => return Err(e),
+                Err(Stop::File(reason)) if pass == Pass::Patrons => {
+                    sink.skip(Origin::new(path, 0).skip(None, reason))
+                        .map_err(Stop::into_error)?;
+                }
+                Err(Stop::File(_)) => {}
+            }
+        }
+    }
+    (sink.progress)(sink.read);
+    let Sink {
+        tx,
+        written,
+        skipped,
+        ..
+    } = sink;
+    tx.commit(written, skipped.len())?;
+    Ok(ImportReport { written, skipped })
+}
+
+/// Why reading stopped early.
+pub(crate) enum Stop {
+    /// A strict import met a bad record, or the store failed: abort.
+    Strict(anyhow::Error),
+    /// The file as a whole cannot be read: skip it and go on.
+    File(String),
+}
+
+impl Stop {
+    fn into_error(self) -> anyhow::Error {
+        match self {
+            Stop::Strict(e) => e,
+            Stop::File(m) => anyhow::anyhow!(m),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Stop {
+    fn from(e: anyhow::Error) -> Self {
+        Stop::Strict(e)
+    }
+}
+
+/// Which records a pass writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Patrons,
+    Activity,
+}
+
+/// Where a record came from.
+#[derive(Clone, Debug)]
+pub(crate) struct Origin {
+    file: PathBuf,
+    record: usize,
+}
+
+impl Origin {
+    pub(crate) fn new(file: &Path, record: usize) -> Origin {
+        Origin {
+            file: file.to_path_buf(),
+            record,
+        }
+    }
+
+    fn skip(&self, field: Option<&str>, reason: impl Into<String>) -> Skip {
+        Skip {
+            file: self.file.clone(),
+            record: self.record,
+            field: field.map(str::to_string),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One record as a format reads it.
+// One record exists at a time while an import streams, so its size is moot.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Record {
+    Patron(PatronRecord),
+    /// A loan, and the name of the field that names its patron.
+    Loan(LoanRecord, &'static str),
+    /// A hold, and the name of the field that names its patron.
+    Hold(HoldRecord, &'static str),
+    /// A day of use, and the name of the field that names its patron.
+    Use(UseRecord, &'static str),
+}
+
+/// A field that could not be read, and why. An empty field name means the
+/// record as a whole, such as a malformed CSV row.
+pub(crate) type BadField = (String, String);
+
+/// What a format hands over per record: whether it is a patron (so the
+/// right pass handles it), and the record or what is wrong with it.
+pub(crate) struct Parsed {
+    pub(crate) patron: bool,
+    pub(crate) record: Result<Record, BadField>,
+}
+
+impl Parsed {
+    /// A patron record.
+    pub(crate) fn patron(record: Result<PatronRecord, BadField>) -> Parsed {
+        Parsed {
+            patron: true,
+            record: record.map(Record::Patron),
+        }
+    }
+
+    /// A loan, hold or use record.
+    pub(crate) fn activity(record: Result<Record, BadField>) -> Parsed {
+        Parsed {
+            patron: false,
+            record,
+        }
+    }
+}
+
+/// Receives records as a format reads them, and writes them.
+pub(crate) struct Sink<'a> {
+    tx: Box<dyn ImportTx + 'a>,
+    written: Written,
     skipped: Vec<Skip>,
     options: ImportOptions,
-) -> anyhow::Result<ImportReport> {
-    if options.strict && !skipped.is_empty() {
-        let list: Vec<String> = skipped.iter().map(|s| format!("  {s}")).collect();
-        anyhow::bail!(
-            "{} bad records; nothing was written (--strict):\n{}",
-            skipped.len(),
-            list.join("\n")
-        );
+    pass: Pass,
+    read: u64,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+impl Sink<'_> {
+    pub(crate) fn accept(&mut self, origin: Origin, parsed: Parsed) -> Result<(), Stop> {
+        let mine = parsed.patron == (self.pass == Pass::Patrons);
+        if !mine {
+            return Ok(());
+        }
+        self.read += 1;
+        if self.read.is_multiple_of(10_000) {
+            (self.progress)(self.read);
+        }
+        let record = match parsed.record {
+            Ok(r) => r,
+            Err((field, reason)) => {
+                let field = (!field.is_empty()).then_some(field.as_str());
+                return self.skip(origin.skip(field, reason));
+            }
+        };
+        let patron = match &record {
+            Record::Patron(_) => None,
+            Record::Loan(l, field) => Some((&l.patron, *field)),
+            Record::Hold(h, field) => Some((&h.patron, *field)),
+            Record::Use(u, field) => Some((&u.patron, *field)),
+        };
+        if let Some((patron, field)) = patron
+            && !self.tx.has_patron(patron)?
+        {
+            let reason = format!("no patron with id `{patron}`; import the patron first");
+            return self.skip(origin.skip(Some(field), reason));
+        }
+        let (put, id) = match &record {
+            Record::Patron(p) => (self.tx.put_patron(p)?, &p.patron.id),
+            Record::Loan(l, _) => (self.tx.put_loan(l)?, &l.id),
+            Record::Hold(h, _) => (self.tx.put_hold(h)?, &h.id),
+            Record::Use(u, _) => (self.tx.put_use(u)?, &u.patron),
+        };
+        if put == Put::Duplicate {
+            let what =
+                format!("duplicate: this import already has a record with id `{id}`; keep one");
+            return self.skip(origin.skip(Some("id"), what));
+        }
+        self.written.count(put);
+        Ok(())
     }
-    let written = store.write(&batch)?;
-    Ok(ImportReport { written, skipped })
+
+    fn skip(&mut self, skip: Skip) -> Result<(), Stop> {
+        if self.options.strict {
+            return Err(Stop::Strict(anyhow::anyhow!(
+                "{skip}; nothing was written (--strict)"
+            )));
+        }
+        self.skipped.push(skip);
+        Ok(())
+    }
+}
+
+/// Calls `f` for each record of a JSON file: the elements of a top-level
+/// array, the elements of the first of `collections` found in a top-level
+/// object, or the object itself. Arrays are streamed, element by element.
+pub(crate) fn json_records(
+    path: &Path,
+    collections: &[&str],
+    f: &mut dyn FnMut(usize, Value) -> Result<(), Stop>,
+) -> Result<(), Stop> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    struct Each<'f> {
+        f: &'f mut dyn FnMut(usize, Value) -> Result<(), Stop>,
+        stop: Option<Stop>,
+    }
+
+    impl<'de> Visitor<'de> for &mut Each<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array of records")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            while let Some(v) = seq.next_element::<Value>()? {
+                i += 1;
+                if let Err(stop) = (self.f)(i, v) {
+                    self.stop = Some(stop);
+                    return Err(serde::de::Error::custom("stopped"));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for &mut Each<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    struct Top<'f, 'c> {
+        each: Each<'f>,
+        collections: &'c [&'c str],
+        single: Option<serde_json::Map<String, Value>>,
+    }
+
+    impl<'de> Visitor<'de> for &mut Top<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a record, an array of records, or a collection of them")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+            (&mut self.each).visit_seq(seq)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut single = serde_json::Map::new();
+            let mut streamed = false;
+            while let Some(key) = map.next_key::<String>()? {
+                if !streamed && self.collections.contains(&key.as_str()) {
+                    map.next_value_seed(&mut self.each)?;
+                    streamed = true;
+                } else {
+                    single.insert(key, map.next_value()?);
+                }
+            }
+            if !streamed {
+                self.single = Some(single);
+            }
+            Ok(())
+        }
+    }
+
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("failed to open {}", path.display()))
+        .map_err(Stop::Strict)?;
+    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(file));
+    let mut top = Top {
+        each: Each { f, stop: None },
+        collections,
+        single: None,
+    };
+    let parsed = de.deserialize_any(&mut top).and_then(|()| de.end());
+    if let Some(stop) = top.each.stop.take() {
+        return Err(stop);
+    }
+    if let Err(e) = parsed {
+        return Err(Stop::File(format!("not valid JSON: {e}")));
+    }
+    match top.single.take() {
+        Some(obj) => (top.each.f)(1, Value::Object(obj)),
+        None => Ok(()),
+    }
+}
+
+/// A CSV row, by header name, or why it could not be read.
+pub(crate) type Row<'r> = Result<&'r dyn Fn(&str) -> Option<String>, String>;
+
+/// Calls `f` with each row of a CSV file. A file whose header lacks a field
+/// in `required` is skipped as a whole; a malformed row reaches `f` as an
+/// error, and reading goes on.
+pub(crate) fn csv_records(
+    path: &Path,
+    required: &[&str],
+    f: &mut dyn FnMut(usize, Row<'_>) -> Result<(), Stop>,
+) -> Result<(), Stop> {
+    let mut reader = ::csv::ReaderBuilder::new()
+        .from_path(path)
+        .with_context(|| format!("failed to open {}", path.display()))
+        .map_err(Stop::Strict)?;
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| Stop::File(format!("cannot read the header: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if let Some(missing) = required.iter().find(|r| !headers.iter().any(|h| h == *r)) {
+        return Err(Stop::File(format!(
+            "the header has no `{missing}` column; it needs: {}",
+            required.join(", ")
+        )));
+    }
+    let mut row = ::csv::StringRecord::new();
+    let mut i = 0;
+    loop {
+        i += 1;
+        match reader.read_record(&mut row) {
+            Ok(false) => return Ok(()),
+            Ok(true) => {
+                let get = |name: &str| {
+                    let at = headers.iter().position(|h| h == name)?;
+                    row.get(at)
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                };
+                f(i, Ok(&get))?;
+            }
+            Err(e) if e.is_io_error() => {
+                return Err(Stop::Strict(anyhow::anyhow!(
+                    "failed to read {}: {e}",
+                    path.display()
+                )));
+            }
+            Err(e) => {
+                let why = match e.kind() {
+                    ::csv::ErrorKind::UnequalLengths {
+                        pos,
+                        expected_len,
+                        len,
+                    } => format!(
+                        "line {}: {len} fields where the header has {expected_len}",
+                        pos.as_ref().map_or(0, |p| p.line())
+                    ),
+                    _ => e.to_string(),
+                };
+                f(i, Err(format!("not a valid CSV row: {why}")))?
+            }
+        }
+    }
+}
+
+/// A date, or a date-time, as the day it falls on.
+pub(crate) fn day(
+    value: Option<String>,
+    field: &str,
+) -> Result<Option<chrono::NaiveDate>, BadField> {
+    let Some(s) = value else { return Ok(None) };
+    let head = s.get(..10).unwrap_or(&s);
+    chrono::NaiveDate::parse_from_str(head, "%Y-%m-%d")
+        .map(Some)
+        .map_err(|_| {
+            (
+                field.to_string(),
+                format!("`{s}` is not a real date (YYYY-MM-DD)"),
+            )
+        })
+}
+
+/// A required date.
+pub(crate) fn required_day(
+    value: Option<String>,
+    field: &str,
+) -> Result<chrono::NaiveDate, BadField> {
+    day(value, field)?.ok_or_else(|| (field.to_string(), "missing".to_string()))
+}
+
+/// A required text field.
+pub(crate) fn required(value: Option<String>, field: &str) -> Result<String, BadField> {
+    value.ok_or_else(|| (field.to_string(), "missing".to_string()))
+}
+
+/// A JSON value's text at `path`, with numbers as text; blank is `None`.
+pub(crate) fn text(v: &Value, path: &[&str]) -> Option<String> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    match cur {
+        Value::String(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }

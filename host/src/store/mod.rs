@@ -66,24 +66,58 @@ pub struct HoldRecord {
     pub expires_on: Option<NaiveDate>,
 }
 
-/// Records written together, in one transaction.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Batch {
-    /// Patrons.
-    pub patrons: Vec<PatronRecord>,
-    /// Loans; each patron must exist in the store or in this batch.
-    pub loans: Vec<LoanRecord>,
-    /// Holds; each patron must exist in the store or in this batch.
-    pub holds: Vec<HoldRecord>,
+/// Use of the library on one day that is not a loan: visits through the
+/// gate, and e-resource sessions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UseRecord {
+    /// The patron's id.
+    pub patron: String,
+    /// The day.
+    pub on: NaiveDate,
+    /// What kind of use.
+    pub kind: UseKind,
+    /// How many, that day.
+    pub count: u32,
 }
 
-/// How many records a write added and how many it updated in place.
+/// A kind of use that is not a loan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UseKind {
+    /// A visit to a branch.
+    Visit,
+    /// A session on an e-resource.
+    Eresource,
+}
+
+/// What a write did with one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// It was new.
+    New,
+    /// It was there from an earlier import, and was updated.
+    Updated,
+    /// This import already wrote a record with the same id; nothing changed.
+    Duplicate,
+}
+
+/// How many records an import added and how many it updated in place.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Written {
     /// Records that were new.
     pub imported: usize,
     /// Records that were already there and were updated.
     pub updated: usize,
+}
+
+impl Written {
+    /// Counts one [`Put`].
+    pub fn count(&mut self, put: Put) {
+        match put {
+            Put::New => self.imported += 1,
+            Put::Updated => self.updated += 1,
+            Put::Duplicate => {}
+        }
+    }
 }
 
 /// What erasing a patron removed.
@@ -97,12 +131,33 @@ pub struct Erased {
     pub loans: usize,
     /// Holds.
     pub holds: usize,
+    /// Days of visits and e-resource use.
+    pub uses: usize,
+}
+
+/// One import, open as a transaction. Records stream in one at a time, so
+/// memory stays flat whatever the size of the import. Dropping it without
+/// [`ImportTx::commit`] writes nothing.
+pub trait ImportTx {
+    /// Writes a patron, keyed by id.
+    fn put_patron(&mut self, r: &PatronRecord) -> anyhow::Result<Put>;
+    /// Writes a loan, keyed by id. Its patron must exist.
+    fn put_loan(&mut self, r: &LoanRecord) -> anyhow::Result<Put>;
+    /// Writes a hold, keyed by id. Its patron must exist.
+    fn put_hold(&mut self, r: &HoldRecord) -> anyhow::Result<Put>;
+    /// Writes a day of use, keyed by patron, day and kind. Its patron must
+    /// exist.
+    fn put_use(&mut self, r: &UseRecord) -> anyhow::Result<Put>;
+    /// Whether the patron exists, counting what this import wrote.
+    fn has_patron(&mut self, id: &str) -> anyhow::Result<bool>;
+    /// Makes the import permanent, with its counts recorded as an import run.
+    fn commit(self: Box<Self>, written: Written, skipped: usize) -> anyhow::Result<()>;
 }
 
 /// The library's records.
 pub trait Store {
-    /// Writes `batch` in one transaction: all of it, or none of it.
-    fn write(&mut self, batch: &Batch) -> anyhow::Result<Written>;
+    /// Starts an import of `format`.
+    fn import(&mut self, format: &str) -> anyhow::Result<Box<dyn ImportTx + '_>>;
 
     /// Whether a patron with this id is stored.
     fn has_patron(&self, id: &str) -> anyhow::Result<bool>;

@@ -6,14 +6,17 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{Batch, Erased, Store, Written};
+use super::{
+    Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Store, UseKind, UseRecord, Written,
+};
 use crate::model::{Activity, Channel, Consents, Patron};
 
 /// Each migration takes the schema from version `i` to `i + 1`. Never edit
 /// one that has shipped; add another.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE patrons (
     id TEXT PRIMARY KEY,
     source TEXT NOT NULL,
@@ -62,7 +65,30 @@ CREATE TABLE holds (
     expires_on TEXT
 );
 CREATE INDEX holds_by_patron ON holds (patron_id, placed_on);
-"#];
+"#,
+    r#"
+CREATE TABLE import_runs (
+    id INTEGER PRIMARY KEY,
+    format TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    imported INTEGER,
+    updated INTEGER,
+    skipped INTEGER
+);
+ALTER TABLE patrons ADD COLUMN run_id INTEGER;
+ALTER TABLE loans ADD COLUMN run_id INTEGER;
+ALTER TABLE holds ADD COLUMN run_id INTEGER;
+CREATE TABLE uses (
+    patron_id TEXT NOT NULL REFERENCES patrons(id) ON DELETE CASCADE,
+    day TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    run_id INTEGER,
+    PRIMARY KEY (patron_id, day, kind)
+);
+"#,
+];
 
 /// A store in one SQLite file.
 pub struct SqliteStore {
@@ -163,17 +189,43 @@ fn parse_date(s: Option<String>) -> Option<NaiveDate> {
     s.and_then(|s| s.parse().ok())
 }
 
-impl Store for SqliteStore {
-    fn write(&mut self, batch: &Batch) -> Result<Written> {
-        let tx = self.conn.transaction()?;
-        let mut written = Written::default();
-        {
-            let mut exists = tx.prepare_cached("SELECT 1 FROM patrons WHERE id = ?1")?;
-            let mut upsert = tx.prepare_cached(
+/// An import in progress: one SQLite transaction.
+struct SqliteImport<'a> {
+    tx: Transaction<'a>,
+    run: i64,
+}
+
+impl SqliteImport<'_> {
+    /// Whether `id` is new, from an earlier import, or already written by
+    /// this one.
+    fn put_kind(&self, table: &str, id: &str) -> Result<Put> {
+        let prev: Option<Option<i64>> = self
+            .tx
+            .prepare_cached(&format!("SELECT run_id FROM {table} WHERE id = ?1"))?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        Ok(match prev {
+            None => Put::New,
+            Some(Some(run)) if run == self.run => Put::Duplicate,
+            Some(_) => Put::Updated,
+        })
+    }
+}
+
+impl ImportTx for SqliteImport<'_> {
+    fn put_patron(&mut self, r: &PatronRecord) -> Result<Put> {
+        let p = &r.patron;
+        let put = self.put_kind("patrons", &p.id)?;
+        if put == Put::Duplicate {
+            return Ok(put);
+        }
+        let channels = p.channels.as_ref().map(serde_json::to_string).transpose()?;
+        self.tx
+            .prepare_cached(
                 "INSERT INTO patrons (id, source, active, card_number, name, email, phone, birth_date, \
                  age_band, category, home_branch, enrolled_on, expires_on, locale, channels, \
-                 consent_reading_history, consent_marketing) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
+                 consent_reading_history, consent_marketing, run_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
                  ON CONFLICT (id) DO UPDATE SET source = excluded.source, active = excluded.active, \
                  card_number = excluded.card_number, name = excluded.name, email = excluded.email, \
                  phone = excluded.phone, birth_date = excluded.birth_date, age_band = excluded.age_band, \
@@ -181,109 +233,154 @@ impl Store for SqliteStore {
                  enrolled_on = excluded.enrolled_on, expires_on = excluded.expires_on, \
                  locale = excluded.locale, channels = excluded.channels, \
                  consent_reading_history = excluded.consent_reading_history, \
-                 consent_marketing = excluded.consent_marketing",
-            )?;
-            let mut clear_attrs =
-                tx.prepare_cached("DELETE FROM patron_attributes WHERE patron_id = ?1")?;
-            let mut attr = tx.prepare_cached(
-                "INSERT INTO patron_attributes (patron_id, key, value) VALUES (?1, ?2, ?3)",
-            )?;
-            for r in &batch.patrons {
-                let p = &r.patron;
-                let existed = exists.exists([&p.id])?;
-                let channels = p.channels.as_ref().map(serde_json::to_string).transpose()?;
-                upsert.execute(params![
-                    p.id,
-                    r.source,
-                    r.active,
-                    p.card_number,
-                    p.name,
-                    p.email,
-                    p.phone,
-                    date(p.birth_date),
-                    p.age_band,
-                    p.category,
-                    p.home_branch,
-                    date(p.enrolled_on),
-                    date(p.expires_on),
-                    p.locale,
-                    channels,
-                    p.consents.map(|c| c.reading_history),
-                    p.consents.map(|c| c.marketing),
-                ])?;
-                clear_attrs.execute([&p.id])?;
-                for (k, v) in p.attributes.iter().flatten() {
-                    attr.execute(params![p.id, k, v])?;
-                }
-                if existed {
-                    written.updated += 1
-                } else {
-                    written.imported += 1
-                }
-            }
+                 consent_marketing = excluded.consent_marketing, run_id = excluded.run_id",
+            )?
+            .execute(params![
+                p.id,
+                r.source,
+                r.active,
+                p.card_number,
+                p.name,
+                p.email,
+                p.phone,
+                date(p.birth_date),
+                p.age_band,
+                p.category,
+                p.home_branch,
+                date(p.enrolled_on),
+                date(p.expires_on),
+                p.locale,
+                channels,
+                p.consents.map(|c| c.reading_history),
+                p.consents.map(|c| c.marketing),
+                self.run,
+            ])?;
+        self.tx
+            .prepare_cached("DELETE FROM patron_attributes WHERE patron_id = ?1")?
+            .execute([&p.id])?;
+        let mut attr = self.tx.prepare_cached(
+            "INSERT INTO patron_attributes (patron_id, key, value) VALUES (?1, ?2, ?3)",
+        )?;
+        for (k, v) in p.attributes.iter().flatten() {
+            attr.execute(params![p.id, k, v])?;
+        }
+        Ok(put)
+    }
 
-            let mut loan_exists = tx.prepare_cached("SELECT 1 FROM loans WHERE id = ?1")?;
-            let mut loan = tx.prepare_cached(
-                "INSERT INTO loans (id, patron_id, item_id, title, subject, loaned_on, due_on, returned_on, renewals) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+    fn put_loan(&mut self, l: &LoanRecord) -> Result<Put> {
+        let put = self.put_kind("loans", &l.id)?;
+        if put == Put::Duplicate {
+            return Ok(put);
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT INTO loans (id, patron_id, item_id, title, subject, loaned_on, due_on, returned_on, \
+                 renewals, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
                  ON CONFLICT (id) DO UPDATE SET patron_id = excluded.patron_id, item_id = excluded.item_id, \
                  title = excluded.title, subject = excluded.subject, loaned_on = excluded.loaned_on, \
-                 due_on = excluded.due_on, returned_on = excluded.returned_on, renewals = excluded.renewals",
-            )?;
-            for l in &batch.loans {
-                let existed = loan_exists.exists([&l.id])?;
-                loan.execute(params![
-                    l.id,
-                    l.patron,
-                    l.item,
-                    l.title,
-                    l.subject,
-                    l.loaned_on.to_string(),
-                    date(l.due_on),
-                    date(l.returned_on),
-                    l.renewals,
-                ])
-                .with_context(|| {
-                    format!("failed to store loan `{}` of patron `{}`", l.id, l.patron)
-                })?;
-                if existed {
-                    written.updated += 1
-                } else {
-                    written.imported += 1
-                }
-            }
+                 due_on = excluded.due_on, returned_on = excluded.returned_on, renewals = excluded.renewals, \
+                 run_id = excluded.run_id",
+            )?
+            .execute(params![
+                l.id,
+                l.patron,
+                l.item,
+                l.title,
+                l.subject,
+                l.loaned_on.to_string(),
+                date(l.due_on),
+                date(l.returned_on),
+                l.renewals,
+                self.run,
+            ])
+            .with_context(|| format!("failed to store loan `{}` of patron `{}`", l.id, l.patron))?;
+        Ok(put)
+    }
 
-            let mut hold_exists = tx.prepare_cached("SELECT 1 FROM holds WHERE id = ?1")?;
-            let mut hold = tx.prepare_cached(
-                "INSERT INTO holds (id, patron_id, title, placed_on, status, pickup_branch, expires_on) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+    fn put_hold(&mut self, h: &HoldRecord) -> Result<Put> {
+        let put = self.put_kind("holds", &h.id)?;
+        if put == Put::Duplicate {
+            return Ok(put);
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT INTO holds (id, patron_id, title, placed_on, status, pickup_branch, expires_on, run_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
                  ON CONFLICT (id) DO UPDATE SET patron_id = excluded.patron_id, title = excluded.title, \
                  placed_on = excluded.placed_on, status = excluded.status, \
-                 pickup_branch = excluded.pickup_branch, expires_on = excluded.expires_on",
-            )?;
-            for h in &batch.holds {
-                let existed = hold_exists.exists([&h.id])?;
-                hold.execute(params![
-                    h.id,
-                    h.patron,
-                    h.title,
-                    h.placed_on.to_string(),
-                    h.status,
-                    h.pickup_branch,
-                    date(h.expires_on),
-                ])
-                .with_context(|| {
-                    format!("failed to store hold `{}` of patron `{}`", h.id, h.patron)
-                })?;
-                if existed {
-                    written.updated += 1
-                } else {
-                    written.imported += 1
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(written)
+                 pickup_branch = excluded.pickup_branch, expires_on = excluded.expires_on, run_id = excluded.run_id",
+            )?
+            .execute(params![
+                h.id,
+                h.patron,
+                h.title,
+                h.placed_on.to_string(),
+                h.status,
+                h.pickup_branch,
+                date(h.expires_on),
+                self.run,
+            ])
+            .with_context(|| format!("failed to store hold `{}` of patron `{}`", h.id, h.patron))?;
+        Ok(put)
+    }
+
+    fn put_use(&mut self, u: &UseRecord) -> Result<Put> {
+        let kind = match u.kind {
+            UseKind::Visit => "visit",
+            UseKind::Eresource => "eresource",
+        };
+        let day = u.on.to_string();
+        let prev: Option<Option<i64>> = self
+            .tx
+            .prepare_cached(
+                "SELECT run_id FROM uses WHERE patron_id = ?1 AND day = ?2 AND kind = ?3",
+            )?
+            .query_row(params![u.patron, day, kind], |r| r.get(0))
+            .optional()?;
+        let put = match prev {
+            None => Put::New,
+            Some(Some(run)) if run == self.run => return Ok(Put::Duplicate),
+            Some(_) => Put::Updated,
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO uses (patron_id, day, kind, count, run_id) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (patron_id, day, kind) DO UPDATE SET count = excluded.count, run_id = excluded.run_id",
+            )?
+            .execute(params![u.patron, day, kind, u.count, self.run])?;
+        Ok(put)
+    }
+
+    fn has_patron(&mut self, id: &str) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT 1 FROM patrons WHERE id = ?1")?
+            .exists([id])?)
+    }
+
+    fn commit(self: Box<Self>, written: Written, skipped: usize) -> Result<()> {
+        self.tx.execute(
+            "UPDATE import_runs SET finished_at = ?2, imported = ?3, updated = ?4, skipped = ?5 WHERE id = ?1",
+            params![self.run, now(), written.imported, written.updated, skipped],
+        )?;
+        self.tx.commit()?;
+        Ok(())
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Store for SqliteStore {
+    fn import(&mut self, format: &str) -> Result<Box<dyn ImportTx + '_>> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO import_runs (format, started_at) VALUES (?1, ?2)",
+            params![format, now()],
+        )?;
+        let run = tx.last_insert_rowid();
+        Ok(Box::new(SqliteImport { tx, run }))
     }
 
     fn has_patron(&self, id: &str) -> Result<bool> {
@@ -296,6 +393,15 @@ impl Store for SqliteStore {
 
     fn patrons(&self, as_of: NaiveDate) -> Result<Vec<Patron>> {
         let d = as_of.to_string();
+        // A library that counts visits or e-resource sessions counts them for
+        // everyone: zero is then a fact, not a gap.
+        let provided = |kind: &str| -> Result<bool> {
+            Ok(self
+                .conn
+                .prepare_cached("SELECT 1 FROM uses WHERE kind = ?1 LIMIT 1")?
+                .exists([kind])?)
+        };
+        let (visits, eresources) = (provided("visit")?, provided("eresource")?);
         // One pass over loans and one over holds, grouped by patron: the
         // indexes on (patron_id, date) serve both.
         let mut stmt = self.conn.prepare(
@@ -311,16 +417,25 @@ impl Store for SqliteStore {
             ), h AS (
                 SELECT patron_id, SUM(placed_on > date(?1, '-365 days')) AS h365, MAX(placed_on) AS last
                 FROM holds WHERE placed_on <= ?1 GROUP BY patron_id
+            ), u AS (
+                SELECT patron_id,
+                    SUM(CASE WHEN kind = 'visit' AND day > date(?1, '-365 days') THEN count ELSE 0 END) AS v365,
+                    SUM(CASE WHEN kind = 'eresource' AND day > date(?1, '-365 days') THEN count ELSE 0 END) AS e365,
+                    MAX(day) AS last
+                FROM uses WHERE day <= ?1 GROUP BY patron_id
             )
             SELECT p.id, p.card_number, p.name, p.email, p.phone, p.birth_date, p.age_band, p.category,
                 p.home_branch, p.enrolled_on, p.expires_on, p.locale, p.channels,
                 p.consent_reading_history, p.consent_marketing,
                 COALESCE(l.l30, 0), COALESCE(l.l90, 0), COALESCE(l.l365, 0), COALESCE(l.renewals, 0),
                 COALESCE(h.h365, 0), COALESCE(l.overdue, 0),
-                CAST(julianday(?1) - julianday(NULLIF(MAX(COALESCE(l.last, ''), COALESCE(h.last, '')), '')) AS INTEGER)
+                CAST(julianday(?1) - julianday(NULLIF(
+                    MAX(COALESCE(l.last, ''), COALESCE(h.last, ''), COALESCE(u.last, '')), '')) AS INTEGER),
+                COALESCE(u.v365, 0), COALESCE(u.e365, 0)
             FROM patrons p
             LEFT JOIN l ON l.patron_id = p.id
             LEFT JOIN h ON h.patron_id = p.id
+            LEFT JOIN u ON u.patron_id = p.id
             ORDER BY p.id",
         )?;
         let mut patrons = stmt
@@ -358,8 +473,8 @@ impl Store for SqliteStore {
                         days_since_last_activity: r
                             .get::<_, Option<i64>>(21)?
                             .map(|n| n.max(0) as u32),
-                        visits_365d: None,
-                        eresource_sessions_365d: None,
+                        visits_365d: visits.then(|| r.get(22)).transpose()?,
+                        eresource_sessions_365d: eresources.then(|| r.get(23)).transpose()?,
                     }),
                     attributes: None,
                     interests: None,
@@ -426,11 +541,12 @@ impl Store for SqliteStore {
             attributes: count("patron_attributes")?,
             loans: count("loans")?,
             holds: count("holds")?,
+            uses: count("uses")?,
             patrons: tx.execute("DELETE FROM patrons WHERE id = ?1", [id])?,
         };
         // Foreign keys cascade; checked here so that a schema change that
         // forgets one fails loudly instead of leaving data behind.
-        for table in ["patron_attributes", "loans", "holds"] {
+        for table in ["patron_attributes", "loans", "holds", "uses"] {
             anyhow::ensure!(count(table)? == 0, "erasing `{id}` left rows in {table}");
         }
         tx.commit()?;

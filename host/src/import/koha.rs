@@ -1,0 +1,179 @@
+//! Koha: the REST API's JSON for patrons, checkouts and holds, and the
+//! patron-import CSV.
+//!
+//! Koha's `privacy` setting decides the reading-history consent: `0` (keep
+//! my history forever) is consent; `1` (the library's default) and `2`
+//! (never) are not. Koha records no marketing consent, so none is assumed.
+//! A patron's channels are email if they have an address, then SMS if they
+//! have a mobile number.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::{
+    BadField, Origin, Parsed, Record, Row, Sink, Stop, csv_records, day, json_records, required,
+    required_day, text,
+};
+use crate::model::{Channel, Consents, Patron};
+use crate::store::{HoldRecord, LoanRecord, PatronRecord};
+
+/// Reads a Koha REST JSON file: an array of patrons, checkouts or holds (or
+/// one of them).
+pub(crate) fn read_json(path: &Path, sink: &mut Sink<'_>) -> Result<(), Stop> {
+    json_records(path, &[], &mut |i, v| {
+        let has = |k: &str| v.get(k).is_some();
+        let parsed = if has("checkout_id") {
+            Parsed::activity(checkout(&v).map(|l| Record::Loan(l, "patron_id")))
+        } else if has("hold_id") {
+            Parsed::activity(hold(&v).map(|h| Record::Hold(h, "patron_id")))
+        } else if has("patron_id") || has("cardnumber") {
+            Parsed::patron(patron(&v))
+        } else {
+            Parsed::patron(Err((
+                "patron_id".into(),
+                "not a Koha patron, checkout or hold".into(),
+            )))
+        };
+        sink.accept(Origin::new(path, i), parsed)
+    })
+}
+
+fn contact(email: &Option<String>, mobile: &Option<String>) -> Option<Vec<Channel>> {
+    let channels: Vec<Channel> = [
+        email.as_ref().map(|_| Channel::Email),
+        mobile.as_ref().map(|_| Channel::Sms),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!channels.is_empty()).then_some(channels)
+}
+
+fn consents(privacy: Option<String>) -> Option<Consents> {
+    privacy.map(|p| Consents {
+        reading_history: p == "0",
+        marketing: false,
+    })
+}
+
+fn name(first: Option<String>, last: Option<String>) -> Option<String> {
+    match (first, last) {
+        (Some(f), Some(l)) => Some(format!("{f} {l}")),
+        (f, l) => f.or(l),
+    }
+}
+
+fn locale(lang: Option<String>) -> Option<String> {
+    lang.filter(|l| l != "default")
+}
+
+fn patron(v: &Value) -> Result<PatronRecord, BadField> {
+    let email = text(v, &["email"]);
+    let mobile = text(v, &["mobile"]);
+    let attributes: BTreeMap<String, String> = v
+        .get("extended_attributes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| Some((text(a, &["type"])?, text(a, &["value"])?)))
+        .collect();
+    let expires_on = day(text(v, &["expiry_date"]), "expiry_date")?;
+    Ok(PatronRecord {
+        patron: Patron {
+            id: required(text(v, &["patron_id"]), "patron_id")?,
+            card_number: text(v, &["cardnumber"]),
+            name: name(text(v, &["firstname"]), text(v, &["surname"])),
+            channels: contact(&email, &mobile),
+            email,
+            phone: mobile.or_else(|| text(v, &["phone"])),
+            birth_date: day(text(v, &["date_of_birth"]), "date_of_birth")?,
+            category: text(v, &["category_id"]),
+            home_branch: text(v, &["library_id"]),
+            enrolled_on: day(text(v, &["date_enrolled"]), "date_enrolled")?,
+            expires_on,
+            locale: locale(text(v, &["lang"])),
+            consents: consents(text(v, &["privacy"])),
+            attributes: (!attributes.is_empty()).then_some(attributes),
+            ..Patron::default()
+        },
+        active: true,
+        source: "koha".to_string(),
+    })
+}
+
+fn checkout(v: &Value) -> Result<LoanRecord, BadField> {
+    Ok(LoanRecord {
+        id: required(text(v, &["checkout_id"]), "checkout_id")?,
+        patron: required(text(v, &["patron_id"]), "patron_id")?,
+        item: text(v, &["item_id"]),
+        title: None,
+        subject: None,
+        loaned_on: required_day(text(v, &["checkout_date"]), "checkout_date")?,
+        due_on: day(text(v, &["due_date"]), "due_date")?,
+        returned_on: day(text(v, &["checkin_date"]), "checkin_date")?,
+        renewals: v.get("renewals_count").and_then(Value::as_u64).unwrap_or(0) as u32,
+    })
+}
+
+fn hold(v: &Value) -> Result<HoldRecord, BadField> {
+    Ok(HoldRecord {
+        id: required(text(v, &["hold_id"]), "hold_id")?,
+        patron: required(text(v, &["patron_id"]), "patron_id")?,
+        title: None,
+        placed_on: required_day(
+            text(v, &["hold_date"]).or_else(|| text(v, &["waiting_date"])),
+            "hold_date",
+        )?,
+        status: text(v, &["status"]),
+        pickup_branch: text(v, &["pickup_library_id"]),
+        expires_on: day(text(v, &["expiration_date"]), "expiration_date")?,
+    })
+}
+
+/// Reads Koha's patron-import CSV. Patrons are keyed by card number, which
+/// is what that file identifies them by.
+pub(crate) fn read_csv(path: &Path, sink: &mut Sink<'_>) -> Result<(), Stop> {
+    csv_records(path, &["cardnumber", "categorycode"], &mut |i, row| {
+        sink.accept(Origin::new(path, i), Parsed::patron(csv_patron(row)))
+    })
+}
+
+fn csv_patron(row: Row<'_>) -> Result<PatronRecord, BadField> {
+    let get = row.map_err(|reason| (String::new(), reason))?;
+    let email = get("email");
+    let mobile = get("smsalertnumber");
+    // `patron_attributes` is `CODE:value,CODE:value`.
+    let mut attributes = BTreeMap::new();
+    for pair in get("patron_attributes").iter().flat_map(|a| a.split(',')) {
+        let (code, value) = pair.split_once(':').ok_or_else(|| {
+            (
+                "patron_attributes".to_string(),
+                format!("`{pair}` is not CODE:value"),
+            )
+        })?;
+        attributes.insert(code.trim().to_string(), value.trim().to_string());
+    }
+    let card = required(get("cardnumber"), "cardnumber")?;
+    Ok(PatronRecord {
+        patron: Patron {
+            id: card.clone(),
+            card_number: Some(card),
+            name: name(get("firstname"), get("surname")),
+            channels: contact(&email, &mobile),
+            email,
+            phone: mobile.or_else(|| get("phone")),
+            birth_date: day(get("dateofbirth"), "dateofbirth")?,
+            category: get("categorycode"),
+            home_branch: get("branchcode"),
+            enrolled_on: day(get("dateenrolled"), "dateenrolled")?,
+            expires_on: day(get("dateexpiry"), "dateexpiry")?,
+            consents: consents(get("privacy")),
+            attributes: (!attributes.is_empty()).then_some(attributes),
+            ..Patron::default()
+        },
+        active: true,
+        source: "koha-csv".to_string(),
+    })
+}
