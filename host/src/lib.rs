@@ -37,6 +37,7 @@
 
 mod bindings;
 mod error;
+mod generate;
 mod host;
 mod import;
 mod input;
@@ -50,6 +51,7 @@ mod runtime;
 mod store;
 
 pub use crate::error::{Error, Failure, GuestError, PluginRef, Result};
+pub use crate::generate::{GenOptions, GenSummary, generate};
 pub use crate::host::{CacheStatus, Host, HostBuilder, LogLevel, LogLine, LogSink, LogSource};
 pub use crate::import::{Format, ImportOptions, ImportReport, Skip, import};
 pub use crate::input::{InputError, read_jsonl};

@@ -64,6 +64,21 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Write a realistic synthetic library in Lectern's CSV
+    Gen {
+        /// How many patrons
+        #[arg(long, default_value_t = 1000)]
+        patrons: u64,
+        /// The seed: the same seed and end date give the same files
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The last day of activity
+        #[arg(long, value_name = "YYYY-MM-DD", default_value = "2026-11-28")]
+        end: NaiveDate,
+        /// Where to write patrons.csv, loans.csv, holds.csv and use.csv
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Work with one patron's data
     Patron {
         #[command(subcommand)]
@@ -227,6 +242,41 @@ fn run(cli: Cli) -> Result<()> {
                 report.written.updated,
                 report.skipped.len(),
                 db.display()
+            );
+            Ok(())
+        }
+        Command::Gen {
+            patrons,
+            seed,
+            end,
+            out,
+        } => {
+            let bar = if json {
+                indicatif::ProgressBar::hidden()
+            } else {
+                indicatif::ProgressBar::new(patrons)
+            };
+            let summary = lectern::generate(
+                &lectern::GenOptions { patrons, seed, end },
+                &out,
+                &mut |n| bar.set_position(n),
+            );
+            bar.finish_and_clear();
+            let s = summary?;
+            if json {
+                return print_json(&json!({
+                    "patrons": s.patrons, "loans": s.loans, "holds": s.holds, "uses": s.uses, "dir": out,
+                }));
+            }
+            println!(
+                "wrote {} patrons, {} loans, {} holds and {} days of use to {}; import them with \
+                 `lectern import --format csv {}/*.csv`",
+                s.patrons,
+                s.loans,
+                s.holds,
+                s.uses,
+                out.display(),
+                out.display()
             );
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! End-to-end tests against the real compiled plugins, in one binary.
 
 mod cli;
+mod generate;
 mod manifest;
 mod messaging;
 mod privacy;
