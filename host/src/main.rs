@@ -93,6 +93,9 @@ enum Command {
         /// store, with activity as of --as-of]
         #[arg(long, value_name = "FILE")]
         input: Option<PathBuf>,
+        /// Show only the N highest scores in the table (JSON has them all)
+        #[arg(long, value_name = "N")]
+        top: Option<usize>,
         #[command(flatten)]
         common: Common,
     },
@@ -307,6 +310,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Score {
             plugin,
             input,
+            top,
             common,
         } => {
             let scorer = host.load_scorer(&plugin)?;
@@ -334,6 +338,13 @@ fn run(cli: Cli) -> Result<()> {
             let mut segments: BTreeMap<&str, usize> = BTreeMap::new();
             for s in &scores {
                 *segments.entry(&s.segment).or_default() += 1;
+            }
+            let mut shown: Vec<&lectern::Scored> = scores.iter().collect();
+            if let Some(n) = top {
+                shown.sort_by(|a, b| b.value.total_cmp(&a.value));
+                shown.truncate(n);
+            }
+            for s in shown {
                 t.add_row([
                     s.patron.clone(),
                     format!("{:.1}", s.value),

@@ -1,0 +1,146 @@
+//! `cargo xtask bench store [PATRONS]`: importing and summarising a large
+//! generated library, each against a native baseline in the same process.
+//!
+//! - Import: records per second into SQLite, against parsing the same CSV
+//!   files without storing them.
+//! - Summaries: the activity summary of every patron, against a plain scan
+//!   of the loans table.
+//! - Peak memory (VmHWM) after each step.
+
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use lectern::{Format, GenOptions, ImportOptions, SqliteStore, Store};
+
+fn main() {
+    let patrons: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let end = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+    println!("| measure | value |\n|---|---|");
+
+    let t = Instant::now();
+    let g = lectern::generate(
+        &GenOptions {
+            patrons,
+            seed: 1,
+            end,
+        },
+        dir.path(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let records = g.patrons + g.loans + g.holds + g.uses;
+    println!(
+        "| generated | {} patrons, {} loans, {} holds, {} days of use in {:.1} s |",
+        g.patrons,
+        g.loans,
+        g.holds,
+        g.uses,
+        t.elapsed().as_secs_f64()
+    );
+    let files: Vec<_> = ["patrons.csv", "loans.csv", "holds.csv", "use.csv"]
+        .map(|f| dir.path().join(f))
+        .to_vec();
+
+    // Baseline: parse every row of every file, store nothing.
+    let t = Instant::now();
+    let mut rows = 0u64;
+    for f in &files {
+        let mut r = csv::Reader::from_path(f).unwrap();
+        let mut rec = csv::StringRecord::new();
+        while r.read_record(&mut rec).unwrap() {
+            rows += std::hint::black_box(rec.len() as u64).min(1);
+        }
+    }
+    let parse = t.elapsed();
+    assert_eq!(rows, records);
+
+    let db = dir.path().join("lectern.db");
+    let mut store = SqliteStore::open(&db).unwrap();
+    let before = peak_kib();
+    let t = Instant::now();
+    let report = lectern::import(
+        &mut store,
+        Format::Csv,
+        &files,
+        ImportOptions { strict: true },
+        &mut |_| {},
+    )
+    .unwrap();
+    let import = t.elapsed();
+    assert_eq!(report.written.imported as u64, records);
+    let after = peak_kib();
+    println!(
+        "| CSV parse only (baseline) | {:.0} records/s |",
+        records as f64 / parse.as_secs_f64()
+    );
+    println!(
+        "| **import into SQLite** | **{:.0} records/s** ({:.1} s) |",
+        records as f64 / import.as_secs_f64(),
+        import.as_secs_f64()
+    );
+    println!(
+        "| ratio, import / parse | {:.1}× |",
+        import.as_secs_f64() / parse.as_secs_f64()
+    );
+    println!("| peak memory before the import | {} MiB |", before >> 10);
+    println!("| peak memory after the import | {} MiB |", after >> 10);
+    println!(
+        "| store size | {} MiB |",
+        std::fs::metadata(&db).unwrap().len() >> 20
+    );
+
+    // Baseline: one plain pass over the loans table.
+    let conn = rusqlite_scan(&db);
+    let t = Instant::now();
+    let summaries = store.patrons(end).unwrap();
+    let summarise = t.elapsed();
+    assert_eq!(summaries.len() as u64, patrons);
+    println!(
+        "| plain scan of the loans table (baseline) | {:.1} s |",
+        conn.as_secs_f64()
+    );
+    println!(
+        "| **activity summaries for every patron** | **{:.1} s** ({:.1} µs per patron) |",
+        summarise.as_secs_f64(),
+        summarise.as_secs_f64() * 1e6 / patrons as f64
+    );
+    println!(
+        "| ratio, summaries / scan | {:.1}× |",
+        summarise.as_secs_f64() / conn.as_secs_f64()
+    );
+    println!(
+        "| peak memory after the summaries | {} MiB |",
+        peak_kib() >> 10
+    );
+}
+
+/// Times reading every loan's patron and date, through a second connection.
+fn rusqlite_scan(db: &std::path::Path) -> std::time::Duration {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let t = Instant::now();
+    let mut stmt = conn
+        .prepare("SELECT patron_id, loaned_on, returned_on FROM loans")
+        .unwrap();
+    let mut rows = stmt.query([]).unwrap();
+    let mut n = 0u64;
+    while let Some(r) = rows.next().unwrap() {
+        let s: String = r.get(0).unwrap();
+        n += std::hint::black_box(s.len() as u64).min(1);
+    }
+    assert!(n > 0);
+    t.elapsed()
+}
+
+/// The process's peak resident memory, in KiB.
+fn peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
