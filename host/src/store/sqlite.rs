@@ -372,10 +372,17 @@ impl ImportTx for SqliteImport<'_> {
     }
 
     fn has_patron(&mut self, id: &str) -> Result<bool> {
-        Ok(self
+        if id == self.last_patron {
+            return Ok(true);
+        }
+        let exists = self
             .tx
             .prepare_cached("SELECT 1 FROM patrons WHERE id = ?1")?
-            .exists([id])?)
+            .exists([id])?;
+        if exists {
+            self.last_patron = id.to_string();
+        }
+        Ok(exists)
     }
 
     fn commit(self: Box<Self>, written: Written, skipped: usize) -> Result<()> {
