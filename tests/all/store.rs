@@ -70,6 +70,23 @@ fn folio_samples_import_whole_and_keep_expired_and_inactive_users() {
 }
 
 #[test]
+fn summaries_in_batches_match_the_whole() {
+    let mut store = SqliteStore::in_memory().unwrap();
+    import(&mut store, Format::Folio, &all_folio(), false).unwrap();
+    let as_of = day("2017-03-20");
+    let mut batches = Vec::new();
+    store
+        .for_each_patron(as_of, 7, &mut |b| {
+            batches.push(b);
+            Ok(())
+        })
+        .unwrap();
+    assert!(batches.iter().all(|b| b.len() <= 7));
+    assert_eq!(batches.len(), 303_usize.div_ceil(7));
+    assert_eq!(batches.concat(), store.patrons(as_of).unwrap());
+}
+
+#[test]
 fn importing_again_updates_and_never_duplicates() {
     let mut store = SqliteStore::in_memory().unwrap();
     import(&mut store, Format::Folio, &all_folio(), false).unwrap();

@@ -166,6 +166,15 @@ pub trait Store {
     /// counted from loans of the last 365 days that have a subject.
     fn patrons(&self, as_of: NaiveDate) -> anyhow::Result<Vec<Patron>>;
 
+    /// The same, `batch` patrons at a time in order of id, so that memory is
+    /// bounded by the batch, not by the library.
+    fn for_each_patron(
+        &self,
+        as_of: NaiveDate,
+        batch: usize,
+        f: &mut dyn FnMut(Vec<Patron>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()>;
+
     /// Removes the patron and everything stored about them.
     fn erase_patron(&mut self, id: &str) -> anyhow::Result<Erased>;
 }

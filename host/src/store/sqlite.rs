@@ -423,6 +423,20 @@ impl Store for SqliteStore {
     }
 
     fn patrons(&self, as_of: NaiveDate) -> Result<Vec<Patron>> {
+        let mut all = Vec::new();
+        self.for_each_patron(as_of, 10_000, &mut |batch| {
+            all.extend(batch);
+            Ok(())
+        })?;
+        Ok(all)
+    }
+
+    fn for_each_patron(
+        &self,
+        as_of: NaiveDate,
+        batch: usize,
+        f: &mut dyn FnMut(Vec<Patron>) -> Result<()>,
+    ) -> Result<()> {
         let d = as_of.to_string();
         // A library that counts visits or e-resource sessions counts them for
         // everyone: zero is then a fact, not a gap.
@@ -433,9 +447,63 @@ impl Store for SqliteStore {
                 .exists([kind])?)
         };
         let (visits, eresources) = (provided("visit")?, provided("eresource")?);
+        // Patrons go in ranges of ids, so that memory is bounded by the batch
+        // and each range's loans come straight off the (patron_id, date) index.
+        let mut after = String::new();
+        loop {
+            let ids: Vec<String> = self
+                .conn
+                .prepare_cached("SELECT id FROM patrons WHERE id > ?1 ORDER BY id LIMIT ?2")?
+                .query_map(params![after, batch as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let (Some(lo), Some(hi)) = (ids.first(), ids.last()) else {
+                return Ok(());
+            };
+            let chunk = self.summaries(&d, lo, hi, visits, eresources)?;
+            after = hi.clone();
+            f(chunk)?;
+        }
+    }
+
+    fn erase_patron(&mut self, id: &str) -> Result<Erased> {
+        let tx = self.conn.transaction()?;
+        let count = |table: &str| -> Result<usize> {
+            Ok(tx.query_row(
+                &format!("SELECT COUNT(*) FROM {table} WHERE patron_id = ?1"),
+                [id],
+                |r| r.get::<_, i64>(0),
+            )? as usize)
+        };
+        let erased = Erased {
+            attributes: count("patron_attributes")?,
+            loans: count("loans")?,
+            holds: count("holds")?,
+            uses: count("uses")?,
+            patrons: tx.execute("DELETE FROM patrons WHERE id = ?1", [id])?,
+        };
+        // Foreign keys cascade; checked here so that a schema change that
+        // forgets one fails loudly instead of leaving data behind.
+        for table in ["patron_attributes", "loans", "holds", "uses"] {
+            anyhow::ensure!(count(table)? == 0, "erasing `{id}` left rows in {table}");
+        }
+        tx.commit()?;
+        Ok(erased)
+    }
+}
+
+impl SqliteStore {
+    /// The patrons with ids from `lo` to `hi`, with their summaries as of `d`.
+    fn summaries(
+        &self,
+        d: &str,
+        lo: &str,
+        hi: &str,
+        visits: bool,
+        eresources: bool,
+    ) -> Result<Vec<Patron>> {
         // One pass over loans and one over holds, grouped by patron: the
         // indexes on (patron_id, date) serve both.
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "WITH l AS (
                 SELECT patron_id,
                     SUM(loaned_on > date(?1, '-30 days')) AS l30,
@@ -444,16 +512,16 @@ impl Store for SqliteStore {
                     SUM(CASE WHEN loaned_on > date(?1, '-365 days') THEN renewals ELSE 0 END) AS renewals,
                     SUM(due_on < ?1 AND (returned_on IS NULL OR returned_on > ?1)) AS overdue,
                     MAX(MAX(loaned_on), COALESCE(MAX(CASE WHEN returned_on <= ?1 THEN returned_on END), '')) AS last
-                FROM loans WHERE loaned_on <= ?1 GROUP BY patron_id
+                FROM loans WHERE patron_id BETWEEN ?2 AND ?3 AND loaned_on <= ?1 GROUP BY patron_id
             ), h AS (
                 SELECT patron_id, SUM(placed_on > date(?1, '-365 days')) AS h365, MAX(placed_on) AS last
-                FROM holds WHERE placed_on <= ?1 GROUP BY patron_id
+                FROM holds WHERE patron_id BETWEEN ?2 AND ?3 AND placed_on <= ?1 GROUP BY patron_id
             ), u AS (
                 SELECT patron_id,
                     SUM(CASE WHEN kind = 'visit' AND day > date(?1, '-365 days') THEN count ELSE 0 END) AS v365,
                     SUM(CASE WHEN kind = 'eresource' AND day > date(?1, '-365 days') THEN count ELSE 0 END) AS e365,
                     MAX(day) AS last
-                FROM uses WHERE day <= ?1 GROUP BY patron_id
+                FROM uses WHERE patron_id BETWEEN ?2 AND ?3 AND day <= ?1 GROUP BY patron_id
             )
             SELECT p.id, p.card_number, p.name, p.email, p.phone, p.birth_date, p.age_band, p.category,
                 p.home_branch, p.enrolled_on, p.expires_on, p.locale, p.channels,
@@ -467,10 +535,11 @@ impl Store for SqliteStore {
             LEFT JOIN l ON l.patron_id = p.id
             LEFT JOIN h ON h.patron_id = p.id
             LEFT JOIN u ON u.patron_id = p.id
+            WHERE p.id BETWEEN ?2 AND ?3
             ORDER BY p.id",
         )?;
         let mut patrons = stmt
-            .query_map([&d], |r| {
+            .query_map(params![d, lo, hi], |r| {
                 let channels: Option<String> = r.get(12)?;
                 let consent = |a: Option<bool>, b: Option<bool>| match (a, b) {
                     (None, None) => None,
@@ -518,10 +587,10 @@ impl Store for SqliteStore {
             .enumerate()
             .map(|(i, p)| (p.id.clone(), i))
             .collect();
-        let mut attrs = self
-            .conn
-            .prepare("SELECT patron_id, key, value FROM patron_attributes")?;
-        for row in attrs.query_map([], |r| {
+        let mut attrs = self.conn.prepare_cached(
+            "SELECT patron_id, key, value FROM patron_attributes WHERE patron_id BETWEEN ?1 AND ?2",
+        )?;
+        for row in attrs.query_map([lo, hi], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -536,12 +605,13 @@ impl Store for SqliteStore {
                     .insert(k, v);
             }
         }
-        let mut subjects = self.conn.prepare(
+        let mut subjects = self.conn.prepare_cached(
             "SELECT patron_id, subject, COUNT(*) FROM loans
-             WHERE subject IS NOT NULL AND loaned_on <= ?1 AND loaned_on > date(?1, '-365 days')
+             WHERE patron_id BETWEEN ?2 AND ?3 AND subject IS NOT NULL
+                AND loaned_on <= ?1 AND loaned_on > date(?1, '-365 days')
              GROUP BY patron_id, subject",
         )?;
-        for row in subjects.query_map([&d], |r| {
+        for row in subjects.query_map(params![d, lo, hi], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -557,30 +627,5 @@ impl Store for SqliteStore {
             }
         }
         Ok(patrons)
-    }
-
-    fn erase_patron(&mut self, id: &str) -> Result<Erased> {
-        let tx = self.conn.transaction()?;
-        let count = |table: &str| -> Result<usize> {
-            Ok(tx.query_row(
-                &format!("SELECT COUNT(*) FROM {table} WHERE patron_id = ?1"),
-                [id],
-                |r| r.get::<_, i64>(0),
-            )? as usize)
-        };
-        let erased = Erased {
-            attributes: count("patron_attributes")?,
-            loans: count("loans")?,
-            holds: count("holds")?,
-            uses: count("uses")?,
-            patrons: tx.execute("DELETE FROM patrons WHERE id = ?1", [id])?,
-        };
-        // Foreign keys cascade; checked here so that a schema change that
-        // forgets one fails loudly instead of leaving data behind.
-        for table in ["patron_attributes", "loans", "holds", "uses"] {
-            anyhow::ensure!(count(table)? == 0, "erasing `{id}` left rows in {table}");
-        }
-        tx.commit()?;
-        Ok(erased)
     }
 }
