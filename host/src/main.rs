@@ -315,18 +315,28 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let scorer = host.load_scorer(&plugin)?;
             let pipeline = pipeline(&host, &common)?;
-            let patrons = match &input {
-                Some(input) => read_patrons(input)?,
+            let scores = match &input {
+                Some(input) => pipeline.score(&scorer, &read_patrons(input)?)?,
                 None => {
                     anyhow::ensure!(
                         db.is_file(),
                         "no store at {}; import patrons with `lectern import`, or pass --input",
                         db.display()
                     );
-                    SqliteStore::open(&db)?.patrons(pipeline_date(&common))?
+                    // A batch of patrons at a time: memory holds the scores,
+                    // not the library.
+                    let mut scores = Vec::new();
+                    SqliteStore::open(&db)?.for_each_patron(
+                        pipeline_date(&common),
+                        10_000,
+                        &mut |batch| {
+                            scores.extend(pipeline.score(&scorer, &batch)?);
+                            Ok(())
+                        },
+                    )?;
+                    scores
                 }
             };
-            let scores = pipeline.score(&scorer, &patrons)?;
             if json {
                 return print_json(&json!({
                     "plugin": scorer.plugin().id(),
