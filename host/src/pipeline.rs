@@ -18,7 +18,11 @@ use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, R
 ///
 /// Without a policy ([`Pipeline::with_policy`]) a plugin gets exactly the
 /// fields its manifest declares. With one, it gets the fields its manifest
-/// declares *and* the policy allows for the call's purpose and actor.
+/// declares *and* the policy allows for the call's purpose and actor. Either
+/// way the patron's consent has the last word: reading history (`interests`)
+/// leaves the host only for patrons who consented to its use, except in
+/// their own export, and marketing events for patrons without marketing
+/// consent are skipped before any plugin sees them.
 pub struct Pipeline {
     policy: Option<PrivacyFilter>,
     keys: Pseudonyms,
@@ -147,6 +151,14 @@ impl Pipeline {
         let mut queued: Vec<(&Event, &Patron)> = Vec::new();
         for e in events {
             match by_id.get(e.patron.as_str()) {
+                // Marketing goes only to patrons who asked for it; notices
+                // about their own loans and holds always go.
+                Some(p) if e.kind.is_marketing() && !p.consents.is_some_and(|c| c.marketing) => {
+                    report.skipped.push((
+                        e.id.clone(),
+                        "the patron has not consented to marketing".into(),
+                    ))
+                }
                 Some(p) => queued.push((e, p)),
                 None => report
                     .skipped
@@ -290,6 +302,15 @@ impl Pipeline {
     ) -> Result<Vec<Patron>> {
         let (policy, refine) = *self.policy_rules(ctx)?;
         let declared = plugin.map(|p| Rules::keeping(p.declared_fields().iter().copied()));
+        // The third set: what the patron consented to, whatever the policy.
+        let consented = |mut rules: Rules, p: &Patron| {
+            if ctx.purpose != Purpose::PatronExport
+                && !p.consents.is_some_and(|c| c.reading_history)
+            {
+                rules.set(Field::Interests, Action::Drop);
+            }
+            rules
+        };
         let narrow = |rules: Rules| declared.map_or(rules, |d| d.intersect(&rules));
         let base = narrow(policy);
         let filter = match &self.policy {
@@ -297,7 +318,7 @@ impl Pipeline {
             _ => {
                 return Ok(patrons
                     .iter()
-                    .map(|p| base.project(p, &self.keys))
+                    .map(|p| consented(base, p).project(p, &self.keys))
                     .collect());
             }
         };
@@ -315,7 +336,7 @@ impl Pipeline {
                 let rules = policy
                     .tighten(&refinement)
                     .map_err(|message| filter.plugin().fail(Failure::BadOutput { message }))?;
-                Ok(narrow(rules).project(p, &self.keys))
+                Ok(consented(narrow(rules), p).project(p, &self.keys))
             })
             .collect::<Result<Vec<_>, Error>>()
     }

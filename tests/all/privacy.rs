@@ -163,3 +163,93 @@ fn no_personal_value_reaches_an_analyst() {
         );
     }
 }
+
+#[test]
+fn consent_has_the_last_word_even_without_a_policy() {
+    // Priya (P0004) declined the use of her reading history; the plugin
+    // declares interests and no policy is loaded.
+    let got = received(Some(ALL_FIELDS), false, &[patron("P0004"), patron("P0001")]);
+    assert!(!fields(&got[0]).contains(&"interests"), "{:?}", got[0]);
+    assert!(fields(&got[1]).contains(&"interests"), "{:?}", got[1]);
+}
+
+#[test]
+fn marketing_reaches_only_patrons_who_consented() {
+    let (host, _) = host();
+    let notices = host.load_messenger(plugins::NOTICES).unwrap();
+    let arrival = |id: &str, patron: &str| lectern::Event {
+        id: id.into(),
+        patron: patron.into(),
+        at: "2026-11-28T08:00:00Z".parse().unwrap(),
+        kind: lectern::EventKind::NewArrival {
+            title: "Organic Chemistry".into(),
+            subject: "QD".into(),
+        },
+    };
+    // Margaret (P0002) did not consent to marketing; Wang (P0001) did.
+    let report = pipeline()
+        .compose(
+            &notices,
+            &[arrival("N1", "P0002"), arrival("N2", "P0001")],
+            &sample_patrons(),
+        )
+        .unwrap();
+    assert_eq!(
+        report.skipped[0],
+        (
+            "N1".to_string(),
+            "the patron has not consented to marketing".to_string()
+        )
+    );
+    // Wang's event reached the messenger, which has no template for it.
+    assert_eq!(
+        report.skipped[1],
+        ("N2".to_string(), "no notice for this event".to_string())
+    );
+}
+
+#[test]
+fn a_library_swaps_its_policy_without_recompiling() {
+    let (host, _) = host();
+    let dir = plugin_copy(plugins::TESTKIT, |m| {
+        m.replace(r#"fields = ["category", "activity"]"#, ALL_FIELDS)
+    });
+    let scorer = host.load_scorer(dir.path()).unwrap();
+    let strict = host.load_privacy_filter(plugins::STRICT_PRIVACY).unwrap();
+    let got = pipeline()
+        .with_policy(strict.clone())
+        .score(&scorer, &[patron("P0001")])
+        .unwrap();
+    assert_eq!(
+        fields(&got[0].reasons),
+        ["category", "attributes", "activity", "interests"]
+    );
+
+    let wang = patron("P0001");
+    for role in ["circulation-desk", "analyst", "administrator", "volunteer"] {
+        let ctx = AccessContext {
+            purpose: Purpose::StaffView,
+            actor: Actor::Staff(role.into()),
+        };
+        let seen = &pipeline()
+            .with_policy(strict.clone())
+            .filter(&ctx, std::slice::from_ref(&wang))
+            .unwrap()[0];
+        assert_eq!(seen.birth_date, None, "{role} saw a birth date");
+        if role == "circulation-desk" {
+            assert_eq!(
+                (seen.name.as_deref(), seen.email.as_ref()),
+                (Some("Wang Li"), None)
+            );
+        }
+    }
+    let export = AccessContext {
+        purpose: Purpose::PatronExport,
+        actor: Actor::Staff("patron".into()),
+    };
+    let own = &pipeline()
+        .with_policy(strict)
+        .filter(&export, std::slice::from_ref(&wang))
+        .unwrap()[0];
+    assert_eq!(own.birth_date, wang.birth_date, "the patron sees their own");
+}
