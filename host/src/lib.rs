@@ -35,6 +35,7 @@
 //! See `ARCHITECTURE.md` for how the pieces fit, and [`Limits`] and
 //! [`HostBuilder`] for every default.
 
+mod audit;
 mod bindings;
 mod error;
 mod generate;
@@ -50,6 +51,7 @@ mod privacy;
 mod runtime;
 mod store;
 
+pub use crate::audit::{AuditCheck, AuditEntry, AuditLog};
 pub use crate::error::{Error, Failure, GuestError, PluginRef, Result};
 pub use crate::generate::{GenOptions, GenSummary, generate};
 pub use crate::host::{CacheStatus, Host, HostBuilder, LogLevel, LogLine, LogSink, LogSource};
@@ -66,6 +68,6 @@ pub use crate::pipeline::{ComposeReport, Pipeline};
 pub use crate::plugin::{ComponentInfo, Messenger, Plugin, PrivacyFilter, Scorer};
 pub use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
 pub use crate::store::{
-    Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, SqliteStore, Store, UseKind,
-    UseRecord, Written,
+    Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, SqliteAudit, SqliteStore, Store,
+    UseKind, UseRecord, Written,
 };

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use lectern::{
     AccessContext, Actor, CacheStatus, Event, Format, Host, ImportOptions, Patron, Pipeline,
-    Pseudonyms, Purpose, SqliteStore, Store, read_jsonl,
+    Pseudonyms, Purpose, SqliteAudit, SqliteStore, Store, read_jsonl,
 };
 use serde_json::json;
 
@@ -38,6 +38,11 @@ struct Cli {
         default_value = "lectern.db"
     )]
     db: PathBuf,
+    /// The host's key, for pseudonyms and the audit chain [default: the
+    /// store's name with .key, made with 32 random bytes the first time;
+    /// without a store, a fresh key per run]
+    #[arg(long, global = true, value_name = "FILE", env = "LECTERN_KEY_FILE")]
+    key_file: Option<PathBuf>,
     /// Show plugin log lines and more (-vv for debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -78,6 +83,11 @@ enum Command {
         /// Where to write patrons.csv, loans.csv, holds.csv and use.csv
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+    },
+    /// The audit log of every read of personal data
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Work with one patron's data
     Patron {
@@ -149,6 +159,20 @@ enum PatronCommand {
         /// The patron's id
         id: String,
     },
+    /// Everything stored about a patron and derived from them, as JSON
+    Export {
+        /// The patron's id
+        id: String,
+        /// The date of the activity summary [default: today]
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<NaiveDate>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check that no entry of the audit log was edited, inserted or deleted
+    Verify,
 }
 
 #[derive(clap::Args)]
@@ -159,9 +183,6 @@ struct Common {
     /// The date plugins see as today [default: today]
     #[arg(long, value_name = "YYYY-MM-DD")]
     as_of: Option<NaiveDate>,
-    /// A file whose bytes key the pseudonyms [default: a fresh key per run]
-    #[arg(long, value_name = "FILE", env = "LECTERN_KEY_FILE")]
-    key_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -197,7 +218,45 @@ fn run(cli: Cli) -> Result<()> {
     let host = builder.build()?;
     let json = cli.json;
     let db = cli.db;
+    let keys = Keys {
+        db: db.clone(),
+        file: cli.key_file,
+    };
     match cli.command {
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            anyhow::ensure!(db.is_file(), "no store at {}", db.display());
+            let check = SqliteStore::open(&db)?.verify_audit(&keys.store_key()?)?;
+            if json {
+                return print_json(
+                    &json!({"entries": check.entries, "broken_at": check.broken_at}),
+                );
+            }
+            match check.broken_at {
+                None => {
+                    println!("the audit log is intact: {} entries", check.entries);
+                    Ok(())
+                }
+                Some(n) => anyhow::bail!(
+                    "the audit log is broken at entry {n} of {}: an entry was edited, inserted or \
+                     deleted there; keep the store as it is and report it to the privacy officer",
+                    check.entries
+                ),
+            }
+        }
+        Command::Patron {
+            command: PatronCommand::Export { id, as_of },
+        } => {
+            anyhow::ensure!(db.is_file(), "no store at {}", db.display());
+            let key = keys.store_key()?;
+            let token = Pseudonyms::new(&key).patron_token(&id);
+            let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let export = SqliteStore::open(&db)?
+                .export_patron(&id, &token, as_of)?
+                .with_context(|| format!("no patron with id `{id}` in {}", db.display()))?;
+            print_json(&export)
+        }
         Command::Import {
             format,
             strict,
@@ -314,7 +373,7 @@ fn run(cli: Cli) -> Result<()> {
             common,
         } => {
             let scorer = host.load_scorer(&plugin)?;
-            let pipeline = pipeline(&host, &common)?;
+            let pipeline = pipeline(&host, &common, &keys)?;
             let scores = match &input {
                 Some(input) => pipeline.score(&scorer, &read_patrons(input)?)?,
                 None => {
@@ -382,7 +441,7 @@ fn run(cli: Cli) -> Result<()> {
             let messenger = host.load_messenger(&plugin)?;
             let event_list: Vec<Event> = read_jsonl(&events)?;
             let patron_list = read_patrons(&patrons)?;
-            let pipeline = pipeline(&host, &common)?;
+            let pipeline = pipeline(&host, &common, &keys)?;
             let report = pipeline.compose(&messenger, &event_list, &patron_list)?;
             if json {
                 let skipped: Vec<_> = report
@@ -426,7 +485,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let policy = host.load_privacy_filter(&plugin)?;
             let patrons = read_patrons(&input)?;
-            let pipeline = pipeline(&host, &common)?.with_policy(policy);
+            let pipeline = pipeline(&host, &common, &keys)?.with_policy(policy);
             let ctx = AccessContext {
                 purpose,
                 actor: Actor::Staff(role),
@@ -480,18 +539,65 @@ fn pipeline_date(common: &Common) -> NaiveDate {
         .unwrap_or_else(|| chrono::Utc::now().date_naive())
 }
 
-fn pipeline(host: &Host, common: &Common) -> Result<Pipeline> {
-    let mut p = Pipeline::new().as_of(pipeline_date(common));
-    if let Some(path) = &common.key_file {
-        let key = std::fs::read(path)
-            .with_context(|| format!("failed to read the pseudonym key {}", path.display()))?;
+/// Where the host's key is.
+struct Keys {
+    db: PathBuf,
+    file: Option<PathBuf>,
+}
+
+impl Keys {
+    /// The key of the store, made the first time it is needed.
+    fn store_key(&self) -> Result<Vec<u8>> {
+        let path = self
+            .file
+            .clone()
+            .unwrap_or_else(|| self.db.with_extension("key"));
+        if self.file.is_none() && !path.exists() {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key)
+                .map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
+            write_private(&path, &key)
+                .with_context(|| format!("failed to create the key {}", path.display()))?;
+        }
+        let key = std::fs::read(&path)
+            .with_context(|| format!("failed to read the key {}", path.display()))?;
         anyhow::ensure!(
             key.len() >= 16,
-            "the pseudonym key {} holds {} bytes; use at least 32 random bytes",
+            "the key {} holds {} bytes; use at least 32 random bytes",
             path.display(),
             key.len()
         );
+        Ok(key)
+    }
+
+    /// The key for this run: the given file, or the store's if there is a
+    /// store, or none.
+    fn for_run(&self) -> Result<Option<Vec<u8>>> {
+        if self.file.is_some() || self.db.is_file() {
+            return self.store_key().map(Some);
+        }
+        Ok(None)
+    }
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}
+
+fn pipeline(host: &Host, common: &Common, keys: &Keys) -> Result<Pipeline> {
+    let mut p = Pipeline::new().as_of(pipeline_date(common));
+    if let Some(key) = keys.for_run()? {
         p = p.with_pseudonyms(Pseudonyms::new(&key));
+        // With a store, every read is audited in it.
+        if keys.db.is_file() {
+            p = p.with_audit(std::sync::Arc::new(SqliteAudit::open(&keys.db, &key)?));
+        }
     }
     if let Some(policy) = &common.policy {
         p = p.with_policy(host.load_privacy_filter(policy)?);

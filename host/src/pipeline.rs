@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::audit::{AuditEntry, AuditLog};
 use crate::bindings::{self, wit};
 use crate::error::{Error, Failure, Result};
 use crate::model::{Composed, Event, Patron, Scored};
@@ -25,6 +26,7 @@ use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, R
 /// consent are skipped before any plugin sees them.
 pub struct Pipeline {
     policy: Option<PrivacyFilter>,
+    audit: Option<Arc<dyn AuditLog>>,
     keys: Pseudonyms,
     as_of: NaiveDate,
     batch_size: usize,
@@ -46,6 +48,7 @@ impl Pipeline {
     pub fn new() -> Pipeline {
         Pipeline {
             policy: None,
+            audit: None,
             keys: Pseudonyms::ephemeral(),
             as_of: Utc::now().date_naive(),
             batch_size: 1000,
@@ -57,6 +60,13 @@ impl Pipeline {
     pub fn with_policy(mut self, policy: PrivacyFilter) -> Pipeline {
         self.policy = Some(policy);
         self.policies = Mutex::default();
+        self
+    }
+
+    /// Records every read in `log`: who, why, which fields and which
+    /// patrons (by token). A read whose entry cannot be written fails.
+    pub fn with_audit(mut self, log: Arc<dyn AuditLog>) -> Pipeline {
+        self.audit = Some(log);
         self
     }
 
@@ -300,6 +310,29 @@ impl Pipeline {
         plugin: Option<&Plugin>,
         patrons: &[&Patron],
     ) -> Result<Vec<Patron>> {
+        let projected = self.project_unaudited(ctx, plugin, patrons)?;
+        if let Some(log) = &self.audit {
+            let fields: Vec<Field> = Field::ALL
+                .into_iter()
+                .filter(|f| projected.iter().any(|p| has(p, *f)))
+                .collect();
+            log.append(&AuditEntry {
+                at: Utc::now(),
+                context: ctx.clone(),
+                fields,
+                patrons: projected.iter().map(|p| p.id.clone()).collect(),
+            })
+            .map_err(|e| e.context("failed to write the audit log; nothing was read"))?;
+        }
+        Ok(projected)
+    }
+
+    fn project_unaudited(
+        &self,
+        ctx: &AccessContext,
+        plugin: Option<&Plugin>,
+        patrons: &[&Patron],
+    ) -> Result<Vec<Patron>> {
         let (policy, refine) = *self.policy_rules(ctx)?;
         let declared = plugin.map(|p| Rules::keeping(p.declared_fields().iter().copied()));
         // The third set: what the patron consented to, whatever the policy.
@@ -345,6 +378,28 @@ impl Pipeline {
 impl Default for Pipeline {
     fn default() -> Self {
         Pipeline::new()
+    }
+}
+
+/// Whether `field` left the host for `p`.
+fn has(p: &Patron, field: Field) -> bool {
+    match field {
+        Field::CardNumber => p.card_number.is_some(),
+        Field::Name => p.name.is_some(),
+        Field::Email => p.email.is_some(),
+        Field::Phone => p.phone.is_some(),
+        Field::BirthDate => p.birth_date.is_some(),
+        Field::AgeBand => p.age_band.is_some(),
+        Field::Category => p.category.is_some(),
+        Field::HomeBranch => p.home_branch.is_some(),
+        Field::EnrolledOn => p.enrolled_on.is_some(),
+        Field::ExpiresOn => p.expires_on.is_some(),
+        Field::Attributes => p.attributes.is_some(),
+        Field::Consents => p.consents.is_some(),
+        Field::Locale => p.locale.is_some(),
+        Field::Channels => p.channels.is_some(),
+        Field::Activity => p.activity.is_some(),
+        Field::Interests => p.interests.is_some(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! End-to-end tests against the real compiled plugins, in one binary.
 
+mod audit;
 mod cli;
 mod generate;
 mod manifest;

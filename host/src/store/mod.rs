@@ -6,7 +6,7 @@ mod sqlite;
 
 use chrono::NaiveDate;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteAudit, SqliteStore};
 
 use crate::model::Patron;
 

@@ -11,7 +11,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::{
     Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Store, UseKind, UseRecord, Written,
 };
+use crate::audit::{self, AuditCheck, AuditEntry, AuditLog};
 use crate::model::{Activity, Channel, Consents, Patron};
+use crate::privacy::Actor;
 
 /// Each migration takes the schema from version `i` to `i + 1`. Never edit
 /// one that has shipped; add another.
@@ -86,6 +88,23 @@ CREATE TABLE uses (
     count INTEGER NOT NULL,
     run_id INTEGER,
     PRIMARY KEY (patron_id, day, kind)
+);
+"#,
+    r#"
+CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor_kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    patrons TEXT NOT NULL,
+    link TEXT NOT NULL
+);
+CREATE TABLE audit_anchor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    entries INTEGER NOT NULL,
+    mac TEXT NOT NULL
 );
 "#,
 ];
@@ -438,15 +457,7 @@ impl Store for SqliteStore {
         f: &mut dyn FnMut(Vec<Patron>) -> Result<()>,
     ) -> Result<()> {
         let d = as_of.to_string();
-        // A library that counts visits or e-resource sessions counts them for
-        // everyone: zero is then a fact, not a gap.
-        let provided = |kind: &str| -> Result<bool> {
-            Ok(self
-                .conn
-                .prepare_cached("SELECT 1 FROM uses WHERE kind = ?1 LIMIT 1")?
-                .exists([kind])?)
-        };
-        let (visits, eresources) = (provided("visit")?, provided("eresource")?);
+        let (visits, eresources) = self.uses_provided()?;
         // Patrons go in ranges of ids, so that memory is bounded by the batch
         // and each range's loans come straight off the (patron_id, date) index.
         let mut after = String::new();
@@ -627,5 +638,188 @@ impl SqliteStore {
             }
         }
         Ok(patrons)
+    }
+}
+
+impl SqliteStore {
+    /// Whether the library counts visits, and e-resource sessions. One that
+    /// counts them counts them for everyone: zero is then a fact, not a gap.
+    fn uses_provided(&self) -> Result<(bool, bool)> {
+        let provided = |kind: &str| -> Result<bool> {
+            Ok(self
+                .conn
+                .prepare_cached("SELECT 1 FROM uses WHERE kind = ?1 LIMIT 1")?
+                .exists([kind])?)
+        };
+        Ok((provided("visit")?, provided("eresource")?))
+    }
+
+    /// Appends `entry` to the audit chain under `key`.
+    pub fn append_audit(&mut self, key: &[u8], entry: &AuditEntry) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let (entries, previous): (i64, String) = tx.query_row(
+            "SELECT COUNT(*), COALESCE((SELECT link FROM audit_log ORDER BY seq DESC LIMIT 1), '') FROM audit_log",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let canonical = entry.canonical();
+        let link = audit::link(key, &previous, &canonical);
+        let (kind, actor) = match &entry.context.actor {
+            Actor::Plugin(id) => ("plugin", id),
+            Actor::Staff(role) => ("staff", role),
+        };
+        let fields: Vec<&str> = entry.fields.iter().map(|f| f.as_str()).collect();
+        tx.execute(
+            "INSERT INTO audit_log (at, actor_kind, actor, purpose, fields, patrons, link) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                entry
+                    .at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                kind,
+                actor,
+                entry.context.purpose.as_str(),
+                fields.join(","),
+                entry.patrons.join(","),
+                link,
+            ],
+        )?;
+        let anchor = audit::link(key, "anchor", &format!("{}:{link}", entries + 1));
+        tx.execute(
+            "INSERT INTO audit_anchor (id, entries, mac) VALUES (1, ?1, ?2) \
+             ON CONFLICT (id) DO UPDATE SET entries = excluded.entries, mac = excluded.mac",
+            params![entries + 1, anchor],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Recomputes the audit chain under `key`, and checks its anchor, which
+    /// shows entries deleted from the end.
+    pub fn verify_audit(&self, key: &[u8]) -> Result<AuditCheck> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, at, actor_kind, actor, purpose, fields, patrons, link FROM audit_log ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        let (mut previous, mut entries) = (String::new(), 0u64);
+        while let Some(r) = rows.next()? {
+            entries += 1;
+            let (seq, at, kind, actor): (i64, String, String, String) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            let (purpose, fields, patrons, link): (String, String, String, String) =
+                (r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?);
+            // The same canonical form as `AuditEntry::canonical`, from the row.
+            let canonical = format!(
+                "{at}\u{1f}{kind}\u{1f}{actor}\u{1f}{purpose}\u{1f}{fields}\u{1f}{patrons}"
+            );
+            let expected = audit::link(key, &previous, &canonical);
+            if link != expected || seq != entries as i64 {
+                return Ok(AuditCheck {
+                    entries,
+                    broken_at: Some(entries),
+                });
+            }
+            previous = link;
+        }
+        let anchor: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT entries, mac FROM audit_anchor WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let holds = match anchor {
+            None => entries == 0,
+            Some((n, mac)) => {
+                n as u64 == entries && mac == audit::link(key, "anchor", &format!("{n}:{previous}"))
+            }
+        };
+        Ok(AuditCheck {
+            entries,
+            broken_at: (!holds).then_some(entries + 1),
+        })
+    }
+}
+
+/// The audit log in a SQLite store, for a [`Pipeline`](crate::Pipeline).
+pub struct SqliteAudit {
+    store: std::sync::Mutex<SqliteStore>,
+    key: Vec<u8>,
+}
+
+impl SqliteAudit {
+    /// The audit log of the store at `path`, chained under `key`.
+    pub fn open(path: &Path, key: &[u8]) -> Result<SqliteAudit> {
+        Ok(SqliteAudit {
+            store: std::sync::Mutex::new(SqliteStore::open(path)?),
+            key: key.to_vec(),
+        })
+    }
+}
+
+impl AuditLog for SqliteAudit {
+    fn append(&self, entry: &AuditEntry) -> Result<()> {
+        self.store.lock().unwrap().append_audit(&self.key, entry)
+    }
+}
+
+impl SqliteStore {
+    /// Everything stored about a patron, and everything derived from them:
+    /// their record with its attributes, every loan, hold and day of use,
+    /// their activity summary as of `as_of`, and the audit entries that
+    /// name their `token`. `None` if there is no such patron.
+    pub fn export_patron(
+        &self,
+        id: &str,
+        token: &str,
+        as_of: NaiveDate,
+    ) -> Result<Option<serde_json::Value>> {
+        if !self.has_patron(id)? {
+            return Ok(None);
+        }
+        let rows = |sql: &str, key: &str| -> Result<Vec<serde_json::Value>> {
+            let mut stmt = self.conn.prepare(sql)?;
+            let names: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+            let mut out = Vec::new();
+            let mut rows = stmt.query([key])?;
+            while let Some(r) = rows.next()? {
+                let mut obj = serde_json::Map::new();
+                for (i, name) in names.iter().enumerate() {
+                    let v = match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => serde_json::Value::Null,
+                        rusqlite::types::ValueRef::Integer(n) => n.into(),
+                        rusqlite::types::ValueRef::Real(x) => x.into(),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            String::from_utf8_lossy(t).into_owned().into()
+                        }
+                        rusqlite::types::ValueRef::Blob(b) => hex::encode(b).into(),
+                    };
+                    obj.insert(name.clone(), v);
+                }
+                out.push(obj.into());
+            }
+            Ok(out)
+        };
+        let (visits, eresources) = self.uses_provided()?;
+        let summary = self
+            .summaries(&as_of.to_string(), id, id, visits, eresources)?
+            .pop();
+        Ok(Some(serde_json::json!({
+            "patron": rows("SELECT * FROM patrons WHERE id = ?1", id)?.pop(),
+            "attributes": rows("SELECT key, value FROM patron_attributes WHERE patron_id = ?1", id)?,
+            "loans": rows("SELECT * FROM loans WHERE patron_id = ?1 ORDER BY loaned_on", id)?,
+            "holds": rows("SELECT * FROM holds WHERE patron_id = ?1 ORDER BY placed_on", id)?,
+            "uses": rows("SELECT day, kind, count FROM uses WHERE patron_id = ?1 ORDER BY day", id)?,
+            "derived": {
+                "as_of": as_of.to_string(),
+                "summary": summary,
+            },
+            "reads_of_their_data": rows(
+                "SELECT seq, at, actor_kind, actor, purpose, fields FROM audit_log \
+                 WHERE ',' || patrons || ',' LIKE '%,' || ?1 || ',%' ORDER BY seq",
+                token,
+            )?,
+        })))
     }
 }
