@@ -6,6 +6,7 @@ mod generate;
 mod manifest;
 mod messaging;
 mod privacy;
+mod privacy_properties;
 mod sandbox;
 mod scoring;
 mod store;
