@@ -64,7 +64,8 @@ pub trait AuditLog: Send + Sync {
 /// What checking the chain found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditCheck {
-    /// Entries checked.
+    /// The number of the last entry. Entries that retention removed count,
+    /// though they are no longer there to check.
     pub entries: u64,
     /// The first entry whose link does not hold, if any: edited, inserted,
     /// or following a deleted one.

@@ -68,6 +68,6 @@ pub use crate::pipeline::{ComposeReport, Pipeline};
 pub use crate::plugin::{ComponentInfo, Messenger, Plugin, PrivacyFilter, Scorer};
 pub use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
 pub use crate::store::{
-    Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, SqliteAudit, SqliteStore, Store,
-    UseKind, UseRecord, Written,
+    Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Retained, Retention, SqliteAudit,
+    SqliteStore, Store, UseKind, UseRecord, Written,
 };

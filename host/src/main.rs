@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use lectern::{
     AccessContext, Actor, CacheStatus, Event, Format, Host, ImportOptions, Patron, Pipeline,
-    Pseudonyms, Purpose, SqliteAudit, SqliteStore, Store, read_jsonl,
+    Pseudonyms, Purpose, Retention, SqliteAudit, SqliteStore, Store, read_jsonl,
 };
 use serde_json::json;
 
@@ -83,6 +83,11 @@ enum Command {
         /// Where to write patrons.csv, loans.csv, holds.csv and use.csv
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+    },
+    /// Remove or generalise data past its retention period
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
     },
     /// The audit log of every read of personal data
     Audit {
@@ -170,6 +175,28 @@ enum PatronCommand {
 }
 
 #[derive(Subcommand)]
+enum RetentionCommand {
+    /// Apply the retention periods now
+    Apply {
+        /// The day to count back from [default: today]
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<NaiveDate>,
+        /// Days returned loans are kept before they are generalised
+        #[arg(long, value_name = "DAYS", default_value_t = Retention::default().loan_history)]
+        loan_history_days: u32,
+        /// Days holds are kept
+        #[arg(long, value_name = "DAYS", default_value_t = Retention::default().holds)]
+        holds_days: u32,
+        /// Days visits and e-resource sessions are kept
+        #[arg(long, value_name = "DAYS", default_value_t = Retention::default().uses)]
+        uses_days: u32,
+        /// Days audit entries are kept
+        #[arg(long, value_name = "DAYS", default_value_t = Retention::default().audit_log)]
+        audit_days: u32,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Check that no entry of the audit log was edited, inserted or deleted
     Verify,
@@ -223,6 +250,40 @@ fn run(cli: Cli) -> Result<()> {
         file: cli.key_file,
     };
     match cli.command {
+        Command::Retention {
+            command:
+                RetentionCommand::Apply {
+                    as_of,
+                    loan_history_days,
+                    holds_days,
+                    uses_days,
+                    audit_days,
+                },
+        } => {
+            anyhow::ensure!(db.is_file(), "no store at {}", db.display());
+            let retention = Retention {
+                loan_history: loan_history_days,
+                holds: holds_days,
+                uses: uses_days,
+                audit_log: audit_days,
+            };
+            let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let r =
+                SqliteStore::open(&db)?.apply_retention(as_of, &retention, &keys.store_key()?)?;
+            if json {
+                return print_json(&json!({
+                    "loans_aged": r.loans_aged,
+                    "holds_removed": r.holds_removed,
+                    "uses_removed": r.uses_removed,
+                    "audit_removed": r.audit_removed,
+                }));
+            }
+            println!(
+                "generalised {} loans, removed {} holds, {} days of use and {} audit entries",
+                r.loans_aged, r.holds_removed, r.uses_removed, r.audit_removed
+            );
+            Ok(())
+        }
         Command::Audit {
             command: AuditCommand::Verify,
         } => {

@@ -135,6 +135,53 @@ pub struct Erased {
     pub uses: usize,
 }
 
+/// How long each kind of data is kept, in days, before retention removes
+/// it or generalises it.
+///
+/// | data | default | what happens after |
+/// |---|---|---|
+/// | returned loans | 1,095 (3 years) | generalised into `aged_loans` (month, subject, category, branch, birth decade), unlinked from the patron |
+/// | holds | 365 | removed |
+/// | days of visits and e-resource use | 730 | removed |
+/// | audit log | 2,555 (7 years) | removed; the chain goes on from the last removed entry |
+///
+/// Current loans are never removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Returned loans.
+    pub loan_history: u32,
+    /// Holds.
+    pub holds: u32,
+    /// Days of use.
+    pub uses: u32,
+    /// Audit entries.
+    pub audit_log: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            loan_history: 1095,
+            holds: 365,
+            uses: 730,
+            audit_log: 2555,
+        }
+    }
+}
+
+/// What retention did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retained {
+    /// Loans generalised into aged loans.
+    pub loans_aged: usize,
+    /// Holds removed.
+    pub holds_removed: usize,
+    /// Days of use removed.
+    pub uses_removed: usize,
+    /// Audit entries removed.
+    pub audit_removed: usize,
+}
+
 /// One import, open as a transaction. Records stream in one at a time, so
 /// memory stays flat whatever the size of the import. Dropping it without
 /// [`ImportTx::commit`] writes nothing.

@@ -9,7 +9,8 @@ use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{
-    Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Store, UseKind, UseRecord, Written,
+    Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Retained, Retention, Store,
+    UseKind, UseRecord, Written,
 };
 use crate::audit::{self, AuditCheck, AuditEntry, AuditLog};
 use crate::model::{Activity, Channel, Consents, Patron};
@@ -106,6 +107,18 @@ CREATE TABLE audit_anchor (
     entries INTEGER NOT NULL,
     mac TEXT NOT NULL
 );
+"#,
+    r#"
+CREATE TABLE aged_loans (
+    loaned_month TEXT NOT NULL,
+    subject TEXT,
+    category TEXT,
+    home_branch TEXT,
+    birth_decade TEXT,
+    renewals INTEGER NOT NULL
+);
+ALTER TABLE audit_anchor ADD COLUMN base_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE audit_anchor ADD COLUMN base_link TEXT NOT NULL DEFAULT '';
 "#,
 ];
 
@@ -657,11 +670,15 @@ impl SqliteStore {
     /// Appends `entry` to the audit chain under `key`.
     pub fn append_audit(&mut self, key: &[u8], entry: &AuditEntry) -> Result<()> {
         let tx = self.conn.transaction()?;
-        let (entries, previous): (i64, String) = tx.query_row(
-            "SELECT COUNT(*), COALESCE((SELECT link FROM audit_log ORDER BY seq DESC LIMIT 1), '') FROM audit_log",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let (base_seq, base_link) = audit_base(&tx)?;
+        let (last, previous): (i64, String) = tx
+            .query_row(
+                "SELECT seq, link FROM audit_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or((base_seq, base_link.clone()));
         let canonical = entry.canonical();
         let link = audit::link(key, &previous, &canonical);
         let (kind, actor) = match &entry.context.actor {
@@ -670,9 +687,10 @@ impl SqliteStore {
         };
         let fields: Vec<&str> = entry.fields.iter().map(|f| f.as_str()).collect();
         tx.execute(
-            "INSERT INTO audit_log (at, actor_kind, actor, purpose, fields, patrons, link) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO audit_log (seq, at, actor_kind, actor, purpose, fields, patrons, link) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
+                last + 1,
                 entry
                     .at
                     .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -684,11 +702,11 @@ impl SqliteStore {
                 link,
             ],
         )?;
-        let anchor = audit::link(key, "anchor", &format!("{}:{link}", entries + 1));
+        let anchor = anchor_mac(key, last + 1, &link, base_seq, &base_link);
         tx.execute(
-            "INSERT INTO audit_anchor (id, entries, mac) VALUES (1, ?1, ?2) \
+            "INSERT INTO audit_anchor (id, entries, mac, base_seq, base_link) VALUES (1, ?1, ?2, ?3, ?4) \
              ON CONFLICT (id) DO UPDATE SET entries = excluded.entries, mac = excluded.mac",
-            params![entries + 1, anchor],
+            params![last + 1, anchor, base_seq, base_link],
         )?;
         tx.commit()?;
         Ok(())
@@ -697,13 +715,14 @@ impl SqliteStore {
     /// Recomputes the audit chain under `key`, and checks its anchor, which
     /// shows entries deleted from the end.
     pub fn verify_audit(&self, key: &[u8]) -> Result<AuditCheck> {
+        let (base_seq, base_link) = audit_base(&self.conn)?;
         let mut stmt = self.conn.prepare(
             "SELECT seq, at, actor_kind, actor, purpose, fields, patrons, link FROM audit_log ORDER BY seq",
         )?;
         let mut rows = stmt.query([])?;
-        let (mut previous, mut entries) = (String::new(), 0u64);
+        let (mut previous, mut last) = (base_link.clone(), base_seq);
         while let Some(r) = rows.next()? {
-            entries += 1;
+            last += 1;
             let (seq, at, kind, actor): (i64, String, String, String) =
                 (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
             let (purpose, fields, patrons, link): (String, String, String, String) =
@@ -712,11 +731,10 @@ impl SqliteStore {
             let canonical = format!(
                 "{at}\u{1f}{kind}\u{1f}{actor}\u{1f}{purpose}\u{1f}{fields}\u{1f}{patrons}"
             );
-            let expected = audit::link(key, &previous, &canonical);
-            if link != expected || seq != entries as i64 {
+            if link != audit::link(key, &previous, &canonical) || seq != last {
                 return Ok(AuditCheck {
-                    entries,
-                    broken_at: Some(entries),
+                    entries: last as u64,
+                    broken_at: Some(last as u64),
                 });
             }
             previous = link;
@@ -730,16 +748,38 @@ impl SqliteStore {
             )
             .optional()?;
         let holds = match anchor {
-            None => entries == 0,
+            None => last == 0,
             Some((n, mac)) => {
-                n as u64 == entries && mac == audit::link(key, "anchor", &format!("{n}:{previous}"))
+                n == last && mac == anchor_mac(key, n, &previous, base_seq, &base_link)
             }
         };
         Ok(AuditCheck {
-            entries,
-            broken_at: (!holds).then_some(entries + 1),
+            entries: last as u64,
+            broken_at: (!holds).then_some(last as u64 + 1),
         })
     }
+}
+
+/// Where the audit chain starts: after the entries retention removed.
+fn audit_base(conn: &Connection) -> Result<(i64, String)> {
+    Ok(conn
+        .query_row(
+            "SELECT base_seq, base_link FROM audit_anchor WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .unwrap_or((0, String::new())))
+}
+
+/// The MAC of the audit chain's anchor: its last entry, its link, and where
+/// it starts after retention removed older entries.
+fn anchor_mac(key: &[u8], last: i64, link: &str, base_seq: i64, base_link: &str) -> String {
+    audit::link(
+        key,
+        "anchor",
+        &format!("{last}:{link}:{base_seq}:{base_link}"),
+    )
 }
 
 /// The audit log in a SQLite store, for a [`Pipeline`](crate::Pipeline).
@@ -821,5 +861,80 @@ impl SqliteStore {
                 token,
             )?,
         })))
+    }
+}
+
+impl SqliteStore {
+    /// Applies `retention` as of `as_of`, in one transaction. `key` keeps
+    /// the audit chain verifiable after its oldest entries go.
+    pub fn apply_retention(
+        &mut self,
+        as_of: NaiveDate,
+        retention: &Retention,
+        key: &[u8],
+    ) -> Result<Retained> {
+        let cutoff = |days: u32| {
+            as_of
+                .checked_sub_days(chrono::Days::new(days.into()))
+                .unwrap_or(as_of)
+                .to_string()
+        };
+        let tx = self.conn.transaction()?;
+        let loans = cutoff(retention.loan_history);
+        // Evergreen's aged circulation: keep what statistics need, nothing
+        // that leads back to the patron.
+        let loans_aged = tx.execute(
+            "INSERT INTO aged_loans (loaned_month, subject, category, home_branch, birth_decade, renewals) \
+             SELECT substr(l.loaned_on, 1, 7), l.subject, p.category, p.home_branch, \
+                CASE WHEN p.birth_date IS NULL THEN NULL ELSE substr(p.birth_date, 1, 3) || '0s' END, \
+                l.renewals \
+             FROM loans l JOIN patrons p ON p.id = l.patron_id \
+             WHERE l.returned_on IS NOT NULL AND l.returned_on < ?1",
+            [&loans],
+        )?;
+        tx.execute(
+            "DELETE FROM loans WHERE returned_on IS NOT NULL AND returned_on < ?1",
+            [&loans],
+        )?;
+        let holds_removed = tx.execute(
+            "DELETE FROM holds WHERE placed_on < ?1",
+            [cutoff(retention.holds)],
+        )?;
+        let uses_removed =
+            tx.execute("DELETE FROM uses WHERE day < ?1", [cutoff(retention.uses)])?;
+
+        // The audit chain restarts after the last removed entry, whose link
+        // becomes the anchor's base.
+        let audit_cutoff = cutoff(retention.audit_log);
+        let last_removed: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT seq, link FROM audit_log WHERE at < ?1 ORDER BY seq DESC LIMIT 1",
+                [&audit_cutoff],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let mut audit_removed = 0;
+        if let Some((seq, link)) = last_removed {
+            audit_removed = tx.execute("DELETE FROM audit_log WHERE seq <= ?1", [seq])?;
+            let (last, head): (i64, String) = tx
+                .query_row(
+                    "SELECT seq, link FROM audit_log ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?
+                .unwrap_or((seq, link.clone()));
+            tx.execute(
+                "UPDATE audit_anchor SET base_seq = ?1, base_link = ?2, entries = ?3, mac = ?4 WHERE id = 1",
+                params![seq, link, last, anchor_mac(key, last, &head, seq, &link)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Retained {
+            loans_aged,
+            holds_removed,
+            uses_removed,
+            audit_removed,
+        })
     }
 }
