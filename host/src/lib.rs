@@ -42,6 +42,7 @@ mod generate;
 mod host;
 mod import;
 mod input;
+mod keys;
 mod limits;
 mod manifest;
 mod model;
@@ -57,6 +58,7 @@ pub use crate::generate::{GenOptions, GenSummary, generate};
 pub use crate::host::{CacheStatus, Host, HostBuilder, LogLevel, LogLine, LogSink, LogSource};
 pub use crate::import::{Format, ImportOptions, ImportReport, Skip, import};
 pub use crate::input::{InputError, read_jsonl};
+pub use crate::keys::Keyring;
 pub use crate::limits::Limits;
 pub use crate::manifest::{
     API_VERSION, LimitOverrides, MANIFEST_FILE, MANIFEST_VERSION, Manifest, World,

@@ -9,8 +9,8 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use lectern::{
-    AccessContext, Actor, CacheStatus, Event, Format, Host, ImportOptions, Patron, Pipeline,
-    Pseudonyms, Purpose, Retention, SqliteAudit, SqliteStore, Store, read_jsonl,
+    AccessContext, Actor, CacheStatus, Event, Format, Host, ImportOptions, Keyring, Patron,
+    Pipeline, Purpose, Retention, SqliteAudit, SqliteStore, Store, read_jsonl,
 };
 use serde_json::json;
 
@@ -88,6 +88,11 @@ enum Command {
     Retention {
         #[command(subcommand)]
         command: RetentionCommand,
+    },
+    /// The host's keys
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
     },
     /// The audit log of every read of personal data
     Audit {
@@ -197,6 +202,12 @@ enum RetentionCommand {
 }
 
 #[derive(Subcommand)]
+enum KeyCommand {
+    /// Make a new pseudonym key current: every patron gets a new token
+    Rotate,
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Check that no entry of the audit log was edited, inserted or deleted
     Verify,
@@ -268,8 +279,11 @@ fn run(cli: Cli) -> Result<()> {
                 audit_log: audit_days,
             };
             let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
-            let r =
-                SqliteStore::open(&db)?.apply_retention(as_of, &retention, &keys.store_key()?)?;
+            let r = SqliteStore::open(&db)?.apply_retention(
+                as_of,
+                &retention,
+                keys.store_ring()?.audit_key(),
+            )?;
             if json {
                 return print_json(&json!({
                     "loans_aged": r.loans_aged,
@@ -284,11 +298,28 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Key {
+            command: KeyCommand::Rotate,
+        } => {
+            let path = keys
+                .file
+                .clone()
+                .unwrap_or_else(|| db.with_extension("key"));
+            let mut ring = Keyring::load_or_create(&path)?;
+            let version = ring.rotate()?;
+            ring.save(&path)?;
+            println!(
+                "pseudonym key {version} is now current in {}; tokens made before are no longer \
+                 produced",
+                path.display()
+            );
+            Ok(())
+        }
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
             anyhow::ensure!(db.is_file(), "no store at {}", db.display());
-            let check = SqliteStore::open(&db)?.verify_audit(&keys.store_key()?)?;
+            let check = SqliteStore::open(&db)?.verify_audit(keys.store_ring()?.audit_key())?;
             if json {
                 return print_json(
                     &json!({"entries": check.entries, "broken_at": check.broken_at}),
@@ -310,11 +341,15 @@ fn run(cli: Cli) -> Result<()> {
             command: PatronCommand::Export { id, as_of },
         } => {
             anyhow::ensure!(db.is_file(), "no store at {}", db.display());
-            let key = keys.store_key()?;
-            let token = Pseudonyms::new(&key).patron_token(&id);
+            let tokens: Vec<String> = keys
+                .store_ring()?
+                .all_pseudonyms()
+                .iter()
+                .map(|p| p.patron_token(&id))
+                .collect();
             let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
             let export = SqliteStore::open(&db)?
-                .export_patron(&id, &token, as_of)?
+                .export_patron(&id, &tokens, as_of)?
                 .with_context(|| format!("no patron with id `{id}` in {}", db.display()))?;
             print_json(&export)
         }
@@ -600,64 +635,42 @@ fn pipeline_date(common: &Common) -> NaiveDate {
         .unwrap_or_else(|| chrono::Utc::now().date_naive())
 }
 
-/// Where the host's key is.
+/// Where the host's keyring is.
 struct Keys {
     db: PathBuf,
     file: Option<PathBuf>,
 }
 
 impl Keys {
-    /// The key of the store, made the first time it is needed.
-    fn store_key(&self) -> Result<Vec<u8>> {
-        let path = self
-            .file
-            .clone()
-            .unwrap_or_else(|| self.db.with_extension("key"));
-        if self.file.is_none() && !path.exists() {
-            let mut key = [0u8; 32];
-            getrandom::fill(&mut key)
-                .map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
-            write_private(&path, &key)
-                .with_context(|| format!("failed to create the key {}", path.display()))?;
+    /// The store's keyring: the given file, or the store's name with .key,
+    /// made the first time it is needed.
+    fn store_ring(&self) -> Result<Keyring> {
+        match &self.file {
+            Some(path) => Keyring::load(path),
+            None => Keyring::load_or_create(&self.db.with_extension("key")),
         }
-        let key = std::fs::read(&path)
-            .with_context(|| format!("failed to read the key {}", path.display()))?;
-        anyhow::ensure!(
-            key.len() >= 16,
-            "the key {} holds {} bytes; use at least 32 random bytes",
-            path.display(),
-            key.len()
-        );
-        Ok(key)
     }
 
-    /// The key for this run: the given file, or the store's if there is a
-    /// store, or none.
-    fn for_run(&self) -> Result<Option<Vec<u8>>> {
+    /// The keyring for this run: the given file, or the store's if there is
+    /// a store, or none.
+    fn for_run(&self) -> Result<Option<Keyring>> {
         if self.file.is_some() || self.db.is_file() {
-            return self.store_key().map(Some);
+            return self.store_ring().map(Some);
         }
         Ok(None)
     }
 }
 
-/// Writes a file only its owner can read.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(bytes)
-}
-
 fn pipeline(host: &Host, common: &Common, keys: &Keys) -> Result<Pipeline> {
     let mut p = Pipeline::new().as_of(pipeline_date(common));
-    if let Some(key) = keys.for_run()? {
-        p = p.with_pseudonyms(Pseudonyms::new(&key));
+    if let Some(ring) = keys.for_run()? {
+        p = p.with_pseudonyms(ring.pseudonyms());
         // With a store, every read is audited in it.
         if keys.db.is_file() {
-            p = p.with_audit(std::sync::Arc::new(SqliteAudit::open(&keys.db, &key)?));
+            p = p.with_audit(std::sync::Arc::new(SqliteAudit::open(
+                &keys.db,
+                ring.audit_key(),
+            )?));
         }
     }
     if let Some(policy) = &common.policy {

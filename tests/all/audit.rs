@@ -142,7 +142,7 @@ fn a_patrons_export_is_complete_and_erasure_removes_it() {
     let token = Pseudonyms::new(KEY).patron_token(PENELOPE);
     let as_of = NaiveDate::from_ymd_opt(2017, 3, 20).unwrap();
     let export = store
-        .export_patron(PENELOPE, &token, as_of)
+        .export_patron(PENELOPE, std::slice::from_ref(&token), as_of)
         .unwrap()
         .unwrap();
     assert_eq!(export["patron"]["name"], "Penelope Feil");
@@ -172,7 +172,7 @@ fn a_patrons_export_is_complete_and_erasure_removes_it() {
     store.erase_patron(PENELOPE).unwrap();
     assert!(
         store
-            .export_patron(PENELOPE, &token, as_of)
+            .export_patron(PENELOPE, std::slice::from_ref(&token), as_of)
             .unwrap()
             .is_none()
     );

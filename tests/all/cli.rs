@@ -250,3 +250,58 @@ fn import_folio_then_score_the_store_then_erase_a_patron() {
         .unwrap();
     assert!(!again.status.success());
 }
+
+#[test]
+fn reads_are_audited_keys_rotate_and_a_patron_can_take_their_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lectern.db");
+    let run = |args: &[&str]| ok(lectern().arg("--db").arg(&db).args(args).output().unwrap());
+    let users = repo().join("tests/fixtures/folio/users");
+    let mut import = lectern();
+    import
+        .arg("--db")
+        .arg(&db)
+        .args(["import", "--format", "folio"]);
+    import.args(
+        std::fs::read_dir(&users)
+            .unwrap()
+            .map(|e| e.unwrap().path()),
+    );
+    ok(import.output().unwrap());
+
+    let score = [
+        "score",
+        "--plugin",
+        plugins::ENGAGEMENT,
+        "--policy",
+        plugins::BASELINE_PRIVACY,
+        "--json",
+    ];
+    let first: serde_json::Value = serde_json::from_str(&run(&score)).unwrap();
+    assert!(
+        dir.path().join("lectern.key").is_file(),
+        "the keyring is made beside the store"
+    );
+    assert!(run(&["key", "rotate"]).contains("pseudonym key 2 is now current"));
+    let second: serde_json::Value = serde_json::from_str(&run(&score)).unwrap();
+    assert_eq!(
+        first["scores"], second["scores"],
+        "rotation changes tokens, not results"
+    );
+
+    assert_eq!(
+        run(&["audit", "verify"]).trim(),
+        "the audit log is intact: 2 entries"
+    );
+    let penelope = "d0fc4228-2e42-49b2-a5b0-9df48897e8c0";
+    let export: serde_json::Value =
+        serde_json::from_str(&run(&["patron", "export", penelope])).unwrap();
+    assert_eq!(export["patron"]["name"], "Penelope Feil");
+    let reads = export["reads_of_their_data"].as_array().unwrap();
+    assert_eq!(reads.len(), 2, "one read under each key: {reads:?}");
+    assert!(
+        reads
+            .iter()
+            .all(|r| r["actor"] == "engagement" && r["purpose"] == "scoring")
+    );
+}

@@ -808,11 +808,12 @@ impl SqliteStore {
     /// Everything stored about a patron, and everything derived from them:
     /// their record with its attributes, every loan, hold and day of use,
     /// their activity summary as of `as_of`, and the audit entries that
-    /// name their `token`. `None` if there is no such patron.
+    /// name them by any of `tokens` (one per pseudonym key the host has
+    /// held). `None` if there is no such patron.
     pub fn export_patron(
         &self,
         id: &str,
-        token: &str,
+        tokens: &[String],
         as_of: NaiveDate,
     ) -> Result<Option<serde_json::Value>> {
         if !self.has_patron(id)? {
@@ -845,6 +846,15 @@ impl SqliteStore {
         let summary = self
             .summaries(&as_of.to_string(), id, id, visits, eresources)?
             .pop();
+        let mut reads = Vec::new();
+        for token in tokens {
+            reads.extend(rows(
+                "SELECT seq, at, actor_kind, actor, purpose, fields FROM audit_log \
+                 WHERE ',' || patrons || ',' LIKE '%,' || ?1 || ',%' ORDER BY seq",
+                token,
+            )?);
+        }
+        reads.sort_by_key(|r| r["seq"].as_i64());
         Ok(Some(serde_json::json!({
             "patron": rows("SELECT * FROM patrons WHERE id = ?1", id)?.pop(),
             "attributes": rows("SELECT key, value FROM patron_attributes WHERE patron_id = ?1", id)?,
@@ -855,11 +865,7 @@ impl SqliteStore {
                 "as_of": as_of.to_string(),
                 "summary": summary,
             },
-            "reads_of_their_data": rows(
-                "SELECT seq, at, actor_kind, actor, purpose, fields FROM audit_log \
-                 WHERE ',' || patrons || ',' LIKE '%,' || ?1 || ',%' ORDER BY seq",
-                token,
-            )?,
+            "reads_of_their_data": reads,
         })))
     }
 }
