@@ -66,7 +66,9 @@ pub use crate::manifest::{
 pub use crate::model::{
     Activity, Channel, Composed, Consents, Event, EventKind, Hold, Loan, Patron, Scored,
 };
-pub use crate::pipeline::{ComposeReport, Pipeline};
+pub use crate::pipeline::{
+    Aggregate, ComposeReport, DEFAULT_K, Group, Pipeline, suppress_small_groups,
+};
 pub use crate::plugin::{ComponentInfo, Messenger, Plugin, PrivacyFilter, Scorer};
 pub use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
 pub use crate::store::{

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use lectern::{
-    AccessContext, Actor, CacheStatus, Event, Format, Host, ImportOptions, Keyring, Patron,
+    AccessContext, Actor, CacheStatus, Event, Field, Format, Host, ImportOptions, Keyring, Patron,
     Pipeline, Purpose, Retention, SqliteAudit, SqliteStore, Store, read_jsonl,
 };
 use serde_json::json;
@@ -132,6 +132,24 @@ enum Command {
         patrons: PathBuf,
         #[command(flatten)]
         common: Common,
+    },
+    /// Count the store's patrons per group, hiding groups smaller than k
+    Analytics {
+        /// Fields to group by, such as category,home-branch
+        #[arg(long, value_delimiter = ',', required = true)]
+        by: Vec<Field>,
+        /// The smallest group to show
+        #[arg(long, default_value_t = lectern::DEFAULT_K)]
+        k: usize,
+        /// The staff role asking
+        #[arg(long, default_value = "analyst")]
+        role: String,
+        /// The privacy-filter plugin
+        #[arg(long, value_name = "PLUGIN")]
+        plugin: PathBuf,
+        /// The date of the activity summaries [default: today]
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<NaiveDate>,
     },
     /// Show what a purpose and staff role may see of patrons
     Filter {
@@ -295,6 +313,50 @@ fn run(cli: Cli) -> Result<()> {
             println!(
                 "generalised {} loans, removed {} holds, {} days of use and {} audit entries",
                 r.loans_aged, r.holds_removed, r.uses_removed, r.audit_removed
+            );
+            Ok(())
+        }
+        Command::Analytics {
+            by,
+            k,
+            role,
+            plugin,
+            as_of,
+        } => {
+            anyhow::ensure!(
+                db.is_file(),
+                "no store at {}; import patrons first",
+                db.display()
+            );
+            let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let common = Common {
+                policy: Some(plugin),
+                as_of: Some(as_of),
+            };
+            let pipeline = pipeline(&host, &common, &keys)?;
+            let patrons = SqliteStore::open(&db)?.patrons(as_of)?;
+            let ctx = AccessContext {
+                purpose: Purpose::Analytics,
+                actor: Actor::Staff(role),
+            };
+            let agg = pipeline.aggregate(&ctx, &patrons, &by, k)?;
+            if json {
+                return print_json(&serde_json::to_value(&agg)?);
+            }
+            let mut header: Vec<&str> = by.iter().map(|f| f.as_str()).collect();
+            header.extend(["patrons", "mean loans / year"]);
+            let mut t = table(header);
+            for g in &agg.groups {
+                let mut row = g.key.clone();
+                row.push(g.patrons.to_string());
+                row.push(g.mean_loans_365d.map_or("—".into(), |m| format!("{m:.1}")));
+                t.add_row(row);
+            }
+            println!("{t}");
+            println!(
+                "{} groups shown; {} groups of fewer than {k} patrons hidden",
+                agg.groups.len(),
+                agg.hidden_groups
             );
             Ok(())
         }

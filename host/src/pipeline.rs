@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
 
 use crate::audit::{AuditEntry, AuditLog};
 use crate::bindings::{self, wit};
@@ -31,6 +32,47 @@ pub struct Pipeline {
     as_of: NaiveDate,
     batch_size: usize,
     policies: Mutex<HashMap<AccessContext, Arc<(Rules, bool)>>>,
+}
+
+/// An aggregate over patrons: counts per group, with every group smaller
+/// than `k` hidden.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Aggregate {
+    /// The fields grouped by.
+    pub by: Vec<Field>,
+    /// The smallest group shown.
+    pub k: usize,
+    /// The groups shown, largest first.
+    pub groups: Vec<Group>,
+    /// How many groups were hidden for being smaller than `k`. Their
+    /// patrons are not counted anywhere, so no difference reveals them.
+    pub hidden_groups: usize,
+}
+
+/// One group of an [`Aggregate`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    /// The group's value of each field, as text; `—` where unknown.
+    pub key: Vec<String>,
+    /// Patrons in the group.
+    pub patrons: usize,
+    /// Mean loans in the last year, where the policy lets activity out.
+    pub mean_loans_365d: Option<f64>,
+}
+
+/// The smallest group an aggregate shows by default.
+pub const DEFAULT_K: usize = 10;
+
+/// Keeps the groups of at least `k`; returns them and how many were hidden.
+pub fn suppress_small_groups<K, V>(
+    groups: Vec<(K, V)>,
+    k: usize,
+    size: impl Fn(&V) -> usize,
+) -> (Vec<(K, V)>, usize) {
+    let before = groups.len();
+    let kept: Vec<(K, V)> = groups.into_iter().filter(|(_, v)| size(v) >= k).collect();
+    let hidden = before - kept.len();
+    (kept, hidden)
 }
 
 /// What [`Pipeline::compose`] produced.
@@ -268,6 +310,73 @@ impl Pipeline {
             out.extend(self.project(ctx, None, &refs)?);
         }
         Ok(out)
+    }
+
+    /// Counts `patrons` per group of `by`, as `ctx` may see them, hiding
+    /// every group smaller than `k`. Each field of `by` must be one the
+    /// policy lets out for `ctx`.
+    pub fn aggregate(
+        &self,
+        ctx: &AccessContext,
+        patrons: &[Patron],
+        by: &[Field],
+        k: usize,
+    ) -> Result<Aggregate> {
+        let rules = self.rules_for(ctx, None)?;
+        if let Some(f) = by.iter().find(|f| rules.get(**f) == Action::Drop) {
+            return Err(anyhow::anyhow!(
+                "the privacy policy does not let `{f}` out for {} by {}; group by one of: {}",
+                ctx.purpose,
+                ctx.actor,
+                rules
+                    .passed()
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+            .into());
+        }
+        let mut groups: std::collections::BTreeMap<Vec<String>, (usize, u64, usize)> =
+            Default::default();
+        for p in self.filter(ctx, patrons)? {
+            let key = by
+                .iter()
+                .map(|f| {
+                    let v = serde_json::to_value(&p)
+                        .ok()
+                        .and_then(|v| v.get(f.as_str().replace('-', "_")).cloned());
+                    match v {
+                        Some(serde_json::Value::String(s)) => s,
+                        Some(v) => v.to_string(),
+                        None => "—".to_string(),
+                    }
+                })
+                .collect();
+            let g = groups.entry(key).or_default();
+            g.0 += 1;
+            if let Some(a) = p.activity {
+                g.1 += u64::from(a.loans_365d);
+                g.2 += 1;
+            }
+        }
+        let (kept, hidden_groups) =
+            suppress_small_groups(groups.into_iter().collect(), k.max(1), |g| g.0);
+        let mut groups: Vec<Group> = kept
+            .into_iter()
+            .map(|(key, (n, loans, with))| Group {
+                key,
+                patrons: n,
+                mean_loans_365d: (with > 0).then(|| loans as f64 / with as f64),
+            })
+            .collect();
+        groups.sort_by(|a, b| b.patrons.cmp(&a.patrons).then_with(|| a.key.cmp(&b.key)));
+        Ok(Aggregate {
+            by: by.to_vec(),
+            k,
+            groups,
+            hidden_groups,
+        })
     }
 
     /// The fields that leave the host for `ctx`, before any per-record

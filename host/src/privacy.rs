@@ -184,6 +184,15 @@ pub enum Actor {
     Staff(String),
 }
 
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Plugin(id) => write!(f, "plugin `{id}`"),
+            Actor::Staff(role) => write!(f, "staff role `{role}`"),
+        }
+    }
+}
+
 /// The purpose and the actor of one access.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AccessContext {

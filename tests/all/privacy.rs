@@ -253,3 +253,65 @@ fn a_library_swaps_its_policy_without_recompiling() {
         .unwrap()[0];
     assert_eq!(own.birth_date, wang.birth_date, "the patron sees their own");
 }
+
+#[test]
+fn aggregates_hide_groups_smaller_than_k() {
+    let (host, _) = host();
+    let policy = host.load_privacy_filter(plugins::BASELINE_PRIVACY).unwrap();
+    let pipeline = pipeline().with_policy(policy);
+    let ctx = AccessContext {
+        purpose: Purpose::Analytics,
+        actor: Actor::Staff("analyst".into()),
+    };
+    // Twelve sample patrons: 4 faculty, 2 graduate, 2 undergraduate, 3 public, 1 staff.
+    let patrons = sample_patrons();
+    let all = pipeline
+        .aggregate(&ctx, &patrons, &[lectern::Field::Category], 1)
+        .unwrap();
+    let sizes: Vec<(String, usize)> = all
+        .groups
+        .iter()
+        .map(|g| (g.key[0].clone(), g.patrons))
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            ("faculty".into(), 4),
+            ("public".into(), 3),
+            ("graduate".into(), 2),
+            ("undergraduate".into(), 2),
+            ("staff".into(), 1)
+        ]
+    );
+    let k3 = pipeline
+        .aggregate(&ctx, &patrons, &[lectern::Field::Category], 3)
+        .unwrap();
+    assert_eq!(
+        k3.groups.iter().map(|g| g.patrons).collect::<Vec<_>>(),
+        [4, 3]
+    );
+    assert_eq!(k3.hidden_groups, 3);
+    let default = pipeline
+        .aggregate(
+            &ctx,
+            &patrons,
+            &[lectern::Field::Category],
+            lectern::DEFAULT_K,
+        )
+        .unwrap();
+    assert!(
+        default.groups.is_empty(),
+        "no group of twelve patrons reaches 10"
+    );
+
+    let err = pipeline
+        .aggregate(&ctx, &patrons, &[lectern::Field::Name], 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(
+            "the privacy policy does not let `name` out for analytics by staff role `analyst`"
+        ),
+        "{err}"
+    );
+}
