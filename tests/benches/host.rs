@@ -86,6 +86,45 @@ fn main() {
         );
     }
 
+    // The privacy layer: the same pass with the baseline policy, then with
+    // the audit log as well, against the pass with neither.
+    let policy = host.load_privacy_filter(plugins::BASELINE_PRIVACY).unwrap();
+    let with_policy = Pipeline::new()
+        .as_of(as_of())
+        .with_pseudonyms(Pseudonyms::new(b"bench"))
+        .with_policy(policy);
+    let policed = median(|| {
+        std::hint::black_box(with_policy.score(&engagement, &patrons).unwrap());
+    });
+    let audit_dir = tempfile::tempdir().unwrap();
+    let audit_db = audit_dir.path().join("audit.db");
+    let audited_pipeline = Pipeline::new()
+        .as_of(as_of())
+        .with_pseudonyms(Pseudonyms::new(b"bench"))
+        .with_policy(host.load_privacy_filter(plugins::BASELINE_PRIVACY).unwrap())
+        .with_audit(std::sync::Arc::new(
+            lectern::SqliteAudit::open(&audit_db, b"bench audit key").unwrap(),
+        ));
+    let audited = median(|| {
+        std::hint::black_box(audited_pipeline.score(&engagement, &patrons).unwrap());
+    });
+    println!(
+        "| with the baseline policy, per patron | {:.3} µs |",
+        per(policed)
+    );
+    println!(
+        "| **privacy overhead: policy / no policy** | **{:+.1}%** |",
+        (per(policed) / per(wasm) - 1.0) * 100.0
+    );
+    println!(
+        "| with the policy and the audit log, per patron | {:.3} µs |",
+        per(audited)
+    );
+    println!(
+        "| **privacy overhead: policy and audit / neither** | **{:+.1}%** |",
+        (per(audited) / per(wasm) - 1.0) * 100.0
+    );
+
     // 2. A fresh instance and its first call, one patron.
     let one = &patrons[..1];
     let first_call = median_of(200, || {

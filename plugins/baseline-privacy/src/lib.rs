@@ -35,7 +35,9 @@ impl PrivacyFilter for Baseline {
                         (F::Activity, Keep),
                         (F::Interests, Keep),
                     ],
-                    true,
+                    // The host withholds reading history without consent
+                    // itself, so scoring needs no call per record.
+                    false,
                 ),
                 (Purpose::MessagingTransactional, _) => (
                     &[
