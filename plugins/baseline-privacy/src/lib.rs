@@ -92,7 +92,7 @@ impl PrivacyFilter for Baseline {
                         ],
                         true,
                     ),
-                    "administrator" => (ALL_KEPT, false),
+                    "administrator" => return Ok(Policy::keep_all()),
                     // A role this policy does not know sees nothing but the token.
                     _ => (&[], false),
                 },
@@ -110,7 +110,7 @@ impl PrivacyFilter for Baseline {
                     ],
                     true,
                 ),
-                (Purpose::PatronExport, _) => (ALL_KEPT, false),
+                (Purpose::PatronExport, _) => return Ok(Policy::keep_all()),
             };
         Ok(Policy {
             rules: rules.iter().map(|&(f, a)| FieldRule::new(f, a)).collect(),
@@ -136,24 +136,5 @@ impl PrivacyFilter for Baseline {
         Ok(rules)
     }
 }
-
-const ALL_KEPT: &[(PatronField, FieldAction)] = &[
-    (F::CardNumber, Keep),
-    (F::Name, Keep),
-    (F::Email, Keep),
-    (F::Phone, Keep),
-    (F::BirthDate, Keep),
-    (F::AgeBand, Keep),
-    (F::Category, Keep),
-    (F::HomeBranch, Keep),
-    (F::EnrolledOn, Keep),
-    (F::ExpiresOn, Keep),
-    (F::Attributes, Keep),
-    (F::Consents, Keep),
-    (F::Locale, Keep),
-    (F::Channels, Keep),
-    (F::Activity, Keep),
-    (F::Interests, Keep),
-];
 
 lectern_plugin::export_privacy_filter!(Baseline);

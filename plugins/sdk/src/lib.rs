@@ -148,6 +148,39 @@ impl Score {
     }
 }
 
+/// Every patron field, in the contract's order.
+pub const ALL_FIELDS: [PatronField; 16] = [
+    PatronField::CardNumber,
+    PatronField::Name,
+    PatronField::Email,
+    PatronField::Phone,
+    PatronField::BirthDate,
+    PatronField::AgeBand,
+    PatronField::Category,
+    PatronField::HomeBranch,
+    PatronField::EnrolledOn,
+    PatronField::ExpiresOn,
+    PatronField::Attributes,
+    PatronField::Consents,
+    PatronField::Locale,
+    PatronField::Channels,
+    PatronField::Activity,
+    PatronField::Interests,
+];
+
+impl Policy {
+    /// A policy that keeps every field, as a patron's own export needs.
+    pub fn keep_all() -> Policy {
+        Policy {
+            rules: ALL_FIELDS
+                .iter()
+                .map(|&f| FieldRule::new(f, FieldAction::Keep))
+                .collect(),
+            refine_per_record: false,
+        }
+    }
+}
+
 impl FieldRule {
     /// A rule for one field.
     pub fn new(field: PatronField, action: FieldAction) -> Self {

@@ -94,27 +94,7 @@ impl PrivacyFilter for Strict {
                     ],
                     false,
                 ),
-                (Purpose::PatronExport, _) => (
-                    &[
-                        (F::CardNumber, Keep),
-                        (F::Name, Keep),
-                        (F::Email, Keep),
-                        (F::Phone, Keep),
-                        (F::BirthDate, Keep),
-                        (F::AgeBand, Keep),
-                        (F::Category, Keep),
-                        (F::HomeBranch, Keep),
-                        (F::EnrolledOn, Keep),
-                        (F::ExpiresOn, Keep),
-                        (F::Attributes, Keep),
-                        (F::Consents, Keep),
-                        (F::Locale, Keep),
-                        (F::Channels, Keep),
-                        (F::Activity, Keep),
-                        (F::Interests, Keep),
-                    ],
-                    false,
-                ),
+                (Purpose::PatronExport, _) => return Ok(Policy::keep_all()),
             };
         Ok(Policy {
             rules: rules.iter().map(|&(f, a)| FieldRule::new(f, a)).collect(),
