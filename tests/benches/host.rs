@@ -81,8 +81,10 @@ fn main() {
         assert_eq!(
             (s.segment.as_str(), s.value),
             (want.segment, want.value),
-            "{}",
-            p.id
+            "{}: the component said {:?}, the native model {:?}",
+            p.id,
+            s.reasons,
+            want.reasons
         );
     }
 
@@ -177,9 +179,12 @@ fn main() {
 /// What the plugin does per patron, natively: read the fields it declares
 /// and run the model.
 fn native_score(p: &Patron, t: &model::Thresholds) -> model::Output {
+    // The plugin sees reading history only with consent; so does the baseline.
+    let consented = p.consents.is_some_and(|c| c.reading_history);
     let subject_loans: Vec<u32> = p
         .interests
         .iter()
+        .filter(|_| consented)
         .flat_map(|i| i.values().copied())
         .collect();
     let a = p.activity.unwrap_or_default();

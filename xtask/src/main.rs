@@ -205,6 +205,13 @@ fn lint() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    run(cargo().env("RUSTDOCFLAGS", "-D warnings").args([
+        "doc",
+        "--quiet",
+        "-p",
+        "lectern",
+        "--no-deps",
+    ]))?;
     run(cargo()
         .current_dir(&plugins)
         .args(["clippy", "--workspace", "--target-dir"])

@@ -37,7 +37,17 @@ pub enum Format {
     Koha,
     /// Koha's patron-import CSV.
     KohaCsv,
-    /// Lectern's own CSV, for libraries on other systems; see [`csv`].
+    /// Lectern's own CSV, for libraries on other systems. One file per kind
+    /// of record; the header says which:
+    ///
+    /// | file | required columns | optional columns |
+    /// |---|---|---|
+    /// | patrons | `id` | `card_number`, `name`, `email`, `phone`, `birth_date`, `age_band`, `category`, `home_branch`, `enrolled_on`, `expires_on`, `locale`, `channels` (`email;sms`), `consent_reading_history`, `consent_marketing` (`true`/`false`), `active` (default `true`), `attributes` (`key=value;key=value`) |
+    /// | loans | `id`, `patron_id`, `loaned_on` | `item_id`, `title`, `subject`, `due_on`, `returned_on`, `renewals` |
+    /// | holds | `id`, `patron_id`, `placed_on` | `title`, `status`, `pickup_branch`, `expires_on` |
+    /// | use | `patron_id`, `day`, `kind` (`visit` or `eresource`), `count` | |
+    ///
+    /// Dates are `YYYY-MM-DD`; a date-time is read as its day.
     Csv,
 }
 
