@@ -95,9 +95,6 @@ fn main() {
         .as_of(as_of())
         .with_pseudonyms(Pseudonyms::new(b"bench"))
         .with_policy(policy);
-    let policed = median(|| {
-        std::hint::black_box(with_policy.score(&engagement, &patrons).unwrap());
-    });
     let audit_dir = tempfile::tempdir().unwrap();
     let audit_db = audit_dir.path().join("audit.db");
     let audited_pipeline = Pipeline::new()
@@ -107,16 +104,32 @@ fn main() {
         .with_audit(std::sync::Arc::new(
             lectern::SqliteAudit::open(&audit_db, b"bench audit key").unwrap(),
         ));
-    let audited = median(|| {
-        std::hint::black_box(audited_pipeline.score(&engagement, &patrons).unwrap());
-    });
+    // Interleaved, so that the machine's drift moves all three alike.
+    let (mut plain, mut policed, mut audited) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        for (pipe, times) in [
+            (&pipeline, &mut plain),
+            (&with_policy, &mut policed),
+            (&audited_pipeline, &mut audited),
+        ] {
+            let start = Instant::now();
+            std::hint::black_box(pipe.score(&engagement, &patrons).unwrap());
+            times.push(start.elapsed());
+        }
+    }
+    let middle = |v: Vec<Duration>| sorted(v)[RUNS / 2];
+    let (plain, policed, audited) = (middle(plain), middle(policed), middle(audited));
+    println!(
+        "| without policy or audit (interleaved with the two below), per patron | {:.3} µs |",
+        per(plain)
+    );
     println!(
         "| with the baseline policy, per patron | {:.3} µs |",
         per(policed)
     );
     println!(
         "| **privacy overhead: policy / no policy** | **{:+.1}%** |",
-        (per(policed) / per(wasm) - 1.0) * 100.0
+        (per(policed) / per(plain) - 1.0) * 100.0
     );
     println!(
         "| with the policy and the audit log, per patron | {:.3} µs |",
@@ -124,7 +137,7 @@ fn main() {
     );
     println!(
         "| **privacy overhead: policy and audit / neither** | **{:+.1}%** |",
-        (per(audited) / per(wasm) - 1.0) * 100.0
+        (per(audited) / per(plain) - 1.0) * 100.0
     );
 
     // 2. A fresh instance and its first call, one patron.
