@@ -106,3 +106,61 @@ fn batching_does_not_change_results() {
         .unwrap();
     assert_eq!(whole, in_threes);
 }
+
+#[test]
+fn key_readers_are_found_by_contribution_and_research_roles() {
+    let (host, _) = host();
+    let scorer = host.load_scorer(plugins::KEY_READERS).unwrap();
+    let scores = pipeline().score(&scorer, &sample_patrons()).unwrap();
+    let wang = find(&scores, "P0001");
+    assert_eq!(wang.segment, "key-reader");
+    assert_eq!(wang.value, 100.0, "{wang:?}");
+    for r in [
+        "+40: borrowed 86 items this year",
+        "+15: carries a research project",
+        "+15: leads their discipline",
+    ] {
+        assert!(wang.reasons.contains(&r.to_string()), "{r}: {wang:?}");
+    }
+    // Priya's subjects are withheld (no consent), so breadth cannot count.
+    assert!(
+        !find(&scores, "P0004")
+            .reasons
+            .iter()
+            .any(|r| r.contains("subjects"))
+    );
+    let none = find(&scores, "P0010");
+    assert_eq!((none.segment.as_str(), none.value), ("reader", 0.0));
+}
+
+#[test]
+fn churn_risk_rises_with_falling_use_silence_and_expiry() {
+    let (host, _) = host();
+    let scorer = host.load_scorer(plugins::CHURN_RISK).unwrap();
+    let scores = pipeline().score(&scorer, &sample_patrons()).unwrap();
+    let tom = find(&scores, "P0005"); // 131 days silent, membership ends in 22 days
+    assert_eq!(tom.segment, "high-risk", "{tom:?}");
+    assert!(
+        tom.reasons
+            .contains(&"membership expires in 22 days".to_string()),
+        "{tom:?}"
+    );
+    assert!(
+        tom.reasons
+            .iter()
+            .any(|r| r.starts_with("borrowing fell 100%")),
+        "{tom:?}"
+    );
+    let liu = find(&scores, "P0006"); // 502 days silent, expired in July
+    assert_eq!(liu.segment, "high-risk");
+    assert!(
+        liu.reasons
+            .contains(&"membership expired 136 days ago".to_string()),
+        "{liu:?}"
+    );
+    let wang = find(&scores, "P0001");
+    assert_eq!(
+        (wang.segment.as_str(), wang.reasons.as_slice()),
+        ("steady", &["use is steady".to_string()][..])
+    );
+}

@@ -195,6 +195,23 @@ impl PluginError {
     }
 }
 
+impl Default for Activity {
+    /// No use at all, and visits and e-resource sessions unknown.
+    fn default() -> Self {
+        Activity {
+            loans_30d: 0,
+            loans_90d: 0,
+            loans_365d: 0,
+            renewals_365d: 0,
+            holds_365d: 0,
+            overdue_now: 0,
+            days_since_last_activity: None,
+            visits_365d: None,
+            eresource_sessions_365d: None,
+        }
+    }
+}
+
 impl Patron {
     /// The value of an extended attribute, if the plugin may see attributes.
     pub fn attribute(&self, key: &str) -> Option<&str> {
