@@ -72,6 +72,6 @@ pub use crate::pipeline::{
 pub use crate::plugin::{ComponentInfo, Messenger, Plugin, PrivacyFilter, Scorer};
 pub use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
 pub use crate::store::{
-    Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Retained, Retention, SqliteAudit,
-    SqliteStore, Store, UseKind, UseRecord, Written,
+    Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Retained, Retention, ScoreRun,
+    SqliteAudit, SqliteStore, Store, UseKind, UseRecord, Written,
 };

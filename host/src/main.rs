@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use lectern::{
     AccessContext, Actor, CacheStatus, Event, Field, Format, Host, ImportOptions, Keyring, Patron,
-    Pipeline, Purpose, Retention, SqliteAudit, SqliteStore, Store, read_jsonl,
+    Pipeline, Purpose, Retention, ScoreRun, Scored, SqliteAudit, SqliteStore, Store, read_jsonl,
 };
 use serde_json::json;
 
@@ -106,9 +106,11 @@ enum Command {
     },
     /// Score patrons with a scorer plugin
     Score {
-        /// The scorer: a plugin directory, its plugin.toml or its .wasm
-        #[arg(long, value_name = "PLUGIN")]
-        plugin: PathBuf,
+        /// The scorer: a plugin directory, its plugin.toml or its .wasm.
+        /// Repeat it to run several scorers over the store, each stored as a
+        /// run of its own
+        #[arg(long, value_name = "PLUGIN", required = true)]
+        plugin: Vec<PathBuf>,
         /// Patrons, one JSON object per line [default: every patron in the
         /// store, with activity as of --as-of]
         #[arg(long, value_name = "FILE")]
@@ -516,8 +518,8 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             println!(
-                "erased patron {id}: {} loans, {} holds, {} attributes",
-                e.loans, e.holds, e.attributes
+                "erased patron {id}: {} loans, {} holds, {} attributes, {} scores",
+                e.loans, e.holds, e.attributes, e.scores
             );
             Ok(())
         }
@@ -530,64 +532,48 @@ fn run(cli: Cli) -> Result<()> {
             top,
             common,
         } => {
-            let scorer = host.load_scorer(&plugin)?;
             let pipeline = pipeline(&host, &common, &keys)?;
-            let scores = match &input {
-                Some(input) => pipeline.score(&scorer, &read_patrons(input)?)?,
-                None => {
-                    anyhow::ensure!(
-                        db.is_file(),
-                        "no store at {}; import patrons with `lectern import`, or pass --input",
-                        db.display()
-                    );
-                    // A batch of patrons at a time: memory holds the scores,
-                    // not the library.
-                    let mut scores = Vec::new();
-                    SqliteStore::open(&db)?.for_each_patron(
-                        pipeline_date(&common),
-                        10_000,
-                        &mut |batch| {
-                            scores.extend(pipeline.score(&scorer, &batch)?);
-                            Ok(())
-                        },
-                    )?;
-                    scores
-                }
-            };
-            if json {
-                return print_json(&json!({
-                    "plugin": scorer.plugin().id(),
-                    "version": scorer.plugin().version(),
-                    "scores": scores,
-                }));
+            if let Some(input) = &input {
+                anyhow::ensure!(
+                    plugin.len() == 1,
+                    "--input scores with one plugin; give one --plugin, or score the store"
+                );
+                let scorer = host.load_scorer(&plugin[0])?;
+                let scores = pipeline.score(&scorer, &read_patrons(input)?)?;
+                return print_scores(&scorer, None, &scores, top, json);
             }
-            let mut t = table(["patron", "score", "segment", "reasons"]);
-            let mut segments: BTreeMap<&str, usize> = BTreeMap::new();
-            for s in &scores {
-                *segments.entry(&s.segment).or_default() += 1;
-            }
-            let mut shown: Vec<&lectern::Scored> = scores.iter().collect();
-            if let Some(n) = top {
-                shown.sort_by(|a, b| b.value.total_cmp(&a.value));
-                shown.truncate(n);
-            }
-            for s in shown {
-                t.add_row([
-                    s.patron.clone(),
-                    format!("{:.1}", s.value),
-                    s.segment.clone(),
-                    s.reasons.join("\n"),
-                ]);
-            }
-            println!("{t}");
-            let summary: Vec<String> = segments.iter().map(|(s, n)| format!("{s} {n}")).collect();
-            println!(
-                "{} patrons scored by {} {}: {}",
-                scores.len(),
-                scorer.plugin().id(),
-                scorer.plugin().version(),
-                summary.join(", ")
+            anyhow::ensure!(
+                db.is_file(),
+                "no store at {}; import patrons with `lectern import`, or pass --input",
+                db.display()
             );
+            let as_of = pipeline_date(&common);
+            let mut store = SqliteStore::open(&db)?;
+            for path in &plugin {
+                let scorer = host.load_scorer(path)?;
+                let bar = if json {
+                    indicatif::ProgressBar::hidden()
+                } else {
+                    indicatif::ProgressBar::new(store.count("patrons")? as u64)
+                };
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{msg} {bar:40} {pos}/{len} patrons [{elapsed}, {eta} left]",
+                    )
+                    .expect("a valid template"),
+                );
+                bar.set_message(scorer.plugin().id().to_string());
+                let scores = score_in_parallel(&store, &pipeline, &scorer, as_of, &bar);
+                bar.finish_and_clear();
+                let scores = scores?;
+                let run = ScoreRun {
+                    plugin: scorer.plugin().id().to_string(),
+                    version: scorer.plugin().version().to_string(),
+                    as_of,
+                };
+                let id = store.save_scores(&run, &scores)?;
+                print_scores(&scorer, Some(id), &scores, top, json)?;
+            }
             Ok(())
         }
         Command::Compose {
@@ -695,6 +681,119 @@ fn pipeline_date(common: &Common) -> NaiveDate {
     common
         .as_of
         .unwrap_or_else(|| chrono::Utc::now().date_naive())
+}
+
+/// Scores every patron in the store, a batch at a time, on every core: one
+/// thread reads batches, the others score them.
+fn score_in_parallel(
+    store: &SqliteStore,
+    pipeline: &Pipeline,
+    scorer: &lectern::Scorer,
+    as_of: NaiveDate,
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<Scored>> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (send, receive) = std::sync::mpsc::sync_channel::<(usize, Vec<Patron>)>(workers * 2);
+    let receive = std::sync::Mutex::new(receive);
+    let done = std::sync::Mutex::new(Vec::new());
+    let failed = std::sync::Mutex::new(None);
+    std::thread::scope(|s| -> Result<()> {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let job = receive.lock().unwrap().recv();
+                    let Ok((i, batch)) = job else { return };
+                    // After a failure, keep draining so the reader never
+                    // blocks, but score nothing more.
+                    if failed.lock().unwrap().is_some() {
+                        continue;
+                    }
+                    match pipeline.score(scorer, &batch) {
+                        Ok(scores) => {
+                            bar.inc(batch.len() as u64);
+                            done.lock().unwrap().push((i, scores));
+                        }
+                        Err(e) => {
+                            failed.lock().unwrap().get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+        let mut i = 0;
+        let read = store.for_each_patron(as_of, 1000, &mut |batch| {
+            anyhow::ensure!(failed.lock().unwrap().is_none(), "scoring stopped");
+            send.send((i, batch))
+                .map_err(|_| anyhow::anyhow!("scoring stopped"))?;
+            i += 1;
+            Ok(())
+        });
+        drop(send);
+        read
+    })
+    .or_else(|e| {
+        if failed.lock().unwrap().is_some() {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
+    if let Some(e) = failed.into_inner().unwrap() {
+        return Err(e.into());
+    }
+    let mut done = done.into_inner().unwrap();
+    done.sort_by_key(|(i, _)| *i);
+    Ok(done.into_iter().flat_map(|(_, s)| s).collect())
+}
+
+fn print_scores(
+    scorer: &lectern::Scorer,
+    run: Option<i64>,
+    scores: &[Scored],
+    top: Option<usize>,
+    json: bool,
+) -> Result<()> {
+    if json {
+        return print_json(&json!({
+            "run": run,
+            "plugin": scorer.plugin().id(),
+            "version": scorer.plugin().version(),
+            "scores": scores,
+        }));
+    }
+    let mut segments: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in scores {
+        *segments.entry(&s.segment).or_default() += 1;
+    }
+    let mut shown: Vec<&Scored> = scores.iter().collect();
+    if let Some(n) = top {
+        shown.sort_by(|a, b| b.value.total_cmp(&a.value));
+        shown.truncate(n);
+    }
+    if !shown.is_empty() {
+        let mut t = table(["patron", "score", "segment", "reasons"]);
+        for s in shown {
+            t.add_row([
+                s.patron.clone(),
+                format!("{:.1}", s.value),
+                s.segment.clone(),
+                s.reasons.join("\n"),
+            ]);
+        }
+        println!("{t}");
+    }
+    let summary: Vec<String> = segments.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    let stored = run
+        .map(|id| format!(", stored as run {id}"))
+        .unwrap_or_default();
+    println!(
+        "{} patrons scored by {} {}{stored}: {}",
+        scores.len(),
+        scorer.plugin().id(),
+        scorer.plugin().version(),
+        summary.join(", ")
+    );
+    Ok(())
 }
 
 /// Where the host's keyring is.

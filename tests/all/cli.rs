@@ -240,7 +240,7 @@ fn import_folio_then_score_the_store_then_erase_a_patron() {
         .unwrap());
     assert_eq!(
         out.trim(),
-        format!("erased patron {penelope}: 1 loans, 0 holds, 0 attributes")
+        format!("erased patron {penelope}: 1 loans, 0 holds, 0 attributes, 1 scores")
     );
     let again = lectern()
         .arg("--db")
@@ -304,4 +304,71 @@ fn reads_are_audited_keys_rotate_and_a_patron_can_take_their_data() {
             .iter()
             .all(|r| r["actor"] == "engagement" && r["purpose"] == "scoring")
     );
+}
+
+#[test]
+fn scoring_the_store_stores_each_run_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lectern.db");
+    let run = |args: &[&str]| lectern().arg("--db").arg(&db).args(args).output().unwrap();
+    let mut import = lectern();
+    import
+        .arg("--db")
+        .arg(&db)
+        .args(["import", "--format", "csv"]);
+    import.args(
+        ["patrons.csv", "loans.csv", "use.csv"].map(|f| repo().join("tests/fixtures/csv").join(f)),
+    );
+    ok(import.output().unwrap());
+
+    let out = ok(run(&[
+        "score",
+        "--plugin",
+        plugins::KEY_READERS,
+        "--plugin",
+        plugins::CHURN_RISK,
+        "--as-of",
+        "2026-11-28",
+    ]));
+    assert!(
+        out.contains("2 patrons scored by key-readers 0.1.0, stored as run 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("2 patrons scored by churn-risk 0.1.0, stored as run 2"),
+        "{out}"
+    );
+
+    // A scorer that panics leaves no run behind, and the others intact.
+    let panics = lectern_tests::testkit("panic");
+    let failed = run(&[
+        "score",
+        "--plugin",
+        panics.path().to_str().unwrap(),
+        "--as-of",
+        "2026-11-28",
+    ]);
+    assert!(!failed.status.success());
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("plugin `testkit` 0.1.0 failed: panicked")
+    );
+
+    let export: serde_json::Value = serde_json::from_str(&ok(run(&[
+        "patron",
+        "export",
+        "R1",
+        "--as-of",
+        "2026-11-28",
+    ])))
+    .unwrap();
+    let runs: Vec<(i64, &str)> = export["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["run"].as_i64().unwrap(), s["plugin"].as_str().unwrap()))
+        .collect();
+    assert_eq!(runs, [(1, "key-readers"), (2, "churn-risk")]);
+
+    let erased = ok(run(&["patron", "erase", "R1"]));
+    assert!(erased.trim().ends_with("2 scores"), "{erased}");
 }

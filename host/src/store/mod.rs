@@ -133,6 +133,19 @@ pub struct Erased {
     pub holds: usize,
     /// Days of visits and e-resource use.
     pub uses: usize,
+    /// Scores from scoring runs.
+    pub scores: usize,
+}
+
+/// Which scorer made a run of scores, as of when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoreRun {
+    /// The scorer's id.
+    pub plugin: String,
+    /// The scorer's version.
+    pub version: String,
+    /// The date the run scored as of.
+    pub as_of: NaiveDate,
 }
 
 /// How long each kind of data is kept, in days, before retention removes

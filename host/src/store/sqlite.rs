@@ -9,8 +9,8 @@ use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{
-    Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Retained, Retention, Store,
-    UseKind, UseRecord, Written,
+    Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Retained, Retention, ScoreRun,
+    Store, UseKind, UseRecord, Written,
 };
 use crate::audit::{self, AuditCheck, AuditEntry, AuditLog};
 use crate::model::{Activity, Channel, Consents, Patron};
@@ -119,6 +119,25 @@ CREATE TABLE aged_loans (
 );
 ALTER TABLE audit_anchor ADD COLUMN base_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE audit_anchor ADD COLUMN base_link TEXT NOT NULL DEFAULT '';
+"#,
+    r#"
+CREATE TABLE score_runs (
+    id INTEGER PRIMARY KEY,
+    plugin TEXT NOT NULL,
+    version TEXT NOT NULL,
+    as_of TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    patrons INTEGER NOT NULL
+);
+CREATE TABLE scores (
+    run_id INTEGER NOT NULL REFERENCES score_runs(id) ON DELETE CASCADE,
+    patron_id TEXT NOT NULL REFERENCES patrons(id) ON DELETE CASCADE,
+    value REAL NOT NULL,
+    segment TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    PRIMARY KEY (run_id, patron_id)
+);
+CREATE INDEX scores_by_patron ON scores (patron_id);
 "#,
 ];
 
@@ -503,11 +522,12 @@ impl Store for SqliteStore {
             loans: count("loans")?,
             holds: count("holds")?,
             uses: count("uses")?,
+            scores: count("scores")?,
             patrons: tx.execute("DELETE FROM patrons WHERE id = ?1", [id])?,
         };
         // Foreign keys cascade; checked here so that a schema change that
         // forgets one fails loudly instead of leaving data behind.
-        for table in ["patron_attributes", "loans", "holds", "uses"] {
+        for table in ["patron_attributes", "loans", "holds", "uses", "scores"] {
             anyhow::ensure!(count(table)? == 0, "erasing `{id}` left rows in {table}");
         }
         tx.commit()?;
@@ -861,6 +881,11 @@ impl SqliteStore {
             "loans": rows("SELECT * FROM loans WHERE patron_id = ?1 ORDER BY loaned_on", id)?,
             "holds": rows("SELECT * FROM holds WHERE patron_id = ?1 ORDER BY placed_on", id)?,
             "uses": rows("SELECT day, kind, count FROM uses WHERE patron_id = ?1 ORDER BY day", id)?,
+            "scores": rows(
+                "SELECT r.id AS run, r.plugin, r.version, r.as_of, s.value, s.segment, s.reasons \
+                 FROM scores s JOIN score_runs r ON r.id = s.run_id WHERE s.patron_id = ?1 ORDER BY r.id",
+                id,
+            )?,
             "derived": {
                 "as_of": as_of.to_string(),
                 "summary": summary,
@@ -942,5 +967,56 @@ impl SqliteStore {
             uses_removed,
             audit_removed,
         })
+    }
+}
+
+impl SqliteStore {
+    /// Stores one scoring run, all of it or nothing: a run that fails or is
+    /// stopped leaves the earlier runs as they were. Returns the run's id.
+    pub fn save_scores(&mut self, run: &ScoreRun, scores: &[crate::model::Scored]) -> Result<i64> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO score_runs (plugin, version, as_of, finished_at, patrons) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![run.plugin, run.version, run.as_of.to_string(), now(), scores.len() as i64],
+        )?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO scores (run_id, patron_id, value, segment, reasons) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for s in scores {
+                insert.execute(params![
+                    id,
+                    s.patron,
+                    s.value,
+                    s.segment,
+                    serde_json::to_string(&s.reasons)?
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// The stored runs, newest first.
+    pub fn score_runs(&self) -> Result<Vec<(i64, ScoreRun, usize)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, plugin, version, as_of, patrons FROM score_runs ORDER BY id DESC",
+        )?;
+        let runs = stmt
+            .query_map([], |r| {
+                let as_of: String = r.get(3)?;
+                Ok((
+                    r.get(0)?,
+                    ScoreRun {
+                        plugin: r.get(1)?,
+                        version: r.get(2)?,
+                        as_of: as_of.parse().unwrap_or_default(),
+                    },
+                    r.get::<_, i64>(4)? as usize,
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(runs)
     }
 }
