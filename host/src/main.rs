@@ -215,6 +215,9 @@ enum RetentionCommand {
         /// Days visits and e-resource sessions are kept
         #[arg(long, value_name = "DAYS", default_value_t = Retention::default().uses)]
         uses_days: u32,
+        /// Days scoring runs are kept
+        #[arg(long, value_name = "DAYS", default_value_t = Retention::default().scores)]
+        scores_days: u32,
         /// Days audit entries are kept
         #[arg(long, value_name = "DAYS", default_value_t = Retention::default().audit_log)]
         audit_days: u32,
@@ -288,6 +291,7 @@ fn run(cli: Cli) -> Result<()> {
                     loan_history_days,
                     holds_days,
                     uses_days,
+                    scores_days,
                     audit_days,
                 },
         } => {
@@ -296,6 +300,7 @@ fn run(cli: Cli) -> Result<()> {
                 loan_history: loan_history_days,
                 holds: holds_days,
                 uses: uses_days,
+                scores: scores_days,
                 audit_log: audit_days,
             };
             let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
@@ -309,12 +314,14 @@ fn run(cli: Cli) -> Result<()> {
                     "loans_aged": r.loans_aged,
                     "holds_removed": r.holds_removed,
                     "uses_removed": r.uses_removed,
+                    "runs_removed": r.runs_removed,
                     "audit_removed": r.audit_removed,
                 }));
             }
             println!(
-                "generalised {} loans, removed {} holds, {} days of use and {} audit entries",
-                r.loans_aged, r.holds_removed, r.uses_removed, r.audit_removed
+                "generalised {} loans, removed {} holds, {} days of use, {} scoring runs and {} audit \
+                 entries",
+                r.loans_aged, r.holds_removed, r.uses_removed, r.runs_removed, r.audit_removed
             );
             Ok(())
         }

@@ -4,7 +4,7 @@
 use chrono::{NaiveDate, TimeZone, Utc};
 use lectern::{
     AccessContext, Actor, AuditEntry, Field, HoldRecord, LoanRecord, Patron, PatronRecord, Purpose,
-    Retention, SqliteStore, Store, UseKind, UseRecord, Written,
+    Retention, ScoreRun, Scored, SqliteStore, Store, UseKind, UseRecord, Written,
 };
 
 const KEY: &[u8] = b"a retention test key, 32 bytes..";
@@ -91,6 +91,20 @@ fn store() -> (tempfile::TempDir, SqliteStore) {
 #[test]
 fn old_loans_are_generalised_and_unlinked_the_rest_removed_or_kept() {
     let (_dir, mut store) = store();
+    for as_of in ["2023-01-01", "2026-11-01"] {
+        let run = ScoreRun {
+            plugin: "engagement".into(),
+            version: "0.1.0".into(),
+            as_of: day(as_of),
+        };
+        let score = Scored {
+            patron: "p1".into(),
+            value: 50.0,
+            segment: "active".into(),
+            reasons: vec![],
+        };
+        store.save_scores(&run, &[score]).unwrap();
+    }
     let r = store
         .apply_retention(day("2026-11-28"), &Retention::default(), KEY)
         .unwrap();
@@ -99,9 +113,18 @@ fn old_loans_are_generalised_and_unlinked_the_rest_removed_or_kept() {
             r.loans_aged,
             r.holds_removed,
             r.uses_removed,
+            r.runs_removed,
             r.audit_removed
         ),
-        (1, 1, 1, 2)
+        (1, 1, 1, 1, 2)
+    );
+    assert_eq!(
+        (
+            store.count("score_runs").unwrap(),
+            store.count("scores").unwrap()
+        ),
+        (1, 1),
+        "the old run goes, with its scores"
     );
 
     assert_eq!(

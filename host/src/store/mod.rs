@@ -156,6 +156,7 @@ pub struct ScoreRun {
 /// | returned loans | 1,095 (3 years) | generalised into `aged_loans` (month, subject, category, branch, birth decade), unlinked from the patron |
 /// | holds | 365 | removed |
 /// | days of visits and e-resource use | 730 | removed |
+/// | scoring runs (by their as-of date) | 730 | removed, with their scores |
 /// | audit log | 2,555 (7 years) | removed; the chain goes on from the last removed entry |
 ///
 /// Current loans are never removed.
@@ -167,6 +168,8 @@ pub struct Retention {
     pub holds: u32,
     /// Days of use.
     pub uses: u32,
+    /// Scoring runs.
+    pub scores: u32,
     /// Audit entries.
     pub audit_log: u32,
 }
@@ -177,6 +180,7 @@ impl Default for Retention {
             loan_history: 1095,
             holds: 365,
             uses: 730,
+            scores: 730,
             audit_log: 2555,
         }
     }
@@ -191,6 +195,8 @@ pub struct Retained {
     pub holds_removed: usize,
     /// Days of use removed.
     pub uses_removed: usize,
+    /// Scoring runs removed, with their scores.
+    pub runs_removed: usize,
     /// Audit entries removed.
     pub audit_removed: usize,
 }

@@ -933,6 +933,10 @@ impl SqliteStore {
         )?;
         let uses_removed =
             tx.execute("DELETE FROM uses WHERE day < ?1", [cutoff(retention.uses)])?;
+        let runs_removed = tx.execute(
+            "DELETE FROM score_runs WHERE as_of < ?1",
+            [cutoff(retention.scores)],
+        )?;
 
         // The audit chain restarts after the last removed entry, whose link
         // becomes the anchor's base.
@@ -965,6 +969,7 @@ impl SqliteStore {
             loans_aged,
             holds_removed,
             uses_removed,
+            runs_removed,
             audit_removed,
         })
     }
