@@ -135,6 +135,11 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Reports from the stored scoring runs
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Count the store's patrons per group, hiding groups smaller than k
     Analytics {
         /// Fields to group by, such as category,home-branch
@@ -221,6 +226,26 @@ enum RetentionCommand {
         /// Days audit entries are kept
         #[arg(long, value_name = "DAYS", default_value_t = Retention::default().audit_log)]
         audit_days: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Readers per segment, branch and category, and the movement since the
+    /// previous run
+    Segments {
+        /// The scorer whose runs to report
+        #[arg(long, default_value = "engagement")]
+        scorer: String,
+        /// The smallest group to show
+        #[arg(long, default_value_t = lectern::DEFAULT_K)]
+        k: usize,
+        /// Also write the groups as CSV
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Also write a self-contained HTML page with charts
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
 }
 
@@ -322,6 +347,69 @@ fn run(cli: Cli) -> Result<()> {
                 "generalised {} loans, removed {} holds, {} days of use, {} scoring runs and {} audit \
                  entries",
                 r.loans_aged, r.holds_removed, r.uses_removed, r.runs_removed, r.audit_removed
+            );
+            Ok(())
+        }
+        Command::Report {
+            command:
+                ReportCommand::Segments {
+                    scorer,
+                    k,
+                    csv,
+                    html,
+                },
+        } => {
+            anyhow::ensure!(
+                db.is_file(),
+                "no store at {}; import and score patrons first",
+                db.display()
+            );
+            let store = SqliteStore::open(&db)?;
+            let runs = store.latest_runs(&scorer)?;
+            let Some((run, meta)) = runs.first() else {
+                anyhow::bail!(
+                    "no run of `{scorer}` is stored; run `lectern score --plugin …` first"
+                );
+            };
+            let current = store.run_scores(*run)?;
+            let previous = match runs.get(1) {
+                Some((id, _)) => Some((*id, store.run_scores(*id)?)),
+                None => None,
+            };
+            let report = lectern::segment_report(
+                (*run, meta, &current),
+                previous.as_ref().map(|(id, s)| (*id, s.as_slice())),
+                k,
+            );
+            if let Some(path) = &csv {
+                std::fs::write(path, report.to_csv())
+                    .with_context(|| format!("failed to write {}", path.display()))?;
+            }
+            if let Some(path) = &html {
+                std::fs::write(path, report.to_html())
+                    .with_context(|| format!("failed to write {}", path.display()))?;
+            }
+            if json {
+                return print_json(&serde_json::to_value(&report)?);
+            }
+            let mut t = table(["segment", "readers"]);
+            for c in &report.segments {
+                t.add_row([c.segment.clone(), c.patrons.to_string()]);
+            }
+            println!("{t}");
+            if !report.movement.is_empty() {
+                let mut m = table(["from", "to", "readers"]);
+                for mv in &report.movement {
+                    m.add_row([mv.from.clone(), mv.to.clone(), mv.patrons.to_string()]);
+                }
+                println!(
+                    "Movement since run {}:\n{m}",
+                    report.previous_run.unwrap_or_default()
+                );
+            }
+            println!(
+                "run {} of {} {} as of {}; {} groups of fewer than {k} readers hidden",
+                report.run, report.plugin, report.version, report.as_of, report.hidden
             );
             Ok(())
         }

@@ -7,6 +7,7 @@ mod manifest;
 mod messaging;
 mod privacy;
 mod privacy_properties;
+mod report;
 mod retention;
 mod sandbox;
 mod scoring;

@@ -8,7 +8,7 @@
 //!   `target/plugins/`.
 //! - `cargo xtask bench`: the benchmarks in BENCHMARKS.md.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -162,6 +162,7 @@ fn demo() -> Result<()> {
 
 fn test() -> Result<()> {
     ensure_wasm_target()?;
+    ensure_chromium()?;
     run(cargo().args(["test", "--workspace"]))?;
     // The plugins' own unit tests (models, SDK date arithmetic) run natively.
     run(cargo()
@@ -175,6 +176,27 @@ fn test() -> Result<()> {
         ])
         .arg(target().join("plugins-native")))?;
     lint()
+}
+
+/// The report tests render pages in headless Chromium, Debian's `chromium`.
+fn ensure_chromium() -> Result<()> {
+    if Path::new("/usr/bin/chromium").is_file() || std::env::var_os("CHROMIUM").is_some() {
+        return Ok(());
+    }
+    eprintln!("installing Debian's chromium for the report tests");
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "chromium"]) {
+        return Ok(());
+    }
+    bail!(
+        "the report tests need Chromium and `apt-get install chromium` failed; install Debian's \
+         chromium (or set CHROMIUM to a Chromium binary) and run this again"
+    )
 }
 
 fn host_triple() -> Result<String> {

@@ -6,7 +6,7 @@ mod sqlite;
 
 use chrono::NaiveDate;
 
-pub use sqlite::{SqliteAudit, SqliteStore};
+pub use sqlite::{RunScore, SqliteAudit, SqliteStore};
 
 use crate::model::Patron;
 

@@ -1025,3 +1025,67 @@ impl SqliteStore {
         Ok(runs)
     }
 }
+
+/// One patron's score in a stored run, with the coarse fields reports group
+/// by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunScore {
+    /// The patron's id.
+    pub patron: String,
+    /// The score.
+    pub value: f32,
+    /// The segment.
+    pub segment: String,
+    /// The reasons.
+    pub reasons: Vec<String>,
+    /// The patron's category.
+    pub category: Option<String>,
+    /// The patron's home branch.
+    pub home_branch: Option<String>,
+}
+
+impl SqliteStore {
+    /// The two latest runs of `plugin`, newest first.
+    pub fn latest_runs(&self, plugin: &str) -> Result<Vec<(i64, ScoreRun)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, plugin, version, as_of FROM score_runs WHERE plugin = ?1 ORDER BY id DESC LIMIT 2",
+        )?;
+        let runs = stmt
+            .query_map([plugin], |r| {
+                let as_of: String = r.get(3)?;
+                Ok((
+                    r.get(0)?,
+                    ScoreRun {
+                        plugin: r.get(1)?,
+                        version: r.get(2)?,
+                        as_of: as_of.parse().unwrap_or_default(),
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(runs)
+    }
+
+    /// The scores of run `id`, highest first.
+    pub fn run_scores(&self, id: i64) -> Result<Vec<RunScore>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT s.patron_id, s.value, s.segment, s.reasons, p.category, p.home_branch \
+             FROM scores s JOIN patrons p ON p.id = s.patron_id WHERE s.run_id = ?1 \
+             ORDER BY s.value DESC, s.patron_id",
+        )?;
+        let rows = stmt
+            .query_map([id], |r| {
+                let reasons: String = r.get(3)?;
+                Ok(RunScore {
+                    patron: r.get(0)?,
+                    value: r.get(1)?,
+                    segment: r.get(2)?,
+                    reasons: serde_json::from_str(&reasons).unwrap_or_default(),
+                    category: r.get(4)?,
+                    home_branch: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+}

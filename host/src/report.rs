@@ -1,0 +1,271 @@
+//! Reports a librarian reads: segment sizes by branch and category with the
+//! movement since the previous run, and lists of readers. Built from stored
+//! runs, never naming a group smaller than k, and rendered as a terminal
+//! table, CSV, JSON, or a self-contained HTML page with charts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::pipeline::suppress_small_groups;
+use crate::store::{RunScore, ScoreRun};
+
+/// Segment sizes from one run, and how readers moved since the run before.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentReport {
+    /// The scorer.
+    pub plugin: String,
+    /// Its version.
+    pub version: String,
+    /// The run's id and as-of date.
+    pub run: i64,
+    /// The as-of date.
+    pub as_of: String,
+    /// The run compared with, if there is one.
+    pub previous_run: Option<i64>,
+    /// The smallest group shown.
+    pub k: usize,
+    /// Readers per segment.
+    pub segments: Vec<Count>,
+    /// Readers per segment, branch and category.
+    pub groups: Vec<Count>,
+    /// Readers who moved from one segment to another.
+    pub movement: Vec<Move>,
+    /// Groups and moves hidden for being smaller than k.
+    pub hidden: usize,
+}
+
+/// A count of readers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Count {
+    /// The segment.
+    pub segment: String,
+    /// The branch, in `groups`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// The category, in `groups`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// How many.
+    pub patrons: usize,
+}
+
+/// Readers who moved between segments.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Move {
+    /// The segment in the previous run.
+    pub from: String,
+    /// The segment now.
+    pub to: String,
+    /// How many.
+    pub patrons: usize,
+}
+
+fn counted<K: Ord>(items: impl Iterator<Item = K>) -> Vec<(K, usize)> {
+    let mut m = BTreeMap::new();
+    for k in items {
+        *m.entry(k).or_insert(0) += 1;
+    }
+    m.into_iter().collect()
+}
+
+/// Builds the segment report of `current`, compared with `previous`.
+pub fn segment_report(
+    (run, meta, current): (i64, &ScoreRun, &[RunScore]),
+    previous: Option<(i64, &[RunScore])>,
+    k: usize,
+) -> SegmentReport {
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".into());
+    let (segments, h1) =
+        suppress_small_groups(counted(current.iter().map(|s| s.segment.clone())), k, |n| {
+            *n
+        });
+    let (groups, h2) = suppress_small_groups(
+        counted(
+            current
+                .iter()
+                .map(|s| (s.segment.clone(), dash(&s.home_branch), dash(&s.category))),
+        ),
+        k,
+        |n| *n,
+    );
+    let (movement, h3) = match previous {
+        Some((_, before)) => {
+            let was: BTreeMap<&str, &str> = before
+                .iter()
+                .map(|s| (s.patron.as_str(), s.segment.as_str()))
+                .collect();
+            let moves = current.iter().filter_map(|s| {
+                let from = was.get(s.patron.as_str())?;
+                (*from != s.segment).then(|| (from.to_string(), s.segment.clone()))
+            });
+            suppress_small_groups(counted(moves), k, |n| *n)
+        }
+        None => (Vec::new(), 0),
+    };
+    let mut segments: Vec<Count> = segments
+        .into_iter()
+        .map(|(segment, patrons)| Count {
+            segment,
+            branch: None,
+            category: None,
+            patrons,
+        })
+        .collect();
+    segments.sort_by_key(|c| std::cmp::Reverse(c.patrons));
+    let mut groups: Vec<Count> = groups
+        .into_iter()
+        .map(|((segment, branch, category), patrons)| Count {
+            segment,
+            branch: Some(branch),
+            category: Some(category),
+            patrons,
+        })
+        .collect();
+    groups.sort_by_key(|c| std::cmp::Reverse(c.patrons));
+    let mut movement: Vec<Move> = movement
+        .into_iter()
+        .map(|((from, to), patrons)| Move { from, to, patrons })
+        .collect();
+    movement.sort_by_key(|m| std::cmp::Reverse(m.patrons));
+    SegmentReport {
+        plugin: meta.plugin.clone(),
+        version: meta.version.clone(),
+        run,
+        as_of: meta.as_of.to_string(),
+        previous_run: previous.map(|(id, _)| id),
+        k,
+        segments,
+        groups,
+        movement,
+        hidden: h1 + h2 + h3,
+    }
+}
+
+/// Quotes a CSV field when it needs it.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+impl SegmentReport {
+    /// The groups as CSV: `segment,branch,category,patrons`.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("segment,branch,category,patrons\n");
+        for g in &self.groups {
+            let field = |v: &Option<String>| csv_field(v.as_deref().unwrap_or(""));
+            let _ = writeln!(
+                out,
+                "{},{},{},{}",
+                csv_field(&g.segment),
+                field(&g.branch),
+                field(&g.category),
+                g.patrons
+            );
+        }
+        out
+    }
+
+    /// A self-contained HTML page: segment sizes and movement as bar charts,
+    /// and the table of groups. No script, no outside resource.
+    pub fn to_html(&self) -> String {
+        let title = format!(
+            "Segments — {} {} as of {}",
+            self.plugin, self.version, self.as_of
+        );
+        let mut html = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>\
+             body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}\
+             table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}\
+             .note{{color:#666}}</style></head><body>\n<h1>{}</h1>\n",
+            esc(&title),
+            esc(&title)
+        );
+        let _ = writeln!(html, "<h2>Readers per segment</h2>");
+        html.push_str(&bar_chart(
+            "segment-sizes",
+            &self
+                .segments
+                .iter()
+                .map(|c| (c.segment.clone(), c.patrons))
+                .collect::<Vec<_>>(),
+        ));
+        let _ = writeln!(
+            html,
+            "<h2>Movement since run {}</h2>",
+            self.previous_run.map_or("—".into(), |r| r.to_string())
+        );
+        if self.movement.is_empty() {
+            let _ = writeln!(html, "<p class=\"note\">No movement to show.</p>");
+        } else {
+            html.push_str(&bar_chart(
+                "movement",
+                &self
+                    .movement
+                    .iter()
+                    .map(|m| (format!("{} → {}", m.from, m.to), m.patrons))
+                    .collect::<Vec<_>>(),
+            ));
+        }
+        let _ = writeln!(
+            html,
+            "<h2>By branch and category</h2>\n<table id=\"groups\"><tr><th>segment</th><th>branch</th><th>category</th><th>readers</th></tr>"
+        );
+        for g in &self.groups {
+            let _ = writeln!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&g.segment),
+                esc(g.branch.as_deref().unwrap_or("")),
+                esc(g.category.as_deref().unwrap_or("")),
+                g.patrons
+            );
+        }
+        let _ = writeln!(
+            html,
+            "</table>\n<p class=\"note\" id=\"suppressed\">{} groups of fewer than {} readers are not shown.</p>\n</body></html>",
+            self.hidden, self.k
+        );
+        html
+    }
+}
+
+/// A horizontal bar chart as inline SVG.
+fn bar_chart(id: &str, bars: &[(String, usize)]) -> String {
+    let max = bars.iter().map(|(_, n)| *n).max().unwrap_or(1).max(1);
+    let (row, label_w, bar_w) = (26, 220, 420);
+    let height = row * bars.len().max(1) + 10;
+    let mut svg = format!(
+        "<svg id=\"{id}\" role=\"img\" width=\"{}\" height=\"{height}\" xmlns=\"http://www.w3.org/2000/svg\">\n",
+        label_w + bar_w + 80
+    );
+    for (i, (label, n)) in bars.iter().enumerate() {
+        let y = i * row + 5;
+        let w = (bar_w * n / max).max(1);
+        let _ = writeln!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"14\">{}</text>\
+             <rect class=\"bar\" x=\"{label_w}\" y=\"{y}\" width=\"{w}\" height=\"{}\" fill=\"#3b6ea5\" data-value=\"{n}\"/>\
+             <text x=\"{}\" y=\"{}\" font-size=\"13\">{n}</text>",
+            label_w - 8,
+            y + 16,
+            esc(label),
+            row - 6,
+            label_w + w + 6,
+            y + 16
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,151 @@
+//! Reports: the segment report of stored runs, with movement and
+//! small-group suppression, checked as a librarian sees it: the HTML page
+//! rendered by headless Chromium.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lectern_tests::{plugins, repo};
+
+fn lectern(db: &Path) -> Command {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
+    let status = Command::new(env!("CARGO"))
+        .current_dir(repo())
+        .args(["build", "--quiet", "-p", "lectern", "--bin", "lectern"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut c = Command::new(target.join("debug/lectern"));
+    c.arg("--no-cache").arg("--db").arg(db);
+    c
+}
+
+fn ok(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    assert!(
+        path.is_file(),
+        "no Chromium at {}: `cargo xtask test` installs Debian's chromium",
+        path.display()
+    );
+    path
+}
+
+/// The page as Chromium built it.
+fn render(page: &Path, profile: &Path) -> String {
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_segment_report_shows_sizes_movement_and_hides_small_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lectern.db");
+    let library = dir.path().join("library");
+    ok(lectern(&db)
+        .args(["gen", "--patrons", "800", "--seed", "3", "--out"])
+        .arg(&library));
+    let mut import = lectern(&db);
+    import.args(["import", "--format", "csv"]);
+    import.args(["patrons.csv", "loans.csv", "holds.csv", "use.csv"].map(|f| library.join(f)));
+    ok(&mut import);
+    for as_of in ["2026-11-28", "2027-02-28"] {
+        ok(lectern(&db).args([
+            "score",
+            "--plugin",
+            plugins::ENGAGEMENT,
+            "--as-of",
+            as_of,
+            "--json",
+        ]));
+    }
+    let page = dir.path().join("segments.html");
+    let csv = dir.path().join("segments.csv");
+    let json: serde_json::Value = serde_json::from_str(&ok(lectern(&db)
+        .args(["--json", "report", "segments", "--html"])
+        .arg(&page)
+        .arg("--csv")
+        .arg(&csv)))
+    .unwrap();
+    assert_eq!(
+        (json["run"].as_i64(), json["previous_run"].as_i64()),
+        (Some(2), Some(1))
+    );
+    let segments = json["segments"].as_array().unwrap();
+    let moves = json["movement"].as_array().unwrap();
+    assert!(!moves.is_empty(), "three months on, readers moved");
+    for group in segments
+        .iter()
+        .chain(moves)
+        .chain(json["groups"].as_array().unwrap())
+    {
+        assert!(
+            group["patrons"].as_u64().unwrap() >= 10,
+            "a group under k was shown: {group}"
+        );
+    }
+    assert!(
+        json["hidden"].as_u64().unwrap() > 0,
+        "an 800-reader library has small groups"
+    );
+
+    let dom = render(&page, &dir.path().join("profile"));
+    assert!(
+        dom.contains("<h1>Segments — engagement 0.1.0 as of 2027-02-28</h1>"),
+        "{dom}"
+    );
+    let chart = |id: &str| {
+        let start = dom
+            .find(&format!("<svg id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no chart {id}"));
+        let end = start + dom[start..].find("</svg>").unwrap();
+        dom[start..end].matches("class=\"bar\"").count()
+    };
+    assert_eq!(chart("segment-sizes"), segments.len());
+    assert_eq!(chart("movement"), moves.len());
+    for s in segments {
+        let bar = format!("data-value=\"{}\"", s["patrons"]);
+        assert!(dom.contains(&bar), "no bar for {s}");
+    }
+    assert!(dom.contains(&format!(
+        "{} groups of fewer than 10 readers are not shown.",
+        json["hidden"]
+    )));
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(rows.lines().next(), Some("segment,branch,category,patrons"));
+    assert_eq!(
+        rows.lines().count() - 1,
+        json["groups"].as_array().unwrap().len()
+    );
+}
