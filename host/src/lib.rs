@@ -72,7 +72,7 @@ pub use crate::pipeline::{
 };
 pub use crate::plugin::{ComponentInfo, Messenger, Plugin, PrivacyFilter, Scorer};
 pub use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
-pub use crate::report::{Count, Move, SegmentReport, segment_report};
+pub use crate::report::{Count, ListedReader, Move, ReaderList, SegmentReport, segment_report};
 pub use crate::store::{
     Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Retained, Retention, RunScore,
     ScoreRun, SqliteAudit, SqliteStore, Store, UseKind, UseRecord, Written,

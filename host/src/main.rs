@@ -247,6 +247,44 @@ enum ReportCommand {
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
     },
+    /// The key readers (重点读者), highest contribution first
+    KeyReaders {
+        /// How many
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        /// The scorer whose latest run to use
+        #[arg(long, default_value = "key-readers")]
+        scorer: String,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    /// The readers to win back: lapsing first, then dormant
+    Lapsed {
+        /// How many
+        #[arg(long, default_value_t = 50)]
+        top: usize,
+        /// The scorer whose latest run to use
+        #[arg(long, default_value = "engagement")]
+        scorer: String,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct ListArgs {
+    /// The privacy-filter plugin that decides what the role sees
+    #[arg(long, value_name = "PLUGIN")]
+    policy: PathBuf,
+    /// The staff role reading the list; names show only if it may see them
+    #[arg(long, default_value = "analyst")]
+    role: String,
+    /// Also write the list as CSV
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Also write a self-contained HTML page
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -412,6 +450,40 @@ fn run(cli: Cli) -> Result<()> {
                 report.run, report.plugin, report.version, report.as_of, report.hidden
             );
             Ok(())
+        }
+        Command::Report {
+            command: ReportCommand::KeyReaders { top, scorer, list },
+        } => {
+            let title = format!("Key readers (重点读者), by {scorer}");
+            let pick = |scores: Vec<lectern::RunScore>| {
+                let mut keys: Vec<_> = scores
+                    .into_iter()
+                    .filter(|s| s.segment == "key-reader")
+                    .collect();
+                keys.truncate(top);
+                keys
+            };
+            reader_list(&host, &keys, &db, &scorer, &title, &list, json, pick)
+        }
+        Command::Report {
+            command: ReportCommand::Lapsed { top, scorer, list },
+        } => {
+            let title = format!("Readers to win back, by {scorer}");
+            let pick = |scores: Vec<lectern::RunScore>| {
+                let rank = |s: &str| match s {
+                    "lapsing" | "at-risk" => 0,
+                    "dormant" | "high-risk" => 1,
+                    _ => 2,
+                };
+                let mut lapsed: Vec<_> = scores
+                    .into_iter()
+                    .filter(|s| rank(&s.segment) < 2)
+                    .collect();
+                lapsed.sort_by_key(|s| rank(&s.segment));
+                lapsed.truncate(top);
+                lapsed
+            };
+            reader_list(&host, &keys, &db, &scorer, &title, &list, json, pick)
         }
         Command::Analytics {
             by,
@@ -891,6 +963,92 @@ fn print_scores(
     Ok(())
 }
 
+/// Prints (and writes) a list of readers from the latest run of `scorer`,
+/// each shown only as far as the role may see them.
+#[allow(clippy::too_many_arguments)]
+fn reader_list(
+    host: &Host,
+    keys: &Keys,
+    db: &Path,
+    scorer: &str,
+    title: &str,
+    list: &ListArgs,
+    json: bool,
+    pick: impl FnOnce(Vec<lectern::RunScore>) -> Vec<lectern::RunScore>,
+) -> Result<()> {
+    anyhow::ensure!(
+        db.is_file(),
+        "no store at {}; import and score patrons first",
+        db.display()
+    );
+    let store = SqliteStore::open(db)?;
+    let Some((run, meta)) = store.latest_runs(scorer)?.into_iter().next() else {
+        anyhow::bail!("no run of `{scorer}` is stored; run `lectern score --plugin …` first");
+    };
+    let picked = pick(store.run_scores(run)?);
+    let patrons: Vec<Patron> = picked
+        .iter()
+        .map(|s| store.patron(&s.patron, meta.as_of))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let common = Common {
+        policy: Some(list.policy.clone()),
+        as_of: Some(meta.as_of),
+    };
+    let pipeline = pipeline(host, &common, keys)?;
+    let ctx = AccessContext {
+        purpose: Purpose::StaffView,
+        actor: Actor::Staff(list.role.clone()),
+    };
+    let seen = pipeline.filter(&ctx, &patrons)?;
+    let readers = picked
+        .iter()
+        .zip(seen)
+        .map(|(s, p)| lectern::ListedReader {
+            who: p.name.unwrap_or(p.id),
+            card_number: p.card_number,
+            segment: s.segment.clone(),
+            value: s.value,
+            reasons: s.reasons.clone(),
+        })
+        .collect();
+    let report = lectern::ReaderList {
+        title: format!("{title}, run {run} as of {}", meta.as_of),
+        readers,
+    };
+    if let Some(path) = &list.csv {
+        std::fs::write(path, report.to_csv())
+            .with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    if let Some(path) = &list.html {
+        std::fs::write(path, report.to_html())
+            .with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    if json {
+        return print_json(&serde_json::to_value(&report)?);
+    }
+    let mut t = table(["reader", "card", "segment", "score", "why"]);
+    for r in &report.readers {
+        t.add_row([
+            r.who.clone(),
+            r.card_number.clone().unwrap_or_else(|| "—".into()),
+            r.segment.clone(),
+            format!("{:.1}", r.value),
+            r.reasons.join("\n"),
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "{}: {} readers, as the {} role sees them",
+        report.title,
+        report.readers.len(),
+        list.role
+    );
+    Ok(())
+}
+
 /// Where the host's keyring is.
 struct Keys {
     db: PathBuf,
@@ -1091,6 +1249,11 @@ fn table<'a>(header: impl IntoIterator<Item = &'a str>) -> Table {
 }
 
 fn print_json(value: &serde_json::Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    use std::io::Write as _;
+    let text = serde_json::to_string_pretty(value)?;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        // A reader that stopped reading, such as `head`, is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }

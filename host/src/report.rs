@@ -269,3 +269,76 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
+
+/// A list of readers for staff: key readers to serve, or lapsed readers to
+/// win back. Who they are shows only as far as the role may see.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReaderList {
+    /// The list's title.
+    pub title: String,
+    /// The rows.
+    pub readers: Vec<ListedReader>,
+}
+
+/// One reader on a list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListedReader {
+    /// The name if the role may see it, else the pseudonymous token.
+    pub who: String,
+    /// The card number, if the role may see it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_number: Option<String>,
+    /// The segment.
+    pub segment: String,
+    /// The score.
+    pub value: f32,
+    /// Why.
+    pub reasons: Vec<String>,
+}
+
+impl ReaderList {
+    /// The rows as CSV: `who,card_number,segment,score,reasons`.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("who,card_number,segment,score,reasons\n");
+        for r in &self.readers {
+            let _ = writeln!(
+                out,
+                "{},{},{},{:.1},{}",
+                csv_field(&r.who),
+                csv_field(r.card_number.as_deref().unwrap_or("")),
+                csv_field(&r.segment),
+                r.value,
+                csv_field(&r.reasons.join("; "))
+            );
+        }
+        out
+    }
+
+    /// A self-contained HTML page with the list as a table.
+    pub fn to_html(&self) -> String {
+        let mut html = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{0}</title>\n<style>\
+             body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}\
+             table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}}\
+             </style></head><body>\n<h1>{0}</h1>\n<table id=\"readers\"><tr><th>reader</th><th>card</th><th>segment</th><th>score</th><th>why</th></tr>\n",
+            esc(&self.title)
+        );
+        for r in &self.readers {
+            let _ = writeln!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td></tr>",
+                esc(&r.who),
+                esc(r.card_number.as_deref().unwrap_or("")),
+                esc(&r.segment),
+                r.value,
+                r.reasons
+                    .iter()
+                    .map(|x| esc(x))
+                    .collect::<Vec<_>>()
+                    .join("<br>")
+            );
+        }
+        html.push_str("</table>\n</body></html>\n");
+        html
+    }
+}

@@ -90,6 +90,75 @@ fn the_segment_report_shows_sizes_movement_and_hides_small_groups() {
             "--json",
         ]));
     }
+    ok(lectern(&db).args([
+        "score",
+        "--plugin",
+        plugins::KEY_READERS,
+        "--as-of",
+        "2026-11-28",
+        "--json",
+    ]));
+
+    // Key readers: pseudonymous for an analyst, named for the desk.
+    let list = |role: &str, which: &str| -> serde_json::Value {
+        let out = ok(lectern(&db).args([
+            "--json",
+            "report",
+            which,
+            "--top",
+            "5",
+            "--role",
+            role,
+            "--policy",
+            plugins::BASELINE_PRIVACY,
+        ]));
+        serde_json::from_str(&out).unwrap()
+    };
+    let analyst = list("analyst", "key-readers");
+    let readers = analyst["readers"].as_array().unwrap();
+    assert!(!readers.is_empty());
+    for r in readers {
+        assert_eq!(r["segment"], "key-reader");
+        assert!(
+            r["who"].as_str().unwrap().starts_with("p-"),
+            "the analyst sees a token: {r}"
+        );
+        assert!(
+            r["card_number"].as_str().unwrap().starts_with("t-"),
+            "and a pseudonymised card: {r}"
+        );
+    }
+    let desk = list("circulation-desk", "key-readers");
+    let first = &desk["readers"][0];
+    let name = first["who"].as_str().unwrap();
+    assert!(
+        !name.starts_with("p-") && name.contains(' '),
+        "the desk sees a name: {first}"
+    );
+    assert_eq!(
+        first["value"], readers[0]["value"],
+        "the same list, seen by another role"
+    );
+
+    // The win-back list: lapsing readers first, then dormant ones.
+    let lapsed = list("circulation-desk", "lapsed");
+    let segments: Vec<&str> = lapsed["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["segment"].as_str().unwrap())
+        .collect();
+    assert!(
+        !segments.is_empty() && segments.iter().all(|s| ["lapsing", "dormant"].contains(s)),
+        "{segments:?}"
+    );
+    assert!(
+        segments
+            .windows(2)
+            .all(|w| !(w[0] == "dormant" && w[1] == "lapsing")),
+        "{segments:?}"
+    );
+
     let page = dir.path().join("segments.html");
     let csv = dir.path().join("segments.csv");
     let json: serde_json::Value = serde_json::from_str(&ok(lectern(&db)

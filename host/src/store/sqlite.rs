@@ -1089,3 +1089,13 @@ impl SqliteStore {
         Ok(rows)
     }
 }
+
+impl SqliteStore {
+    /// One patron with their activity summary as of `as_of`.
+    pub fn patron(&self, id: &str, as_of: NaiveDate) -> Result<Option<Patron>> {
+        let (visits, eresources) = self.uses_provided()?;
+        Ok(self
+            .summaries(&as_of.to_string(), id, id, visits, eresources)?
+            .pop())
+    }
+}
