@@ -143,81 +143,81 @@ pub fn segment_report(
     }
 }
 
-/// Quotes a CSV field when it needs it.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+/// Rows as CSV, quoted as the format needs.
+fn csv<const N: usize>(header: [&str; N], rows: impl Iterator<Item = [String; N]>) -> String {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(header);
+    for row in rows {
+        let _ = w.write_record(&row);
     }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// A self-contained page: `body` under `title`, styled inline; no script
+/// and nothing fetched.
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>\
+         body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}\
+         table{{border-collapse:collapse}}\
+         td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}}\
+         .note{{color:#666}}</style></head><body>\n<h1>{t}</h1>\n{body}</body></html>\n",
+        t = esc(title)
+    )
 }
 
 impl SegmentReport {
     /// The groups as CSV: `segment,branch,category,patrons`.
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("segment,branch,category,patrons\n");
-        for g in &self.groups {
-            let field = |v: &Option<String>| csv_field(v.as_deref().unwrap_or(""));
-            let _ = writeln!(
-                out,
-                "{},{},{},{}",
-                csv_field(&g.segment),
-                field(&g.branch),
-                field(&g.category),
-                g.patrons
-            );
-        }
-        out
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        csv(
+            ["segment", "branch", "category", "patrons"],
+            self.groups.iter().map(|g| {
+                [
+                    g.segment.clone(),
+                    text(&g.branch),
+                    text(&g.category),
+                    g.patrons.to_string(),
+                ]
+            }),
+        )
     }
 
     /// A self-contained HTML page: segment sizes and movement as bar charts,
-    /// and the table of groups. No script, no outside resource.
+    /// and the table of groups.
     pub fn to_html(&self) -> String {
         let title = format!(
             "Segments — {} {} as of {}",
             self.plugin, self.version, self.as_of
         );
-        let mut html = format!(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>\
-             body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}\
-             table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}\
-             .note{{color:#666}}</style></head><body>\n<h1>{}</h1>\n",
-            esc(&title),
-            esc(&title)
+        let sizes: Vec<(String, usize)> = self
+            .segments
+            .iter()
+            .map(|c| (c.segment.clone(), c.patrons))
+            .collect();
+        let mut body = format!(
+            "<h2>Readers per segment</h2>\n{}",
+            bar_chart("segment-sizes", &sizes)
         );
-        let _ = writeln!(html, "<h2>Readers per segment</h2>");
-        html.push_str(&bar_chart(
-            "segment-sizes",
-            &self
-                .segments
-                .iter()
-                .map(|c| (c.segment.clone(), c.patrons))
-                .collect::<Vec<_>>(),
-        ));
-        let _ = writeln!(
-            html,
-            "<h2>Movement since run {}</h2>",
-            self.previous_run.map_or("—".into(), |r| r.to_string())
-        );
+        let since = self.previous_run.map_or("—".into(), |r| r.to_string());
+        let _ = writeln!(body, "<h2>Movement since run {since}</h2>");
         if self.movement.is_empty() {
-            let _ = writeln!(html, "<p class=\"note\">No movement to show.</p>");
+            body.push_str("<p class=\"note\">No movement to show.</p>\n");
         } else {
-            html.push_str(&bar_chart(
-                "movement",
-                &self
-                    .movement
-                    .iter()
-                    .map(|m| (format!("{} → {}", m.from, m.to), m.patrons))
-                    .collect::<Vec<_>>(),
-            ));
+            let moves: Vec<(String, usize)> = self
+                .movement
+                .iter()
+                .map(|m| (format!("{} → {}", m.from, m.to), m.patrons))
+                .collect();
+            body.push_str(&bar_chart("movement", &moves));
         }
-        let _ = writeln!(
-            html,
-            "<h2>By branch and category</h2>\n<table id=\"groups\"><tr><th>segment</th><th>branch</th><th>category</th><th>readers</th></tr>"
+        body.push_str(
+            "<h2>By branch and category</h2>\n<table id=\"groups\"><tr><th>segment</th><th>branch</th>\
+             <th>category</th><th>readers</th></tr>\n",
         );
         for g in &self.groups {
             let _ = writeln!(
-                html,
+                body,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&g.segment),
                 esc(g.branch.as_deref().unwrap_or("")),
@@ -226,11 +226,11 @@ impl SegmentReport {
             );
         }
         let _ = writeln!(
-            html,
-            "</table>\n<p class=\"note\" id=\"suppressed\">{} groups of fewer than {} readers are not shown.</p>\n</body></html>",
+            body,
+            "</table>\n<p class=\"note\" id=\"suppressed\">{} groups of fewer than {} readers are not shown.</p>",
             self.hidden, self.k
         );
-        html
+        page(&title, &body)
     }
 }
 
@@ -299,46 +299,39 @@ pub struct ListedReader {
 impl ReaderList {
     /// The rows as CSV: `who,card_number,segment,score,reasons`.
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("who,card_number,segment,score,reasons\n");
-        for r in &self.readers {
-            let _ = writeln!(
-                out,
-                "{},{},{},{:.1},{}",
-                csv_field(&r.who),
-                csv_field(r.card_number.as_deref().unwrap_or("")),
-                csv_field(&r.segment),
-                r.value,
-                csv_field(&r.reasons.join("; "))
-            );
-        }
-        out
+        csv(
+            ["who", "card_number", "segment", "score", "reasons"],
+            self.readers.iter().map(|r| {
+                [
+                    r.who.clone(),
+                    r.card_number.clone().unwrap_or_default(),
+                    r.segment.clone(),
+                    format!("{:.1}", r.value),
+                    r.reasons.join("; "),
+                ]
+            }),
+        )
     }
 
     /// A self-contained HTML page with the list as a table.
     pub fn to_html(&self) -> String {
-        let mut html = format!(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{0}</title>\n<style>\
-             body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}\
-             table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}}\
-             </style></head><body>\n<h1>{0}</h1>\n<table id=\"readers\"><tr><th>reader</th><th>card</th><th>segment</th><th>score</th><th>why</th></tr>\n",
-            esc(&self.title)
+        let mut body = String::from(
+            "<table id=\"readers\"><tr><th>reader</th><th>card</th><th>segment</th><th>score</th>\
+             <th>why</th></tr>\n",
         );
         for r in &self.readers {
+            let why: Vec<String> = r.reasons.iter().map(|x| esc(x)).collect();
             let _ = writeln!(
-                html,
+                body,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td></tr>",
                 esc(&r.who),
                 esc(r.card_number.as_deref().unwrap_or("")),
                 esc(&r.segment),
                 r.value,
-                r.reasons
-                    .iter()
-                    .map(|x| esc(x))
-                    .collect::<Vec<_>>()
-                    .join("<br>")
+                why.join("<br>")
             );
         }
-        html.push_str("</table>\n</body></html>\n");
-        html
+        body.push_str("</table>\n");
+        page(&self.title, &body)
     }
 }
