@@ -32,6 +32,17 @@
 //! }
 //! ```
 //!
+//! The pieces an embedder reaches for:
+//!
+//! - [`Host`] loads plugins ([`Scorer`], [`Messenger`], [`PrivacyFilter`]);
+//!   [`Pipeline`] runs them with the privacy policy, consent and the audit
+//!   log applied to every record.
+//! - [`Store`] is where records live; [`SqliteStore`] is the embedded
+//!   default. [`import()`] reads FOLIO, Koha and CSV exports into any store;
+//!   [`generate()`] writes a synthetic library.
+//! - [`segment_report`] and [`ReaderList`] turn stored runs into reports;
+//!   [`Keyring`] holds the keys for pseudonyms and the audit chain.
+//!
 //! See `ARCHITECTURE.md` for how the pieces fit, and [`Limits`] and
 //! [`HostBuilder`] for every default.
 
