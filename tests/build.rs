@@ -13,6 +13,15 @@ fn main() {
         &out.join("plugins"),
     )
     .unwrap_or_else(|e| panic!("{e:#}"));
+    // Python plugins need componentize-py; `cargo xtask test` installs it.
+    let packaged: Vec<_> = packaged
+        .into_iter()
+        .chain(
+            xtask::ensure_componentize_py()
+                .and_then(|()| xtask::build_python_plugins(&root, &out.join("plugins")))
+                .unwrap_or_else(|e| panic!("{e:#}")),
+        )
+        .collect();
 
     for path in [
         "wit",
@@ -35,8 +44,16 @@ fn main() {
     let mut consts = String::new();
     for p in &packaged {
         let src = root.join("plugins").join(&p.id);
-        for part in ["src", "Cargo.toml", "plugin.toml"] {
-            println!("cargo:rerun-if-changed={}", src.join(part).display());
+        let src = if src.is_dir() {
+            src
+        } else {
+            root.join("plugins/python").join(&p.id)
+        };
+        for part in ["src", "Cargo.toml", "plugin.toml", "app.py"] {
+            // A path that does not exist would make cargo rerun this always.
+            if src.join(part).exists() {
+                println!("cargo:rerun-if-changed={}", src.join(part).display());
+            }
         }
         let name = p.id.to_uppercase().replace('-', "_");
         // Every guest is there to be tested; one no test loads is dead weight.

@@ -164,3 +164,33 @@ fn churn_risk_rises_with_falling_use_silence_and_expiry() {
         ("steady", &["use is steady".to_string()][..])
     );
 }
+
+#[test]
+fn a_scorer_written_in_python_runs_like_any_other() {
+    // Built by componentize-py; the first load compiles 18 MB of Python
+    // runtime, later ones come from the shared cache.
+    let (host, _) = host();
+    let loyalty = host.load_scorer(plugins::LOYALTY).unwrap();
+    assert!(
+        loyalty.plugin().component().size > 10 << 20,
+        "a Python component carries its runtime"
+    );
+    let scores = pipeline().score(&loyalty, &sample_patrons()).unwrap();
+    let sofia = find(&scores, "P0007"); // enrolled 2016, steady use
+    assert_eq!((sofia.segment.as_str(), sofia.value), ("loyal", 99.0));
+    assert_eq!(
+        sofia.reasons,
+        [
+            "a member for 10.6 years",
+            "borrowed 19 items this year, 5 of them lately"
+        ]
+    );
+    let liu = find(&scores, "P0006"); // no loans this year
+    assert_eq!(liu.segment, "new-or-occasional");
+    // `today` comes from the host here too.
+    let later = pipeline()
+        .as_of(chrono::NaiveDate::from_ymd_opt(2036, 11, 28).unwrap())
+        .score(&loyalty, &sample_patrons())
+        .unwrap();
+    assert_eq!(find(&later, "P0007").reasons[0], "a member for 20.6 years");
+}

@@ -124,3 +124,75 @@ pub fn build_plugins(root: &Path, target_dir: &Path, out: &Path) -> Result<Vec<P
     }
     Ok(packaged)
 }
+
+/// The componentize-py release the Python plugins are built with.
+pub const COMPONENTIZE_PY: &str = "0.25.1";
+
+/// Makes sure componentize-py is installed, installing it from PyPI with pip
+/// if it is missing.
+pub fn ensure_componentize_py() -> Result<()> {
+    let version = Command::new("componentize-py").arg("--version").output();
+    if version.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(COMPONENTIZE_PY)) {
+        return Ok(());
+    }
+    eprintln!("installing componentize-py {COMPONENTIZE_PY} from PyPI for the Python plugins");
+    let pip = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            &format!("componentize-py=={COMPONENTIZE_PY}"),
+        ])
+        .status();
+    match pip {
+        Ok(s) if s.success() => Ok(()),
+        _ => bail!(
+            "componentize-py {COMPONENTIZE_PY} is missing and pip could not install it; run \
+             `python3 -m pip install componentize-py=={COMPONENTIZE_PY}` and run this again"
+        ),
+    }
+}
+
+/// Builds every Python plugin under `plugins/python/` (a directory with
+/// `app.py` and `plugin.toml`) with componentize-py, and packages each into
+/// `out/<id>/`.
+pub fn build_python_plugins(root: &Path, out: &Path) -> Result<Vec<Packaged>> {
+    let dir = root.join("plugins/python");
+    let mut packaged = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(packaged);
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.join("app.py").is_file())
+        .collect();
+    dirs.sort();
+    for src in dirs {
+        let id = src.file_name().unwrap().to_string_lossy().into_owned();
+        let manifest = std::fs::read_to_string(src.join("plugin.toml"))
+            .with_context(|| format!("failed to read {}/plugin.toml", src.display()))?;
+        let world = manifest
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("world = "))
+            .map(|w| w.trim_matches('"').to_string())
+            .with_context(|| format!("{}/plugin.toml names no world", src.display()))?;
+        let dest = out.join(&id);
+        std::fs::create_dir_all(&dest)?;
+        let status = Command::new("componentize-py")
+            .arg("-d")
+            .arg(root.join("wit"))
+            .args(["-w", &world, "componentize", "app", "-p"])
+            .arg(&src)
+            .arg("-o")
+            .arg(dest.join(format!("{id}.wasm")))
+            .status()
+            .context("failed to run componentize-py")?;
+        if !status.success() {
+            bail!("componentize-py could not build the Python plugin `{id}` ({status})");
+        }
+        std::fs::copy(src.join("plugin.toml"), dest.join("plugin.toml"))?;
+        packaged.push(Packaged { id, dir: dest });
+    }
+    Ok(packaged)
+}

@@ -163,6 +163,7 @@ fn demo() -> Result<()> {
 fn test() -> Result<()> {
     ensure_wasm_target()?;
     ensure_chromium()?;
+    xtask::ensure_componentize_py()?;
     run(cargo().args(["test", "--workspace"]))?;
     // The plugins' own unit tests (models, SDK date arithmetic) run natively.
     run(cargo()
