@@ -716,6 +716,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             let as_of = pipeline_date(&common);
             let mut store = SqliteStore::open(&db)?;
+            let mut runs = Vec::new();
             for path in &plugin {
                 let scorer = host.load_scorer(path)?;
                 let bar = if json {
@@ -739,7 +740,21 @@ fn run(cli: Cli) -> Result<()> {
                     as_of,
                 };
                 let id = store.save_scores(&run, &scores)?;
-                print_scores(&scorer, Some(id), &scores, top, json)?;
+                if json {
+                    runs.push(json!({
+                        "run": id,
+                        "plugin": run.plugin,
+                        "version": run.version,
+                        "as_of": as_of,
+                        "scores": scores,
+                    }));
+                } else {
+                    print_scores(&scorer, Some(id), &scores, top, false)?;
+                }
+            }
+            if json {
+                // One document for machines, however many scorers ran.
+                return print_json(&json!({ "runs": runs }));
             }
             Ok(())
         }

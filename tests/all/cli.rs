@@ -229,7 +229,7 @@ fn import_folio_then_score_the_store_then_erase_a_patron() {
         .output()
         .unwrap());
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(json["scores"].as_array().unwrap().len(), 303);
+    assert_eq!(json["runs"][0]["scores"].as_array().unwrap().len(), 303);
 
     let penelope = "d0fc4228-2e42-49b2-a5b0-9df48897e8c0";
     let out = ok(lectern()
@@ -285,7 +285,7 @@ fn reads_are_audited_keys_rotate_and_a_patron_can_take_their_data() {
     assert!(run(&["key", "rotate"]).contains("pseudonym key 2 is now current"));
     let second: serde_json::Value = serde_json::from_str(&run(&score)).unwrap();
     assert_eq!(
-        first["scores"], second["scores"],
+        first["runs"][0]["scores"], second["runs"][0]["scores"],
         "rotation changes tokens, not results"
     );
 
