@@ -340,17 +340,14 @@ impl Pipeline {
         let mut groups: std::collections::BTreeMap<Vec<String>, (usize, u64, usize)> =
             Default::default();
         for p in self.filter(ctx, patrons)? {
+            // Once per patron: the record as its fields' JSON values.
+            let record = serde_json::to_value(&p).unwrap_or_default();
             let key = by
                 .iter()
-                .map(|f| {
-                    let v = serde_json::to_value(&p)
-                        .ok()
-                        .and_then(|v| v.get(f.as_str().replace('-', "_")).cloned());
-                    match v {
-                        Some(serde_json::Value::String(s)) => s,
-                        Some(v) => v.to_string(),
-                        None => "—".to_string(),
-                    }
+                .map(|f| match record.get(f.as_str().replace('-', "_")) {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => "—".to_string(),
                 })
                 .collect();
             let g = groups.entry(key).or_default();
