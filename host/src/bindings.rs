@@ -106,6 +106,11 @@ pub(crate) fn patron(p: model::Patron) -> wit::Patron {
                 .map(|(subject, loans)| wit::SubjectCount { subject, loans })
                 .collect()
         }),
+        segments: p.segments.map(|s| {
+            s.into_iter()
+                .map(|(scorer, segment)| wit::SegmentMembership { scorer, segment })
+                .collect()
+        }),
     }
 }
 
@@ -135,6 +140,12 @@ pub(crate) fn event(e: &model::Event) -> wit::Event {
             pickup_branch: hold.pickup_branch.clone(),
             expires_on: hold.expires_on.map(date),
         }),
+        K::HoldExpiring { hold } => wit::EventKind::HoldExpiring(wit::Hold {
+            title: hold.title.clone(),
+            pickup_branch: hold.pickup_branch.clone(),
+            expires_on: hold.expires_on.map(date),
+        }),
+        K::WinBack => wit::EventKind::WinBack,
         K::CheckIn { loan: l } => wit::EventKind::CheckIn(loan(l)),
         K::MembershipExpiring { expires_on } => {
             wit::EventKind::MembershipExpiring(date(*expires_on))
@@ -204,6 +215,7 @@ pub(crate) fn field_rule(r: &wit::FieldRule) -> (crate::Field, crate::Action) {
         wit::PatronField::Channels => F::Channels,
         wit::PatronField::Activity => F::Activity,
         wit::PatronField::Interests => F::Interests,
+        wit::PatronField::Segments => F::Segments,
     };
     let action = match r.action {
         wit::FieldAction::Keep => A::Keep,

@@ -40,6 +40,10 @@
 //! - [`Store`] is where records live; [`SqliteStore`] is the embedded
 //!   default. [`import()`] reads FOLIO, Koha and CSV exports into any store;
 //!   [`generate()`] writes a synthetic library.
+//! - [`detect`] finds the notices due in a store, [`notify`] composes them
+//!   through messenger plugins and queues them in the [`Outbox`], and a
+//!   [`Deliverer`] sends them by SMTP, signed webhook or maildir;
+//!   [`Config`] reads `lectern.toml`.
 //! - [`segment_report`] and [`ReaderList`] turn stored runs into reports;
 //!   [`Keyring`] holds the keys for pseudonyms and the audit chain.
 //!
@@ -48,6 +52,8 @@
 
 mod audit;
 mod bindings;
+mod config;
+mod deliver;
 mod error;
 mod generate;
 mod host;
@@ -57,6 +63,7 @@ mod keys;
 mod limits;
 mod manifest;
 mod model;
+mod notify;
 mod pipeline;
 mod plugin;
 mod privacy;
@@ -65,6 +72,11 @@ mod runtime;
 mod store;
 
 pub use crate::audit::{AuditCheck, AuditEntry, AuditLog};
+pub use crate::config::{Config, DeliveryRules, NoticeRules, Secret, SmtpTls, TransportConfig};
+pub use crate::deliver::{
+    DeliverReport, Deliverer, Maildir, Outgoing, SendError, Smtp, Transport, Until, Webhook,
+    webhook_signature,
+};
 pub use crate::error::{Error, Failure, GuestError, PluginRef, Result};
 pub use crate::generate::{GenOptions, GenSummary, generate};
 pub use crate::host::{CacheStatus, Host, HostBuilder, LogLevel, LogLine, LogSink, LogSource};
@@ -78,6 +90,10 @@ pub use crate::manifest::{
 pub use crate::model::{
     Activity, Channel, Composed, Consents, Event, EventKind, Hold, Loan, Patron, Scored,
 };
+pub use crate::notify::{
+    Arrival, Campaigns, NotifyReport, Skipped, Survey, dedupe_key, detect, local_day, notify,
+    quiet_until,
+};
 pub use crate::pipeline::{
     Aggregate, ComposeReport, DEFAULT_K, Group, Pipeline, suppress_small_groups,
 };
@@ -85,6 +101,7 @@ pub use crate::plugin::{ComponentInfo, Messenger, Plugin, PrivacyFilter, Scorer}
 pub use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
 pub use crate::report::{Count, ListedReader, Move, ReaderList, SegmentReport, segment_report};
 pub use crate::store::{
-    Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Retained, Retention, RunScore,
-    ScoreRun, SqliteAudit, SqliteStore, Store, UseKind, UseRecord, Written,
+    ChannelStats, Claimed, Enqueued, Erased, HoldRecord, ImportTx, LoanRecord, MessageState,
+    OpenLoan, Outbox, OutboxRow, PatronRecord, Preferences, Put, Queued, Retained, Retention,
+    RunScore, ScoreRun, Settle, SqliteAudit, SqliteStore, Store, UseKind, UseRecord, Written,
 };

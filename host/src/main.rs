@@ -1,5 +1,8 @@
 //! The `lectern` command: a thin layer over the library's public API.
 
+#[path = "cli/notices.rs"]
+mod notices;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,6 +46,10 @@ struct Cli {
     /// without a store, a fresh key per run]
     #[arg(long, global = true, value_name = "FILE", env = "LECTERN_KEY_FILE")]
     key_file: Option<PathBuf>,
+    /// The library's notice rules and channels [default: $LECTERN_CONFIG,
+    /// else lectern.toml in this directory if there is one]
+    #[arg(long, global = true, value_name = "FILE", env = "LECTERN_CONFIG")]
+    config: Option<PathBuf>,
     /// Show plugin log lines and more (-vv for debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -135,6 +142,34 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Find the notices due, compose them with messenger plugins, and queue
+    /// them in the outbox
+    Notify {
+        #[command(flatten)]
+        args: notices::NotifyArgs,
+        /// A privacy-filter plugin to apply before any plugin sees a record
+        #[arg(long, value_name = "PLUGIN")]
+        policy: Option<PathBuf>,
+    },
+    /// Send what is due in the outbox, retrying failures with exponential
+    /// backoff. Channels are set up in lectern.toml: [channels.email] with
+    /// transport = "smtp", [channels.sms] or [channels.webhook] with
+    /// transport = "webhook", [channels.print] with transport = "maildir"
+    Deliver {
+        /// Keep going until the outbox is empty (waiting out retries and
+        /// quiet hours), for at most this many seconds
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
+    },
+    /// The outbox: messages per channel and state
+    Outbox {
+        /// List the newest N messages too
+        #[arg(long, value_name = "N")]
+        list: Option<usize>,
+        /// Only messages in this state: queued, sending, sent, failed, cancelled
+        #[arg(long, value_name = "STATE")]
+        state: Option<lectern::MessageState>,
+    },
     /// Reports from the stored scoring runs
     Report {
         #[command(subcommand)]
@@ -194,6 +229,8 @@ enum PatronCommand {
         /// The patron's id
         id: String,
     },
+    /// Show or change a patron's messaging preferences
+    Prefs(notices::PrefsArgs),
     /// Everything stored about a patron and derived from them, as JSON
     Export {
         /// The patron's id
@@ -223,6 +260,9 @@ enum RetentionCommand {
         /// Days scoring runs are kept
         #[arg(long, value_name = "DAYS", default_value_t = Retention::default().scores)]
         scores_days: u32,
+        /// Days sent, failed and cancelled messages are kept in the outbox
+        #[arg(long, value_name = "DAYS", default_value_t = Retention::default().messages)]
+        messages_days: u32,
         /// Days audit entries are kept
         #[arg(long, value_name = "DAYS", default_value_t = Retention::default().audit_log)]
         audit_days: u32,
@@ -346,7 +386,25 @@ fn run(cli: Cli) -> Result<()> {
         db: db.clone(),
         file: cli.key_file,
     };
+    let config_file = cli.config;
     match cli.command {
+        Command::Notify { args, policy } => {
+            let config = notices::config(config_file.as_deref())?;
+            let common = Common {
+                policy,
+                as_of: None,
+            };
+            let pipeline = pipeline(&host, &common, &keys)?;
+            notices::notify(&host, &db, &config, pipeline, args, json)
+        }
+        Command::Deliver { wait } => {
+            let config = notices::config(config_file.as_deref())?;
+            notices::deliver(&db, &config, wait, json)
+        }
+        Command::Outbox { list, state } => notices::outbox(&db, state, list, json),
+        Command::Patron {
+            command: PatronCommand::Prefs(args),
+        } => notices::prefs(&db, args, json),
         Command::Retention {
             command:
                 RetentionCommand::Apply {
@@ -355,6 +413,7 @@ fn run(cli: Cli) -> Result<()> {
                     holds_days,
                     uses_days,
                     scores_days,
+                    messages_days,
                     audit_days,
                 },
         } => {
@@ -364,6 +423,7 @@ fn run(cli: Cli) -> Result<()> {
                 holds: holds_days,
                 uses: uses_days,
                 scores: scores_days,
+                messages: messages_days,
                 audit_log: audit_days,
             };
             let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
@@ -378,13 +438,19 @@ fn run(cli: Cli) -> Result<()> {
                     "holds_removed": r.holds_removed,
                     "uses_removed": r.uses_removed,
                     "runs_removed": r.runs_removed,
+                    "messages_removed": r.messages_removed,
                     "audit_removed": r.audit_removed,
                 }));
             }
             println!(
-                "generalised {} loans, removed {} holds, {} days of use, {} scoring runs and {} audit \
-                 entries",
-                r.loans_aged, r.holds_removed, r.uses_removed, r.runs_removed, r.audit_removed
+                "generalised {} loans, removed {} holds, {} days of use, {} scoring runs, {} \
+                 messages and {} audit entries",
+                r.loans_aged,
+                r.holds_removed,
+                r.uses_removed,
+                r.runs_removed,
+                r.messages_removed,
+                r.audit_removed
             );
             Ok(())
         }
@@ -770,12 +836,9 @@ fn run(cli: Cli) -> Result<()> {
             let pipeline = pipeline(&host, &common, &keys)?;
             let report = pipeline.compose(&messenger, &event_list, &patron_list)?;
             if json {
-                let skipped: Vec<_> = report
-                    .skipped
-                    .iter()
-                    .map(|(event, reason)| json!({"event": event, "reason": reason}))
-                    .collect();
-                return print_json(&json!({"messages": report.messages, "skipped": skipped}));
+                return print_json(
+                    &json!({"messages": report.messages, "skipped": report.skipped}),
+                );
             }
             for m in &report.messages {
                 println!(
@@ -790,8 +853,8 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 println!("{}\n", m.body);
             }
-            for (event, reason) in &report.skipped {
-                println!("skipped event {event}: {reason}");
+            for s in &report.skipped {
+                println!("skipped event {} for {}: {}", s.event, s.patron, s.reason);
             }
             println!(
                 "{} messages composed by {} from {} events ({} skipped)",

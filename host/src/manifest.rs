@@ -95,6 +95,10 @@ pub struct Manifest {
     pub component: PathBuf,
     /// `inputs.fields`: the patron fields the plugin needs.
     pub fields: Vec<Field>,
+    /// For a messenger, the event kinds it composes (`inputs.events`), as
+    /// the contract spells them; `None` when the manifest does not say, and
+    /// it is offered every event.
+    pub events: Option<Vec<String>>,
     /// `[config]`: defaults for the plugin's configuration keys.
     pub config: BTreeMap<String, String>,
     /// `[limits]` overrides, not yet checked against the host's maxima.
@@ -162,6 +166,7 @@ struct RawInputs {
     /// `fields = ["category", "activity"]`
     #[serde(default)]
     fields: Vec<String>,
+    events: Option<Vec<String>>,
 }
 
 impl Manifest {
@@ -235,6 +240,23 @@ impl Manifest {
                     .map_err(|m| err(format!("`inputs.fields` = {f:?}: {m}")))
             })
             .collect::<Result<Vec<Field>>>()?;
+        if let Some(events) = &raw.inputs.events {
+            if p.world != World::Messenger {
+                return Err(err(format!(
+                    "`inputs.events`: only a messenger takes events, and this plugin is a {}",
+                    p.world
+                )));
+            }
+            if let Some(e) = events
+                .iter()
+                .find(|e| !crate::model::EventKind::NAMES.contains(&e.as_str()))
+            {
+                return Err(err(format!(
+                    "`inputs.events` = {e:?}: unknown event kind; the kinds are: {}",
+                    crate::model::EventKind::NAMES.join(", ")
+                )));
+            }
+        }
         let config = raw
             .config
             .into_iter()
@@ -266,6 +288,7 @@ impl Manifest {
             authors: p.authors,
             component: dir.join(component),
             fields,
+            events: raw.inputs.events,
             config,
             limits: raw.limits,
         })

@@ -65,6 +65,10 @@ pub struct Patron {
     /// Loans per subject over the last 365 days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interests: Option<BTreeMap<String, u32>>,
+    /// The patron's segment in the latest run of each scorer, by scorer id:
+    /// `{"key-readers": "key-reader", "churn-risk": "lapsed"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<BTreeMap<String, String>>,
 }
 
 /// What a patron consented to.
@@ -89,6 +93,24 @@ pub enum Channel {
     Webhook,
     /// A printed notice.
     Print,
+}
+
+impl std::str::FromStr for Channel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            Channel::Email,
+            Channel::Sms,
+            Channel::Webhook,
+            Channel::Print,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+        .ok_or_else(|| {
+            format!("unknown channel `{s}`; the channels are email, sms, webhook and print")
+        })
+    }
 }
 
 impl Channel {
@@ -159,6 +181,8 @@ pub enum EventKind {
     Overdue { loan: Loan, days_overdue: u32 },
     /// A hold is ready for pickup.
     HoldReady { hold: Hold },
+    /// A hold waiting for pickup is about to expire.
+    HoldExpiring { hold: Hold },
     /// The patron returned an item.
     CheckIn { loan: Loan },
     /// The membership expires on the given date.
@@ -167,6 +191,8 @@ pub enum EventKind {
     NewArrival { title: String, subject: String },
     /// An invitation to a survey. Marketing.
     SurveyInvitation { title: String, url: String },
+    /// The patron has lapsed and is invited back. Marketing.
+    WinBack,
 }
 
 impl EventKind {
@@ -175,9 +201,39 @@ impl EventKind {
     pub fn is_marketing(&self) -> bool {
         matches!(
             self,
-            EventKind::NewArrival { .. } | EventKind::SurveyInvitation { .. }
+            EventKind::NewArrival { .. } | EventKind::SurveyInvitation { .. } | EventKind::WinBack
         )
     }
+
+    /// The case's name as the contract spells it, such as `due-soon`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Checkout { .. } => "checkout",
+            EventKind::DueSoon { .. } => "due-soon",
+            EventKind::Overdue { .. } => "overdue",
+            EventKind::HoldReady { .. } => "hold-ready",
+            EventKind::HoldExpiring { .. } => "hold-expiring",
+            EventKind::CheckIn { .. } => "check-in",
+            EventKind::MembershipExpiring { .. } => "membership-expiring",
+            EventKind::NewArrival { .. } => "new-arrival",
+            EventKind::SurveyInvitation { .. } => "survey-invitation",
+            EventKind::WinBack => "win-back",
+        }
+    }
+
+    /// Every case's name, as [`EventKind::name`] spells it.
+    pub const NAMES: [&'static str; 10] = [
+        "checkout",
+        "due-soon",
+        "overdue",
+        "hold-ready",
+        "hold-expiring",
+        "check-in",
+        "membership-expiring",
+        "new-arrival",
+        "survey-invitation",
+        "win-back",
+    ];
 }
 
 /// A loan, as a notice needs it.

@@ -12,6 +12,7 @@ use crate::audit::{AuditEntry, AuditLog};
 use crate::bindings::{self, wit};
 use crate::error::{Error, Failure, Result};
 use crate::model::{Composed, Event, Patron, Scored};
+use crate::notify::Skipped;
 use crate::plugin::{Messenger, Plugin, PrivacyFilter, Scorer};
 use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
 
@@ -80,8 +81,8 @@ pub fn suppress_small_groups<K, V>(
 pub struct ComposeReport {
     /// The messages, in event order.
     pub messages: Vec<Composed>,
-    /// Events that produced nothing, with the reason.
-    pub skipped: Vec<(String, String)>,
+    /// Events that produced nothing, with the patron and the reason.
+    pub skipped: Vec<Skipped>,
 }
 
 impl Pipeline {
@@ -206,15 +207,14 @@ impl Pipeline {
                 // Marketing goes only to patrons who asked for it; notices
                 // about their own loans and holds always go.
                 Some(p) if e.kind.is_marketing() && !p.consents.is_some_and(|c| c.marketing) => {
-                    report.skipped.push((
-                        e.id.clone(),
-                        "the patron has not consented to marketing".into(),
-                    ))
+                    report
+                        .skipped
+                        .push(Skipped::new(e, "the patron has not consented to marketing"))
                 }
                 Some(p) => queued.push((e, p)),
                 None => report
                     .skipped
-                    .push((e.id.clone(), format!("no patron with id `{}`", e.patron))),
+                    .push(Skipped::new(e, format!("no patron with id `{}`", e.patron))),
             }
         }
 
@@ -257,14 +257,14 @@ impl Pipeline {
                         Ok(m) if m.is_empty() => {
                             report
                                 .skipped
-                                .push((event.id.clone(), "no notice for this event".into()));
+                                .push(Skipped::new(event, "no notice for this event"));
                             continue;
                         }
                         Ok(m) => m,
                         Err(e) => {
                             report
                                 .skipped
-                                .push((event.id.clone(), format!("plugin error: {e}")));
+                                .push(Skipped::new(event, format!("plugin error: {e}")));
                             continue;
                         }
                     };
@@ -506,6 +506,7 @@ fn has(p: &Patron, field: Field) -> bool {
         Field::Channels => p.channels.is_some(),
         Field::Activity => p.activity.is_some(),
         Field::Interests => p.interests.is_some(),
+        Field::Segments => p.segments.is_some(),
     }
 }
 

@@ -39,11 +39,12 @@ pub enum Field {
     Channels,
     Activity,
     Interests,
+    Segments,
 }
 
 impl Field {
     /// Every field, in the contract's order.
-    pub const ALL: [Field; 16] = [
+    pub const ALL: [Field; 17] = [
         Field::CardNumber,
         Field::Name,
         Field::Email,
@@ -60,6 +61,7 @@ impl Field {
         Field::Channels,
         Field::Activity,
         Field::Interests,
+        Field::Segments,
     ];
 
     /// The kebab-case name, as in a manifest.
@@ -81,6 +83,7 @@ impl Field {
             Field::Channels => "channels",
             Field::Activity => "activity",
             Field::Interests => "interests",
+            Field::Segments => "segments",
         }
     }
 }
@@ -204,7 +207,7 @@ pub struct AccessContext {
 
 /// One action per field: what leaves the host.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Rules([Action; 16]);
+pub struct Rules([Action; Field::ALL.len()]);
 
 impl fmt::Debug for Rules {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -216,9 +219,9 @@ impl fmt::Debug for Rules {
 
 impl Rules {
     /// Every field withheld.
-    pub const NONE: Rules = Rules([Action::Drop; 16]);
+    pub const NONE: Rules = Rules([Action::Drop; Field::ALL.len()]);
     /// Every field kept.
-    pub const ALL: Rules = Rules([Action::Keep; 16]);
+    pub const ALL: Rules = Rules([Action::Keep; Field::ALL.len()]);
 
     /// Keeps exactly `fields`: what a manifest declares.
     pub fn keeping(fields: impl IntoIterator<Item = Field>) -> Rules {
@@ -342,6 +345,7 @@ impl Rules {
                 Some(_) => patron.interests.as_ref().map(generalise_interests),
                 None => None,
             },
+            segments: plain(Field::Segments).and(patron.segments.clone()),
         }
     }
 }

@@ -5,6 +5,7 @@ mod cli;
 mod generate;
 mod manifest;
 mod messaging;
+mod notices;
 mod privacy;
 mod privacy_properties;
 mod report;

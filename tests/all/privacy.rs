@@ -194,18 +194,17 @@ fn marketing_reaches_only_patrons_who_consented() {
             &sample_patrons(),
         )
         .unwrap();
+    let skipped: Vec<(&str, &str)> = report
+        .skipped
+        .iter()
+        .map(|s| (s.event.as_str(), s.reason.as_str()))
+        .collect();
     assert_eq!(
-        report.skipped[0],
-        (
-            "N1".to_string(),
-            "the patron has not consented to marketing".to_string()
-        )
+        skipped[0],
+        ("N1", "the patron has not consented to marketing")
     );
     // Wang's event reached the messenger, which has no template for it.
-    assert_eq!(
-        report.skipped[1],
-        ("N2".to_string(), "no notice for this event".to_string())
-    );
+    assert_eq!(skipped[1], ("N2", "no notice for this event"));
 }
 
 #[test]

@@ -89,6 +89,9 @@ fn patron() -> impl Strategy<Value = Patron> {
                     }),
                     locale: Some("zh-CN".into()),
                     channels: Some(vec![lectern::Channel::Email]),
+                    segments: research.then(|| {
+                        BTreeMap::from([("key-readers".to_string(), "key-reader".to_string())])
+                    }),
                     activity: activity.map(|(l, h, d)| Activity {
                         loans_365d: l,
                         loans_90d: l / 4,

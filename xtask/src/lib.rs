@@ -154,6 +154,37 @@ pub fn ensure_componentize_py() -> Result<()> {
     }
 }
 
+/// The aiosmtpd the delivery tests run as a local SMTP server.
+pub const AIOSMTPD: &str = "1.4.6";
+
+/// Installs aiosmtpd from PyPI if `python3` cannot import it: the delivery
+/// tests send real email to a local server.
+pub fn ensure_aiosmtpd() -> Result<()> {
+    let import = Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .output();
+    if import.is_ok_and(|o| o.status.success()) {
+        return Ok(());
+    }
+    eprintln!("installing aiosmtpd {AIOSMTPD} from PyPI for the email delivery tests");
+    let pip = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            &format!("aiosmtpd=={AIOSMTPD}"),
+        ])
+        .status();
+    match pip {
+        Ok(s) if s.success() => Ok(()),
+        _ => bail!(
+            "aiosmtpd {AIOSMTPD} is missing and pip could not install it; run \
+             `python3 -m pip install aiosmtpd=={AIOSMTPD}` and run this again"
+        ),
+    }
+}
+
 /// Builds every Python plugin under `plugins/python/` (a directory with
 /// `app.py` and `plugin.toml`) with componentize-py, and packages each into
 /// `out/<id>/`.

@@ -164,6 +164,7 @@ fn test() -> Result<()> {
     ensure_wasm_target()?;
     ensure_chromium()?;
     xtask::ensure_componentize_py()?;
+    xtask::ensure_aiosmtpd()?;
     run(cargo().args(["test", "--workspace"]))?;
     // The plugins' own unit tests (models, SDK date arithmetic) run natively.
     run(cargo()

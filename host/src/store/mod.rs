@@ -2,13 +2,19 @@
 //! the [`Store`] trait; [`SqliteStore`] is the embedded default, and a store
 //! that scales beyond one machine implements the same trait.
 
+mod outbox;
 mod sqlite;
 
 use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+pub use outbox::{
+    ChannelStats, Claimed, Enqueued, MessageState, Outbox, OutboxRow, Queued, Settle,
+};
 
 pub use sqlite::{RunScore, SqliteAudit, SqliteStore};
 
-use crate::model::Patron;
+use crate::model::{Channel, Patron};
 
 /// A patron as an importer hands it over: the host model without the
 /// derived activity, plus what only the store keeps.
@@ -135,6 +141,8 @@ pub struct Erased {
     pub uses: usize,
     /// Scores from scoring runs.
     pub scores: usize,
+    /// Messages in the outbox, whatever their state.
+    pub messages: usize,
 }
 
 /// Which scorer made a run of scores, as of when.
@@ -157,6 +165,7 @@ pub struct ScoreRun {
 /// | holds | 365 | removed |
 /// | days of visits and e-resource use | 730 | removed |
 /// | scoring runs (by their as-of date) | 730 | removed, with their scores |
+/// | messages sent, failed or cancelled | 90 | removed from the outbox |
 /// | audit log | 2,555 (7 years) | removed; the chain goes on from the last removed entry |
 ///
 /// Current loans are never removed.
@@ -170,6 +179,9 @@ pub struct Retention {
     pub uses: u32,
     /// Scoring runs.
     pub scores: u32,
+    /// Messages in a final state (sent, failed, cancelled), by when they
+    /// were queued.
+    pub messages: u32,
     /// Audit entries.
     pub audit_log: u32,
 }
@@ -181,6 +193,7 @@ impl Default for Retention {
             holds: 365,
             uses: 730,
             scores: 730,
+            messages: 90,
             audit_log: 2555,
         }
     }
@@ -197,6 +210,8 @@ pub struct Retained {
     pub uses_removed: usize,
     /// Scoring runs removed, with their scores.
     pub runs_removed: usize,
+    /// Messages removed from the outbox.
+    pub messages_removed: usize,
     /// Audit entries removed.
     pub audit_removed: usize,
 }
@@ -243,4 +258,77 @@ pub trait Store {
 
     /// Removes the patron and everything stored about them.
     fn erase_patron(&mut self, id: &str) -> anyhow::Result<Erased>;
+
+    /// One patron with their activity summary as of `as_of`, and their
+    /// segments.
+    fn patron(&self, id: &str, as_of: NaiveDate) -> anyhow::Result<Option<Patron>>;
+
+    /// Loans that are out (not returned) and due on or before `due_by`,
+    /// oldest due date first.
+    fn open_loans(&self, due_by: NaiveDate) -> anyhow::Result<Vec<OpenLoan>>;
+
+    /// Holds whose status says they wait for pickup (FOLIO's `Open -
+    /// Awaiting pickup`, Koha's `W` or `waiting`, or `ready`).
+    fn holds_waiting(&self) -> anyhow::Result<Vec<HoldRecord>>;
+
+    /// Patrons whose membership expires from `from` to `to`, both included.
+    fn memberships_expiring(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> anyhow::Result<Vec<(String, NaiveDate)>>;
+
+    /// Which patrons borrowed in each of `subjects` in the 365 days up to
+    /// `as_of`: pairs of patron id and subject. This reads reading history;
+    /// callers use it only for patrons who consented to that.
+    fn readers_of(
+        &self,
+        subjects: &[String],
+        as_of: NaiveDate,
+    ) -> anyhow::Result<Vec<(String, String)>>;
+
+    /// The patrons that the latest run of `scorer` put in `segment`.
+    fn segment_members(&self, scorer: &str, segment: &str) -> anyhow::Result<Vec<String>>;
+
+    /// The patron's messaging preferences; `None` if there is no such patron.
+    fn preferences(&self, id: &str) -> anyhow::Result<Option<Preferences>>;
+
+    /// Replaces the patron's messaging preferences. In the same transaction,
+    /// queued marketing is cancelled if they opted out of it, and queued
+    /// messages on channels they opted out of are cancelled. Returns how
+    /// many messages were cancelled.
+    fn set_preferences(&mut self, id: &str, prefs: &Preferences) -> anyhow::Result<usize>;
+}
+
+/// A loan that is out, as notices need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenLoan {
+    /// The ILS's loan id.
+    pub id: String,
+    /// The patron's id.
+    pub patron: String,
+    /// The title, where known.
+    pub title: Option<String>,
+    /// The item's id, where known.
+    pub item: Option<String>,
+    /// When it is due.
+    pub due_on: NaiveDate,
+    /// Renewals so far.
+    pub renewals: u32,
+}
+
+/// A patron's messaging preferences. Lectern keeps them itself: an import
+/// from the ILS never changes them, so an opt-out stays an opt-out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Preferences {
+    /// Days of notice before a due date, as Koha's advance notice; `None`
+    /// takes the library's default.
+    pub notice_days: Option<u32>,
+    /// One message a day per channel, gathering the day's notices.
+    pub digest: bool,
+    /// Channels the patron does not want to be reached on.
+    pub opted_out: Vec<Channel>,
+    /// The patron opted out of marketing, whatever the ILS says.
+    pub no_marketing: bool,
 }

@@ -8,6 +8,8 @@ use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+mod notices;
+
 use super::{
     Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Retained, Retention, ScoreRun,
     Store, UseKind, UseRecord, Written,
@@ -138,6 +140,40 @@ CREATE TABLE scores (
     PRIMARY KEY (run_id, patron_id)
 );
 CREATE INDEX scores_by_patron ON scores (patron_id);
+"#,
+    r#"
+ALTER TABLE patrons ADD COLUMN notice_days INTEGER;
+ALTER TABLE patrons ADD COLUMN digest INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE patrons ADD COLUMN opted_out TEXT;
+ALTER TABLE patrons ADD COLUMN no_marketing INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX loans_out ON loans (due_on) WHERE returned_on IS NULL;
+CREATE INDEX patrons_by_expiry ON patrons (expires_on);
+CREATE INDEX loans_by_subject ON loans (subject, loaned_on);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    dedupe_key TEXT NOT NULL UNIQUE,
+    patron_id TEXT NOT NULL REFERENCES patrons(id) ON DELETE CASCADE,
+    event_id TEXT NOT NULL,
+    event_kind TEXT NOT NULL,
+    marketing INTEGER NOT NULL,
+    plugin TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    locale TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    day TEXT NOT NULL,
+    digest INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'sending', 'sent', 'failed', 'cancelled')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    retries INTEGER NOT NULL DEFAULT 0,
+    not_before INTEGER NOT NULL,
+    lease_until INTEGER,
+    last_error TEXT,
+    queued_at INTEGER NOT NULL,
+    settled_at INTEGER
+);
+CREATE INDEX outbox_due ON outbox (state, not_before);
+CREATE INDEX outbox_by_patron ON outbox (patron_id, day);
 "#,
 ];
 
@@ -523,15 +559,62 @@ impl Store for SqliteStore {
             holds: count("holds")?,
             uses: count("uses")?,
             scores: count("scores")?,
+            messages: count("outbox")?,
             patrons: tx.execute("DELETE FROM patrons WHERE id = ?1", [id])?,
         };
         // Foreign keys cascade; checked here so that a schema change that
         // forgets one fails loudly instead of leaving data behind.
-        for table in ["patron_attributes", "loans", "holds", "uses", "scores"] {
+        for table in [
+            "patron_attributes",
+            "loans",
+            "holds",
+            "uses",
+            "scores",
+            "outbox",
+        ] {
             anyhow::ensure!(count(table)? == 0, "erasing `{id}` left rows in {table}");
         }
         tx.commit()?;
         Ok(erased)
+    }
+
+    fn patron(&self, id: &str, as_of: NaiveDate) -> Result<Option<Patron>> {
+        let (visits, eresources) = self.uses_provided()?;
+        Ok(self
+            .summaries(&as_of.to_string(), id, id, visits, eresources)?
+            .pop())
+    }
+
+    fn open_loans(&self, due_by: NaiveDate) -> Result<Vec<super::OpenLoan>> {
+        notices::open_loans(&self.conn, due_by)
+    }
+
+    fn holds_waiting(&self) -> Result<Vec<HoldRecord>> {
+        notices::holds_waiting(&self.conn)
+    }
+
+    fn memberships_expiring(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(String, NaiveDate)>> {
+        notices::memberships_expiring(&self.conn, from, to)
+    }
+
+    fn readers_of(&self, subjects: &[String], as_of: NaiveDate) -> Result<Vec<(String, String)>> {
+        notices::readers_of(&self.conn, subjects, as_of)
+    }
+
+    fn segment_members(&self, scorer: &str, segment: &str) -> Result<Vec<String>> {
+        notices::segment_members(&self.conn, scorer, segment)
+    }
+
+    fn preferences(&self, id: &str) -> Result<Option<super::Preferences>> {
+        notices::preferences(&self.conn, id)
+    }
+
+    fn set_preferences(&mut self, id: &str, prefs: &super::Preferences) -> Result<usize> {
+        notices::set_preferences(&mut self.conn, id, prefs)
     }
 }
 
@@ -569,7 +652,8 @@ impl SqliteStore {
             )
             SELECT p.id, p.card_number, p.name, p.email, p.phone, p.birth_date, p.age_band, p.category,
                 p.home_branch, p.enrolled_on, p.expires_on, p.locale, p.channels,
-                p.consent_reading_history, p.consent_marketing,
+                p.consent_reading_history,
+                CASE WHEN p.no_marketing THEN 0 ELSE p.consent_marketing END,
                 COALESCE(l.l30, 0), COALESCE(l.l90, 0), COALESCE(l.l365, 0), COALESCE(l.renewals, 0),
                 COALESCE(h.h365, 0), COALESCE(l.overdue, 0),
                 CAST(julianday(?1) - julianday(NULLIF(
@@ -622,6 +706,7 @@ impl SqliteStore {
                     }),
                     attributes: None,
                     interests: None,
+                    segments: None,
                 })
             })?
             .collect::<rusqlite::Result<Vec<Patron>>>()?;
@@ -647,6 +732,26 @@ impl SqliteStore {
                     .attributes
                     .get_or_insert_with(BTreeMap::new)
                     .insert(k, v);
+            }
+        }
+        let mut segments = self.conn.prepare_cached(
+            "SELECT s.patron_id, r.plugin, s.segment FROM scores s
+             JOIN (SELECT plugin, MAX(id) AS id FROM score_runs GROUP BY plugin) r ON r.id = s.run_id
+             WHERE s.patron_id BETWEEN ?1 AND ?2",
+        )?;
+        for row in segments.query_map([lo, hi], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })? {
+            let (id, scorer, segment) = row?;
+            if let Some(&i) = index.get(&id) {
+                patrons[i]
+                    .segments
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(scorer, segment);
             }
         }
         let mut subjects = self.conn.prepare_cached(
@@ -886,6 +991,11 @@ impl SqliteStore {
                  FROM scores s JOIN score_runs r ON r.id = s.run_id WHERE s.patron_id = ?1 ORDER BY r.id",
                 id,
             )?,
+            "messages": rows(
+                "SELECT event_kind, channel, locale, subject, body, state, attempts, last_error, day \
+                 FROM outbox WHERE patron_id = ?1 ORDER BY id",
+                id,
+            )?,
             "derived": {
                 "as_of": as_of.to_string(),
                 "summary": summary,
@@ -937,6 +1047,10 @@ impl SqliteStore {
             "DELETE FROM score_runs WHERE as_of < ?1",
             [cutoff(retention.scores)],
         )?;
+        let messages_removed = tx.execute(
+            "DELETE FROM outbox WHERE state IN ('sent', 'failed', 'cancelled') AND day < ?1",
+            [cutoff(retention.messages)],
+        )?;
 
         // The audit chain restarts after the last removed entry, whose link
         // becomes the anchor's base.
@@ -970,6 +1084,7 @@ impl SqliteStore {
             holds_removed,
             uses_removed,
             runs_removed,
+            messages_removed,
             audit_removed,
         })
     }
@@ -1087,15 +1202,5 @@ impl SqliteStore {
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
-    }
-}
-
-impl SqliteStore {
-    /// One patron with their activity summary as of `as_of`.
-    pub fn patron(&self, id: &str, as_of: NaiveDate) -> Result<Option<Patron>> {
-        let (visits, eresources) = self.uses_provided()?;
-        Ok(self
-            .summaries(&as_of.to_string(), id, id, visits, eresources)?
-            .pop())
     }
 }

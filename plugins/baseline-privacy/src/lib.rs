@@ -4,8 +4,10 @@
 //!   contacts.
 //! - Subject interests (reading history) pass only for patrons who consented
 //!   to that use, whatever the purpose, except in the patron's own export.
-//! - Messaging sees the name and the contacts, never reading history; the
-//!   loan or hold in question travels in the event itself.
+//! - Messaging sees the name, the contacts and the patron's segments;
+//!   transactional notices never see reading history (the loan or hold in
+//!   question travels in the event itself), marketing sees it only with
+//!   consent.
 //! - Staff see by role: the circulation desk identifies and contacts, an
 //!   analyst sees use without identity, an administrator sees everything.
 
@@ -47,6 +49,7 @@ impl PrivacyFilter for Baseline {
                         (F::Locale, Keep),
                         (F::Channels, Keep),
                         (F::ExpiresOn, Keep),
+                        (F::Segments, Keep),
                     ],
                     false,
                 ),
@@ -60,6 +63,7 @@ impl PrivacyFilter for Baseline {
                         (F::Category, Keep),
                         (F::Consents, Keep),
                         (F::Interests, Keep),
+                        (F::Segments, Keep),
                     ],
                     true,
                 ),
@@ -89,6 +93,7 @@ impl PrivacyFilter for Baseline {
                             (F::ExpiresOn, Generalise),
                             (F::Activity, Generalise),
                             (F::Interests, Generalise),
+                            (F::Segments, Keep),
                         ],
                         true,
                     ),
@@ -107,6 +112,7 @@ impl PrivacyFilter for Baseline {
                         (F::EnrolledOn, Generalise),
                         (F::Activity, Generalise),
                         (F::Interests, Generalise),
+                        (F::Segments, Keep),
                     ],
                     true,
                 ),

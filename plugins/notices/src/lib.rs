@@ -1,5 +1,5 @@
-//! `notices`: composes due-soon, overdue (escalating), hold-ready and
-//! membership-expiry notices in English and Chinese, on the patron's
+//! `notices`: composes due-soon, overdue (escalating), hold-ready,
+//! hold-expiring and membership-expiry notices in English and Chinese, on the patron's
 //! preferred channel.
 
 use lectern_plugin::host::{config, today};
@@ -16,15 +16,16 @@ enum Lang {
 
 impl Messenger for Notices {
     fn compose(event: &Event, recipient: &Patron) -> Result<Vec<Message>, PluginError> {
-        let lang = match recipient.locale.as_deref() {
-            Some(l) if l.to_ascii_lowercase().starts_with("zh") => Lang::Zh,
-            _ => Lang::En,
+        let lang = if recipient.reads_chinese() {
+            Lang::Zh
+        } else {
+            Lang::En
         };
         let Some((stage, subject, body)) = text(event, recipient, lang)? else {
             // Not a circulation notice: another plugin composes it.
             return Ok(Vec::new());
         };
-        let channel = channel_for(recipient);
+        let channel = recipient.preferred_channel();
         let subject = if channel == Channel::Sms {
             String::new()
         } else {
@@ -39,33 +40,9 @@ impl Messenger for Notices {
             .to_string(),
             subject,
             body,
-            dedupe_key: format!("{}:{stage}:{}", event.id, channel_name(channel)),
+            dedupe_key: format!("{}:{stage}:{}", event.id, channel.name()),
             send_after: None,
         }])
-    }
-}
-
-/// The first preferred channel the patron can be reached on; print otherwise.
-fn channel_for(p: &Patron) -> Channel {
-    let reachable = |c: &Channel| match c {
-        Channel::Email => p.email.is_some(),
-        Channel::Sms => p.phone.is_some(),
-        Channel::Webhook | Channel::Print => true,
-    };
-    p.channels
-        .iter()
-        .flatten()
-        .copied()
-        .find(reachable)
-        .unwrap_or(Channel::Print)
-}
-
-fn channel_name(c: Channel) -> &'static str {
-    match c {
-        Channel::Email => "email",
-        Channel::Sms => "sms",
-        Channel::Webhook => "webhook",
-        Channel::Print => "print",
     }
 }
 
@@ -176,6 +153,30 @@ fn text(
                 Lang::Zh => format!("预约到馆：《{}》", h.title),
             };
             ("hold-ready".to_string(), subject, body)
+        }
+        (EventKind::HoldExpiring(h), lang) => {
+            let until = h
+                .expires_on
+                .as_ref()
+                .map(Date::iso)
+                .unwrap_or_else(|| today.iso());
+            let (subject, body) = match lang {
+                Lang::En => (
+                    format!("Last days to pick up: {}", h.title),
+                    format!(
+                        "{greeting}\n\n\"{}\" is still waiting for you at {}. We keep it until {until}; after that it goes to the next reader.\n\n{library}",
+                        h.title, h.pickup_branch
+                    ),
+                ),
+                Lang::Zh => (
+                    format!("预约即将过期：《{}》", h.title),
+                    format!(
+                        "{greeting}\n\n您预约的《{}》仍在 {} 等您领取，保留至 {until}，逾期将转给下一位读者。\n\n{library}",
+                        h.title, h.pickup_branch
+                    ),
+                ),
+            };
+            ("hold-expiring".to_string(), subject, body)
         }
         (EventKind::MembershipExpiring(on), Lang::En) => (
             "membership-expiring".to_string(),

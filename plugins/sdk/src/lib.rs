@@ -80,7 +80,7 @@ use __private::scorer::exports::lectern::crm::scoring;
 pub use __private::scorer::lectern::crm::types::{
     AccessContext, Activity, Actor, Arrival, Attribute, Channel, Consents, Date, Event, EventKind,
     FieldAction, FieldRule, Hold, Loan, Message, Overdue, PatronField, PluginError, Policy,
-    Purpose, SubjectCount, Survey, Timestamp,
+    Purpose, SegmentMembership, SubjectCount, Survey, Timestamp,
 };
 pub use messaging::Request;
 pub use scoring::Score;
@@ -149,7 +149,7 @@ impl Score {
 }
 
 /// Every patron field, in the contract's order.
-pub const ALL_FIELDS: [PatronField; 16] = [
+pub const ALL_FIELDS: [PatronField; 17] = [
     PatronField::CardNumber,
     PatronField::Name,
     PatronField::Email,
@@ -166,6 +166,7 @@ pub const ALL_FIELDS: [PatronField; 16] = [
     PatronField::Channels,
     PatronField::Activity,
     PatronField::Interests,
+    PatronField::Segments,
 ];
 
 impl Policy {
@@ -220,6 +221,51 @@ impl Patron {
             .iter()
             .find(|a| a.key == key)
             .map(|a| a.value.as_str())
+    }
+
+    /// The segment the latest run of `scorer` put the patron in, if the
+    /// plugin may see segments.
+    pub fn segment(&self, scorer: &str) -> Option<&str> {
+        self.segments
+            .as_ref()?
+            .iter()
+            .find(|s| s.scorer == scorer)
+            .map(|s| s.segment.as_str())
+    }
+
+    /// The first of the patron's preferred channels they can be reached on
+    /// (an address for email, a number for SMS); print if none.
+    pub fn preferred_channel(&self) -> Channel {
+        let reachable = |c: &Channel| match c {
+            Channel::Email => self.email.is_some(),
+            Channel::Sms => self.phone.is_some(),
+            Channel::Webhook | Channel::Print => true,
+        };
+        self.channels
+            .iter()
+            .flatten()
+            .copied()
+            .find(reachable)
+            .unwrap_or(Channel::Print)
+    }
+
+    /// Whether the patron's locale is Chinese (`zh`, `zh-CN`, `zh-TW`…).
+    pub fn reads_chinese(&self) -> bool {
+        self.locale
+            .as_deref()
+            .is_some_and(|l| l.to_ascii_lowercase().starts_with("zh"))
+    }
+}
+
+impl Channel {
+    /// The channel's name as the contract spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Webhook => "webhook",
+            Channel::Print => "print",
+        }
     }
 }
 

@@ -53,6 +53,7 @@ impl PrivacyFilter for Strict {
                         (F::Channels, Keep),
                         (F::Consents, Keep),
                         (F::Interests, Generalise),
+                        (F::Segments, Keep),
                     ],
                     true,
                 ),

@@ -1,0 +1,532 @@
+//! `lectern.toml`: the library's notice rules and how each channel is
+//! delivered. Parsing is strict: an unknown key is an error that names the
+//! file, the line and the key.
+//!
+//! ```toml
+//! [notify]
+//! utc-offset = "+08:00"        # the library's clock
+//! quiet-hours = "21:00-08:00"  # nothing but print goes out in between
+//! daily-limit = 3              # marketing stops at this many messages a day
+//! due-soon-days = 3            # advance notice, unless the patron chose
+//! overdue-steps = [1, 7, 14]
+//! hold-expiring-days = 2
+//! membership-expiring-days = 30
+//! win-back = ["churn-risk/high-risk"]
+//! win-back-every-days = 90
+//!
+//! [deliver]
+//! max-attempts = 6
+//! retry-after-secs = 60        # doubles after every failed attempt
+//! lease-secs = 300
+//!
+//! [channels.email]
+//! transport = "smtp"
+//! host = "mail.example.org"
+//! port = 587
+//! tls = "starttls"             # or "tls", or "none" for a relay on localhost
+//! from = "City Library <library@example.org>"
+//! username = "library"
+//! password-env = "LECTERN_SMTP_PASSWORD"
+//!
+//! [channels.sms]
+//! transport = "webhook"
+//! url = "https://sms-gateway.example.org/send"
+//! secret-env = "LECTERN_SMS_SECRET"
+//!
+//! [channels.print]
+//! transport = "maildir"
+//! dir = "print-queue"
+//! ```
+//!
+//! Secrets come from the environment (`password-env`, `secret-env`) or,
+//! less wisely, from the file itself (`password`, `secret`). They are never
+//! logged or printed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use chrono::{FixedOffset, NaiveTime};
+use serde::Deserialize;
+
+use crate::model::Channel;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// When notices are due, and the limits on them.
+    pub notify: NoticeRules,
+    /// How delivery retries.
+    pub deliver: DeliveryRules,
+    /// How each channel is delivered. A channel that is not here is not
+    /// delivered: its messages wait in the outbox.
+    pub channels: BTreeMap<Channel, TransportConfig>,
+}
+
+/// When notices are due, and the limits on them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoticeRules {
+    /// The library's offset from UTC: its days, quiet hours and daily
+    /// limits are on this clock.
+    pub utc_offset: FixedOffset,
+    /// Nothing but print goes out from the first time to the second.
+    pub quiet_hours: Option<(NaiveTime, NaiveTime)>,
+    /// Marketing messages stop once a patron has this many messages queued
+    /// for the day. Transactional notices always go.
+    pub daily_limit: usize,
+    /// Days of notice before a due date, for patrons who did not choose.
+    pub due_soon_days: u32,
+    /// Days overdue at which a reminder goes, escalating.
+    pub overdue_steps: Vec<u32>,
+    /// Days before a waiting hold expires to remind the patron.
+    pub hold_expiring_days: u32,
+    /// Days before a membership expires to tell the patron.
+    pub membership_expiring_days: u32,
+    /// Segments whose readers get a win-back message, as `scorer/segment`.
+    pub win_back: Vec<(String, String)>,
+    /// A lapsed reader gets a win-back message at most once in this many
+    /// days.
+    pub win_back_every_days: u32,
+}
+
+impl Default for NoticeRules {
+    fn default() -> Self {
+        NoticeRules {
+            utc_offset: FixedOffset::east_opt(0).expect("zero is a valid offset"),
+            quiet_hours: Some((
+                NaiveTime::from_hms_opt(21, 0, 0).expect("valid"),
+                NaiveTime::from_hms_opt(8, 0, 0).expect("valid"),
+            )),
+            daily_limit: 3,
+            due_soon_days: 3,
+            overdue_steps: vec![1, 7, 14],
+            hold_expiring_days: 2,
+            membership_expiring_days: 30,
+            win_back: vec![("churn-risk".into(), "high-risk".into())],
+            win_back_every_days: 90,
+        }
+    }
+}
+
+/// How delivery retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRules {
+    /// Attempts before a message that keeps failing is given up as failed.
+    pub max_attempts: u32,
+    /// The wait before the first retry; it doubles after each failure, up to
+    /// a day.
+    pub retry_after: Duration,
+    /// How long a deliverer holds a message it is sending. One that dies
+    /// leaves it to be taken again after this long.
+    pub lease: Duration,
+}
+
+impl Default for DeliveryRules {
+    fn default() -> Self {
+        DeliveryRules {
+            max_attempts: 6,
+            retry_after: Duration::from_secs(60),
+            lease: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A secret, from the environment or the file. Never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// TLS towards an SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmtpTls {
+    /// Plain SMTP: only for a relay on the same machine.
+    None,
+    /// STARTTLS, required (port 587).
+    Starttls,
+    /// TLS from the start (port 465).
+    Tls,
+}
+
+/// How one channel is delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransportConfig {
+    /// Email to an SMTP server.
+    Smtp {
+        /// The server.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// TLS.
+        tls: SmtpTls,
+        /// The sender, as `Name <address>`.
+        from: String,
+        /// Login, if the server needs one.
+        credentials: Option<(String, Secret)>,
+        /// How long one conversation may take.
+        timeout: Duration,
+    },
+    /// An HTTP POST of JSON, signed with HMAC-SHA256.
+    Webhook {
+        /// Where to.
+        url: String,
+        /// The signing key.
+        secret: Secret,
+        /// How long one request may take.
+        timeout: Duration,
+    },
+    /// A file per message in a maildir (`tmp`, `new`, `cur`).
+    Maildir {
+        /// The maildir.
+        dir: PathBuf,
+    },
+}
+
+impl TransportConfig {
+    /// The transport's name, as in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransportConfig::Smtp { .. } => "smtp",
+            TransportConfig::Webhook { .. } => "webhook",
+            TransportConfig::Maildir { .. } => "maildir",
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Raw {
+    #[serde(default)]
+    notify: RawNotify,
+    #[serde(default)]
+    deliver: RawDeliver,
+    #[serde(default)]
+    channels: BTreeMap<String, RawChannel>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawNotify {
+    utc_offset: Option<String>,
+    quiet_hours: Option<String>,
+    daily_limit: Option<usize>,
+    due_soon_days: Option<u32>,
+    overdue_steps: Option<Vec<u32>>,
+    hold_expiring_days: Option<u32>,
+    membership_expiring_days: Option<u32>,
+    win_back: Option<Vec<String>>,
+    win_back_every_days: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawDeliver {
+    max_attempts: Option<u32>,
+    retry_after_secs: Option<u64>,
+    lease_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawChannel {
+    transport: String,
+    host: Option<String>,
+    port: Option<u16>,
+    tls: Option<SmtpTls>,
+    from: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_env: Option<String>,
+    url: Option<String>,
+    secret: Option<String>,
+    secret_env: Option<String>,
+    timeout_secs: Option<u64>,
+    dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads `path`. Relative maildir paths are relative to the file.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Config::parse(&text, path.parent().unwrap_or(Path::new(".")))
+            .with_context(|| format!("{} is not a valid lectern configuration", path.display()))
+    }
+
+    /// Parses a configuration; relative paths are taken from `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Config> {
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            match line {
+                Some(l) => anyhow::anyhow!("line {l}: {}", e.message().trim_end()),
+                None => anyhow::anyhow!("{}", e.message().trim_end()),
+            }
+        })?;
+        let d = NoticeRules::default();
+        let n = raw.notify;
+        let notify = NoticeRules {
+            utc_offset: match n.utc_offset {
+                Some(s) => s.parse().map_err(|_| {
+                    anyhow::anyhow!("`notify.utc-offset` = {s:?}: write it as `+08:00` or `-05:00`")
+                })?,
+                None => d.utc_offset,
+            },
+            quiet_hours: match n.quiet_hours.as_deref() {
+                None => d.quiet_hours,
+                Some("" | "none") => None,
+                Some(s) => Some(quiet_hours(s)?),
+            },
+            daily_limit: n.daily_limit.unwrap_or(d.daily_limit),
+            due_soon_days: days("notify.due-soon-days", n.due_soon_days, d.due_soon_days)?,
+            overdue_steps: match n.overdue_steps {
+                Some(steps) => {
+                    if steps.is_empty() || steps.contains(&0) || !steps.is_sorted() {
+                        bail!(
+                            "`notify.overdue-steps` = {steps:?}: give days overdue above zero, in \
+                             rising order, such as [1, 7, 14]"
+                        );
+                    }
+                    steps
+                }
+                None => d.overdue_steps,
+            },
+            hold_expiring_days: days(
+                "notify.hold-expiring-days",
+                n.hold_expiring_days,
+                d.hold_expiring_days,
+            )?,
+            membership_expiring_days: n
+                .membership_expiring_days
+                .unwrap_or(d.membership_expiring_days),
+            win_back: match n.win_back {
+                Some(list) => list
+                    .iter()
+                    .map(|s| match s.split_once('/') {
+                        Some((a, b)) if !a.is_empty() && !b.is_empty() => {
+                            Ok((a.to_string(), b.to_string()))
+                        }
+                        _ => bail!(
+                            "`notify.win-back` entry {s:?}: write `scorer/segment`, such as \
+                             \"churn-risk/high-risk\""
+                        ),
+                    })
+                    .collect::<Result<_>>()?,
+                None => d.win_back,
+            },
+            win_back_every_days: n
+                .win_back_every_days
+                .unwrap_or(d.win_back_every_days)
+                .max(1),
+        };
+        let dd = DeliveryRules::default();
+        let deliver = DeliveryRules {
+            max_attempts: raw.deliver.max_attempts.unwrap_or(dd.max_attempts).max(1),
+            retry_after: raw
+                .deliver
+                .retry_after_secs
+                .map_or(dd.retry_after, Duration::from_secs),
+            lease: raw
+                .deliver
+                .lease_secs
+                .map_or(dd.lease, |s| Duration::from_secs(s.max(1))),
+        };
+        let mut channels = BTreeMap::new();
+        for (name, c) in raw.channels {
+            let channel: Channel = serde_json::from_value(serde_json::Value::String(name.clone()))
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "`[channels.{name}]`: unknown channel; the channels are email, sms, \
+                         webhook and print"
+                    )
+                })?;
+            channels.insert(channel, transport(&name, c, base)?);
+        }
+        Ok(Config {
+            notify,
+            deliver,
+            channels,
+        })
+    }
+}
+
+fn days(key: &str, value: Option<u32>, default: u32) -> Result<u32> {
+    match value {
+        Some(v) if v > 30 => bail!("`{key}` = {v}: at most 30 days"),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    }
+}
+
+fn quiet_hours(s: &str) -> Result<(NaiveTime, NaiveTime)> {
+    let bad = || {
+        anyhow::anyhow!(
+            "`notify.quiet-hours` = {s:?}: write it as `21:00-08:00`, or \"none\" for no quiet hours"
+        )
+    };
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let t = |x: &str| NaiveTime::parse_from_str(x.trim(), "%H:%M").map_err(|_| bad());
+    Ok((t(a)?, t(b)?))
+}
+
+fn transport(name: &str, c: RawChannel, base: &Path) -> Result<TransportConfig> {
+    let need = |v: Option<String>, key: &str| {
+        v.ok_or_else(|| {
+            anyhow::anyhow!(
+                "`[channels.{name}]` with transport = {:?} needs `{key}`",
+                c.transport
+            )
+        })
+    };
+    let secret = |plain: Option<String>,
+                  env: Option<String>,
+                  key: &str|
+     -> Result<Option<Secret>> {
+        match (plain, env) {
+            (Some(_), Some(_)) => {
+                bail!("`[channels.{name}]`: give `{key}` or `{key}-env`, not both")
+            }
+            (Some(p), None) => Ok(Some(Secret(p))),
+            (None, Some(var)) => match std::env::var(&var) {
+                Ok(v) if !v.is_empty() => Ok(Some(Secret(v))),
+                _ => bail!(
+                    "`[channels.{name}]`: `{key}-env` names ${var}, which is not set; export it \
+                     before running lectern"
+                ),
+            },
+            (None, None) => Ok(None),
+        }
+    };
+    let timeout = Duration::from_secs(c.timeout_secs.unwrap_or(30).max(1));
+    Ok(match c.transport.as_str() {
+        "smtp" => {
+            let tls = c.tls.unwrap_or(SmtpTls::Starttls);
+            let password = secret(c.password.clone(), c.password_env.clone(), "password")?;
+            let credentials = match (c.username.clone(), password) {
+                (Some(u), Some(p)) => Some((u, p)),
+                (None, None) => None,
+                _ => bail!("`[channels.{name}]`: give both `username` and a password, or neither"),
+            };
+            let from = need(c.from.clone(), "from")?;
+            from.parse::<lettre::message::Mailbox>()
+                .map_err(|e| anyhow::anyhow!("`[channels.{name}]` from = {from:?}: {e}"))?;
+            TransportConfig::Smtp {
+                host: need(c.host.clone(), "host")?,
+                port: c.port.unwrap_or(match tls {
+                    SmtpTls::None => 25,
+                    SmtpTls::Starttls => 587,
+                    SmtpTls::Tls => 465,
+                }),
+                tls,
+                from,
+                credentials,
+                timeout,
+            }
+        }
+        "webhook" => {
+            let url = need(c.url.clone(), "url")?;
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                bail!("`[channels.{name}]` url = {url:?}: give an http:// or https:// URL");
+            }
+            TransportConfig::Webhook {
+                url,
+                secret: secret(c.secret.clone(), c.secret_env.clone(), "secret")?.ok_or_else(
+                    || {
+                        anyhow::anyhow!(
+                            "`[channels.{name}]`: a webhook is signed; give `secret-env` (or `secret`)"
+                        )
+                    },
+                )?,
+                timeout,
+            }
+        }
+        "maildir" => {
+            let dir = c.dir.clone().ok_or_else(|| {
+                anyhow::anyhow!("`[channels.{name}]` with transport = \"maildir\" needs `dir`")
+            })?;
+            TransportConfig::Maildir {
+                dir: if dir.is_absolute() {
+                    dir
+                } else {
+                    base.join(dir)
+                },
+            }
+        }
+        other => bail!(
+            "`[channels.{name}]` transport = {other:?}: the transports are smtp, webhook and maildir"
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::parse(
+            "[notify]\nquiet-hours = \"22:30-07:00\"\noverdue-steps = [3, 10]\n\
+             [channels.print]\ntransport = \"maildir\"\ndir = \"out\"\n",
+            Path::new("/lib"),
+        )
+        .unwrap();
+        assert_eq!(c.notify.overdue_steps, vec![3, 10]);
+        assert_eq!(c.notify.due_soon_days, 3);
+        assert_eq!(
+            c.notify.quiet_hours.unwrap().0,
+            NaiveTime::from_hms_opt(22, 30, 0).unwrap()
+        );
+        assert_eq!(
+            c.channels[&Channel::Print],
+            TransportConfig::Maildir {
+                dir: PathBuf::from("/lib/out")
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line_and_key() {
+        let e = Config::parse("[notify]\ndaily-limt = 3\n", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        assert!(e.to_string().contains("daily-limt"), "{e}");
+        let e =
+            Config::parse("[channels.fax]\ntransport = \"smtp\"\n", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("unknown channel"), "{e}");
+        let e = Config::parse(
+            "[channels.sms]\ntransport = \"webhook\"\nurl = \"https://x\"\nsecret-env = \"LECTERN_TEST_UNSET_VAR\"\n",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("LECTERN_TEST_UNSET_VAR"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_never_shown() {
+        let c = Config::parse(
+            "[channels.sms]\ntransport = \"webhook\"\nurl = \"https://x\"\nsecret = \"hunter2\"\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,555 @@
+//! Delivery: takes messages from the outbox one at a time and hands them to
+//! their channel's transport: SMTP (lettre), a signed webhook (ureq), or a
+//! maildir.
+//!
+//! **Crash safety.** A message is marked `sending` under a lease and
+//! committed before it is handed over, and marked `sent` after. Killed
+//! between the two, the deliverer leaves the message `sending`; when the
+//! lease runs out the next deliverer sends it again. So nothing is lost,
+//! and a message is sent at most once more per crash that hits it in
+//! flight (only one message is ever in flight). Where the channel takes
+//! an idempotency key, the re-send is not a second delivery: webhooks carry
+//! `Idempotency-Key`, a maildir file is named by the key, and SMTP sets
+//! `Message-ID` from it, which a receiving server may or may not use to
+//! drop the copy.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Days, TimeZone as _, Utc};
+use hmac::{Hmac, Mac as _};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::config::{Config, DeliveryRules, NoticeRules, Secret, SmtpTls, TransportConfig};
+use crate::model::Channel;
+use crate::notify::{local_day, quiet_until};
+use crate::store::{Claimed, Outbox, Settle};
+
+/// Why a send failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// It may work later: a connection refused, a timeout, a 4xx SMTP
+    /// reply, an HTTP 5xx, 408 or 429.
+    Transient(String),
+    /// It will not work: a malformed address, a 5xx SMTP reply, an HTTP 4xx.
+    Permanent(String),
+}
+
+/// A message as a transport sends it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outgoing {
+    /// The idempotency key: the same for a re-send.
+    pub id: String,
+    /// The channel.
+    pub channel: Channel,
+    /// The address on the channel: an email address or a mobile number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The library's id for the patron, only on the `webhook` channel (the
+    /// library's own ILS integration); never sent to an SMS gateway or
+    /// in an email.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patron: Option<String>,
+    /// The event kinds it is about.
+    pub events: Vec<String>,
+    /// The locale.
+    pub locale: String,
+    /// The subject line.
+    pub subject: String,
+    /// The text.
+    pub body: String,
+}
+
+/// Sends messages on one channel.
+pub trait Transport: Send {
+    /// Sends `m`.
+    fn send(&mut self, m: &Outgoing) -> Result<(), SendError>;
+}
+
+/// Builds the transport `config` describes.
+pub fn transport(config: &TransportConfig) -> Result<Box<dyn Transport>> {
+    Ok(match config {
+        TransportConfig::Smtp {
+            host,
+            port,
+            tls,
+            from,
+            credentials,
+            timeout,
+        } => Box::new(Smtp::new(
+            host,
+            *port,
+            *tls,
+            from,
+            credentials.clone(),
+            *timeout,
+        )?),
+        TransportConfig::Webhook {
+            url,
+            secret,
+            timeout,
+        } => Box::new(Webhook::new(url, secret.clone(), *timeout)),
+        TransportConfig::Maildir { dir } => Box::new(Maildir::new(dir.clone())?),
+    })
+}
+
+/// Email over SMTP.
+pub struct Smtp {
+    mailer: lettre::SmtpTransport,
+    from: lettre::message::Mailbox,
+}
+
+impl Smtp {
+    /// Connects lazily to `host:port`.
+    pub fn new(
+        host: &str,
+        port: u16,
+        tls: SmtpTls,
+        from: &str,
+        credentials: Option<(String, Secret)>,
+        timeout: Duration,
+    ) -> Result<Smtp> {
+        use lettre::SmtpTransport;
+        let mut b = match tls {
+            SmtpTls::None => SmtpTransport::builder_dangerous(host),
+            SmtpTls::Starttls => SmtpTransport::starttls_relay(host)?,
+            SmtpTls::Tls => SmtpTransport::relay(host)?,
+        }
+        .port(port)
+        .timeout(Some(timeout));
+        if let Some((user, password)) = credentials {
+            b = b.credentials(lettre::transport::smtp::authentication::Credentials::new(
+                user,
+                password.expose().to_string(),
+            ));
+        }
+        Ok(Smtp {
+            mailer: b.build(),
+            from: from.parse().context("the sender address")?,
+        })
+    }
+}
+
+impl Transport for Smtp {
+    fn send(&mut self, m: &Outgoing) -> Result<(), SendError> {
+        use lettre::Transport as _;
+        use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+        let to =
+            m.to.as_deref()
+                .ok_or_else(|| SendError::Permanent("no email address".into()))?;
+        let to: lettre::message::Mailbox = to
+            .parse()
+            .map_err(|e| SendError::Permanent(format!("bad email address `{to}`: {e}")))?;
+        let language = HeaderName::new_from_ascii("Content-Language".into())
+            .map_err(|e| SendError::Permanent(e.to_string()))?;
+        let email = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(m.subject.clone())
+            .message_id(Some(format!("<{}@lectern.invalid>", m.id)))
+            .raw_header(HeaderValue::new(language, m.locale.clone()))
+            .header(ContentType::TEXT_PLAIN)
+            .body(m.body.clone())
+            .map_err(|e| SendError::Permanent(format!("cannot build the email: {e}")))?;
+        self.mailer.send(&email).map(|_| ()).map_err(|e| {
+            if e.is_permanent() {
+                SendError::Permanent(format!("the SMTP server refused it: {e}"))
+            } else {
+                SendError::Transient(format!("SMTP: {e}"))
+            }
+        })
+    }
+}
+
+/// A signed HTTP POST of the message as JSON.
+///
+/// Headers: `Idempotency-Key` (the message's key), `X-Lectern-Timestamp`
+/// (Unix seconds) and `X-Lectern-Signature: sha256=<hex>`, the
+/// HMAC-SHA256 under the shared secret of `<timestamp>.<body>`. A receiver
+/// recomputes it, compares in constant time, and rejects old timestamps.
+pub struct Webhook {
+    agent: ureq::Agent,
+    url: String,
+    secret: Secret,
+}
+
+impl Webhook {
+    /// A webhook to `url`, signed with `secret`.
+    pub fn new(url: &str, secret: Secret, timeout: Duration) -> Webhook {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build();
+        Webhook {
+            agent: ureq::Agent::new_with_config(config),
+            url: url.to_string(),
+            secret,
+        }
+    }
+}
+
+/// The signature a webhook carries: hex HMAC-SHA256 of `<timestamp>.<body>`.
+pub fn webhook_signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+impl Transport for Webhook {
+    fn send(&mut self, m: &Outgoing) -> Result<(), SendError> {
+        let body = serde_json::to_vec(m).map_err(|e| SendError::Permanent(e.to_string()))?;
+        let ts = Utc::now().timestamp();
+        let signature = webhook_signature(self.secret.expose().as_bytes(), ts, &body);
+        let response = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", &m.id)
+            .header("X-Lectern-Timestamp", ts.to_string())
+            .header("X-Lectern-Signature", format!("sha256={signature}"))
+            .send(&body[..])
+            .map_err(|e| SendError::Transient(format!("webhook: {e}")))?;
+        let status = response.status().as_u16();
+        match status {
+            200..=299 => Ok(()),
+            408 | 425 | 429 | 500..=599 => Err(SendError::Transient(format!(
+                "webhook answered HTTP {status}"
+            ))),
+            _ => Err(SendError::Permanent(format!(
+                "webhook answered HTTP {status}"
+            ))),
+        }
+    }
+}
+
+/// A file per message in a maildir, for print runs and for testing. The
+/// file is named by the message's key and written by rename, so a re-send
+/// replaces it rather than adding a copy.
+pub struct Maildir {
+    dir: PathBuf,
+}
+
+impl Maildir {
+    /// A maildir at `dir`, created if missing.
+    pub fn new(dir: PathBuf) -> Result<Maildir> {
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .with_context(|| format!("cannot create the maildir {}", dir.display()))?;
+        }
+        Ok(Maildir { dir })
+    }
+}
+
+impl Transport for Maildir {
+    fn send(&mut self, m: &Outgoing) -> Result<(), SendError> {
+        let name = format!("{}.lectern", m.id);
+        let tmp = self.dir.join("tmp").join(&name);
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            write!(
+                f,
+                "Message-ID: <{}@lectern.invalid>\nX-Lectern-Channel: {}\nX-Lectern-Events: {}\n",
+                m.id,
+                m.channel.as_str(),
+                m.events.join(", ")
+            )?;
+            if let Some(to) = &m.to {
+                writeln!(f, "To: {to}")?;
+            }
+            write!(
+                f,
+                "Subject: {}\nContent-Language: {}\nContent-Type: text/plain; charset=utf-8\n\n{}\n",
+                m.subject, m.locale, m.body
+            )?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, self.dir.join("new").join(&name))
+        };
+        write().map_err(|e| SendError::Transient(format!("maildir {}: {e}", self.dir.display())))
+    }
+}
+
+/// What [`Deliverer::run`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DeliverReport {
+    /// Messages the channels accepted (a digest counts each message in it).
+    pub sent: usize,
+    /// Sends that carried them (a digest is one).
+    pub sends: usize,
+    /// Messages that failed for now and wait to be retried.
+    pub retried: usize,
+    /// Messages that failed for good.
+    pub failed: usize,
+    /// Messages withdrawn (consent withdrawn, channel opted out).
+    pub cancelled: usize,
+    /// Messages put back until later (a digest already went today).
+    pub postponed: usize,
+    /// Messages left waiting on channels with no transport configured.
+    pub no_transport: BTreeMap<String, usize>,
+}
+
+/// Takes messages from the outbox and sends them.
+pub struct Deliverer {
+    transports: BTreeMap<Channel, Box<dyn Transport>>,
+    rules: DeliveryRules,
+    notice: NoticeRules,
+}
+
+/// How long [`Deliverer::run`] goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// Until nothing is due now: messages waiting for a retry or for quiet
+    /// hours to end stay queued.
+    NothingDue,
+    /// Until nothing is queued at all (waiting out retries and quiet hours),
+    /// or the deadline passes.
+    Empty {
+        /// When to stop regardless.
+        deadline: DateTime<Utc>,
+    },
+}
+
+impl Deliverer {
+    /// A deliverer with a transport for every channel in `config`.
+    pub fn from_config(config: &Config) -> Result<Deliverer> {
+        let mut transports = BTreeMap::new();
+        for (channel, t) in &config.channels {
+            transports.insert(
+                *channel,
+                transport(t).with_context(|| {
+                    format!(
+                        "cannot set up the {} transport for {}",
+                        t.kind(),
+                        channel.as_str()
+                    )
+                })?,
+            );
+        }
+        Ok(Deliverer {
+            transports,
+            rules: config.deliver.clone(),
+            notice: config.notify.clone(),
+        })
+    }
+
+    /// A deliverer with the given transports.
+    pub fn new(
+        transports: BTreeMap<Channel, Box<dyn Transport>>,
+        rules: DeliveryRules,
+        notice: NoticeRules,
+    ) -> Deliverer {
+        Deliverer {
+            transports,
+            rules,
+            notice,
+        }
+    }
+
+    /// The wait before retry number `attempt` (1 for the first retry).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.rules
+            .retry_after
+            .saturating_mul(factor)
+            .min(Duration::from_secs(86_400))
+    }
+
+    /// Delivers until `until`; `progress` hears after every send.
+    pub fn run(
+        &mut self,
+        outbox: &mut dyn Outbox,
+        until: Until,
+        progress: &mut dyn FnMut(&DeliverReport),
+    ) -> Result<DeliverReport> {
+        let mut report = DeliverReport::default();
+        let configured: Vec<Channel> = self.transports.keys().copied().collect();
+        loop {
+            let now = Utc::now();
+            let quiet = quiet_until(&self.notice, now);
+            let open: Vec<Channel> = configured
+                .iter()
+                .copied()
+                .filter(|c| quiet.is_none() || *c == Channel::Print)
+                .collect();
+            let lease = chrono::Duration::from_std(self.rules.lease)?;
+            let batch = outbox.claim(now, now + lease, &open)?;
+            if batch.is_empty() {
+                let Until::Empty { deadline } = until else {
+                    break;
+                };
+                let next = match (outbox.next_due(&configured)?, quiet) {
+                    (None, _) => break,
+                    (Some(n), Some(q)) => n.max(q),
+                    (Some(n), None) => n,
+                };
+                if next > deadline {
+                    break;
+                }
+                let wait = (next - Utc::now()).to_std().unwrap_or_default();
+                std::thread::sleep(wait.clamp(Duration::from_millis(20), Duration::from_secs(5)));
+                continue;
+            }
+            self.deliver(outbox, batch, now, &mut report)?;
+            progress(&report);
+        }
+        for stats in outbox.outbox_stats()? {
+            let waiting = stats.queued + stats.sending;
+            if waiting > 0 && !configured.iter().any(|c| c.as_str() == stats.channel) {
+                report.no_transport.insert(stats.channel, waiting);
+            }
+        }
+        Ok(report)
+    }
+
+    fn deliver(
+        &mut self,
+        outbox: &mut dyn Outbox,
+        batch: Vec<Claimed>,
+        now: DateTime<Utc>,
+        report: &mut DeliverReport,
+    ) -> Result<()> {
+        // Consent and opt-outs are read again now: they may have changed
+        // since the message was queued.
+        let mut live = Vec::new();
+        for c in batch {
+            let reason = if c.marketing && !c.marketing_consent {
+                Some("the patron no longer consents to marketing".to_string())
+            } else if c.opted_out.contains(&c.channel) {
+                Some(format!("the patron opted out of {}", c.channel.as_str()))
+            } else {
+                None
+            };
+            match reason {
+                Some(reason) => {
+                    outbox.settle(&[c.id], &Settle::Cancelled { reason }, now)?;
+                    report.cancelled += 1;
+                }
+                None => live.push(c),
+            }
+        }
+        let Some(first) = live.first() else {
+            return Ok(());
+        };
+        let ids: Vec<i64> = live.iter().map(|c| c.id).collect();
+        if first.digest {
+            let day_start = self
+                .notice
+                .utc_offset
+                .from_local_datetime(&local_day(&self.notice, now).and_time(chrono::NaiveTime::MIN))
+                .single()
+                .map(|d| d.with_timezone(&Utc))
+                .unwrap_or(now);
+            if outbox.digest_sent_since(&first.patron, first.channel, day_start)? {
+                let tomorrow = day_start + Days::new(1);
+                outbox.settle(
+                    &ids,
+                    &Settle::Postpone {
+                        not_before: tomorrow,
+                    },
+                    now,
+                )?;
+                report.postponed += ids.len();
+                return Ok(());
+            }
+        }
+        let to = match first.channel {
+            Channel::Email => first.email.clone(),
+            Channel::Sms => first.phone.clone(),
+            Channel::Webhook | Channel::Print => None,
+        };
+        if to.is_none() && matches!(first.channel, Channel::Email | Channel::Sms) {
+            let error = format!("the patron has no address for {}", first.channel.as_str());
+            outbox.settle(&ids, &Settle::Failed { error }, now)?;
+            report.failed += ids.len();
+            return Ok(());
+        }
+        let outgoing = outgoing(&live, to);
+        let transport = self
+            .transports
+            .get_mut(&first.channel)
+            .expect("claimed only on configured channels");
+        let attempts = first.attempts;
+        match transport.send(&outgoing) {
+            Ok(()) => {
+                outbox.settle(&ids, &Settle::Sent, Utc::now())?;
+                report.sent += ids.len();
+                report.sends += 1;
+            }
+            Err(SendError::Permanent(error)) => {
+                tracing::warn!(channel = first.channel.as_str(), %error, "message failed for good");
+                outbox.settle(&ids, &Settle::Failed { error }, Utc::now())?;
+                report.failed += ids.len();
+            }
+            Err(SendError::Transient(error)) if attempts >= self.rules.max_attempts => {
+                let error = format!("gave up after {attempts} attempts: {error}");
+                tracing::warn!(channel = first.channel.as_str(), %error, "message failed for good");
+                outbox.settle(&ids, &Settle::Failed { error }, Utc::now())?;
+                report.failed += ids.len();
+            }
+            Err(SendError::Transient(error)) => {
+                let not_before = Utc::now() + chrono::Duration::from_std(self.backoff(attempts))?;
+                tracing::info!(channel = first.channel.as_str(), %error, %not_before, "will retry");
+                outbox.settle(&ids, &Settle::Retry { not_before, error }, Utc::now())?;
+                report.retried += ids.len();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One outgoing message from a claimed message, or from a digest of them.
+fn outgoing(batch: &[Claimed], to: Option<String>) -> Outgoing {
+    let first = &batch[0];
+    let patron = (first.channel == Channel::Webhook).then(|| first.patron.clone());
+    let events = batch.iter().map(|c| c.event_kind.clone()).collect();
+    if batch.len() == 1 {
+        return Outgoing {
+            id: first.dedupe_key.clone(),
+            channel: first.channel,
+            to,
+            patron,
+            events,
+            locale: first.locale.clone(),
+            subject: first.subject.clone(),
+            body: first.body.clone(),
+        };
+    }
+    let mut key = Sha256::new();
+    for c in batch {
+        key.update(c.dedupe_key.as_bytes());
+    }
+    let zh = first.locale.to_ascii_lowercase().starts_with("zh");
+    let subject = if zh {
+        format!("图书馆今日通知（{} 条）", batch.len())
+    } else {
+        format!("Your library notices for today ({})", batch.len())
+    };
+    let body = batch
+        .iter()
+        .map(|c| {
+            if c.subject.is_empty() {
+                c.body.clone()
+            } else {
+                format!("{}\n\n{}", c.subject, c.body)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n----------\n\n");
+    Outgoing {
+        id: hex::encode(&key.finalize()[..16]),
+        channel: first.channel,
+        to,
+        patron,
+        events,
+        locale: first.locale.clone(),
+        subject,
+        body,
+    }
+}

@@ -1,0 +1,579 @@
+//! Notices, from events to the outbox: events are detected in the store as
+//! of a moment, composed by messenger plugins through the privacy pipeline,
+//! passed through the library's own rules, and queued.
+//!
+//! The host's rules, which no plugin can get around:
+//! - transactional notices (the patron's own loans, holds and membership)
+//!   always go; marketing (new arrivals, surveys, win-back) needs the
+//!   patron's consent, checked again when the message is sent;
+//! - a new-arrival match reads reading history, so it is made only for
+//!   patrons who consented to that use;
+//! - a channel the patron opted out of is never used, and a message needs
+//!   an address on its channel;
+//! - marketing stops at the daily limit; quiet hours hold everything but
+//!   print until they end;
+//! - every message has a deterministic dedupe key from its event, patron,
+//!   channel and date, so running `notify` twice queues nothing twice.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use anyhow::Result;
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeZone as _, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::config::NoticeRules;
+use crate::model::{Channel, Composed, Event, EventKind, Hold, Loan, Patron};
+use crate::pipeline::Pipeline;
+use crate::plugin::Messenger;
+use crate::privacy::Pseudonyms;
+use crate::store::{Outbox, Preferences, Queued, Store};
+
+/// A new title, for matching against readers' subjects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arrival {
+    /// The catalogue's id for it.
+    pub id: String,
+    /// The title.
+    pub title: String,
+    /// Its subject or classification, as loans carry it.
+    pub subject: String,
+}
+
+/// A survey to invite a sample of readers to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Survey {
+    /// Its id: one invitation per patron per survey.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// Where to answer it.
+    pub url: String,
+    /// Readers in this segment of this scorer's latest run: `(scorer,
+    /// segment)`.
+    pub segment: (String, String),
+    /// The share of them to invite, from 0 to 1. The sample is drawn by
+    /// the patrons' keyed tokens, so it is the same each time.
+    pub sample: f64,
+}
+
+/// What to look for beyond circulation.
+#[derive(Debug, Clone, Default)]
+pub struct Campaigns {
+    /// New titles to tell interested readers about.
+    pub arrivals: Vec<Arrival>,
+    /// A survey to invite readers to.
+    pub survey: Option<Survey>,
+}
+
+/// The library's day at `now`.
+pub fn local_day(rules: &NoticeRules, now: DateTime<Utc>) -> NaiveDate {
+    now.with_timezone(&rules.utc_offset).date_naive()
+}
+
+fn midnight(d: NaiveDate) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN))
+}
+
+/// Finds the events due at `now`: due soon (by each patron's advance
+/// notice), overdue at each step, holds ready and about to expire,
+/// memberships about to expire, new arrivals in readers' subjects, a survey
+/// for a sampled segment, and win-back for lapsed readers.
+///
+/// Each event's id says what it is about and at which stage, and its time
+/// is the day it concerns, so the same event found again tomorrow has the
+/// same id and dedupe key.
+pub fn detect(
+    store: &dyn Store,
+    keys: &Pseudonyms,
+    rules: &NoticeRules,
+    campaigns: &Campaigns,
+    now: DateTime<Utc>,
+) -> Result<Vec<Event>> {
+    let today = local_day(rules, now);
+    let mut events = Vec::new();
+    let mut prefs: HashMap<String, Option<Preferences>> = HashMap::new();
+    let mut notice_days = |patron: &str| -> Result<u32> {
+        if !prefs.contains_key(patron) {
+            prefs.insert(patron.to_string(), store.preferences(patron)?);
+        }
+        Ok(prefs[patron]
+            .as_ref()
+            .and_then(|p| p.notice_days)
+            .unwrap_or(rules.due_soon_days))
+    };
+
+    for l in store.open_loans(today + Days::new(30))? {
+        let loan = Loan {
+            title: l.title.clone().unwrap_or_else(|| "(untitled)".into()),
+            barcode: l.item.clone(),
+            due_on: l.due_on,
+            renewals: l.renewals,
+        };
+        let until_due = (l.due_on - today).num_days();
+        if until_due >= 0 {
+            if until_due <= i64::from(notice_days(&l.patron)?) {
+                events.push(Event {
+                    id: format!("due-soon/{}/{}", l.id, l.due_on),
+                    patron: l.patron,
+                    at: midnight(l.due_on),
+                    kind: EventKind::DueSoon { loan },
+                });
+            }
+            continue;
+        }
+        let days_overdue = (-until_due) as u32;
+        if let Some(&step) = rules
+            .overdue_steps
+            .iter()
+            .rev()
+            .find(|&&s| s <= days_overdue)
+        {
+            events.push(Event {
+                id: format!("overdue/{}/{}/{step}", l.id, l.due_on),
+                patron: l.patron,
+                at: midnight(l.due_on + Days::new(step.into())),
+                kind: EventKind::Overdue { loan, days_overdue },
+            });
+        }
+    }
+
+    for h in store.holds_waiting()? {
+        if h.expires_on.is_some_and(|e| e < today) {
+            continue;
+        }
+        let hold = Hold {
+            title: h.title.clone().unwrap_or_else(|| "(untitled)".into()),
+            pickup_branch: h.pickup_branch.clone().unwrap_or_default(),
+            expires_on: h.expires_on,
+        };
+        events.push(Event {
+            id: format!("hold-ready/{}", h.id),
+            patron: h.patron.clone(),
+            at: midnight(h.placed_on),
+            kind: EventKind::HoldReady { hold: hold.clone() },
+        });
+        if let Some(expires) = h.expires_on
+            && (expires - today).num_days() <= i64::from(rules.hold_expiring_days)
+        {
+            events.push(Event {
+                id: format!("hold-expiring/{}/{expires}", h.id),
+                patron: h.patron,
+                at: midnight(expires),
+                kind: EventKind::HoldExpiring { hold },
+            });
+        }
+    }
+
+    let horizon = today + Days::new(rules.membership_expiring_days.into());
+    for (patron, expires_on) in store.memberships_expiring(today, horizon)? {
+        events.push(Event {
+            id: format!("membership-expiring/{expires_on}"),
+            patron,
+            at: midnight(expires_on),
+            kind: EventKind::MembershipExpiring { expires_on },
+        });
+    }
+
+    if !campaigns.arrivals.is_empty() {
+        let subjects: Vec<String> = campaigns
+            .arrivals
+            .iter()
+            .map(|a| a.subject.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut readers: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let matches = store.readers_of(&subjects, today)?;
+        for (patron, subject) in &matches {
+            readers.entry(subject).or_default().push(patron.clone());
+        }
+        for a in &campaigns.arrivals {
+            for patron in readers.get(a.subject.as_str()).into_iter().flatten() {
+                events.push(Event {
+                    id: format!("new-arrival/{}", a.id),
+                    patron: patron.clone(),
+                    at: midnight(today),
+                    kind: EventKind::NewArrival {
+                        title: a.title.clone(),
+                        subject: a.subject.clone(),
+                    },
+                });
+            }
+        }
+    }
+
+    if let Some(s) = &campaigns.survey {
+        for patron in store.segment_members(&s.segment.0, &s.segment.1)? {
+            if in_sample(keys, &patron, &s.id, s.sample) {
+                events.push(Event {
+                    id: format!("survey/{}", s.id),
+                    patron,
+                    at: midnight(today),
+                    kind: EventKind::SurveyInvitation {
+                        title: s.title.clone(),
+                        url: s.url.clone(),
+                    },
+                });
+            }
+        }
+    }
+
+    // One win-back per period, so a reader who stays lapsed is not pressed.
+    let period = today.num_days_from_ce() as u32 / rules.win_back_every_days;
+    let period_start =
+        NaiveDate::from_num_days_from_ce_opt((period * rules.win_back_every_days) as i32)
+            .unwrap_or(today);
+    for (scorer, segment) in &rules.win_back {
+        for patron in store.segment_members(scorer, segment)? {
+            events.push(Event {
+                id: format!("win-back/{scorer}/{segment}/{period_start}"),
+                patron,
+                at: midnight(period_start),
+                kind: EventKind::WinBack,
+            });
+        }
+    }
+    Ok(events)
+}
+
+use chrono::Datelike as _;
+
+/// Whether `patron` falls in a `share` sample for `survey`: decided by the
+/// keyed token, so the sample is stable and cannot be guessed from ids.
+fn in_sample(keys: &Pseudonyms, patron: &str, survey: &str, share: f64) -> bool {
+    let token = keys.patron_token(&format!("{survey}\u{0}{patron}"));
+    let n = u64::from_str_radix(&token[token.len().saturating_sub(12)..], 16).unwrap_or(0);
+    (n as f64) < share * (1u64 << 48) as f64
+}
+
+/// The outbox key of a message: the same notice (event, patron, channel,
+/// the day the event concerns, and the composing plugin's own key) always
+/// gets the same one.
+pub fn dedupe_key(event: &Event, channel: Channel, plugin: &str, plugin_key: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        event.id.as_str(),
+        event.patron.as_str(),
+        channel.as_str(),
+        &event.at.date_naive().to_string(),
+        plugin,
+        plugin_key,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The end of quiet hours, if `now` falls in them; `None` otherwise.
+pub fn quiet_until(rules: &NoticeRules, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let (start, end) = rules.quiet_hours?;
+    let local = now.with_timezone(&rules.utc_offset);
+    let t = local.time();
+    let quiet = if start <= end {
+        t >= start && t < end
+    } else {
+        t >= start || t < end
+    };
+    if !quiet {
+        return None;
+    }
+    let mut day = local.date_naive();
+    if t >= end {
+        day = day + Days::new(1);
+    }
+    let end_local = rules
+        .utc_offset
+        .from_local_datetime(&day.and_time(end))
+        .single()?;
+    Some(end_local.with_timezone(&Utc))
+}
+
+/// What [`notify`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NotifyReport {
+    /// Events found or given.
+    pub events: usize,
+    /// Events per kind.
+    pub by_kind: BTreeMap<String, usize>,
+    /// Messages the plugins composed.
+    pub composed: usize,
+    /// Messages queued.
+    pub queued: usize,
+    /// Messages already in the outbox from an earlier run.
+    pub duplicates: usize,
+    /// Messages held back by quiet hours (queued, to go when they end).
+    pub held_for_quiet_hours: usize,
+    /// Messages and events that were not queued, with the reason: event id
+    /// and why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// An event or message that was not queued.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    /// The event.
+    pub event: String,
+    /// The patron's id.
+    pub patron: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl Skipped {
+    /// `event` was skipped for `reason`.
+    pub fn new(event: &Event, reason: impl Into<String>) -> Skipped {
+        Skipped {
+            event: event.id.clone(),
+            patron: event.patron.clone(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Composes `events` with `messengers` and queues what the library's rules
+/// let through, in one transaction. Each messenger gets the events its
+/// manifest lists (`inputs.events`), or all of them if it lists none.
+pub fn notify<S: Store + Outbox>(
+    store: &mut S,
+    pipeline: &Pipeline,
+    messengers: &[Messenger],
+    rules: &NoticeRules,
+    events: &[Event],
+    now: DateTime<Utc>,
+) -> Result<NotifyReport> {
+    let today = local_day(rules, now);
+    let mut report = NotifyReport {
+        events: events.len(),
+        ..NotifyReport::default()
+    };
+    for e in events {
+        *report.by_kind.entry(e.kind.name().to_string()).or_default() += 1;
+    }
+
+    let mut patrons: HashMap<String, (Patron, Preferences)> = HashMap::new();
+    for e in events {
+        if patrons.contains_key(&e.patron) {
+            continue;
+        }
+        if let (Some(mut p), Some(prefs)) = (
+            store.patron(&e.patron, today)?,
+            store.preferences(&e.patron)?,
+        ) {
+            // A messenger picks among the channels the patron still takes.
+            if let Some(channels) = &mut p.channels {
+                channels.retain(|c| !prefs.opted_out.contains(c));
+            }
+            patrons.insert(e.patron.clone(), (p, prefs));
+        }
+    }
+    let skip = |report: &mut NotifyReport, e: &Event, reason: String| {
+        report.skipped.push(Skipped {
+            event: e.id.clone(),
+            patron: e.patron.clone(),
+            reason,
+        })
+    };
+
+    // Route events to messengers; matching on reading history needs consent.
+    let mut routed: Vec<Vec<Event>> = vec![Vec::new(); messengers.len()];
+    for e in events {
+        let Some((p, _)) = patrons.get(&e.patron) else {
+            skip(&mut report, e, format!("no patron with id `{}`", e.patron));
+            continue;
+        };
+        if matches!(e.kind, EventKind::NewArrival { .. })
+            && !p.consents.is_some_and(|c| c.reading_history)
+        {
+            skip(
+                &mut report,
+                e,
+                "matched on reading history, which the patron has not consented to".into(),
+            );
+            continue;
+        }
+        let mut taken = false;
+        for (i, m) in messengers.iter().enumerate() {
+            let takes = m
+                .plugin()
+                .manifest()
+                .events
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|k| k == e.kind.name()));
+            if takes {
+                routed[i].push(e.clone());
+                taken = true;
+            }
+        }
+        if !taken {
+            skip(
+                &mut report,
+                e,
+                format!("no messenger composes `{}` events", e.kind.name()),
+            );
+        }
+    }
+
+    let by_id: HashMap<(&str, &str), &Event> = events
+        .iter()
+        .map(|e| ((e.id.as_str(), e.patron.as_str()), e))
+        .collect();
+    let recipients: Vec<Patron> = patrons.values().map(|(p, _)| p.clone()).collect();
+    let mut composed: Vec<(String, Composed)> = Vec::new();
+    for (m, mine) in messengers.iter().zip(&routed) {
+        if mine.is_empty() {
+            continue;
+        }
+        let out = pipeline.compose(m, mine, &recipients)?;
+        for s in out.skipped {
+            report.skipped.push(Skipped {
+                reason: format!("{}: {}", m.plugin().id(), s.reason),
+                ..s
+            });
+        }
+        composed.extend(
+            out.messages
+                .into_iter()
+                .map(|c| (m.plugin().id().to_string(), c)),
+        );
+    }
+    report.composed = composed.len();
+
+    // The library's rules, in the order a librarian would apply them.
+    let mut today_count: HashMap<String, usize> = HashMap::new();
+    let mut queue = Vec::new();
+    let quiet = quiet_until(rules, now);
+    for (plugin, c) in composed {
+        let Some(&event) = by_id.get(&(c.event.as_str(), c.patron.as_str())) else {
+            continue;
+        };
+        let (patron, prefs) = &patrons[&c.patron];
+        let mut refuse = |reason: String| {
+            report.skipped.push(Skipped {
+                event: c.event.clone(),
+                patron: c.patron.clone(),
+                reason,
+            })
+        };
+        if prefs.opted_out.contains(&c.channel) {
+            refuse(format!("the patron opted out of {}", c.channel.as_str()));
+            continue;
+        }
+        match c.channel {
+            Channel::Email if patron.email.is_none() => {
+                refuse("no email address".into());
+                continue;
+            }
+            Channel::Sms if patron.phone.is_none() => {
+                refuse("no mobile number".into());
+                continue;
+            }
+            _ => {}
+        }
+        let marketing = event.kind.is_marketing();
+        let key = dedupe_key(event, c.channel, &plugin, &c.dedupe_key);
+        if store.has_message(&key)? {
+            // Queued by an earlier run: neither new nor counted again.
+            report.duplicates += 1;
+            continue;
+        }
+        let count = match today_count.get(&c.patron) {
+            Some(&n) => n,
+            None => store.messages_on(&c.patron, today)?,
+        };
+        if marketing && count >= rules.daily_limit {
+            refuse(format!(
+                "the daily limit of {} messages for this patron is reached",
+                rules.daily_limit
+            ));
+            continue;
+        }
+        today_count.insert(c.patron.clone(), count + 1);
+        let mut not_before = c.send_after.unwrap_or(now).max(now);
+        if c.channel != Channel::Print
+            && let Some(end) = quiet
+        {
+            report.held_for_quiet_hours += 1;
+            not_before = not_before.max(end);
+        }
+        queue.push(Queued {
+            dedupe_key: key,
+            patron: c.patron.clone(),
+            event: c.event.clone(),
+            event_kind: event.kind.name().to_string(),
+            marketing,
+            plugin,
+            channel: c.channel,
+            locale: c.locale,
+            subject: c.subject,
+            body: c.body,
+            day: today,
+            digest: prefs.digest,
+            not_before,
+        });
+    }
+    let done = store.enqueue(&queue)?;
+    report.queued = done.added;
+    report.duplicates += done.duplicates;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(offset_h: i32, quiet: &str) -> NoticeRules {
+        let c = crate::config::Config::parse(
+            &format!(
+                "[notify]\nutc-offset = \"{:+03}:00\"\nquiet-hours = \"{quiet}\"\n",
+                offset_h
+            ),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        c.notify
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn quiet_hours_across_midnight_in_local_time() {
+        let r = rules(8, "21:00-08:00");
+        // 14:00 UTC is 22:00 in UTC+8: quiet until 08:00 local = 00:00 UTC.
+        assert_eq!(
+            quiet_until(&r, at("2026-03-02T14:00:00Z")),
+            Some(at("2026-03-03T00:00:00Z"))
+        );
+        // 23:30 UTC is 07:30 local the next day: quiet for half an hour.
+        assert_eq!(
+            quiet_until(&r, at("2026-03-02T23:30:00Z")),
+            Some(at("2026-03-03T00:00:00Z"))
+        );
+        // 02:00 UTC is 10:00 local: not quiet.
+        assert_eq!(quiet_until(&r, at("2026-03-03T02:00:00Z")), None);
+        assert_eq!(
+            quiet_until(&rules(0, "none"), at("2026-03-03T23:00:00Z")),
+            None
+        );
+    }
+
+    #[test]
+    fn survey_samples_are_stable_and_near_their_share() {
+        let keys = Pseudonyms::new(b"test key");
+        let picked: Vec<bool> = (0..2000)
+            .map(|i| in_sample(&keys, &format!("p{i}"), "s1", 0.25))
+            .collect();
+        let again: Vec<bool> = (0..2000)
+            .map(|i| in_sample(&keys, &format!("p{i}"), "s1", 0.25))
+            .collect();
+        assert_eq!(picked, again);
+        let n = picked.iter().filter(|&&b| b).count();
+        assert!((400..600).contains(&n), "{n} of 2000 sampled at 25%");
+        assert!((0..100).all(|i| !in_sample(&keys, &format!("p{i}"), "s1", 0.0)));
+        assert!((0..100).all(|i| in_sample(&keys, &format!("p{i}"), "s1", 1.0)));
+    }
+}

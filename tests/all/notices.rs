@@ -1,0 +1,977 @@
+//! Notices end to end: events found in the store, composed by the real
+//! messenger plugins, queued in the outbox under the library's rules, and
+//! delivered to a real SMTP server, a signed webhook and a maildir.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use lectern::{
+    Campaigns, Channel, Config, Consents, DeliverReport, Deliverer, Event, HoldRecord, LoanRecord,
+    MessageState, Messenger, Outbox, Patron, PatronRecord, Preferences, ScoreRun, Scored,
+    SqliteStore, Store, Until, Written,
+};
+use lectern_tests::{host, pipeline, plugins, repo};
+
+/// 10:00 in the library (UTC+8) on the tests' day.
+fn now() -> DateTime<Utc> {
+    "2026-11-28T02:00:00Z".parse().unwrap()
+}
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
+}
+
+fn day(offset: i64) -> NaiveDate {
+    if offset >= 0 {
+        today() + Days::new(offset as u64)
+    } else {
+        today() - Days::new((-offset) as u64)
+    }
+}
+
+fn reader(id: &str, name: &str, locale: &str, channels: &[Channel], marketing: bool) -> Patron {
+    Patron {
+        id: id.into(),
+        name: Some(name.into()),
+        email: Some(format!("{}@example.org", id.to_lowercase())),
+        phone: Some(format!("+86 138 0000 {id}")),
+        locale: Some(locale.into()),
+        category: Some("graduate".into()),
+        expires_on: Some(day(400)),
+        channels: Some(channels.to_vec()),
+        consents: Some(Consents {
+            reading_history: marketing,
+            marketing,
+        }),
+        ..Patron::default()
+    }
+}
+
+fn loan(id: &str, patron: &str, title: &str, subject: &str, due: i64) -> LoanRecord {
+    LoanRecord {
+        id: id.into(),
+        patron: patron.into(),
+        item: Some(format!("item-{id}")),
+        title: Some(title.into()),
+        subject: Some(subject.into()),
+        loaned_on: day(due - 28),
+        due_on: Some(day(due)),
+        returned_on: None,
+        renewals: 0,
+    }
+}
+
+/// A small library:
+/// - `ana` (English, email, consents to everything): a loan due in 2 days,
+///   one 8 days overdue, a hold waiting that expires tomorrow;
+/// - `li` (Chinese, SMS, no marketing): a loan due in 2 days, membership
+///   expiring in 10 days;
+/// - `cleo` (English, email, consents): chemistry reader, returned loans only;
+/// - `dev` (English, email, no consent): chemistry reader too.
+fn library(path: &Path) -> SqliteStore {
+    let mut store = SqliteStore::open(path).unwrap();
+    let mut li = reader("li", "李明", "zh-CN", &[Channel::Sms], false);
+    li.expires_on = Some(day(10));
+    let patrons = [
+        reader("ana", "Ana Souza", "en", &[Channel::Email], true),
+        li,
+        reader("cleo", "Cleo Park", "en", &[Channel::Email], true),
+        reader("dev", "Dev Rao", "en", &[Channel::Email], false),
+    ];
+    let mut tx = store.import("test").unwrap();
+    for p in &patrons {
+        tx.put_patron(&PatronRecord {
+            patron: p.clone(),
+            active: true,
+            source: "test".into(),
+        })
+        .unwrap();
+    }
+    for l in [
+        loan("L1", "ana", "Organic Chemistry", "QD", 2),
+        loan("L2", "ana", "Physical Chemistry", "QD", -8),
+        loan("L3", "li", "红楼梦", "I", 2),
+        LoanRecord {
+            returned_on: Some(day(-20)),
+            ..loan("L4", "cleo", "Inorganic Chemistry", "QD", -30)
+        },
+        LoanRecord {
+            returned_on: Some(day(-20)),
+            ..loan("L5", "dev", "Analytical Chemistry", "QD", -30)
+        },
+    ] {
+        tx.put_loan(&l).unwrap();
+    }
+    tx.put_hold(&HoldRecord {
+        id: "H1".into(),
+        patron: "ana".into(),
+        title: Some("Molecular Biology of the Cell".into()),
+        placed_on: day(-10),
+        status: Some("Open - Awaiting pickup".into()),
+        pickup_branch: Some("MAIN".into()),
+        expires_on: Some(day(1)),
+    })
+    .unwrap();
+    tx.commit(Written::default(), 0).unwrap();
+    store
+}
+
+/// The library's rules in UTC+8 without quiet hours, and a daily limit of
+/// 10 unless `extra` sets one.
+fn config(extra: &str) -> Config {
+    let limit = if extra.contains("daily-limit") {
+        ""
+    } else {
+        "daily-limit = 10\n"
+    };
+    Config::parse(
+        &format!("[notify]\nutc-offset = \"+08:00\"\nquiet-hours = \"none\"\n{limit}{extra}"),
+        Path::new("."),
+    )
+    .unwrap()
+}
+
+fn messengers() -> Vec<Messenger> {
+    let (host, _) = host();
+    [
+        plugins::NOTICES,
+        plugins::RECOMMENDATIONS,
+        plugins::OUTREACH,
+    ]
+    .iter()
+    .map(|p| host.load_messenger(p).unwrap())
+    .collect()
+}
+
+fn arrivals() -> Campaigns {
+    Campaigns {
+        arrivals: vec![lectern::Arrival {
+            id: "b1".into(),
+            title: "Green Chemistry".into(),
+            subject: "QD".into(),
+        }],
+        survey: None,
+    }
+}
+
+/// Detects and queues as of `at`.
+fn notify_at(
+    store: &mut SqliteStore,
+    config: &Config,
+    campaigns: &Campaigns,
+    at: DateTime<Utc>,
+) -> lectern::NotifyReport {
+    let keys = lectern::Pseudonyms::new(b"tests");
+    let events = lectern::detect(store, &keys, &config.notify, campaigns, at).unwrap();
+    let policy = host()
+        .0
+        .load_privacy_filter(plugins::BASELINE_PRIVACY)
+        .unwrap();
+    let pipeline = pipeline().with_policy(policy);
+    lectern::notify(store, &pipeline, &messengers(), &config.notify, &events, at).unwrap()
+}
+
+fn maildir_config(dir: &Path, extra: &str) -> Config {
+    config(&format!(
+        "{extra}\n[channels.email]\ntransport = \"maildir\"\ndir = \"{0}/email\"\n\
+         [channels.sms]\ntransport = \"maildir\"\ndir = \"{0}/sms\"\n\
+         [channels.print]\ntransport = \"maildir\"\ndir = \"{0}/print\"\n",
+        dir.display()
+    ))
+}
+
+fn deliver(store: &mut SqliteStore, config: &Config) -> DeliverReport {
+    Deliverer::from_config(config)
+        .unwrap()
+        .run(store, Until::NothingDue, &mut |_| {})
+        .unwrap()
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir.join("new"))
+        .map(|d| {
+            d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[test]
+fn circulation_events_are_found_composed_and_queued_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    let config = config("");
+    let keys = lectern::Pseudonyms::new(b"tests");
+    let events =
+        lectern::detect(&store, &keys, &config.notify, &Campaigns::default(), now()).unwrap();
+    let mut kinds: Vec<(String, String)> = events
+        .iter()
+        .map(|e| (e.patron.clone(), e.kind.name().to_string()))
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            ("ana", "due-soon"),
+            ("ana", "hold-expiring"),
+            ("ana", "hold-ready"),
+            ("ana", "overdue"),
+            ("li", "due-soon"),
+            ("li", "membership-expiring"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    // Eight days overdue is past the 7-day step, not yet the 14-day one.
+    let overdue = events.iter().find(|e| e.kind.name() == "overdue").unwrap();
+    assert!(overdue.id.ends_with("/7"), "{}", overdue.id);
+
+    let first = notify_at(&mut store, &config, &Campaigns::default(), now());
+    assert_eq!(first.queued, 6, "{first:#?}");
+    assert!(first.skipped.is_empty(), "{:#?}", first.skipped);
+    // The same day, and the next: nothing is queued twice.
+    let again = notify_at(&mut store, &config, &Campaigns::default(), now());
+    assert_eq!((again.queued, again.duplicates), (0, 6));
+    let tomorrow = notify_at(
+        &mut store,
+        &config,
+        &Campaigns::default(),
+        now() + chrono::Duration::days(1),
+    );
+    assert_eq!(tomorrow.queued, 0, "{tomorrow:#?}");
+
+    let messages = store.outbox_messages(None, 100).unwrap();
+    let li: Vec<_> = messages.iter().filter(|m| m.patron == "li").collect();
+    assert!(li.iter().all(|m| m.channel == "sms"), "{li:#?}");
+    assert_eq!(li.len(), 2, "{li:#?}");
+}
+
+#[test]
+fn a_patrons_advance_notice_days_decide_when_due_soon_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    store
+        .set_preferences(
+            "li",
+            &Preferences {
+                notice_days: Some(1),
+                ..Preferences::default()
+            },
+        )
+        .unwrap();
+    let keys = lectern::Pseudonyms::new(b"tests");
+    let found = |at: DateTime<Utc>| -> Vec<String> {
+        lectern::detect(&store, &keys, &config("").notify, &Campaigns::default(), at)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.patron == "li" && e.kind.name() == "due-soon")
+            .map(|e| e.id)
+            .collect()
+    };
+    assert!(found(now()).is_empty(), "due in 2 days, notice 1 day");
+    assert_eq!(found(now() + chrono::Duration::days(1)).len(), 1);
+}
+
+#[test]
+fn marketing_needs_consent_and_reading_history_and_stops_at_the_daily_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    let report = notify_at(&mut store, &config(""), &arrivals(), now());
+    let arrivals: Vec<_> = store
+        .outbox_messages(None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.event_kind == "new-arrival")
+        .collect();
+    let to: HashSet<&str> = arrivals.iter().map(|m| m.patron.as_str()).collect();
+    // ana and cleo consented; dev did not, and no one else borrows in QD.
+    assert_eq!(to, HashSet::from(["ana", "cleo"]));
+    let dev: Vec<_> = report
+        .skipped
+        .iter()
+        .filter(|s| s.patron == "dev")
+        .collect();
+    assert_eq!(dev.len(), 1, "{dev:#?}");
+    assert!(dev[0].reason.contains("reading history"), "{dev:#?}");
+
+    // ana already has four notices today: with a limit of 3, marketing stops.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    let report = notify_at(
+        &mut store,
+        &config("daily-limit = 3\n"),
+        &self::arrivals(),
+        now(),
+    );
+    let limited: Vec<_> = report
+        .skipped
+        .iter()
+        .filter(|s| s.reason.contains("daily limit"))
+        .collect();
+    assert_eq!(limited.len(), 1, "{:#?}", report.skipped);
+    assert_eq!(limited[0].patron, "ana");
+    // Transactional notices still all went.
+    let ana = store.outbox_messages(None, 100).unwrap();
+    assert_eq!(
+        ana.iter()
+            .filter(|m| m.patron == "ana" && m.event_kind != "new-arrival")
+            .count(),
+        4
+    );
+}
+
+#[test]
+fn key_readers_get_the_early_hold_and_lapsed_readers_a_win_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    let scored = |patron: &str, segment: &str| Scored {
+        patron: patron.into(),
+        value: 80.0,
+        segment: segment.into(),
+        reasons: vec![],
+    };
+    let run = |plugin: &str| ScoreRun {
+        plugin: plugin.into(),
+        version: "0.1.0".into(),
+        as_of: today(),
+    };
+    store
+        .save_scores(
+            &run("key-readers"),
+            &[scored("ana", "key-reader"), scored("cleo", "regular")],
+        )
+        .unwrap();
+    store
+        .save_scores(
+            &run("churn-risk"),
+            &[scored("cleo", "high-risk"), scored("dev", "high-risk")],
+        )
+        .unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let config = maildir_config(dirs.path(), "");
+    let report = notify_at(&mut store, &config, &arrivals(), now());
+    // dev has not consented to marketing: no win-back for them.
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|s| s.patron == "dev" && s.reason.contains("marketing")),
+        "{report:#?}"
+    );
+    deliver(&mut store, &config);
+    let mail = files(&dirs.path().join("email"));
+    let find = |to: &str, subject: &str| {
+        mail.iter()
+            .find(|m| m.contains(&format!("To: {to}")) && m.contains(subject))
+            .unwrap_or_else(|| panic!("no `{subject}` to {to} in {mail:#?}"))
+            .clone()
+    };
+    assert!(find("ana@example.org", "Green Chemistry").contains("place the first hold"));
+    assert!(!find("cleo@example.org", "Green Chemistry").contains("place the first hold"));
+    let win_back = find("cleo@example.org", "missed you");
+    // cleo consented to reading history: the message names her subject.
+    assert!(win_back.contains("new in QD"), "{win_back}");
+}
+
+#[test]
+fn quiet_hours_hold_everything_but_print_until_they_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    // Quiet from an hour ago to an hour from now, on the library's clock.
+    let real = Utc::now();
+    let hm = |t: DateTime<Utc>| t.format("%H:%M").to_string();
+    let quiet = format!(
+        "quiet-hours = \"{}-{}\"\n",
+        hm(real - chrono::Duration::hours(1)),
+        hm(real + chrono::Duration::hours(1))
+    );
+    let dirs = tempfile::tempdir().unwrap();
+    let mut full = maildir_config(dirs.path(), "");
+    full.notify = Config::parse(
+        &format!("[notify]\nutc-offset = \"+00:00\"\n{quiet}"),
+        Path::new("."),
+    )
+    .unwrap()
+    .notify;
+    let report = notify_at(&mut store, &full, &Campaigns::default(), real);
+    assert_eq!(report.held_for_quiet_hours, report.queued, "{report:#?}");
+    let sent = deliver(&mut store, &full);
+    assert_eq!(sent.sent, 0, "nothing goes in quiet hours: {sent:?}");
+    let stats = store.outbox_stats().unwrap();
+    assert!(
+        stats.iter().all(|s| s.sent == 0 && s.queued > 0),
+        "{stats:#?}"
+    );
+    assert!(files(&dirs.path().join("email")).is_empty());
+}
+
+#[test]
+fn opting_out_cancels_queued_marketing_and_the_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    notify_at(&mut store, &config(""), &arrivals(), now());
+    let queued = |store: &SqliteStore, patron: &str| {
+        store
+            .outbox_messages(Some(MessageState::Queued), 100)
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.patron == patron)
+            .map(|m| m.event_kind)
+            .collect::<Vec<_>>()
+    };
+    assert!(queued(&store, "ana").contains(&"new-arrival".to_string()));
+    let cancelled = store
+        .set_preferences(
+            "ana",
+            &Preferences {
+                no_marketing: true,
+                ..Preferences::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(cancelled, 1);
+    assert!(!queued(&store, "ana").contains(&"new-arrival".to_string()));
+    assert_eq!(queued(&store, "ana").len(), 4, "transactional notices stay");
+    // A re-import of the patron from the ILS does not undo the opt-out.
+    let mut tx = store.import("test").unwrap();
+    tx.put_patron(&PatronRecord {
+        patron: reader("ana", "Ana Souza", "en", &[Channel::Email], true),
+        active: true,
+        source: "test".into(),
+    })
+    .unwrap();
+    tx.commit(Written::default(), 0).unwrap();
+    assert!(store.preferences("ana").unwrap().unwrap().no_marketing);
+    let report = notify_at(&mut store, &config(""), &arrivals(), now());
+    assert_eq!(report.queued, 0, "{report:#?}");
+
+    // Opting out of SMS cancels li's queued SMS; her notices come on paper.
+    assert_eq!(
+        store
+            .set_preferences(
+                "li",
+                &Preferences {
+                    opted_out: vec![Channel::Sms],
+                    ..Preferences::default()
+                },
+            )
+            .unwrap(),
+        2
+    );
+    notify_at(&mut store, &config(""), &Campaigns::default(), now());
+    let li: Vec<_> = store
+        .outbox_messages(Some(MessageState::Queued), 100)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.patron == "li")
+        .map(|m| m.channel)
+        .collect();
+    assert_eq!(li, ["print", "print"]);
+}
+
+#[test]
+fn a_digest_gathers_the_days_notices_into_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    store
+        .set_preferences(
+            "ana",
+            &Preferences {
+                digest: true,
+                ..Preferences::default()
+            },
+        )
+        .unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let config = maildir_config(dirs.path(), "");
+    notify_at(&mut store, &config, &Campaigns::default(), now());
+    let report = deliver(&mut store, &config);
+    let ana: Vec<String> = files(&dirs.path().join("email"))
+        .into_iter()
+        .filter(|m| m.contains("To: ana@example.org"))
+        .collect();
+    assert_eq!(ana.len(), 1, "{ana:#?}");
+    for subject in [
+        "Due in 2 days",
+        "overdue",
+        "Ready for pickup",
+        "Last days to pick up",
+    ] {
+        assert!(ana[0].contains(subject), "no {subject} in {}", ana[0]);
+    }
+    assert!(ana[0].contains("Subject: Your library notices for today (4)"));
+    assert_eq!(
+        report.sends,
+        1 + 2,
+        "one digest, and li's SMS and membership notice"
+    );
+
+    // A notice that comes later the same day waits for tomorrow's digest.
+    let events = vec![Event {
+        id: "checkout/late".into(),
+        patron: "ana".into(),
+        at: now(),
+        kind: lectern::EventKind::DueSoon {
+            loan: lectern::Loan {
+                title: "A late loan".into(),
+                barcode: None,
+                due_on: day(1),
+                renewals: 0,
+            },
+        },
+    }];
+    let pipeline = pipeline();
+    lectern::notify(
+        &mut store,
+        &pipeline,
+        &messengers(),
+        &config.notify,
+        &events,
+        now(),
+    )
+    .unwrap();
+    let later = deliver(&mut store, &config);
+    assert_eq!((later.sent, later.postponed), (0, 1), "{later:?}");
+}
+
+/// A local SMTP server (aiosmtpd), writing what it receives as JSON lines.
+struct SmtpSink {
+    child: Child,
+    port: u16,
+    out: tempfile::NamedTempFile,
+}
+
+impl SmtpSink {
+    fn start() -> SmtpSink {
+        let port = free_port();
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let mut child = Command::new("python3")
+            .arg(repo().join("tests/support/smtp_sink.py"))
+            .arg(port.to_string())
+            .arg(out.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the SMTP sink");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "the SMTP sink did not start; `cargo xtask test` installs aiosmtpd"
+        );
+        SmtpSink { child, port, out }
+    }
+
+    fn received(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.out.path())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn smtp_config(port: u16, extra: &str) -> Config {
+    config(&format!(
+        "{extra}\n[channels.email]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+         tls = \"none\"\nfrom = \"City Library <library@example.org>\"\ntimeout-secs = 5\n"
+    ))
+}
+
+#[test]
+fn email_arrives_at_a_real_smtp_server_with_subject_body_and_locale() {
+    let smtp = SmtpSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    // li reads Chinese; let her be reached by email this time.
+    let mut tx = store.import("test").unwrap();
+    let mut li = reader("li", "李明", "zh-CN", &[Channel::Email], false);
+    li.expires_on = Some(day(10));
+    tx.put_patron(&PatronRecord {
+        patron: li,
+        active: true,
+        source: "test".into(),
+    })
+    .unwrap();
+    tx.commit(Written::default(), 0).unwrap();
+    let config = smtp_config(smtp.port, "");
+    notify_at(&mut store, &config, &Campaigns::default(), now());
+    let report = deliver(&mut store, &config);
+    assert_eq!((report.sent, report.failed), (6, 0), "{report:?}");
+    let mail = smtp.received();
+    assert_eq!(mail.len(), 6);
+    let to = |addr: &str| -> Vec<&serde_json::Value> {
+        mail.iter().filter(|m| m["to"][0] == addr).collect()
+    };
+    let ana = to("ana@example.org");
+    let due = ana
+        .iter()
+        .find(|m| m["subject"] == "Due in 2 days: Organic Chemistry")
+        .expect("ana's due-soon notice");
+    assert_eq!(due["language"], "en");
+    assert!(due["body"].as_str().unwrap().contains("Dear Ana Souza"));
+    assert!(
+        due["message_id"]
+            .as_str()
+            .unwrap()
+            .ends_with("@lectern.invalid>")
+    );
+    let li = to("li@example.org");
+    assert_eq!(li.len(), 2);
+    let due = li
+        .iter()
+        .find(|m| m["subject"] == "到期提醒：《红楼梦》")
+        .expect("li's notice, subject decoded");
+    assert_eq!(due["language"], "zh-CN");
+    assert!(due["body"].as_str().unwrap().contains("李明，您好"));
+}
+
+#[test]
+fn a_refused_address_fails_with_its_reason_and_is_not_retried() {
+    let smtp = SmtpSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    let mut tx = store.import("test").unwrap();
+    let mut ana = reader("ana", "Ana Souza", "en", &[Channel::Email], true);
+    ana.email = Some("ana@invalid.example".into());
+    let mut cleo = reader("cleo", "Cleo Park", "en", &[Channel::Email], true);
+    cleo.email = Some("not an address".into());
+    for p in [ana, cleo] {
+        tx.put_patron(&PatronRecord {
+            patron: p,
+            active: true,
+            source: "test".into(),
+        })
+        .unwrap();
+    }
+    tx.commit(Written::default(), 0).unwrap();
+    let config = smtp_config(smtp.port, "[deliver]\nretry-after-secs = 0\n");
+    notify_at(&mut store, &config, &arrivals(), now());
+    let report = Deliverer::from_config(&config)
+        .unwrap()
+        .run(
+            &mut store,
+            Until::Empty {
+                deadline: Utc::now() + chrono::Duration::seconds(20),
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+    // ana's 4 notices and new-arrival alert, and cleo's alert: all refused.
+    assert_eq!(
+        (report.failed, report.retried, report.sent),
+        (6, 0, 0),
+        "{report:?}"
+    );
+    let failed = store
+        .outbox_messages(Some(MessageState::Failed), 100)
+        .unwrap();
+    assert!(failed.iter().all(|m| m.attempts == 1), "{failed:#?}");
+    let reason = |p: &str| {
+        failed
+            .iter()
+            .find(|m| m.patron == p)
+            .unwrap()
+            .error
+            .clone()
+            .unwrap()
+    };
+    assert!(
+        reason("ana").contains("No such mailbox"),
+        "{}",
+        reason("ana")
+    );
+    assert!(
+        reason("cleo").contains("bad email address"),
+        "{}",
+        reason("cleo")
+    );
+    assert!(smtp.received().is_empty());
+}
+
+#[test]
+fn a_server_that_stays_down_is_retried_with_backoff_then_given_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    let config = smtp_config(
+        free_port(),
+        "[deliver]\nmax-attempts = 3\nretry-after-secs = 0\n",
+    );
+    let d = Deliverer::from_config(&config).unwrap();
+    assert_eq!(d.backoff(1), Duration::ZERO);
+    let slow = Deliverer::from_config(&self::config("[deliver]\nretry-after-secs = 60\n")).unwrap();
+    assert_eq!(
+        [1, 2, 3, 4].map(|a| slow.backoff(a).as_secs()),
+        [60, 120, 240, 480]
+    );
+    assert_eq!(slow.backoff(40).as_secs(), 86_400, "capped at a day");
+
+    notify_at(&mut store, &config, &Campaigns::default(), now());
+    let report = Deliverer::from_config(&config)
+        .unwrap()
+        .run(
+            &mut store,
+            Until::Empty {
+                deadline: Utc::now() + chrono::Duration::seconds(30),
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+    // ana's four emails, each tried 3 times (li's are SMS: no transport).
+    assert_eq!((report.retried, report.failed), (8, 4), "{report:?}");
+    let failed = store
+        .outbox_messages(Some(MessageState::Failed), 100)
+        .unwrap();
+    assert!(
+        failed.iter().all(|m| m.attempts == 3
+            && m.error
+                .as_deref()
+                .unwrap()
+                .starts_with("gave up after 3 attempts")),
+        "{failed:#?}"
+    );
+    assert_eq!(report.no_transport.get("sms"), Some(&2));
+}
+
+/// A webhook receiver that checks every signature, as an SMS gateway or an
+/// ILS would, and records each request by its idempotency key.
+struct Receiver {
+    url: String,
+    requests: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    bad_signatures: Arc<Mutex<usize>>,
+}
+
+fn receiver(secret: &'static [u8], delay: Duration) -> Receiver {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/notices", server.server_addr().to_ip().unwrap());
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let bad = Arc::new(Mutex::new(0));
+    let (r, b) = (requests.clone(), bad.clone());
+    std::thread::spawn(move || {
+        for mut req in server.incoming_requests() {
+            let header = |name: &'static str| {
+                req.headers()
+                    .iter()
+                    .find(|h| h.field.equiv(name))
+                    .map(|h| h.value.as_str().to_string())
+                    .unwrap_or_default()
+            };
+            let (ts, sig, key) = (
+                header("X-Lectern-Timestamp"),
+                header("X-Lectern-Signature"),
+                header("Idempotency-Key"),
+            );
+            let mut body = Vec::new();
+            req.as_reader().read_to_end(&mut body).unwrap();
+            use hmac::Mac as _;
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+            mac.update(format!("{ts}.").as_bytes());
+            mac.update(&body);
+            let ok = sig
+                .strip_prefix("sha256=")
+                .and_then(|h| hex::decode(h).ok())
+                .is_some_and(|s| mac.verify_slice(&s).is_ok());
+            std::thread::sleep(delay);
+            if ok {
+                r.lock()
+                    .unwrap()
+                    .push((key, serde_json::from_slice(&body).unwrap()));
+                let _ = req.respond(tiny_http::Response::empty(202));
+            } else {
+                *b.lock().unwrap() += 1;
+                let _ = req.respond(tiny_http::Response::empty(401));
+            }
+        }
+    });
+    Receiver {
+        url,
+        requests,
+        bad_signatures: bad,
+    }
+}
+
+#[test]
+fn webhooks_are_signed_and_carry_only_what_the_channel_needs() {
+    let rx = receiver(b"shared secret", Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    let config = config(&format!(
+        "[channels.sms]\ntransport = \"webhook\"\nurl = \"{0}\"\nsecret = \"shared secret\"\n\
+         [channels.email]\ntransport = \"webhook\"\nurl = \"{0}\"\nsecret = \"wrong secret\"\n",
+        rx.url
+    ));
+    notify_at(&mut store, &config, &Campaigns::default(), now());
+    let report = deliver(&mut store, &config);
+    // li's two SMS pass; ana's four emails go with a signature made under
+    // the wrong secret, and the receiver refuses them for good (HTTP 401).
+    assert_eq!((report.sent, report.failed), (2, 4), "{report:?}");
+    assert_eq!(*rx.bad_signatures.lock().unwrap(), 4);
+    let requests = rx.requests.lock().unwrap();
+    for (key, body) in requests.iter() {
+        assert_eq!(body["id"], key.as_str());
+        assert_eq!(body["channel"], "sms");
+        assert_eq!(body["to"], "+86 138 0000 li");
+        assert!(
+            body.get("patron").is_none(),
+            "no patron id to an SMS gateway"
+        );
+    }
+}
+
+fn lectern_bin() -> std::path::PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .current_dir(repo())
+        .args(["build", "--quiet", "-p", "lectern", "--bin", "lectern"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo().join("target"), Into::into)
+        .join("debug/lectern")
+}
+
+#[test]
+fn killed_mid_delivery_nothing_is_lost_and_keys_are_never_delivered_twice() {
+    let rx = receiver(b"s3cret", Duration::from_millis(60));
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.db");
+    // 40 transactional notices to 40 readers, over the webhook channel.
+    {
+        let mut store = SqliteStore::open(&db).unwrap();
+        let mut tx = store.import("test").unwrap();
+        for i in 0..40 {
+            let id = format!("r{i:02}");
+            tx.put_patron(&PatronRecord {
+                patron: reader(&id, "Reader", "en", &[Channel::Webhook], false),
+                active: true,
+                source: "test".into(),
+            })
+            .unwrap();
+            tx.put_loan(&loan(&format!("L{i}"), &id, "Some Book", "QA", 1))
+                .unwrap();
+        }
+        tx.commit(Written::default(), 0).unwrap();
+    }
+    let toml = dir.path().join("lectern.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[notify]\nquiet-hours = \"none\"\n[deliver]\nlease-secs = 1\n\
+             [channels.webhook]\ntransport = \"webhook\"\nurl = \"{}\"\nsecret-env = \"TEST_WEBHOOK_SECRET\"\n",
+            rx.url
+        ),
+    )
+    .unwrap();
+    let bin = lectern_bin();
+    let lectern = || {
+        let mut c = Command::new(&bin);
+        c.arg("--db")
+            .arg(&db)
+            .arg("--config")
+            .arg(&toml)
+            .arg("--cache-dir")
+            .arg(repo().join("target/test-cache"))
+            .env("TEST_WEBHOOK_SECRET", "s3cret");
+        c
+    };
+    let out = lectern()
+        .args(["notify", "--plugin", plugins::NOTICES, "--json"])
+        .arg("--now")
+        .arg(now().to_rfc3339())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["queued"], 40, "{report}");
+
+    // Kill -9 twice in the middle of delivery.
+    for _ in 0..2 {
+        let before = rx.requests.lock().unwrap().len();
+        let mut child = lectern()
+            .arg("deliver")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        while rx.requests.lock().unwrap().len() < before + 8 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // Let the lease of the message in flight run out.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let out = lectern()
+        .args(["deliver", "--wait", "30", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let requests = rx.requests.lock().unwrap();
+    let mut per_key: HashMap<&str, usize> = HashMap::new();
+    for (key, _) in requests.iter() {
+        *per_key.entry(key.as_str()).or_default() += 1;
+    }
+    // Nothing lost: every message arrived.
+    assert_eq!(per_key.len(), 40);
+    // At most one re-send per kill, and each with the same idempotency key,
+    // so a receiver that honours it delivers each notice exactly once.
+    let resent: usize = per_key.values().map(|n| n - 1).sum();
+    assert!(resent <= 2, "{resent} re-sends after 2 kills: {per_key:?}");
+    let out = lectern().args(["outbox", "--json"]).output().unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["channels"][0]["sent"], 40, "{stats}");
+    assert_eq!(stats["channels"][0]["queued"], 0, "{stats}");
+}
+
+#[test]
+fn erasing_a_patron_removes_their_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    notify_at(&mut store, &config(""), &Campaigns::default(), now());
+    let erased = store.erase_patron("ana").unwrap();
+    assert_eq!(erased.messages, 4);
+    assert_eq!(store.rows_mentioning("outbox", "ana").unwrap(), 0);
+    let left: BTreeMap<String, usize> =
+        store
+            .outbox_messages(None, 100)
+            .unwrap()
+            .into_iter()
+            .fold(BTreeMap::new(), |mut m, r| {
+                *m.entry(r.patron).or_default() += 1;
+                m
+            });
+    assert_eq!(left, BTreeMap::from([("li".to_string(), 2)]));
+}
