@@ -18,6 +18,7 @@
 //! max-attempts = 6
 //! retry-after-secs = 60        # doubles after every failed attempt
 //! lease-secs = 300
+//! parallel = 4                 # messages in flight, one connection each
 //!
 //! [channels.email]
 //! transport = "smtp"
@@ -121,6 +122,9 @@ pub struct DeliveryRules {
     /// How long a deliverer holds a message it is sending. One that dies
     /// leaves it to be taken again after this long.
     pub lease: Duration,
+    /// Messages in flight at once, each on its own connection. A deliverer
+    /// killed mid-send re-sends at most this many messages, each once.
+    pub parallel: usize,
 }
 
 impl Default for DeliveryRules {
@@ -129,6 +133,7 @@ impl Default for DeliveryRules {
             max_attempts: 6,
             retry_after: Duration::from_secs(60),
             lease: Duration::from_secs(300),
+            parallel: 4,
         }
     }
 }
@@ -243,6 +248,7 @@ struct RawDeliver {
     max_attempts: Option<u32>,
     retry_after_secs: Option<u64>,
     lease_secs: Option<u64>,
+    parallel: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -350,6 +356,11 @@ impl Config {
                 .deliver
                 .lease_secs
                 .map_or(dd.lease, |s| Duration::from_secs(s.max(1))),
+            parallel: match raw.deliver.parallel {
+                Some(n @ 1..=64) => n,
+                Some(n) => bail!("`deliver.parallel` = {n}: give 1 to 64 messages in flight"),
+                None => dd.parallel,
+            },
         };
         let mut channels = BTreeMap::new();
         for (name, c) in raw.channels {

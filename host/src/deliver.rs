@@ -7,7 +7,8 @@
 //! between the two, the deliverer leaves the message `sending`; when the
 //! lease runs out the next deliverer sends it again. So nothing is lost,
 //! and a message is sent at most once more per crash that hits it in
-//! flight (only one message is ever in flight). Where the channel takes
+//! flight; at most `[deliver] parallel` messages (4 by default) are ever
+//! in flight. Where the channel takes
 //! an idempotency key, the re-send is not a second delivery: webhooks carry
 //! `Idempotency-Key`, a maildir file is named by the key, and SMTP sets
 //! `Message-ID` from it, which a receiving server may or may not use to
@@ -64,10 +65,10 @@ pub struct Outgoing {
     pub body: String,
 }
 
-/// Sends messages on one channel.
-pub trait Transport: Send {
+/// Sends messages on one channel; several at once from several threads.
+pub trait Transport: Send + Sync {
     /// Sends `m`.
-    fn send(&mut self, m: &Outgoing) -> Result<(), SendError>;
+    fn send(&self, m: &Outgoing) -> Result<(), SendError>;
 }
 
 /// Builds the transport `config` describes.
@@ -135,7 +136,7 @@ impl Smtp {
 }
 
 impl Transport for Smtp {
-    fn send(&mut self, m: &Outgoing) -> Result<(), SendError> {
+    fn send(&self, m: &Outgoing) -> Result<(), SendError> {
         use lettre::Transport as _;
         use lettre::message::header::{ContentType, HeaderName, HeaderValue};
         let to =
@@ -202,7 +203,7 @@ pub fn webhook_signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 }
 
 impl Transport for Webhook {
-    fn send(&mut self, m: &Outgoing) -> Result<(), SendError> {
+    fn send(&self, m: &Outgoing) -> Result<(), SendError> {
         let body = serde_json::to_vec(m).map_err(|e| SendError::Permanent(e.to_string()))?;
         let ts = Utc::now().timestamp();
         let signature = webhook_signature(self.secret.expose().as_bytes(), ts, &body);
@@ -247,7 +248,7 @@ impl Maildir {
 }
 
 impl Transport for Maildir {
-    fn send(&mut self, m: &Outgoing) -> Result<(), SendError> {
+    fn send(&self, m: &Outgoing) -> Result<(), SendError> {
         let name = format!("{}.lectern", m.id);
         let tmp = self.dir.join("tmp").join(&name);
         let write = || -> std::io::Result<()> {
@@ -379,8 +380,19 @@ impl Deliverer {
                 .filter(|c| quiet.is_none() || *c == Channel::Print)
                 .collect();
             let lease = chrono::Duration::from_std(self.rules.lease)?;
-            let batch = outbox.claim(now, now + lease, &open)?;
-            if batch.is_empty() {
+            let mut ready = Vec::new();
+            let mut claimed_any = false;
+            while ready.len() < self.rules.parallel {
+                let batch = outbox.claim(now, now + lease, &open)?;
+                if batch.is_empty() {
+                    break;
+                }
+                claimed_any = true;
+                if let Some(r) = self.prepare(outbox, batch, now, &mut report)? {
+                    ready.push(r);
+                }
+            }
+            if !claimed_any {
                 let Until::Empty { deadline } = until else {
                     break;
                 };
@@ -396,7 +408,28 @@ impl Deliverer {
                 std::thread::sleep(wait.clamp(Duration::from_millis(20), Duration::from_secs(5)));
                 continue;
             }
-            self.deliver(outbox, batch, now, &mut report)?;
+            // Each message in flight on its own connection.
+            let transports = &self.transports;
+            let results: Vec<Result<(), SendError>> = std::thread::scope(|s| {
+                let handles: Vec<_> = ready
+                    .iter()
+                    .map(|r| {
+                        let t = &transports[&r.channel];
+                        s.spawn(move || t.send(&r.outgoing))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(SendError::Transient("the sender panicked".into()))
+                        })
+                    })
+                    .collect()
+            });
+            for (r, result) in ready.into_iter().zip(results) {
+                self.settle(outbox, r, result, &mut report)?;
+            }
             progress(&report);
         }
         for stats in outbox.outbox_stats()? {
@@ -408,13 +441,16 @@ impl Deliverer {
         Ok(report)
     }
 
-    fn deliver(
-        &mut self,
+    /// Checks a claimed batch against consent, opt-outs, the digest and
+    /// the address, and settles it if it must not go; otherwise returns
+    /// what to send.
+    fn prepare(
+        &self,
         outbox: &mut dyn Outbox,
         batch: Vec<Claimed>,
         now: DateTime<Utc>,
         report: &mut DeliverReport,
-    ) -> Result<()> {
+    ) -> Result<Option<Ready>> {
         // Consent and opt-outs are read again now: they may have changed
         // since the message was queued.
         let mut live = Vec::new();
@@ -435,7 +471,7 @@ impl Deliverer {
             }
         }
         let Some(first) = live.first() else {
-            return Ok(());
+            return Ok(None);
         };
         let ids: Vec<i64> = live.iter().map(|c| c.id).collect();
         if first.digest {
@@ -456,7 +492,7 @@ impl Deliverer {
                     now,
                 )?;
                 report.postponed += ids.len();
-                return Ok(());
+                return Ok(None);
             }
         }
         let to = match first.channel {
@@ -468,40 +504,60 @@ impl Deliverer {
             let error = format!("the patron has no address for {}", first.channel.as_str());
             outbox.settle(&ids, &Settle::Failed { error }, now)?;
             report.failed += ids.len();
-            return Ok(());
+            return Ok(None);
         }
-        let outgoing = outgoing(&live, to);
-        let transport = self
-            .transports
-            .get_mut(&first.channel)
-            .expect("claimed only on configured channels");
-        let attempts = first.attempts;
-        match transport.send(&outgoing) {
+        Ok(Some(Ready {
+            channel: first.channel,
+            attempts: first.attempts,
+            outgoing: outgoing(&live, to),
+            ids,
+        }))
+    }
+
+    /// Records how a send went.
+    fn settle(
+        &self,
+        outbox: &mut dyn Outbox,
+        r: Ready,
+        result: Result<(), SendError>,
+        report: &mut DeliverReport,
+    ) -> Result<()> {
+        let channel = r.channel.as_str();
+        let now = Utc::now();
+        match result {
             Ok(()) => {
-                outbox.settle(&ids, &Settle::Sent, Utc::now())?;
-                report.sent += ids.len();
+                outbox.settle(&r.ids, &Settle::Sent, now)?;
+                report.sent += r.ids.len();
                 report.sends += 1;
             }
             Err(SendError::Permanent(error)) => {
-                tracing::warn!(channel = first.channel.as_str(), %error, "message failed for good");
-                outbox.settle(&ids, &Settle::Failed { error }, Utc::now())?;
-                report.failed += ids.len();
+                tracing::warn!(channel, %error, "message failed for good");
+                outbox.settle(&r.ids, &Settle::Failed { error }, now)?;
+                report.failed += r.ids.len();
             }
-            Err(SendError::Transient(error)) if attempts >= self.rules.max_attempts => {
-                let error = format!("gave up after {attempts} attempts: {error}");
-                tracing::warn!(channel = first.channel.as_str(), %error, "message failed for good");
-                outbox.settle(&ids, &Settle::Failed { error }, Utc::now())?;
-                report.failed += ids.len();
+            Err(SendError::Transient(error)) if r.attempts >= self.rules.max_attempts => {
+                let error = format!("gave up after {} attempts: {error}", r.attempts);
+                tracing::warn!(channel, %error, "message failed for good");
+                outbox.settle(&r.ids, &Settle::Failed { error }, now)?;
+                report.failed += r.ids.len();
             }
             Err(SendError::Transient(error)) => {
-                let not_before = Utc::now() + chrono::Duration::from_std(self.backoff(attempts))?;
-                tracing::info!(channel = first.channel.as_str(), %error, %not_before, "will retry");
-                outbox.settle(&ids, &Settle::Retry { not_before, error }, Utc::now())?;
-                report.retried += ids.len();
+                let not_before = now + chrono::Duration::from_std(self.backoff(r.attempts))?;
+                tracing::info!(channel, %error, %not_before, "will retry");
+                outbox.settle(&r.ids, &Settle::Retry { not_before, error }, now)?;
+                report.retried += r.ids.len();
             }
         }
         Ok(())
     }
+}
+
+/// A message that passed every check, ready to send.
+struct Ready {
+    channel: Channel,
+    attempts: u32,
+    outgoing: Outgoing,
+    ids: Vec<i64>,
 }
 
 /// One outgoing message from a claimed message, or from a digest of them.

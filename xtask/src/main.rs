@@ -243,12 +243,13 @@ fn lint() -> Result<()> {
         .args(["--", "-D", "warnings"]))
 }
 
-/// `cargo xtask bench [host|store] [ARGS]`: `host` (the default) measures the
-/// sandbox, `store` the import and the summaries of a generated library.
+/// `cargo xtask bench [host|store|notify] [ARGS]`: `host` (the default)
+/// measures the sandbox, `store` the import and the summaries of a generated
+/// library, `notify` composing, queueing and delivering its notices.
 fn bench(args: &[String]) -> Result<()> {
     ensure_wasm_target()?;
     let (which, extra) = match args.first().map(String::as_str) {
-        Some(b @ ("host" | "store")) => (b, &args[1..]),
+        Some(b @ ("host" | "store" | "notify")) => (b, &args[1..]),
         _ => ("host", args),
     };
     run(cargo()

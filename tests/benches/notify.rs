@@ -1,0 +1,281 @@
+//! `cargo xtask bench notify [PATRONS]`: notices for a generated library,
+//! each step against a native baseline in the same process.
+//!
+//! - Compose and enqueue: the real messenger plugins (notices,
+//!   recommendations, outreach) through the privacy pipeline and the
+//!   library's rules into the outbox, against the same messages formatted
+//!   natively and written to the same outbox.
+//! - Delivery: to a local SMTP server (aiosmtpd), against the same messages
+//!   written to a maildir.
+//! - Peak memory (VmHWM).
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use lectern::{
+    Campaigns, Config, Deliverer, EventKind, Format, GenOptions, Host, ImportOptions, Outbox,
+    Pipeline, Pseudonyms, Queued, ScoreRun, SqliteStore, Store, Until,
+};
+use lectern_tests::{plugins, repo};
+
+fn main() {
+    let patrons: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let today = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+    let now: DateTime<Utc> = "2026-11-28T02:00:00Z".parse().unwrap();
+    lectern::generate(
+        &GenOptions {
+            patrons,
+            seed: 1,
+            end: today,
+        },
+        dir.path(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let db = dir.path().join("lectern.db");
+    let mut store = SqliteStore::open(&db).unwrap();
+    let files: Vec<_> = ["patrons.csv", "loans.csv", "holds.csv", "use.csv"]
+        .map(|f| dir.path().join(f))
+        .to_vec();
+    lectern::import(
+        &mut store,
+        Format::Csv,
+        &files,
+        ImportOptions { strict: true },
+        &mut |_| {},
+    )
+    .unwrap();
+
+    let host = Host::builder()
+        .cache_dir(repo().join("target/bench-cache"))
+        .build()
+        .unwrap();
+    let keys = Pseudonyms::new(b"bench");
+    let policy = host.load_privacy_filter(plugins::BASELINE_PRIVACY).unwrap();
+    let pipeline = Pipeline::new()
+        .as_of(today)
+        .with_pseudonyms(keys.clone())
+        .with_policy(policy);
+    // Segments for the win-back and the early hold.
+    let all = store.patrons(today).unwrap();
+    for scorer in [plugins::CHURN_RISK, plugins::KEY_READERS] {
+        let scorer = host.load_scorer(scorer).unwrap();
+        let scores = pipeline.score(&scorer, &all).unwrap();
+        let run = ScoreRun {
+            plugin: scorer.plugin().id().to_string(),
+            version: scorer.plugin().manifest().version.clone(),
+            as_of: today,
+        };
+        store.save_scores(&run, &scores).unwrap();
+    }
+    drop(all);
+
+    let config = Config::parse(
+        "[notify]\nutc-offset = \"+08:00\"\nquiet-hours = \"none\"\ndaily-limit = 10\n",
+        Path::new("."),
+    )
+    .unwrap();
+    let campaigns = Campaigns {
+        arrivals: ["QD", "HB", "K", "PS", "QA"]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| lectern::Arrival {
+                id: format!("b{i}"),
+                title: format!("New title {i}"),
+                subject: (*s).to_string(),
+            })
+            .collect(),
+        survey: None,
+    };
+    let messengers: Vec<_> = [
+        plugins::NOTICES,
+        plugins::RECOMMENDATIONS,
+        plugins::OUTREACH,
+    ]
+    .iter()
+    .map(|p| host.load_messenger(p).unwrap())
+    .collect();
+    let baseline_db = dir.path().join("baseline.db");
+    std::fs::copy(&db, &baseline_db).unwrap();
+
+    println!("| measure | value |\n|---|---|");
+    let t = Instant::now();
+    let events = lectern::detect(&store, &keys, &config.notify, &campaigns, now).unwrap();
+    let detect = t.elapsed();
+    println!(
+        "| patrons | {patrons} |\n| events found | {} in {:.2} s |",
+        events.len(),
+        detect.as_secs_f64()
+    );
+
+    let t = Instant::now();
+    let report = lectern::notify(
+        &mut store,
+        &pipeline,
+        &messengers,
+        &config.notify,
+        &events,
+        now,
+    )
+    .unwrap();
+    let wasm = t.elapsed();
+
+    // Baseline: the same events, each patron read once, a message formatted
+    // in Rust, the same outbox written in one transaction.
+    let mut baseline = SqliteStore::open(&baseline_db).unwrap();
+    let t = Instant::now();
+    let mut queue = Vec::new();
+    let mut patrons = std::collections::HashMap::new();
+    for e in &events {
+        if !patrons.contains_key(&e.patron) {
+            patrons.insert(e.patron.clone(), baseline.patron(&e.patron, today).unwrap());
+        }
+        let Some(p) = &patrons[&e.patron] else {
+            continue;
+        };
+        if e.kind.is_marketing() && !p.consents.is_some_and(|c| c.marketing) {
+            continue;
+        }
+        let channel = p
+            .channels
+            .as_ref()
+            .and_then(|c| c.first().copied())
+            .unwrap_or(lectern::Channel::Print);
+        let (subject, body) = native_text(&e.kind, p.name.as_deref().unwrap_or("reader"));
+        queue.push(Queued {
+            dedupe_key: lectern::dedupe_key(e, channel, "native", ""),
+            patron: e.patron.clone(),
+            event: e.id.clone(),
+            event_kind: e.kind.name().to_string(),
+            marketing: e.kind.is_marketing(),
+            plugin: "native".into(),
+            channel,
+            locale: "en".into(),
+            subject,
+            body,
+            day: today,
+            digest: false,
+            not_before: now,
+        });
+    }
+    let native_queued = baseline.enqueue(&queue).unwrap().added;
+    let native = t.elapsed();
+    println!(
+        "| compose + enqueue, plugins through the privacy pipeline | {} messages in {:.2} s = **{:.0} messages/s** |",
+        report.queued,
+        wasm.as_secs_f64(),
+        report.queued as f64 / wasm.as_secs_f64()
+    );
+    println!(
+        "| compose + enqueue, native baseline | {native_queued} messages in {:.2} s = {:.0} messages/s |",
+        native.as_secs_f64(),
+        native_queued as f64 / native.as_secs_f64()
+    );
+    println!(
+        "| per message, plugins / native | {:.1}× |",
+        (wasm.as_secs_f64() / report.queued as f64) / (native.as_secs_f64() / native_queued as f64)
+    );
+    println!("| peak RSS after notify | {} MiB |", peak_kib() / 1024);
+
+    // Delivery: the same outbox twice, once to SMTP and once to a maildir.
+    drop(store);
+    let maildir_db = dir.path().join("maildir.db");
+    std::fs::copy(&db, &maildir_db).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sink_out = dir.path().join("smtp.jsonl");
+    let mut sink = Command::new("python3")
+        .arg(repo().join("tests/support/smtp_sink.py"))
+        .arg(port.to_string())
+        .arg(&sink_out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(sink.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready", "the SMTP sink needs aiosmtpd");
+    let deliver = |db: &Path, channel: String| {
+        let config = Config::parse(
+            &format!("[notify]\nquiet-hours = \"none\"\n[channels.email]\n{channel}"),
+            dir.path(),
+        )
+        .unwrap();
+        let mut store = SqliteStore::open(db).unwrap();
+        let t = Instant::now();
+        let r = Deliverer::from_config(&config)
+            .unwrap()
+            .run(&mut store, Until::NothingDue, &mut |_| {})
+            .unwrap();
+        (r.sent, t.elapsed())
+    };
+    let (smtp_sent, smtp) = deliver(
+        &db,
+        format!(
+            "transport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
+             from = \"Library <library@example.org>\"\n"
+        ),
+    );
+    let (dir_sent, maildir) = deliver(
+        &maildir_db,
+        "transport = \"maildir\"\ndir = \"maildir\"\n".to_string(),
+    );
+    let _ = sink.kill();
+    let received = std::fs::read_to_string(&sink_out).unwrap().lines().count();
+    assert_eq!(received, smtp_sent);
+    println!(
+        "| delivery to local SMTP (aiosmtpd) | {smtp_sent} emails in {:.2} s = **{:.0} emails/s** |",
+        smtp.as_secs_f64(),
+        smtp_sent as f64 / smtp.as_secs_f64()
+    );
+    println!(
+        "| delivery to a maildir (baseline) | {dir_sent} files in {:.2} s = {:.0} files/s |",
+        maildir.as_secs_f64(),
+        dir_sent as f64 / maildir.as_secs_f64()
+    );
+    println!("| peak RSS | {} MiB |", peak_kib() / 1024);
+}
+
+/// A notice as a native composer would write it: the baseline.
+fn native_text(kind: &EventKind, name: &str) -> (String, String) {
+    let (subject, what) = match kind {
+        EventKind::DueSoon { loan } => (format!("Due soon: {}", loan.title), loan.title.clone()),
+        EventKind::Overdue { loan, days_overdue } => (
+            format!("Overdue: {}", loan.title),
+            format!("{} is {days_overdue} days overdue", loan.title),
+        ),
+        EventKind::HoldReady { hold } | EventKind::HoldExpiring { hold } => (
+            format!("Ready for pickup: {}", hold.title),
+            hold.pickup_branch.clone(),
+        ),
+        EventKind::NewArrival { title, subject } => {
+            (format!("New in {subject}: {title}"), title.clone())
+        }
+        other => (other.name().to_string(), String::new()),
+    };
+    (
+        subject,
+        format!("Dear {name},\n\n{what}\n\nCity University Library"),
+    )
+}
+
+fn peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
