@@ -292,6 +292,10 @@ pub struct DeliverReport {
     pub postponed: usize,
     /// Messages left waiting on channels with no transport configured.
     pub no_transport: BTreeMap<String, usize>,
+    /// When the quiet hours the run ended in end, if it ended in them:
+    /// messages on every channel but print wait until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quiet_until: Option<DateTime<Utc>>,
 }
 
 /// Takes messages from the outbox and sends them.
@@ -432,6 +436,7 @@ impl Deliverer {
             }
             progress(&report);
         }
+        report.quiet_until = quiet_until(&self.notice, Utc::now());
         for stats in outbox.outbox_stats()? {
             let waiting = stats.queued + stats.sending;
             if waiting > 0 && !configured.iter().any(|c| c.as_str() == stats.channel) {

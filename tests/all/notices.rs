@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use lectern::{
     Campaigns, Channel, Config, Consents, DeliverReport, Deliverer, Event, HoldRecord, LoanRecord,
-    MessageState, Messenger, Outbox, Patron, PatronRecord, Preferences, ScoreRun, Scored,
+    MessageState, Messenger, Outbox, Patron, PatronRecord, Preferences, Queued, ScoreRun, Scored,
     SqliteStore, Store, Until, Written,
 };
 use lectern_tests::{host, pipeline, plugins, repo};
@@ -979,4 +979,113 @@ fn erasing_a_patron_removes_their_messages() {
                 m
             });
     assert_eq!(left, BTreeMap::from([("li".to_string(), 2)]));
+}
+
+#[test]
+fn retention_removes_settled_messages_past_their_time_and_keeps_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    let message = |key: &str, on: NaiveDate| Queued {
+        dedupe_key: key.into(),
+        patron: "ana".into(),
+        event: format!("e-{key}"),
+        event_kind: "due-soon".into(),
+        marketing: false,
+        plugin: "notices".into(),
+        channel: Channel::Email,
+        locale: "en".into(),
+        subject: "Due".into(),
+        body: "Due soon".into(),
+        day: on,
+        digest: false,
+        not_before: now(),
+    };
+    store
+        .enqueue(&[
+            message("old-sent", day(-200)),
+            message("old-queued", day(-200)),
+            message("new-sent", day(-5)),
+        ])
+        .unwrap();
+    // Take all three, one at a time; send two, put one back in the queue.
+    let mut all = Vec::new();
+    while let Some(c) = store
+        .claim(
+            now(),
+            now() + chrono::Duration::seconds(60),
+            &[Channel::Email],
+        )
+        .unwrap()
+        .pop()
+    {
+        all.push(c);
+    }
+    for c in &all {
+        let outcome = if c.dedupe_key == "old-queued" {
+            lectern::Settle::Postpone { not_before: now() }
+        } else {
+            lectern::Settle::Sent
+        };
+        store.settle(&[c.id], &outcome, now()).unwrap();
+    }
+    let r = store
+        .apply_retention(today(), &lectern::Retention::default(), b"key")
+        .unwrap();
+    assert_eq!(r.messages_removed, 1);
+    assert!(!store.has_message("old-sent").unwrap());
+    assert!(
+        store.has_message("old-queued").unwrap(),
+        "the queue is kept"
+    );
+    assert!(store.has_message("new-sent").unwrap());
+}
+
+#[test]
+fn patron_prefs_on_the_command_line_cancel_what_they_rule_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.db");
+    let mut store = library(&db);
+    notify_at(&mut store, &config(""), &arrivals(), now());
+    drop(store);
+    let out = Command::new(lectern_bin())
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "patron",
+            "prefs",
+            "ana",
+            "--marketing",
+            "off",
+            "--digest",
+            "on",
+            "--notice-days",
+            "5",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["cancelled"], 1, "{v}");
+    assert_eq!(v["preferences"]["digest"], true);
+    assert_eq!(v["preferences"]["notice-days"], 5);
+    let out = Command::new(lectern_bin())
+        .arg("--db")
+        .arg(&db)
+        .args(["patron", "prefs", "nobody", "--digest", "on"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no patron with id `nobody`"));
+    let out = Command::new(lectern_bin())
+        .arg("--db")
+        .arg(&db)
+        .args(["patron", "prefs", "ana", "--opt-out", "fax"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown channel `fax`"));
 }

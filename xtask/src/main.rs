@@ -141,6 +141,66 @@ fn demo() -> Result<()> {
             &patrons,
         ],
     )?;
+    lectern_cmd(
+        "Key readers and churn risk, stored as runs: segments for differentiated service",
+        &[
+            &"--db",
+            &db,
+            &"score",
+            &"--plugin",
+            &p("key-readers"),
+            &"--plugin",
+            &p("churn-risk"),
+            &"--policy",
+            &policy,
+            &"--top",
+            &"5",
+        ],
+    )?;
+    // Notices go to maildirs here; a library points email at its SMTP
+    // server and SMS at its gateway's webhook instead.
+    let config = library.join("lectern.toml");
+    std::fs::write(
+        &config,
+        "[notify]\nutc-offset = \"+08:00\"\n# The demo runs at any hour; a library keeps its quiet hours.\n\
+         quiet-hours = \"none\"\n\n\
+         [channels.email]\ntransport = \"maildir\"\ndir = \"outbox/email\"\n\
+         [channels.sms]\ntransport = \"maildir\"\ndir = \"outbox/sms\"\n\
+         [channels.print]\ntransport = \"maildir\"\ndir = \"outbox/print\"\n",
+    )?;
+    let _ = std::fs::remove_dir_all(library.join("outbox"));
+    lectern_cmd(
+        "Notices due today: circulation, new titles in readers' subjects (key readers get the first hold), win-back for lapsed readers",
+        &[
+            &"--db",
+            &db,
+            &"--config",
+            &config,
+            &"--key-file",
+            &samples.join("demo.key"),
+            &"notify",
+            &"--plugin",
+            &p("notices"),
+            &"--plugin",
+            &p("recommendations"),
+            &"--plugin",
+            &p("outreach"),
+            &"--policy",
+            &policy,
+            &"--arrivals",
+            &samples.join("arrivals.jsonl"),
+            &"--now",
+            &"2026-11-28T02:00:00Z",
+        ],
+    )?;
+    lectern_cmd(
+        "Delivered from the outbox (to maildirs under target/demo/outbox)",
+        &[&"--db", &db, &"--config", &config, &"deliver"],
+    )?;
+    lectern_cmd(
+        "The outbox, per channel",
+        &[&"--db", &db, &"outbox", &"--list", &"5"],
+    )?;
     for role in ["circulation-desk", "analyst"] {
         lectern_cmd(
             &format!("What the {role} sees"),

@@ -212,6 +212,16 @@ pub fn deliver(db: &Path, config: &Config, wait: Option<u64>, json: bool) -> Res
         report.cancelled,
         report.postponed
     );
+    if let Some(until) = report.quiet_until {
+        let stats = store.outbox_stats()?;
+        let waiting: usize = stats.iter().map(|s| s.queued).sum();
+        println!(
+            "quiet hours: {waiting} queued messages wait until {} (print still goes)",
+            until
+                .with_timezone(&config.notify.utc_offset)
+                .format("%Y-%m-%d %H:%M %:z")
+        );
+    }
     for (channel, n) in &report.no_transport {
         println!("{n} messages on {channel} wait: lectern.toml has no [channels.{channel}]");
     }

@@ -172,7 +172,7 @@ CREATE TABLE outbox (
     queued_at INTEGER NOT NULL,
     settled_at INTEGER
 );
-CREATE INDEX outbox_due ON outbox (state, not_before);
+CREATE INDEX outbox_due ON outbox (state, channel, not_before, id);
 CREATE INDEX outbox_by_patron ON outbox (patron_id, day);
 "#,
 ];

@@ -206,7 +206,7 @@ fn time(ts: i64) -> DateTime<Utc> {
 
 const CLAIMED: &str = "SELECT o.id, o.dedupe_key, o.patron_id, o.event_kind, o.marketing, o.channel, \
      o.locale, o.subject, o.body, o.day, o.digest, o.attempts, p.email, p.phone, \
-     COALESCE(p.consent_marketing, 0) AND NOT p.no_marketing, p.opted_out \
+     COALESCE(p.consent_marketing, 0) AND NOT p.no_marketing, p.opted_out, o.not_before \
      FROM outbox o JOIN patrons p ON p.id = o.patron_id";
 
 fn claimed(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
@@ -298,29 +298,54 @@ impl Outbox for SqliteStore {
         if channels.is_empty() {
             return Ok(Vec::new());
         }
-        let channels = channel_list(channels);
         // Immediate: two deliverers on one store never take the same row.
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now_ts = now.timestamp();
-        let due = format!(
-            "o.channel IN ({channels}) AND ((o.state = 'queued' AND o.not_before <= ?1) \
-             OR (o.state = 'sending' AND o.lease_until < ?1))"
-        );
-        let first = tx
+        // A message left `sending` by a deliverer that stopped comes first;
+        // then the earliest due on each channel, each one index lookup.
+        let mut first = tx
             .query_row(
-                &format!("{CLAIMED} WHERE {due} ORDER BY o.not_before, o.id LIMIT 1"),
+                &format!(
+                    "{CLAIMED} WHERE o.state = 'sending' AND o.lease_until < ?1 \
+                     AND o.channel IN ({}) ORDER BY o.lease_until LIMIT 1",
+                    channel_list(channels)
+                ),
                 [now_ts],
                 claimed,
             )
             .optional()?;
+        if first.is_none() {
+            let mut next = tx.prepare_cached(&format!(
+                "{CLAIMED} WHERE o.state = 'queued' AND o.channel = ?2 AND o.not_before <= ?1 \
+                 ORDER BY o.not_before, o.id LIMIT 1"
+            ))?;
+            let mut earliest: Option<(i64, Claimed)> = None;
+            for c in channels {
+                let row = next
+                    .query_row(params![now_ts, c.as_str()], |r| {
+                        Ok((r.get::<_, i64>(16)?, claimed(r)?))
+                    })
+                    .optional()?;
+                if let Some((at, row)) = row
+                    && earliest
+                        .as_ref()
+                        .is_none_or(|(t, e)| (at, row.id) < (*t, e.id))
+                {
+                    earliest = Some((at, row));
+                }
+            }
+            first = earliest.map(|(_, c)| c);
+        }
         let Some(first) = first else {
             return Ok(Vec::new());
         };
+        let due = "((o.state = 'queued' AND o.not_before <= ?1) \
+             OR (o.state = 'sending' AND o.lease_until < ?1))";
         let batch = if first.digest {
             let mut stmt = tx.prepare(&format!(
-                "{CLAIMED} WHERE {due} AND o.digest = 1 AND o.patron_id = ?2 AND o.channel = ?3 \
+                "{CLAIMED} WHERE o.patron_id = ?2 AND o.channel = ?3 AND o.digest = 1 AND {due} \
                  ORDER BY o.id"
             ))?;
             stmt.query_map(
