@@ -1089,3 +1089,66 @@ fn patron_prefs_on_the_command_line_cancel_what_they_rule_out() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown channel `fax`"));
 }
+
+#[test]
+fn a_survey_goes_to_a_stable_sample_of_a_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    let everyone: Vec<Scored> = ["ana", "li", "cleo", "dev"]
+        .iter()
+        .map(|p| Scored {
+            patron: (*p).into(),
+            value: 90.0,
+            segment: "key-reader".into(),
+            reasons: vec![],
+        })
+        .collect();
+    store
+        .save_scores(
+            &ScoreRun {
+                plugin: "key-readers".into(),
+                version: "0.1.0".into(),
+                as_of: today(),
+            },
+            &everyone,
+        )
+        .unwrap();
+    let survey = |sample: f64| Campaigns {
+        arrivals: vec![],
+        survey: Some(lectern::Survey {
+            id: "reading-room-2026".into(),
+            title: "Reading room survey".into(),
+            url: "https://lib.example.org/survey".into(),
+            segment: ("key-readers".into(), "key-reader".into()),
+            sample,
+        }),
+    };
+    let keys = lectern::Pseudonyms::new(b"tests");
+    let invited = |sample: f64| -> Vec<String> {
+        lectern::detect(&store, &keys, &config("").notify, &survey(sample), now())
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind.name() == "survey-invitation")
+            .map(|e| e.patron)
+            .collect()
+    };
+    assert_eq!(invited(1.0), ["ana", "cleo", "dev", "li"]);
+    assert!(invited(0.0).is_empty());
+    let half = invited(0.5);
+    assert_eq!(half, invited(0.5), "the same sample every time");
+
+    // Only those who consented to marketing get it, from `outreach`.
+    let report = notify_at(&mut store, &config(""), &survey(1.0), now());
+    let sent: Vec<_> = store
+        .outbox_messages(None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.event_kind == "survey-invitation")
+        .map(|m| (m.patron, m.subject))
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?} {report:#?}");
+    assert!(
+        sent.iter().all(|(p, s)| (p == "ana" || p == "cleo")
+            && s == "Tell us what you think: Reading room survey")
+    );
+}
