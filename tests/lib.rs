@@ -2,7 +2,7 @@
 //! bundled sample data, and a host whose plugin log the test can read.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::NaiveDate;
 use lectern::{Event, Host, LogLine, Patron, Pipeline, Pseudonyms};
@@ -78,4 +78,42 @@ pub fn testkit(mode: &str) -> tempfile::TempDir {
     plugin_copy(plugins::TESTKIT, |m| {
         m.replace("mode = \"echo\"", &format!("mode = \"{mode}\""))
     })
+}
+
+/// The `lectern` binary, built once per test process, as a library's staff
+/// or a vendor's script runs it.
+pub fn lectern_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = std::process::Command::new(env!("CARGO"))
+            .current_dir(repo())
+            .args(["build", "--quiet", "-p", "lectern", "--bin", "lectern"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building lectern failed");
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| repo().join("target"), PathBuf::from)
+            .join("debug/lectern")
+    })
+    .clone()
+}
+
+/// Generates a library of `patrons` readers (seed 1, ending on
+/// [`as_of`]) into `dir` as Lectern's CSV; returns what was written and the
+/// files, patrons first.
+pub fn generated_library(dir: &Path, patrons: u64) -> (lectern::GenSummary, Vec<PathBuf>) {
+    let summary = lectern::generate(
+        &lectern::GenOptions {
+            patrons,
+            seed: 1,
+            end: as_of(),
+        },
+        dir,
+        &mut |_| {},
+    )
+    .unwrap();
+    let files = ["patrons.csv", "loans.csv", "holds.csv", "use.csv"]
+        .map(|f| dir.join(f))
+        .to_vec();
+    (summary, files)
 }

@@ -2,25 +2,12 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-use lectern_tests::{plugins, repo};
+use lectern_tests::{lectern_bin, plugins, repo};
 
-/// The `lectern` binary, built once for these tests.
+/// The `lectern` binary, without the compiled-plugin cache.
 fn lectern() -> Command {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    let bin = BIN.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .current_dir(repo())
-            .args(["build", "--quiet", "-p", "lectern", "--bin", "lectern"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building lectern failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| repo().join("target"), PathBuf::from);
-        target.join("debug/lectern")
-    });
-    let mut c = Command::new(bin);
+    let mut c = Command::new(lectern_bin());
     c.arg("--no-cache");
     c
 }

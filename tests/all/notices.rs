@@ -15,7 +15,7 @@ use lectern::{
     MessageState, Messenger, Outbox, Patron, PatronRecord, Preferences, Queued, ScoreRun, Scored,
     SqliteStore, Store, Until, Written,
 };
-use lectern_tests::{host, pipeline, plugins, repo};
+use lectern_tests::{host, lectern_bin, pipeline, plugins, repo};
 
 /// 10:00 in the library (UTC+8) on the tests' day.
 fn now() -> DateTime<Utc> {
@@ -190,6 +190,46 @@ fn deliver(store: &mut SqliteStore, config: &Config) -> DeliverReport {
         .unwrap()
         .run(store, Until::NothingDue, &mut |_| {})
         .unwrap()
+}
+
+/// Delivers until the outbox is empty, waiting out retries, for at most
+/// `secs` seconds.
+fn deliver_all(store: &mut SqliteStore, config: &Config, secs: i64) -> DeliverReport {
+    Deliverer::from_config(config)
+        .unwrap()
+        .run(
+            store,
+            Until::Empty {
+                deadline: Utc::now() + chrono::Duration::seconds(secs),
+            },
+            &mut |_| {},
+        )
+        .unwrap()
+}
+
+/// Writes (or rewrites) `patrons`, as an import from the ILS does.
+fn put_patrons(store: &mut SqliteStore, patrons: impl IntoIterator<Item = Patron>) {
+    let mut tx = store.import("test").unwrap();
+    for patron in patrons {
+        tx.put_patron(&PatronRecord {
+            patron,
+            active: true,
+            source: "test".into(),
+        })
+        .unwrap();
+    }
+    tx.commit(Written::default(), 0).unwrap();
+}
+
+/// Runs `c`, which must succeed, and reads its `--json` output.
+fn json_of(c: &mut Command) -> serde_json::Value {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn files(dir: &Path) -> Vec<String> {
@@ -439,14 +479,10 @@ fn opting_out_cancels_queued_marketing_and_the_channel() {
     assert!(!queued(&store, "ana").contains(&"new-arrival".to_string()));
     assert_eq!(queued(&store, "ana").len(), 4, "transactional notices stay");
     // A re-import of the patron from the ILS does not undo the opt-out.
-    let mut tx = store.import("test").unwrap();
-    tx.put_patron(&PatronRecord {
-        patron: reader("ana", "Ana Souza", "en", &[Channel::Email], true),
-        active: true,
-        source: "test".into(),
-    })
-    .unwrap();
-    tx.commit(Written::default(), 0).unwrap();
+    put_patrons(
+        &mut store,
+        [reader("ana", "Ana Souza", "en", &[Channel::Email], true)],
+    );
     assert!(store.preferences("ana").unwrap().unwrap().no_marketing);
     let report = notify_at(&mut store, &config(""), &arrivals(), now());
     assert_eq!(report.queued, 0, "{report:#?}");
@@ -608,16 +644,9 @@ fn email_arrives_at_a_real_smtp_server_with_subject_body_and_locale() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = library(&dir.path().join("lib.db"));
     // li reads Chinese; let her be reached by email this time.
-    let mut tx = store.import("test").unwrap();
     let mut li = reader("li", "李明", "zh-CN", &[Channel::Email], false);
     li.expires_on = Some(day(10));
-    tx.put_patron(&PatronRecord {
-        patron: li,
-        active: true,
-        source: "test".into(),
-    })
-    .unwrap();
-    tx.commit(Written::default(), 0).unwrap();
+    put_patrons(&mut store, [li]);
     let config = smtp_config(smtp.port, "");
     notify_at(&mut store, &config, &Campaigns::default(), now());
     let report = deliver(&mut store, &config);
@@ -655,32 +684,14 @@ fn a_refused_address_fails_with_its_reason_and_is_not_retried() {
     let smtp = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
     let mut store = library(&dir.path().join("lib.db"));
-    let mut tx = store.import("test").unwrap();
     let mut ana = reader("ana", "Ana Souza", "en", &[Channel::Email], true);
     ana.email = Some("ana@invalid.example".into());
     let mut cleo = reader("cleo", "Cleo Park", "en", &[Channel::Email], true);
     cleo.email = Some("not an address".into());
-    for p in [ana, cleo] {
-        tx.put_patron(&PatronRecord {
-            patron: p,
-            active: true,
-            source: "test".into(),
-        })
-        .unwrap();
-    }
-    tx.commit(Written::default(), 0).unwrap();
+    put_patrons(&mut store, [ana, cleo]);
     let config = smtp_config(smtp.port, "[deliver]\nretry-after-secs = 0\n");
     notify_at(&mut store, &config, &arrivals(), now());
-    let report = Deliverer::from_config(&config)
-        .unwrap()
-        .run(
-            &mut store,
-            Until::Empty {
-                deadline: Utc::now() + chrono::Duration::seconds(20),
-            },
-            &mut |_| {},
-        )
-        .unwrap();
+    let report = deliver_all(&mut store, &config, 20);
     // ana's 4 notices and new-arrival alert, and cleo's alert: all refused.
     assert_eq!(
         (report.failed, report.retried, report.sent),
@@ -731,16 +742,7 @@ fn a_server_that_stays_down_is_retried_with_backoff_then_given_up() {
     assert_eq!(slow.backoff(40).as_secs(), 86_400, "capped at a day");
 
     notify_at(&mut store, &config, &Campaigns::default(), now());
-    let report = Deliverer::from_config(&config)
-        .unwrap()
-        .run(
-            &mut store,
-            Until::Empty {
-                deadline: Utc::now() + chrono::Duration::seconds(30),
-            },
-            &mut |_| {},
-        )
-        .unwrap();
+    let report = deliver_all(&mut store, &config, 30);
     // ana's four emails, each tried 3 times (li's are SMS: no transport).
     assert_eq!((report.retried, report.failed), (8, 4), "{report:?}");
     let failed = store
@@ -842,18 +844,6 @@ fn webhooks_are_signed_and_carry_only_what_the_channel_needs() {
     }
 }
 
-fn lectern_bin() -> std::path::PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .current_dir(repo())
-        .args(["build", "--quiet", "-p", "lectern", "--bin", "lectern"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| repo().join("target"), Into::into)
-        .join("debug/lectern")
-}
-
 #[test]
 fn killed_mid_delivery_nothing_is_lost_and_keys_are_never_delivered_twice() {
     let rx = receiver(b"s3cret", Duration::from_millis(60));
@@ -898,18 +888,12 @@ fn killed_mid_delivery_nothing_is_lost_and_keys_are_never_delivered_twice() {
             .env("TEST_WEBHOOK_SECRET", "s3cret");
         c
     };
-    let out = lectern()
-        .args(["notify", "--plugin", plugins::NOTICES, "--json"])
-        .arg("--now")
-        .arg(now().to_rfc3339())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = json_of(
+        lectern()
+            .args(["notify", "--plugin", plugins::NOTICES, "--json"])
+            .arg("--now")
+            .arg(now().to_rfc3339()),
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["queued"], 40, "{report}");
 
     // Kill -9 twice in the middle of delivery.
@@ -929,15 +913,8 @@ fn killed_mid_delivery_nothing_is_lost_and_keys_are_never_delivered_twice() {
         // Let the lease of the message in flight run out.
         std::thread::sleep(Duration::from_millis(1100));
     }
-    let out = lectern()
-        .args(["deliver", "--wait", "30", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let delivered = json_of(lectern().args(["deliver", "--wait", "30", "--json"]));
+    assert_eq!(delivered["failed"], 0, "{delivered}");
 
     let requests = rx.requests.lock().unwrap();
     let mut per_key: HashMap<&str, usize> = HashMap::new();
@@ -955,8 +932,7 @@ fn killed_mid_delivery_nothing_is_lost_and_keys_are_never_delivered_twice() {
         "{resent} re-sends after 2 kills: {per_key:?}"
     );
     assert!(per_key.values().all(|&n| n <= 3), "{per_key:?}");
-    let out = lectern().args(["outbox", "--json"]).output().unwrap();
-    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stats = json_of(lectern().args(["outbox", "--json"]));
     assert_eq!(stats["channels"][0]["sent"], 40, "{stats}");
     assert_eq!(stats["channels"][0]["queued"], 0, "{stats}");
 }
@@ -1047,29 +1023,18 @@ fn patron_prefs_on_the_command_line_cancel_what_they_rule_out() {
     let mut store = library(&db);
     notify_at(&mut store, &config(""), &arrivals(), now());
     drop(store);
-    let out = Command::new(lectern_bin())
-        .arg("--db")
-        .arg(&db)
-        .args([
-            "patron",
-            "prefs",
-            "ana",
-            "--marketing",
-            "off",
-            "--digest",
-            "on",
-            "--notice-days",
-            "5",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json_of(Command::new(lectern_bin()).arg("--db").arg(&db).args([
+        "patron",
+        "prefs",
+        "ana",
+        "--marketing",
+        "off",
+        "--digest",
+        "on",
+        "--notice-days",
+        "5",
+        "--json",
+    ]));
     assert_eq!(v["cancelled"], 1, "{v}");
     assert_eq!(v["preferences"]["digest"], true);
     assert_eq!(v["preferences"]["notice-days"], 5);

@@ -5,18 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lectern_tests::{plugins, repo};
+use lectern_tests::{lectern_bin, plugins};
 
 fn lectern(db: &Path) -> Command {
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
-    let status = Command::new(env!("CARGO"))
-        .current_dir(repo())
-        .args(["build", "--quiet", "-p", "lectern", "--bin", "lectern"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut c = Command::new(target.join("debug/lectern"));
+    let mut c = Command::new(lectern_bin());
     c.arg("--no-cache").arg("--db").arg(db);
     c
 }

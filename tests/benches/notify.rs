@@ -14,10 +14,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use lectern::{
-    Campaigns, Config, Deliverer, EventKind, Format, GenOptions, Host, ImportOptions, Outbox,
-    Pipeline, Pseudonyms, Queued, ScoreRun, SqliteStore, Store, Until,
+    Campaigns, Config, Deliverer, EventKind, Format, Host, ImportOptions, Outbox, Pipeline,
+    Pseudonyms, Queued, ScoreRun, SqliteStore, Store, Until,
 };
 use lectern_tests::{plugins, repo};
 
@@ -27,23 +27,11 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
-    let today = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+    let today = lectern_tests::as_of();
     let now: DateTime<Utc> = "2026-11-28T02:00:00Z".parse().unwrap();
-    lectern::generate(
-        &GenOptions {
-            patrons,
-            seed: 1,
-            end: today,
-        },
-        dir.path(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let (_, files) = lectern_tests::generated_library(dir.path(), patrons);
     let db = dir.path().join("lectern.db");
     let mut store = SqliteStore::open(&db).unwrap();
-    let files: Vec<_> = ["patrons.csv", "loans.csv", "holds.csv", "use.csv"]
-        .map(|f| dir.path().join(f))
-        .to_vec();
     lectern::import(
         &mut store,
         Format::Csv,
@@ -233,6 +221,7 @@ fn main() {
         "transport = \"maildir\"\ndir = \"maildir\"\n".to_string(),
     );
     let _ = sink.kill();
+    let _ = sink.wait();
     let received = std::fs::read_to_string(&sink_out).unwrap().lines().count();
     assert_eq!(received, smtp_sent);
     println!(

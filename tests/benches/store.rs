@@ -9,8 +9,7 @@
 
 use std::time::Instant;
 
-use chrono::NaiveDate;
-use lectern::{Format, GenOptions, ImportOptions, SqliteStore, Store};
+use lectern::{Format, ImportOptions, SqliteStore, Store};
 
 fn main() {
     let patrons: u64 = std::env::args()
@@ -18,20 +17,11 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
-    let end = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+    let end = lectern_tests::as_of();
     println!("| measure | value |\n|---|---|");
 
     let t = Instant::now();
-    let g = lectern::generate(
-        &GenOptions {
-            patrons,
-            seed: 1,
-            end,
-        },
-        dir.path(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let (g, files) = lectern_tests::generated_library(dir.path(), patrons);
     let records = g.patrons + g.loans + g.holds + g.uses;
     println!(
         "| generated | {} patrons, {} loans, {} holds, {} days of use in {:.1} s |",
@@ -41,9 +31,6 @@ fn main() {
         g.uses,
         t.elapsed().as_secs_f64()
     );
-    let files: Vec<_> = ["patrons.csv", "loans.csv", "holds.csv", "use.csv"]
-        .map(|f| dir.path().join(f))
-        .to_vec();
 
     // Baseline: parse every row of every file, store nothing.
     let t = Instant::now();

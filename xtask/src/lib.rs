@@ -135,21 +135,27 @@ pub fn ensure_componentize_py() -> Result<()> {
     if version.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(COMPONENTIZE_PY)) {
         return Ok(());
     }
-    eprintln!("installing componentize-py {COMPONENTIZE_PY} from PyPI for the Python plugins");
+    pip_install("componentize-py", COMPONENTIZE_PY, "for the Python plugins")
+}
+
+/// Installs `package==version` from PyPI with the machine's python3, or says
+/// what to run by hand.
+fn pip_install(package: &str, version: &str, why: &str) -> Result<()> {
+    eprintln!("installing {package} {version} from PyPI {why}");
     let pip = Command::new("python3")
         .args([
             "-m",
             "pip",
             "install",
             "--quiet",
-            &format!("componentize-py=={COMPONENTIZE_PY}"),
+            &format!("{package}=={version}"),
         ])
         .status();
     match pip {
         Ok(s) if s.success() => Ok(()),
         _ => bail!(
-            "componentize-py {COMPONENTIZE_PY} is missing and pip could not install it; run \
-             `python3 -m pip install componentize-py=={COMPONENTIZE_PY}` and run this again"
+            "{package} {version} is missing and pip could not install it; run \
+             `python3 -m pip install {package}=={version}` and run this again"
         ),
     }
 }
@@ -166,23 +172,7 @@ pub fn ensure_aiosmtpd() -> Result<()> {
     if import.is_ok_and(|o| o.status.success()) {
         return Ok(());
     }
-    eprintln!("installing aiosmtpd {AIOSMTPD} from PyPI for the email delivery tests");
-    let pip = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            &format!("aiosmtpd=={AIOSMTPD}"),
-        ])
-        .status();
-    match pip {
-        Ok(s) if s.success() => Ok(()),
-        _ => bail!(
-            "aiosmtpd {AIOSMTPD} is missing and pip could not install it; run \
-             `python3 -m pip install aiosmtpd=={AIOSMTPD}` and run this again"
-        ),
-    }
+    pip_install("aiosmtpd", AIOSMTPD, "for the email delivery tests")
 }
 
 /// Builds every Python plugin under `plugins/python/` (a directory with

@@ -2,8 +2,10 @@
 //! hold-expiring and membership-expiry notices in English and Chinese, on the patron's
 //! preferred channel.
 
-use lectern_plugin::host::{config, today};
-use lectern_plugin::{Channel, Date, Event, EventKind, Message, Messenger, Patron, PluginError};
+use lectern_plugin::host::today;
+use lectern_plugin::{
+    Channel, Date, Event, EventKind, Message, Messenger, Patron, PluginError, library_name,
+};
 
 struct Notices;
 
@@ -62,16 +64,8 @@ fn text(
     p: &Patron,
     lang: Lang,
 ) -> Result<Option<(String, String, String)>, PluginError> {
-    let library = config("library-name").unwrap_or_else(|| match lang {
-        Lang::En => "Your library".to_string(),
-        Lang::Zh => "图书馆".to_string(),
-    });
-    let greeting = match (lang, p.name.as_deref()) {
-        (Lang::En, Some(n)) => format!("Dear {n},"),
-        (Lang::En, None) => "Dear reader,".to_string(),
-        (Lang::Zh, Some(n)) => format!("{n}，您好："),
-        (Lang::Zh, None) => "读者您好：".to_string(),
-    };
+    let library = library_name(lang == Lang::Zh);
+    let greeting = p.greeting();
     let today = today();
     let out = match (&event.kind, lang) {
         (EventKind::DueSoon(loan), Lang::En) => {

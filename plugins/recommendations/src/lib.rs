@@ -7,7 +7,7 @@
 //! use of their reading history; this plugin sees their interests only then.
 
 use lectern_plugin::host::config;
-use lectern_plugin::{Event, EventKind, Message, Messenger, Patron, PluginError};
+use lectern_plugin::{Event, EventKind, Message, Messenger, Patron, PluginError, library_name};
 
 struct Recommendations;
 
@@ -27,13 +27,9 @@ impl Messenger for Recommendations {
             .find(|s| s.subject == arrival.subject)
             .map_or(0, |s| s.loans);
         let zh = recipient.reads_chinese();
-        let library = config("library-name")
-            .unwrap_or_else(|| if zh { "图书馆" } else { "Your library" }.to_string());
+        let library = library_name(zh);
+        let greeting = recipient.greeting();
         let (subject, body) = if zh {
-            let greeting = match &recipient.name {
-                Some(n) => format!("{n}，您好："),
-                None => "读者您好：".to_string(),
-            };
             let why = if loans > 0 {
                 format!(
                     "您过去一年在「{}」方向借阅了 {loans} 本书，",
@@ -55,10 +51,6 @@ impl Messenger for Recommendations {
                 ),
             )
         } else {
-            let greeting = match &recipient.name {
-                Some(n) => format!("Dear {n},"),
-                None => "Dear reader,".to_string(),
-            };
             let why = if loans > 0 {
                 format!(
                     "You borrowed {loans} title{} in {} this year, so ",
@@ -81,15 +73,13 @@ impl Messenger for Recommendations {
                 ),
             )
         };
-        let channel = recipient.preferred_channel();
-        Ok(vec![Message {
-            channel,
-            locale: if zh { "zh-CN" } else { "en" }.to_string(),
+        let offer = if key_reader { "early" } else { "open" };
+        Ok(vec![Message::to(
+            recipient,
             subject,
             body,
-            dedupe_key: format!("{}:{}", event.id, if key_reader { "early" } else { "open" }),
-            send_after: None,
-        }])
+            format!("{}:{offer}", event.id),
+        )])
     }
 }
 

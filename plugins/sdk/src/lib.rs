@@ -249,12 +249,50 @@ impl Patron {
             .unwrap_or(Channel::Print)
     }
 
+    /// How a notice opens: `Dear Ana Souza,` or `李明，您好：`, in the
+    /// patron's language, without a name if the plugin may not see it.
+    pub fn greeting(&self) -> String {
+        match (self.reads_chinese(), self.name.as_deref()) {
+            (false, Some(n)) => format!("Dear {n},"),
+            (false, None) => "Dear reader,".to_string(),
+            (true, Some(n)) => format!("{n}，您好："),
+            (true, None) => "读者您好：".to_string(),
+        }
+    }
+
     /// Whether the patron's locale is Chinese (`zh`, `zh-CN`, `zh-TW`…).
     pub fn reads_chinese(&self) -> bool {
         self.locale
             .as_deref()
             .is_some_and(|l| l.to_ascii_lowercase().starts_with("zh"))
     }
+}
+
+impl Message {
+    /// A message to `patron` on their preferred channel, tagged with their
+    /// language (`zh-CN` or `en`).
+    pub fn to(patron: &Patron, subject: String, body: String, dedupe_key: String) -> Message {
+        Message {
+            channel: patron.preferred_channel(),
+            locale: if patron.reads_chinese() {
+                "zh-CN"
+            } else {
+                "en"
+            }
+            .to_string(),
+            subject,
+            body,
+            dedupe_key,
+            send_after: None,
+        }
+    }
+}
+
+/// How a notice is signed: the plugin's `library-name` setting, or "Your
+/// library" (图书馆) in the reader's language.
+pub fn library_name(chinese: bool) -> String {
+    host::config("library-name")
+        .unwrap_or_else(|| if chinese { "图书馆" } else { "Your library" }.to_string())
 }
 
 impl Channel {
