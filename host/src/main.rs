@@ -395,7 +395,9 @@ fn run(cli: Cli) -> Result<()> {
                 as_of: None,
             };
             let pipeline = pipeline(&host, &common, &keys)?;
-            notices::notify(&host, &db, &config, pipeline, args, json)
+            // The survey sample is drawn under the store's pseudonym key.
+            let sample_keys = keys.store_ring()?.pseudonyms();
+            notices::notify(&host, &db, &config, (pipeline, sample_keys), args, json)
         }
         Command::Deliver { wait } => {
             let config = notices::config(config_file.as_deref())?;

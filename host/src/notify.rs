@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::Result;
-use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeZone as _, Utc};
+use chrono::{DateTime, Datelike as _, Days, NaiveDate, NaiveTime, TimeZone as _, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -237,8 +237,6 @@ pub fn detect(
     }
     Ok(events)
 }
-
-use chrono::Datelike as _;
 
 /// Whether `patron` falls in a `share` sample for `survey`: decided by the
 /// keyed token, so the sample is stable and cannot be guessed from ids.

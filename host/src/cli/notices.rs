@@ -10,6 +10,7 @@ use lectern::{
     Preferences, SqliteStore, Store, Survey, Until, read_jsonl,
 };
 use serde_json::json;
+use sha2::Digest as _;
 
 use super::{print_json, table};
 
@@ -61,7 +62,7 @@ pub fn notify(
     host: &Host,
     db: &Path,
     config: &Config,
-    pipeline: Pipeline,
+    (pipeline, keys): (Pipeline, lectern::Pseudonyms),
     args: NotifyArgs,
     json: bool,
 ) -> Result<()> {
@@ -107,7 +108,6 @@ pub fn notify(
     }
     let mut events: Vec<Event> = Vec::new();
     if !args.no_detect {
-        let keys = pipeline_keys(db)?;
         events = lectern::detect(&store, &keys, &config.notify, &campaigns, now)?;
     }
     if let Some(path) = &args.events {
@@ -158,12 +158,6 @@ pub fn notify(
         }
     );
     Ok(())
-}
-
-use sha2::Digest as _;
-
-fn pipeline_keys(db: &Path) -> Result<lectern::Pseudonyms> {
-    Ok(lectern::Keyring::load_or_create(&db.with_extension("key"))?.pseudonyms())
 }
 
 pub fn deliver(db: &Path, config: &Config, wait: Option<u64>, json: bool) -> Result<()> {
