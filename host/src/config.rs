@@ -4,7 +4,7 @@
 //!
 //! ```toml
 //! [notify]
-//! utc-offset = "+08:00"        # the library's clock
+//! timezone = "Asia/Shanghai"   # the library's clock (or utc-offset = "+08:00")
 //! quiet-hours = "21:00-08:00"  # nothing but print goes out in between
 //! daily-limit = 3              # marketing stops at this many messages a day
 //! due-soon-days = 3            # advance notice, unless the patron chose
@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use chrono::{FixedOffset, NaiveTime};
+use chrono::{DateTime, FixedOffset, NaiveDateTime, NaiveTime, Offset as _, TimeZone as _, Utc};
 use serde::Deserialize;
 
 use crate::model::Channel;
@@ -69,9 +69,9 @@ pub struct Config {
 /// When notices are due, and the limits on them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NoticeRules {
-    /// The library's offset from UTC: its days, quiet hours and daily
-    /// limits are on this clock.
-    pub utc_offset: FixedOffset,
+    /// The library's clock: its days, quiet hours and daily limits are on
+    /// it.
+    pub clock: Clock,
     /// Nothing but print goes out from the first time to the second.
     pub quiet_hours: Option<(NaiveTime, NaiveTime)>,
     /// Marketing messages stop once a patron has this many messages queued
@@ -95,7 +95,7 @@ pub struct NoticeRules {
 impl Default for NoticeRules {
     fn default() -> Self {
         NoticeRules {
-            utc_offset: FixedOffset::east_opt(0).expect("zero is a valid offset"),
+            clock: Clock::Offset(FixedOffset::east_opt(0).expect("zero is a valid offset")),
             quiet_hours: Some((
                 NaiveTime::from_hms_opt(21, 0, 0).expect("valid"),
                 NaiveTime::from_hms_opt(8, 0, 0).expect("valid"),
@@ -107,6 +107,55 @@ impl Default for NoticeRules {
             membership_expiring_days: 30,
             win_back: vec![("churn-risk".into(), "high-risk".into())],
             win_back_every_days: 90,
+        }
+    }
+}
+
+/// The library's clock: an IANA time zone, which follows daylight saving,
+/// or a fixed offset from UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// A time zone, such as `Asia/Shanghai` or `America/Chicago`.
+    Zone(chrono_tz::Tz),
+    /// A fixed offset, such as `+08:00`.
+    Offset(FixedOffset),
+}
+
+impl Clock {
+    /// The library's local time at `t`.
+    pub fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
+        match self {
+            Clock::Zone(tz) => t.with_timezone(tz).naive_local(),
+            Clock::Offset(o) => t.with_timezone(o).naive_local(),
+        }
+    }
+
+    /// The moment the library's clock shows `local`. A time that happens
+    /// twice (when the clocks go back) is the first; one that never happens
+    /// (when they go forward) is taken an hour later.
+    pub fn utc(&self, local: NaiveDateTime) -> DateTime<Utc> {
+        let pick = |l: NaiveDateTime| -> Option<DateTime<Utc>> {
+            match self {
+                Clock::Zone(tz) => tz
+                    .from_local_datetime(&l)
+                    .earliest()
+                    .map(|d| d.with_timezone(&Utc)),
+                Clock::Offset(o) => o
+                    .from_local_datetime(&l)
+                    .earliest()
+                    .map(|d| d.with_timezone(&Utc)),
+            }
+        };
+        pick(local)
+            .or_else(|| pick(local + chrono::Duration::hours(1)))
+            .unwrap_or_else(|| Utc.from_utc_datetime(&local))
+    }
+
+    /// The offset from UTC at `t`, as `+08:00`.
+    pub fn offset_at(&self, t: DateTime<Utc>) -> FixedOffset {
+        match self {
+            Clock::Zone(tz) => t.with_timezone(tz).offset().fix(),
+            Clock::Offset(o) => *o,
         }
     }
 }
@@ -231,6 +280,7 @@ struct Raw {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawNotify {
+    timezone: Option<String>,
     utc_offset: Option<String>,
     quiet_hours: Option<String>,
     daily_limit: Option<usize>,
@@ -292,11 +342,20 @@ impl Config {
         let d = NoticeRules::default();
         let n = raw.notify;
         let notify = NoticeRules {
-            utc_offset: match n.utc_offset {
-                Some(s) => s.parse().map_err(|_| {
+            clock: match (n.timezone, n.utc_offset) {
+                (Some(_), Some(_)) => {
+                    bail!("give `notify.timezone` or `notify.utc-offset`, not both")
+                }
+                (Some(tz), None) => Clock::Zone(tz.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "`notify.timezone` = {tz:?}: not an IANA time zone; write it as \
+                         \"Asia/Shanghai\" or \"America/Chicago\""
+                    )
+                })?),
+                (None, Some(s)) => Clock::Offset(s.parse().map_err(|_| {
                     anyhow::anyhow!("`notify.utc-offset` = {s:?}: write it as `+08:00` or `-05:00`")
-                })?,
-                None => d.utc_offset,
+                })?),
+                (None, None) => d.clock,
             },
             quiet_hours: match n.quiet_hours.as_deref() {
                 None => d.quiet_hours,
@@ -529,6 +588,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("LECTERN_TEST_UNSET_VAR"), "{e}");
+    }
+
+    #[test]
+    fn a_time_zone_follows_daylight_saving() {
+        let c =
+            Config::parse("[notify]\ntimezone = \"America/Chicago\"\n", Path::new(".")).unwrap();
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        // CST in January (UTC-6), CDT in July (UTC-5).
+        assert_eq!(
+            c.notify.clock.local(at("2026-01-15T14:00:00Z")).to_string(),
+            "2026-01-15 08:00:00"
+        );
+        assert_eq!(
+            c.notify.clock.local(at("2026-07-15T14:00:00Z")).to_string(),
+            "2026-07-15 09:00:00"
+        );
+        // 02:30 on 8 March 2026 never happens in Chicago: an hour later.
+        let gap = "2026-03-08T02:30:00".parse::<NaiveDateTime>().unwrap();
+        assert_eq!(c.notify.clock.utc(gap), at("2026-03-08T08:30:00Z"));
+        let e =
+            Config::parse("[notify]\ntimezone = \"Mars/Olympus\"\n", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("IANA"), "{e}");
     }
 
     #[test]

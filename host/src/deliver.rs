@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use chrono::{DateTime, Days, TimeZone as _, Utc};
+use chrono::{DateTime, Days, Utc};
 use hmac::{Hmac, Mac as _};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -480,15 +480,16 @@ impl Deliverer {
         };
         let ids: Vec<i64> = live.iter().map(|c| c.id).collect();
         if first.digest {
+            let today = local_day(&self.notice, now);
             let day_start = self
                 .notice
-                .utc_offset
-                .from_local_datetime(&local_day(&self.notice, now).and_time(chrono::NaiveTime::MIN))
-                .single()
-                .map(|d| d.with_timezone(&Utc))
-                .unwrap_or(now);
+                .clock
+                .utc(today.and_time(chrono::NaiveTime::MIN));
             if outbox.digest_sent_since(&first.patron, first.channel, day_start)? {
-                let tomorrow = day_start + Days::new(1);
+                let tomorrow = self
+                    .notice
+                    .clock
+                    .utc((today + Days::new(1)).and_time(chrono::NaiveTime::MIN));
                 outbox.settle(
                     &ids,
                     &Settle::Postpone {

@@ -72,7 +72,9 @@ mod runtime;
 mod store;
 
 pub use crate::audit::{AuditCheck, AuditEntry, AuditLog};
-pub use crate::config::{Config, DeliveryRules, NoticeRules, Secret, SmtpTls, TransportConfig};
+pub use crate::config::{
+    Clock, Config, DeliveryRules, NoticeRules, Secret, SmtpTls, TransportConfig,
+};
 pub use crate::deliver::{
     DeliverReport, Deliverer, Maildir, Outgoing, SendError, Smtp, Transport, Until, Webhook,
     webhook_signature,

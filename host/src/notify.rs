@@ -69,7 +69,7 @@ pub struct Campaigns {
 
 /// The library's day at `now`.
 pub fn local_day(rules: &NoticeRules, now: DateTime<Utc>) -> NaiveDate {
-    now.with_timezone(&rules.utc_offset).date_naive()
+    rules.clock.local(now).date()
 }
 
 fn midnight(d: NaiveDate) -> DateTime<Utc> {
@@ -268,7 +268,7 @@ pub fn dedupe_key(event: &Event, channel: Channel, plugin: &str, plugin_key: &st
 /// The end of quiet hours, if `now` falls in them; `None` otherwise.
 pub fn quiet_until(rules: &NoticeRules, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let (start, end) = rules.quiet_hours?;
-    let local = now.with_timezone(&rules.utc_offset);
+    let local = rules.clock.local(now);
     let t = local.time();
     let quiet = if start <= end {
         t >= start && t < end
@@ -278,15 +278,11 @@ pub fn quiet_until(rules: &NoticeRules, now: DateTime<Utc>) -> Option<DateTime<U
     if !quiet {
         return None;
     }
-    let mut day = local.date_naive();
+    let mut day = local.date();
     if t >= end {
         day = day + Days::new(1);
     }
-    let end_local = rules
-        .utc_offset
-        .from_local_datetime(&day.and_time(end))
-        .single()?;
-    Some(end_local.with_timezone(&Utc))
+    Some(rules.clock.utc(day.and_time(end)))
 }
 
 /// What [`notify`] did.

@@ -17,7 +17,7 @@ use lectern::{
 };
 use lectern_tests::{host, lectern_bin, pipeline, plugins, repo};
 
-/// 10:00 in the library (UTC+8) on the tests' day.
+/// 10:00 in the library (Asia/Shanghai, UTC+8) on the tests' day.
 fn now() -> DateTime<Utc> {
     "2026-11-28T02:00:00Z".parse().unwrap()
 }
@@ -121,7 +121,7 @@ fn library(path: &Path) -> SqliteStore {
     store
 }
 
-/// The library's rules in UTC+8 without quiet hours, and a daily limit of
+/// The library's rules in Asia/Shanghai without quiet hours, and a daily limit of
 /// 10 unless `extra` sets one.
 fn config(extra: &str) -> Config {
     let limit = if extra.contains("daily-limit") {
@@ -130,7 +130,7 @@ fn config(extra: &str) -> Config {
         "daily-limit = 10\n"
     };
     Config::parse(
-        &format!("[notify]\nutc-offset = \"+08:00\"\nquiet-hours = \"none\"\n{limit}{extra}"),
+        &format!("[notify]\ntimezone = \"Asia/Shanghai\"\nquiet-hours = \"none\"\n{limit}{extra}"),
         Path::new("."),
     )
     .unwrap()

@@ -162,7 +162,7 @@ fn demo() -> Result<()> {
     let config = library.join("lectern.toml");
     std::fs::write(
         &config,
-        "[notify]\nutc-offset = \"+08:00\"\n# The demo runs at any hour; a library keeps its quiet hours.\n\
+        "[notify]\ntimezone = \"Asia/Shanghai\"\n# The demo runs at any hour; a library keeps its quiet hours.\n\
          quiet-hours = \"none\"\n\n\
          [channels.email]\ntransport = \"maildir\"\ndir = \"outbox/email\"\n\
          [channels.sms]\ntransport = \"maildir\"\ndir = \"outbox/sms\"\n\

@@ -212,7 +212,7 @@ pub fn deliver(db: &Path, config: &Config, wait: Option<u64>, json: bool) -> Res
         println!(
             "quiet hours: {waiting} queued messages wait until {} (print still goes)",
             until
-                .with_timezone(&config.notify.utc_offset)
+                .with_timezone(&config.notify.clock.offset_at(until))
                 .format("%Y-%m-%d %H:%M %:z")
         );
     }
