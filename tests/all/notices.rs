@@ -902,10 +902,20 @@ fn killed_mid_delivery_nothing_is_lost_and_keys_are_never_delivered_twice() {
         let mut child = lectern()
             .arg("deliver")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let started = std::time::Instant::now();
         while rx.requests.lock().unwrap().len() < before + 8 {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+                panic!("deliver ended ({status}) before it could be killed: {err}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "deliver made no progress"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         child.kill().unwrap(); // SIGKILL
