@@ -303,6 +303,10 @@ pub struct NotifyReport {
     /// Messages and events that were not queued, with the reason: event id
     /// and why.
     pub skipped: Vec<Skipped>,
+    /// Messengers that failed (trapped, timed out, broke the contract),
+    /// each with its error, which names the plugin. Their events are in
+    /// `skipped`; the other messengers' messages were queued.
+    pub failed: Vec<String>,
 }
 
 /// An event or message that was not queued.
@@ -420,7 +424,20 @@ pub fn notify<S: Store + Outbox>(
         if mine.is_empty() {
             continue;
         }
-        let out = pipeline.compose(m, mine, &recipients)?;
+        // A messenger that fails fails alone: its events are reported, the
+        // other messengers' messages are still queued.
+        let out = match pipeline.compose(m, mine, &recipients) {
+            Ok(out) => out,
+            Err(e) => {
+                let error = e.to_string();
+                tracing::error!(%error, "a messenger failed; its events were not composed");
+                for ev in mine {
+                    skip(&mut report, ev, error.clone());
+                }
+                report.failed.push(error);
+                continue;
+            }
+        };
         for s in out.skipped {
             report.skipped.push(Skipped {
                 reason: format!("{}: {}", m.plugin().id(), s.reason),

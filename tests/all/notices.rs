@@ -1127,3 +1127,51 @@ fn a_survey_goes_to_a_stable_sample_of_a_segment() {
             && s == "Tell us what you think: Reading room survey")
     );
 }
+
+#[test]
+fn a_failing_messenger_fails_alone_and_the_others_messages_are_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    // `notices` with a memory limit below what the component starts with.
+    let starved = lectern_tests::plugin_copy(plugins::NOTICES, |m| {
+        format!("{m}\n[limits]\nmemory-mib = 1\n")
+    });
+    let (host, _) = host();
+    let messengers = vec![
+        host.load_messenger(starved.path()).unwrap(),
+        host.load_messenger(plugins::RECOMMENDATIONS).unwrap(),
+    ];
+    let config = config("");
+    let keys = lectern::Pseudonyms::new(b"tests");
+    let events = lectern::detect(&store, &keys, &config.notify, &arrivals(), now()).unwrap();
+    let report = lectern::notify(
+        &mut store,
+        &pipeline(),
+        &messengers,
+        &config.notify,
+        &events,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(report.failed.len(), 1, "{report:#?}");
+    assert!(
+        report.failed[0].contains("plugin `notices`") && report.failed[0].contains("memory"),
+        "{}",
+        report.failed[0]
+    );
+    // Six circulation events were not composed, and say why.
+    let circulation: Vec<_> = report
+        .skipped
+        .iter()
+        .filter(|s| s.reason.contains("notices"))
+        .collect();
+    assert_eq!(circulation.len(), 6, "{report:#?}");
+    // The new-title alerts went into the outbox all the same.
+    let queued: Vec<String> = store
+        .outbox_messages(None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.event_kind)
+        .collect();
+    assert_eq!(queued, ["new-arrival", "new-arrival"]);
+}

@@ -122,8 +122,23 @@ pub fn notify(
         now,
     )?;
     if json {
-        return print_json(&serde_json::to_value(&report)?);
+        print_json(&serde_json::to_value(&report)?)?;
+    } else {
+        print_notify_report(&report);
     }
+    // The others' messages are queued; a failed messenger still fails the
+    // command, so that a scheduler notices.
+    if let Some(first) = report.failed.first() {
+        anyhow::bail!(
+            "{} of {} messengers failed, and their events were not composed: {first}",
+            report.failed.len(),
+            messengers.len()
+        );
+    }
+    Ok(())
+}
+
+fn print_notify_report(report: &lectern::NotifyReport) {
     let mut t = table(["event kind", "events"]);
     for (kind, n) in &report.by_kind {
         t.add_row(vec![kind.clone(), n.to_string()]);
@@ -157,7 +172,6 @@ pub fn notify(
             String::new()
         }
     );
-    Ok(())
 }
 
 pub fn deliver(db: &Path, config: &Config, wait: Option<u64>, json: bool) -> Result<()> {
