@@ -1,47 +1,6 @@
 //! `lectern.toml`: the library's notice rules and how each channel is
 //! delivered. Parsing is strict: an unknown key is an error that names the
-//! file, the line and the key.
-//!
-//! ```toml
-//! [notify]
-//! timezone = "Asia/Shanghai"   # the library's clock (or utc-offset = "+08:00")
-//! quiet-hours = "21:00-08:00"  # nothing but print goes out in between
-//! daily-limit = 3              # marketing stops at this many messages a day
-//! due-soon-days = 3            # advance notice, unless the patron chose
-//! overdue-steps = [1, 7, 14]
-//! hold-expiring-days = 2
-//! membership-expiring-days = 30
-//! win-back = ["churn-risk/high-risk"]
-//! win-back-every-days = 90
-//!
-//! [deliver]
-//! max-attempts = 6
-//! retry-after-secs = 60        # doubles after every failed attempt
-//! lease-secs = 300
-//! parallel = 4                 # messages in flight, one connection each
-//!
-//! [channels.email]
-//! transport = "smtp"
-//! host = "mail.example.org"
-//! port = 587
-//! tls = "starttls"             # or "tls", or "none" for a relay on localhost
-//! from = "City Library <library@example.org>"
-//! username = "library"
-//! password-env = "LECTERN_SMTP_PASSWORD"
-//!
-//! [channels.sms]
-//! transport = "webhook"
-//! url = "https://sms-gateway.example.org/send"
-//! secret-env = "LECTERN_SMS_SECRET"
-//!
-//! [channels.print]
-//! transport = "maildir"
-//! dir = "print-queue"
-//! ```
-//!
-//! Secrets come from the environment (`password-env`, `secret-env`) or,
-//! less wisely, from the file itself (`password`, `secret`). They are never
-//! logged or printed.
+//! file, the line and the key. [`Config`] shows every key.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -54,7 +13,52 @@ use serde::Deserialize;
 
 use crate::model::Channel;
 
-/// The whole configuration file.
+/// The whole configuration file, `lectern.toml`. Every key is optional; the
+/// values shown under `[notify]` and `[deliver]` are the defaults, but for
+/// the clock, which is UTC unless set. A channel without a table is not
+/// delivered.
+///
+/// ```toml
+/// [notify]
+/// timezone = "Asia/Shanghai"   # the library's clock (or utc-offset = "+08:00")
+/// quiet-hours = "21:00-08:00"  # nothing but print goes out in between
+/// daily-limit = 3              # marketing stops at this many messages a day
+/// due-soon-days = 3            # advance notice, unless the patron chose
+/// overdue-steps = [1, 7, 14]
+/// hold-expiring-days = 2
+/// membership-expiring-days = 30
+/// win-back = ["churn-risk/high-risk"]
+/// win-back-every-days = 90
+///
+/// [deliver]
+/// max-attempts = 6
+/// retry-after-secs = 60        # doubles after every failed attempt
+/// lease-secs = 300
+/// parallel = 4                 # messages in flight, one connection each
+///
+/// [channels.email]
+/// transport = "smtp"
+/// host = "mail.example.org"
+/// port = 587
+/// tls = "starttls"             # or "tls", or "none" for a relay on localhost
+/// from = "City Library <library@example.org>"
+/// username = "library"
+/// password-env = "LECTERN_SMTP_PASSWORD"
+/// timeout-secs = 30            # for one conversation or request
+///
+/// [channels.sms]
+/// transport = "webhook"
+/// url = "https://sms-gateway.example.org/send"
+/// secret-env = "LECTERN_SMS_SECRET"
+///
+/// [channels.print]
+/// transport = "maildir"
+/// dir = "print-queue"
+/// ```
+///
+/// Secrets come from the environment (`password-env`, `secret-env`) or,
+/// less wisely, from the file itself (`password`, `secret`). They are never
+/// logged or printed.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     /// When notices are due, and the limits on them.
