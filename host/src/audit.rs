@@ -32,6 +32,7 @@ impl AuditEntry {
         let (kind, actor) = match &self.context.actor {
             Actor::Plugin(id) => ("plugin", id.as_str()),
             Actor::Staff(role) => ("staff", role.as_str()),
+            Actor::Channel(name) => ("channel", name.as_str()),
         };
         let fields: Vec<&str> = self.fields.iter().map(|f| f.as_str()).collect();
         // Unit separators: none of these strings can contain one.

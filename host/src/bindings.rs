@@ -192,6 +192,8 @@ pub(crate) fn access_context(c: &crate::AccessContext) -> wit::AccessContext {
         actor: match &c.actor {
             crate::Actor::Plugin(id) => wit::Actor::Plugin(id.clone()),
             crate::Actor::Staff(role) => wit::Actor::Staff(role.clone()),
+            // Never reached: the pipeline asks no policy about a channel.
+            crate::Actor::Channel(name) => wit::Actor::Staff(format!("channel:{name}")),
         },
     }
 }

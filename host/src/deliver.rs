@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -25,9 +26,11 @@ use hmac::{Hmac, Mac as _};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::audit::{AuditEntry, AuditLog};
 use crate::config::{Config, DeliveryRules, NoticeRules, Secret, SmtpTls, TransportConfig};
 use crate::model::Channel;
 use crate::notify::{local_day, quiet_until};
+use crate::privacy::{AccessContext, Actor, Field, Pseudonyms, Purpose};
 use crate::store::{Claimed, Outbox, Settle};
 
 /// Why a send failed.
@@ -303,6 +306,7 @@ pub struct Deliverer {
     transports: BTreeMap<Channel, Box<dyn Transport>>,
     rules: DeliveryRules,
     notice: NoticeRules,
+    audit: Option<(Arc<dyn AuditLog>, Pseudonyms)>,
 }
 
 /// How long [`Deliverer::run`] goes on.
@@ -339,7 +343,17 @@ impl Deliverer {
             transports,
             rules: config.deliver.clone(),
             notice: config.notify.clone(),
+            audit: None,
         })
+    }
+
+    /// Records every hand-over in `log` before it happens: the channel as
+    /// the actor, the purpose, the address field that left, and the
+    /// patron's token under `keys`. A hand-over whose entry cannot be
+    /// written does not happen; the message waits for a retry.
+    pub fn with_audit(mut self, log: Arc<dyn AuditLog>, keys: Pseudonyms) -> Deliverer {
+        self.audit = Some((log, keys));
+        self
     }
 
     /// A deliverer with the given transports.
@@ -352,6 +366,7 @@ impl Deliverer {
             transports,
             rules,
             notice,
+            audit: None,
         }
     }
 
@@ -412,6 +427,20 @@ impl Deliverer {
                 std::thread::sleep(wait.clamp(Duration::from_millis(20), Duration::from_secs(5)));
                 continue;
             }
+            // The hand-over is audited before it happens.
+            let mut audited = Vec::with_capacity(ready.len());
+            for r in ready {
+                match self.audit_hand_over(&r) {
+                    Ok(()) => audited.push(r),
+                    Err(e) => {
+                        let error =
+                            format!("cannot write the audit log, so nothing was sent: {e:#}");
+                        let result = Err(SendError::Transient(error));
+                        self.settle(outbox, r, result, &mut report)?;
+                    }
+                }
+            }
+            let ready = audited;
             // Each message in flight on its own connection.
             let transports = &self.transports;
             let results: Vec<Result<(), SendError>> = std::thread::scope(|s| {
@@ -513,11 +542,37 @@ impl Deliverer {
             return Ok(None);
         }
         Ok(Some(Ready {
+            patron: first.patron.clone(),
+            marketing: live.iter().any(|c| c.marketing),
             channel: first.channel,
             attempts: first.attempts,
             outgoing: outgoing(&live, to),
             ids,
         }))
+    }
+
+    fn audit_hand_over(&self, r: &Ready) -> Result<()> {
+        let Some((log, keys)) = &self.audit else {
+            return Ok(());
+        };
+        let fields = match r.channel {
+            Channel::Email => vec![Field::Email],
+            Channel::Sms => vec![Field::Phone],
+            Channel::Webhook | Channel::Print => Vec::new(),
+        };
+        log.append(&AuditEntry {
+            at: Utc::now(),
+            context: AccessContext {
+                purpose: if r.marketing {
+                    Purpose::MessagingMarketing
+                } else {
+                    Purpose::MessagingTransactional
+                },
+                actor: Actor::Channel(r.channel.as_str().to_string()),
+            },
+            fields,
+            patrons: vec![keys.patron_token(&r.patron)],
+        })
     }
 
     /// Records how a send went.
@@ -560,6 +615,8 @@ impl Deliverer {
 
 /// A message that passed every check, ready to send.
 struct Ready {
+    patron: String,
+    marketing: bool,
     channel: Channel,
     attempts: u32,
     outgoing: Outgoing,

@@ -401,7 +401,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Deliver { wait } => {
             let config = notices::config(config_file.as_deref())?;
-            notices::deliver(&db, &config, wait, json)
+            notices::deliver(&db, &config, &keys.store_ring()?, wait, json)
         }
         Command::Outbox { list, state } => notices::outbox(&db, state, list, json),
         Command::Patron {
@@ -910,7 +910,7 @@ fn run(cli: Cli) -> Result<()> {
                 "{} patrons as {} sees them for {}; fields passed: {}",
                 rows.len(),
                 match &ctx.actor {
-                    Actor::Staff(r) | Actor::Plugin(r) => r,
+                    Actor::Staff(r) | Actor::Plugin(r) | Actor::Channel(r) => r,
                 },
                 purpose,
                 if shown.is_empty() {

@@ -389,6 +389,13 @@ impl Pipeline {
 
     /// The policy for `ctx`, asked of the plugin once per context.
     fn policy_rules(&self, ctx: &AccessContext) -> Result<Arc<(Rules, bool)>> {
+        if let Actor::Channel(name) = &ctx.actor {
+            return Err(anyhow::anyhow!(
+                "no privacy policy is asked about the {name} channel: a channel gets the message \
+                 as composed, and the delivery is audited"
+            )
+            .into());
+        }
         let Some(filter) = &self.policy else {
             return Ok(Arc::new((Rules::ALL, false)));
         };

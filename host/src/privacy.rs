@@ -185,6 +185,10 @@ pub enum Actor {
     Plugin(String),
     /// A staff member, by role.
     Staff(String),
+    /// A delivery channel the host hands a message to, by name (`email`,
+    /// `sms`, `webhook`, `print`). Only the audit log names it: no privacy
+    /// policy is asked about a channel, which gets the message as composed.
+    Channel(String),
 }
 
 impl fmt::Display for Actor {
@@ -192,6 +196,7 @@ impl fmt::Display for Actor {
         match self {
             Actor::Plugin(id) => write!(f, "plugin `{id}`"),
             Actor::Staff(role) => write!(f, "staff role `{role}`"),
+            Actor::Channel(name) => write!(f, "the {name} channel"),
         }
     }
 }

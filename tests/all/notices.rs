@@ -1175,3 +1175,59 @@ fn a_failing_messenger_fails_alone_and_the_others_messages_are_queued() {
         .collect();
     assert_eq!(queued, ["new-arrival", "new-arrival"]);
 }
+
+#[test]
+fn every_hand_over_to_a_channel_is_audited_and_shown_to_the_patron() {
+    const KEY: &[u8] = b"audit key";
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.db");
+    let mut store = library(&db);
+    let dirs = tempfile::tempdir().unwrap();
+    let config = maildir_config(dirs.path(), "");
+    notify_at(&mut store, &config, &arrivals(), now());
+    let keys = lectern::Pseudonyms::new(b"tests");
+    let audit = Arc::new(lectern::SqliteAudit::open(&db, KEY).unwrap());
+    let report = Deliverer::from_config(&config)
+        .unwrap()
+        .with_audit(audit, keys.clone())
+        .run(&mut store, Until::NothingDue, &mut |_| {})
+        .unwrap();
+    assert_eq!(report.sends, 8, "{report:?}");
+    let check = store.verify_audit(KEY).unwrap();
+    assert_eq!((check.entries, check.broken_at), (8, None));
+
+    let export = store
+        .export_patron("ana", &[keys.patron_token("ana")], today())
+        .unwrap()
+        .unwrap();
+    let reads = export["reads_of_their_data"].as_array().unwrap();
+    let handed: Vec<(&str, &str, &str)> = reads
+        .iter()
+        .map(|r| {
+            (
+                r["actor"].as_str().unwrap(),
+                r["purpose"].as_str().unwrap(),
+                r["fields"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // Four notices and one new-title alert, each to her email address.
+    assert_eq!(
+        handed
+            .iter()
+            .filter(|r| **r == ("email", "messaging-transactional", "email"))
+            .count(),
+        4,
+        "{handed:?}"
+    );
+    assert_eq!(
+        handed
+            .iter()
+            .filter(|r| **r == ("email", "messaging-marketing", "email"))
+            .count(),
+        1,
+        "{handed:?}"
+    );
+    // Her messages are in her export too.
+    assert_eq!(export["messages"].as_array().unwrap().len(), 5);
+}

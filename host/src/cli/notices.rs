@@ -174,7 +174,13 @@ fn print_notify_report(report: &lectern::NotifyReport) {
     );
 }
 
-pub fn deliver(db: &Path, config: &Config, wait: Option<u64>, json: bool) -> Result<()> {
+pub fn deliver(
+    db: &Path,
+    config: &Config,
+    ring: &lectern::Keyring,
+    wait: Option<u64>,
+    json: bool,
+) -> Result<()> {
     anyhow::ensure!(db.is_file(), "no store at {}", db.display());
     if config.channels.is_empty() {
         anyhow::bail!(
@@ -183,7 +189,9 @@ pub fn deliver(db: &Path, config: &Config, wait: Option<u64>, json: bool) -> Res
         );
     }
     let mut store = SqliteStore::open(db)?;
-    let mut deliverer = Deliverer::from_config(config)?;
+    // Every hand-over to a channel is in the audit log, like every read.
+    let audit = std::sync::Arc::new(lectern::SqliteAudit::open(db, ring.audit_key())?);
+    let mut deliverer = Deliverer::from_config(config)?.with_audit(audit, ring.pseudonyms());
     let until = match wait {
         Some(secs) => Until::Empty {
             deadline: Utc::now() + chrono::Duration::seconds(secs as i64),

@@ -809,6 +809,7 @@ impl SqliteStore {
         let (kind, actor) = match &entry.context.actor {
             Actor::Plugin(id) => ("plugin", id),
             Actor::Staff(role) => ("staff", role),
+            Actor::Channel(name) => ("channel", name),
         };
         let fields: Vec<&str> = entry.fields.iter().map(|f| f.as_str()).collect();
         tx.execute(
