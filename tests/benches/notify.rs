@@ -5,8 +5,9 @@
 //!   recommendations, outreach) through the privacy pipeline and the
 //!   library's rules into the outbox, against the same messages formatted
 //!   natively and written to the same outbox.
-//! - Delivery: to a local SMTP server (aiosmtpd), against the same messages
-//!   written to a maildir.
+//! - Delivery: to a local SMTP server (aiosmtpd, every hand-over audited, as
+//!   `lectern deliver` does), against the same messages written to a
+//!   maildir, with and without the audit log.
 //! - Peak memory (VmHWM).
 
 use std::io::{BufRead as _, BufReader};
@@ -176,6 +177,8 @@ fn main() {
     drop(store);
     let maildir_db = dir.path().join("maildir.db");
     std::fs::copy(&db, &maildir_db).unwrap();
+    let audited_db = dir.path().join("audited.db");
+    std::fs::copy(&db, &audited_db).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -195,16 +198,20 @@ fn main() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), "ready", "the SMTP sink needs aiosmtpd");
-    let deliver = |db: &Path, channel: String| {
+    let deliver = |db: &Path, channel: String, audited: bool| {
         let config = Config::parse(
             &format!("[notify]\nquiet-hours = \"none\"\n[channels.email]\n{channel}"),
             dir.path(),
         )
         .unwrap();
         let mut store = SqliteStore::open(db).unwrap();
+        let mut deliverer = Deliverer::from_config(&config).unwrap();
+        if audited {
+            let log = std::sync::Arc::new(lectern::SqliteAudit::open(db, b"bench").unwrap());
+            deliverer = deliverer.with_audit(log, Pseudonyms::new(b"bench"));
+        }
         let t = Instant::now();
-        let r = Deliverer::from_config(&config)
-            .unwrap()
+        let r = deliverer
             .run(&mut store, Until::NothingDue, &mut |_| {})
             .unwrap();
         (r.sent, t.elapsed())
@@ -215,10 +222,17 @@ fn main() {
             "transport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
              from = \"Library <library@example.org>\"\n"
         ),
+        true,
     );
     let (dir_sent, maildir) = deliver(
         &maildir_db,
         "transport = \"maildir\"\ndir = \"maildir\"\n".to_string(),
+        false,
+    );
+    let (audited_sent, audited) = deliver(
+        &audited_db,
+        "transport = \"maildir\"\ndir = \"audited\"\n".to_string(),
+        true,
     );
     let _ = sink.kill();
     let _ = sink.wait();
@@ -233,6 +247,12 @@ fn main() {
         "| delivery to a maildir (baseline) | {dir_sent} files in {:.2} s = {:.0} files/s |",
         maildir.as_secs_f64(),
         dir_sent as f64 / maildir.as_secs_f64()
+    );
+    println!(
+        "| delivery to a maildir, every hand-over audited | {audited_sent} files in {:.2} s = {:.0} files/s ({:+.0}%) |",
+        audited.as_secs_f64(),
+        audited_sent as f64 / audited.as_secs_f64(),
+        (audited.as_secs_f64() / maildir.as_secs_f64() - 1.0) * 100.0
     );
     println!("| peak RSS | {} MiB |", peak_kib() / 1024);
 }
