@@ -716,67 +716,63 @@ impl SqliteStore {
             .enumerate()
             .map(|(i, p)| (p.id.clone(), i))
             .collect();
-        let mut attrs = self.conn.prepare_cached(
+        // Each map field comes from one query of (patron id, key, value)
+        // rows over the range.
+        let conn = &self.conn;
+        fill_maps(
+            conn,
             "SELECT patron_id, key, value FROM patron_attributes WHERE patron_id BETWEEN ?1 AND ?2",
+            &[&lo, &hi],
+            &index,
+            &mut patrons,
+            |p| &mut p.attributes,
         )?;
-        for row in attrs.query_map([lo, hi], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })? {
-            let (id, k, v) = row?;
-            if let Some(&i) = index.get(&id) {
-                patrons[i]
-                    .attributes
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(k, v);
-            }
-        }
-        let mut segments = self.conn.prepare_cached(
+        fill_maps(
+            conn,
             "SELECT s.patron_id, r.plugin, s.segment FROM scores s
              JOIN (SELECT plugin, MAX(id) AS id FROM score_runs GROUP BY plugin) r ON r.id = s.run_id
              WHERE s.patron_id BETWEEN ?1 AND ?2",
+            &[&lo, &hi],
+            &index,
+            &mut patrons,
+            |p| &mut p.segments,
         )?;
-        for row in segments.query_map([lo, hi], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })? {
-            let (id, scorer, segment) = row?;
-            if let Some(&i) = index.get(&id) {
-                patrons[i]
-                    .segments
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(scorer, segment);
-            }
-        }
-        let mut subjects = self.conn.prepare_cached(
+        fill_maps(
+            conn,
             "SELECT patron_id, subject, COUNT(*) FROM loans
              WHERE patron_id BETWEEN ?2 AND ?3 AND subject IS NOT NULL
                 AND loaned_on <= ?1 AND loaned_on > date(?1, '-365 days')
              GROUP BY patron_id, subject",
+            &[&d, &lo, &hi],
+            &index,
+            &mut patrons,
+            |p| &mut p.interests,
         )?;
-        for row in subjects.query_map(params![d, lo, hi], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, u32>(2)?,
-            ))
-        })? {
-            let (id, subject, n) = row?;
-            if let Some(&i) = index.get(&id) {
-                patrons[i]
-                    .interests
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(subject, n);
-            }
-        }
         Ok(patrons)
     }
+}
+
+/// Runs `sql`, whose rows are (patron id, key, value), and inserts each
+/// into the map `field` of that patron among `patrons`.
+fn fill_maps<V: rusqlite::types::FromSql>(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+    index: &HashMap<String, usize>,
+    patrons: &mut [Patron],
+    field: fn(&mut Patron) -> &mut Option<BTreeMap<String, V>>,
+) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        if let Some(&i) = index.get(&id) {
+            field(&mut patrons[i])
+                .get_or_insert_with(BTreeMap::new)
+                .insert(r.get(1)?, r.get(2)?);
+        }
+    }
+    Ok(())
 }
 
 impl SqliteStore {
