@@ -309,7 +309,7 @@ pub struct NotifyReport {
     pub failed: Vec<String>,
 }
 
-/// An event or message that was not queued.
+/// An event or message that went no further, and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Skipped {
     /// The event.
@@ -367,29 +367,22 @@ pub fn notify<S: Store + Outbox>(
             patrons.insert(e.patron.clone(), (p, prefs));
         }
     }
-    let skip = |report: &mut NotifyReport, e: &Event, reason: String| {
-        report.skipped.push(Skipped {
-            event: e.id.clone(),
-            patron: e.patron.clone(),
-            reason,
-        })
-    };
-
     // Route events to messengers; matching on reading history needs consent.
     let mut routed: Vec<Vec<Event>> = vec![Vec::new(); messengers.len()];
     for e in events {
         let Some((p, _)) = patrons.get(&e.patron) else {
-            skip(&mut report, e, format!("no patron with id `{}`", e.patron));
+            report
+                .skipped
+                .push(Skipped::new(e, format!("no patron with id `{}`", e.patron)));
             continue;
         };
         if matches!(e.kind, EventKind::NewArrival { .. })
             && !p.consents.is_some_and(|c| c.reading_history)
         {
-            skip(
-                &mut report,
+            report.skipped.push(Skipped::new(
                 e,
-                "matched on reading history, which the patron has not consented to".into(),
-            );
+                "matched on reading history, which the patron has not consented to",
+            ));
             continue;
         }
         let mut taken = false;
@@ -406,11 +399,10 @@ pub fn notify<S: Store + Outbox>(
             }
         }
         if !taken {
-            skip(
-                &mut report,
+            report.skipped.push(Skipped::new(
                 e,
                 format!("no messenger composes `{}` events", e.kind.name()),
-            );
+            ));
         }
     }
 
@@ -432,7 +424,7 @@ pub fn notify<S: Store + Outbox>(
                 let error = e.to_string();
                 tracing::error!(%error, "a messenger failed; its events were not composed");
                 for ev in mine {
-                    skip(&mut report, ev, error.clone());
+                    report.skipped.push(Skipped::new(ev, error.clone()));
                 }
                 report.failed.push(error);
                 continue;
