@@ -117,3 +117,12 @@ pub fn generated_library(dir: &Path, patrons: u64) -> (lectern::GenSummary, Vec<
         .to_vec();
     (summary, files)
 }
+
+/// A bench's size: its first numeric argument (`cargo xtask bench store
+/// 100000`), or `default`.
+pub fn bench_size(default: u64) -> u64 {
+    std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(default)
+}

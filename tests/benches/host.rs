@@ -19,10 +19,7 @@ use lectern_tests::{as_of, plugins};
 const RUNS: usize = 7;
 
 fn main() {
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(10_000);
+    let n = lectern_tests::bench_size(10_000) as usize;
     let patrons = synthetic(n);
     let host = Host::new().unwrap();
     let engagement = host.load_scorer(plugins::ENGAGEMENT).unwrap();

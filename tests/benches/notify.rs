@@ -23,10 +23,7 @@ use lectern::{
 use lectern_tests::{plugins, repo};
 
 fn main() {
-    let patrons: u64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(100_000);
+    let patrons = lectern_tests::bench_size(100_000);
     let dir = tempfile::tempdir().unwrap();
     let today = lectern_tests::as_of();
     let now: DateTime<Utc> = "2026-11-28T02:00:00Z".parse().unwrap();

@@ -12,10 +12,7 @@ use std::time::Instant;
 use lectern::{Format, ImportOptions, SqliteStore, Store};
 
 fn main() {
-    let patrons: u64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+    let patrons = lectern_tests::bench_size(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let end = lectern_tests::as_of();
     println!("| measure | value |\n|---|---|");
