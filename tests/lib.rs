@@ -87,7 +87,7 @@ pub fn lectern_bin() -> PathBuf {
     BIN.get_or_init(|| {
         let status = std::process::Command::new(env!("CARGO"))
             .current_dir(repo())
-            .args(["build", "--quiet", "-p", "lectern", "--bin", "lectern"])
+            .args(["build", "--quiet", "-p", "lectern-cli", "--bin", "lectern"])
             .status()
             .unwrap();
         assert!(status.success(), "building lectern failed");

@@ -64,7 +64,7 @@ fn cargo() -> Command {
 
 fn demo() -> Result<()> {
     let plugins = plugins()?;
-    run(cargo().args(["build", "--quiet", "-p", "lectern"]))?;
+    run(cargo().args(["build", "--quiet", "-p", "lectern-cli"]))?;
     let lectern = target().join("debug").join("lectern");
     let samples = repo_root().join("samples");
     let cache = target().join("lectern-cache");

@@ -11,8 +11,7 @@ use serde::Serialize;
 use crate::audit::{AuditEntry, AuditLog};
 use crate::bindings::{self, wit};
 use crate::error::{Error, Failure, Result};
-use crate::model::{Composed, Event, Patron, Scored};
-use crate::notify::Skipped;
+use crate::model::{Composed, Event, Patron, Scored, Skipped};
 use crate::plugin::{Messenger, Plugin, PrivacyFilter, Scorer};
 use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
 

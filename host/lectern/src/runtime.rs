@@ -17,8 +17,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{self, wit};
 use crate::error::{Error, Failure, PluginRef};
-use crate::host::{LogLevel, LogLine, LogSink, LogSource};
 use crate::limits::Limits;
+use crate::log::{LogLevel, LogLine, LogSink, LogSource};
 
 /// The most lines of `host.log` kept per call.
 const MAX_LOG_LINES: usize = 1000;

@@ -1,6 +1,5 @@
-//! The `lectern` command: a thin layer over the library's public API.
+//! The `lectern` command, over the library's public API only.
 
-#[path = "cli/notices.rs"]
 mod notices;
 
 use std::collections::BTreeMap;

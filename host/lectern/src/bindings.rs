@@ -8,14 +8,14 @@ use crate::model;
 
 pub(crate) mod scorer {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "scorer",
     });
 }
 
 pub(crate) mod messenger {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "messenger",
         with: {
             "lectern:crm/types": crate::bindings::scorer::lectern::crm::types,
@@ -26,7 +26,7 @@ pub(crate) mod messenger {
 
 pub(crate) mod privacy_filter {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "privacy-filter",
         with: {
             "lectern:crm/types": crate::bindings::scorer::lectern::crm::types,

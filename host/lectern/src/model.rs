@@ -299,3 +299,25 @@ pub struct Composed {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_after: Option<DateTime<Utc>>,
 }
+
+/// An event or message that went no further, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    /// The event.
+    pub event: String,
+    /// The patron's id.
+    pub patron: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl Skipped {
+    /// `event` was skipped for `reason`.
+    pub fn new(event: &Event, reason: impl Into<String>) -> Skipped {
+        Skipped {
+            event: event.id.clone(),
+            patron: event.patron.clone(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use chrono::{DateTime, FixedOffset, NaiveDateTime, NaiveTime, Offset as _, TimeZone as _, Utc};
+use chrono::{
+    DateTime, Days, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset as _, TimeZone as _,
+    Utc,
+};
 use serde::Deserialize;
 
 use crate::model::Channel;
@@ -550,6 +553,31 @@ fn transport(name: &str, c: RawChannel, base: &Path) -> Result<TransportConfig> 
             "`[channels.{name}]` transport = {other:?}: the transports are smtp, webhook and maildir"
         ),
     })
+}
+
+/// The library's day at `now`.
+pub fn local_day(rules: &NoticeRules, now: DateTime<Utc>) -> NaiveDate {
+    rules.clock.local(now).date()
+}
+
+/// The end of quiet hours, if `now` falls in them; `None` otherwise.
+pub fn quiet_until(rules: &NoticeRules, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let (start, end) = rules.quiet_hours?;
+    let local = rules.clock.local(now);
+    let t = local.time();
+    let quiet = if start <= end {
+        t >= start && t < end
+    } else {
+        t >= start || t < end
+    };
+    if !quiet {
+        return None;
+    }
+    let mut day = local.date();
+    if t >= end {
+        day = day + Days::new(1);
+    }
+    Some(rules.clock.utc(day.and_time(end)))
 }
 
 #[cfg(test)]

@@ -27,9 +27,10 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::audit::{AuditEntry, AuditLog};
-use crate::config::{Config, DeliveryRules, NoticeRules, Secret, SmtpTls, TransportConfig};
+use crate::config::{
+    Config, DeliveryRules, NoticeRules, Secret, SmtpTls, TransportConfig, local_day, quiet_until,
+};
 use crate::model::Channel;
-use crate::notify::{local_day, quiet_until};
 use crate::privacy::{AccessContext, Actor, Field, Pseudonyms, Purpose};
 use crate::store::{Claimed, Outbox, Settle};
 

@@ -22,8 +22,8 @@ use chrono::{DateTime, Datelike as _, Days, NaiveDate, NaiveTime, TimeZone as _,
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::config::NoticeRules;
-use crate::model::{Channel, Composed, Event, EventKind, Hold, Loan, Patron};
+use crate::config::{NoticeRules, local_day, quiet_until};
+use crate::model::{Channel, Composed, Event, EventKind, Hold, Loan, Patron, Skipped};
 use crate::pipeline::Pipeline;
 use crate::plugin::Messenger;
 use crate::privacy::Pseudonyms;
@@ -65,11 +65,6 @@ pub struct Campaigns {
     pub arrivals: Vec<Arrival>,
     /// A survey to invite readers to.
     pub survey: Option<Survey>,
-}
-
-/// The library's day at `now`.
-pub fn local_day(rules: &NoticeRules, now: DateTime<Utc>) -> NaiveDate {
-    rules.clock.local(now).date()
 }
 
 fn midnight(d: NaiveDate) -> DateTime<Utc> {
@@ -265,26 +260,6 @@ pub fn dedupe_key(event: &Event, channel: Channel, plugin: &str, plugin_key: &st
     hex::encode(&h.finalize()[..16])
 }
 
-/// The end of quiet hours, if `now` falls in them; `None` otherwise.
-pub fn quiet_until(rules: &NoticeRules, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let (start, end) = rules.quiet_hours?;
-    let local = rules.clock.local(now);
-    let t = local.time();
-    let quiet = if start <= end {
-        t >= start && t < end
-    } else {
-        t >= start || t < end
-    };
-    if !quiet {
-        return None;
-    }
-    let mut day = local.date();
-    if t >= end {
-        day = day + Days::new(1);
-    }
-    Some(rules.clock.utc(day.and_time(end)))
-}
-
 /// What [`notify`] did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct NotifyReport {
@@ -307,28 +282,6 @@ pub struct NotifyReport {
     /// each with its error, which names the plugin. Their events are in
     /// `skipped`; the other messengers' messages were queued.
     pub failed: Vec<String>,
-}
-
-/// An event or message that went no further, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Skipped {
-    /// The event.
-    pub event: String,
-    /// The patron's id.
-    pub patron: String,
-    /// Why.
-    pub reason: String,
-}
-
-impl Skipped {
-    /// `event` was skipped for `reason`.
-    pub fn new(event: &Event, reason: impl Into<String>) -> Skipped {
-        Skipped {
-            event: event.id.clone(),
-            patron: event.patron.clone(),
-            reason: reason.into(),
-        }
-    }
 }
 
 /// Composes `events` with `messengers` and queues what the library's rules

@@ -61,6 +61,7 @@ mod import;
 mod input;
 mod keys;
 mod limits;
+mod log;
 mod manifest;
 mod model;
 mod notify;
@@ -73,7 +74,8 @@ mod store;
 
 pub use crate::audit::{AuditCheck, AuditEntry, AuditLog};
 pub use crate::config::{
-    Clock, Config, DeliveryRules, NoticeRules, Secret, SmtpTls, TransportConfig,
+    Clock, Config, DeliveryRules, NoticeRules, Secret, SmtpTls, TransportConfig, local_day,
+    quiet_until,
 };
 pub use crate::deliver::{
     DeliverReport, Deliverer, Maildir, Outgoing, SendError, Smtp, Transport, Until, Webhook,
@@ -81,21 +83,19 @@ pub use crate::deliver::{
 };
 pub use crate::error::{Error, Failure, GuestError, PluginRef, Result};
 pub use crate::generate::{GenOptions, GenSummary, generate};
-pub use crate::host::{CacheStatus, Host, HostBuilder, LogLevel, LogLine, LogSink, LogSource};
+pub use crate::host::{CacheStatus, Host, HostBuilder};
 pub use crate::import::{Format, ImportOptions, ImportReport, Skip, import};
 pub use crate::input::{InputError, read_jsonl};
 pub use crate::keys::Keyring;
 pub use crate::limits::Limits;
+pub use crate::log::{LogLevel, LogLine, LogSink, LogSource};
 pub use crate::manifest::{
     API_VERSION, LimitOverrides, MANIFEST_FILE, MANIFEST_VERSION, Manifest, World,
 };
 pub use crate::model::{
-    Activity, Channel, Composed, Consents, Event, EventKind, Hold, Loan, Patron, Scored,
+    Activity, Channel, Composed, Consents, Event, EventKind, Hold, Loan, Patron, Scored, Skipped,
 };
-pub use crate::notify::{
-    Arrival, Campaigns, NotifyReport, Skipped, Survey, dedupe_key, detect, local_day, notify,
-    quiet_until,
-};
+pub use crate::notify::{Arrival, Campaigns, NotifyReport, Survey, dedupe_key, detect, notify};
 pub use crate::pipeline::{
     Aggregate, ComposeReport, DEFAULT_K, Group, Pipeline, suppress_small_groups,
 };
