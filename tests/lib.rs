@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::NaiveDate;
-use lectern::{Event, Host, LogLine, Patron, Pipeline, Pseudonyms};
+use lectern::{Config, Event, Host, Keyring, Lectern, LogLine, Patron, Pipeline, SqliteStore};
 
 /// The plugins the build script built and packaged, one directory each.
 pub mod plugins {
@@ -53,11 +53,74 @@ pub fn host() -> (Host, Arc<Mutex<Vec<LogLine>>>) {
     (host, lines)
 }
 
-/// A pipeline as of [`as_of`], with a fixed pseudonym key.
+/// The tests' keys: fixed, so tokens are the same in every run.
+pub const TEST_KEY: &[u8] = b"lectern tests: a fixed 32-byte k";
+
+/// A keyring of [`TEST_KEY`] for both the audit chain and pseudonyms.
+pub fn keyring() -> Keyring {
+    Keyring::from_keys(TEST_KEY, TEST_KEY).unwrap()
+}
+
+/// One host for the tests that do not read plugin logs.
+pub fn shared_host() -> &'static Host {
+    static HOST: OnceLock<Host> = OnceLock::new();
+    HOST.get_or_init(|| host().0)
+}
+
+/// The library configuration the tests run under: the defaults, with
+/// `baseline-privacy` as the policy, as a library would set it.
+pub fn config() -> Config {
+    Config {
+        policy: Some(plugins::BASELINE_PRIVACY.into()),
+        ..Config::default()
+    }
+}
+
+/// A scratch directory for this test process, removed by the OS's temp
+/// cleaning, never inside the repository.
+pub fn scratch() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+/// A `lectern.toml` that puts `baseline-privacy` in force, as a library
+/// configures its policy.
+pub fn config_file() -> PathBuf {
+    let path = scratch().join("lectern.toml");
+    if !path.is_file() {
+        std::fs::write(
+            &path,
+            format!("[privacy]\npolicy = {:?}\n", plugins::BASELINE_PRIVACY),
+        )
+        .unwrap();
+    }
+    path
+}
+
+/// The `lectern` binary as the tests run it: under [`config_file`], with
+/// its default store in [`scratch`] rather than the working directory.
+pub fn lectern_command() -> std::process::Command {
+    let mut c = std::process::Command::new(lectern_bin());
+    c.env("LECTERN_CONFIG", config_file())
+        .env("LECTERN_DB", scratch().join("lectern.db"));
+    c
+}
+
+/// A library over a fresh temporary store, under [`config`] and
+/// [`keyring`].
+pub fn library() -> Lectern {
+    library_over(SqliteStore::temporary().unwrap())
+}
+
+/// A library over `store`, under [`config`] and [`keyring`].
+pub fn library_over(store: SqliteStore) -> Lectern {
+    Lectern::open(shared_host(), store, keyring(), config()).unwrap()
+}
+
+/// A pipeline as of [`as_of`] of a fresh [`library`]: `baseline-privacy`
+/// in force, every read audited in its temporary store.
 pub fn pipeline() -> Pipeline {
-    Pipeline::new()
-        .as_of(as_of())
-        .with_pseudonyms(Pseudonyms::new(b"tests"))
+    library().pipeline(as_of())
 }
 
 /// A copy of a packaged plugin whose `plugin.toml` the test may rewrite.

@@ -2,45 +2,38 @@
 //! or deletion shows, the log holds no personal value, and a patron's
 //! export is complete.
 
-use std::sync::Arc;
-
 use chrono::NaiveDate;
-use lectern::{Format, ImportOptions, Pipeline, Pseudonyms, SqliteAudit, SqliteStore, Store};
-use lectern_tests::{host, plugins, repo};
+use lectern::{ErrorKind, Format, ImportOptions, Keyring, Lectern, SqliteStore};
+use lectern_tests::{TEST_KEY, config, keyring, library_over, plugins, repo, shared_host};
 
-const KEY: &[u8] = b"an audit key of thirty-two bytes";
 const PENELOPE: &str = "d0fc4228-2e42-49b2-a5b0-9df48897e8c0";
+
+fn open(db: &std::path::Path) -> Lectern {
+    library_over(SqliteStore::open(db).unwrap())
+}
+
+fn as_of() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2017, 3, 20).unwrap()
+}
 
 /// A store with FOLIO's samples, scored three times in batches of 100 with
 /// auditing on: three entries per run (303 patrons).
 fn audited_store() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lectern.db");
-    let mut store = SqliteStore::open(&db).unwrap();
+    let mut library = open(&db);
     let files: Vec<_> = ["groups", "users", "loans"]
         .iter()
         .flat_map(|d| std::fs::read_dir(repo().join("tests/fixtures/folio").join(d)).unwrap())
         .map(|e| e.unwrap().path())
         .collect();
-    lectern::import(
-        &mut store,
-        Format::Folio,
-        &files,
-        ImportOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-
-    let (host, _) = host();
-    let engagement = host.load_scorer(plugins::ENGAGEMENT).unwrap();
-    let pipeline = Pipeline::new()
-        .as_of(NaiveDate::from_ymd_opt(2017, 3, 20).unwrap())
-        .with_pseudonyms(Pseudonyms::new(KEY))
-        .with_audit(Arc::new(SqliteAudit::open(&db, KEY).unwrap()))
-        .batch_size(100);
-    let patrons = store
-        .patrons(NaiveDate::from_ymd_opt(2017, 3, 20).unwrap())
+    library
+        .import(Format::Folio, &files, ImportOptions::default(), &mut |_| {})
         .unwrap();
+
+    let engagement = shared_host().load_scorer(plugins::ENGAGEMENT).unwrap();
+    let pipeline = library.pipeline(as_of()).batch_size(100);
+    let patrons = library.store().patrons(as_of()).unwrap();
     for _ in 0..3 {
         pipeline.score(&engagement, &patrons).unwrap();
     }
@@ -55,29 +48,28 @@ fn tamper(db: &std::path::Path, sql: &str) {
 }
 
 fn broken_at(db: &std::path::Path) -> Option<u64> {
-    SqliteStore::open(db)
-        .unwrap()
-        .verify_audit(KEY)
-        .unwrap()
-        .broken_at
+    open(db).verify_audit().unwrap().broken_at
 }
 
 #[test]
 fn every_read_is_chained_and_the_chain_holds() {
     let (_dir, db) = audited_store();
-    let check = SqliteStore::open(&db).unwrap().verify_audit(KEY).unwrap();
+    let check = open(&db).verify_audit().unwrap();
     assert_eq!(
         (check.entries, check.broken_at),
         (12, None),
         "4 batches × 3 runs"
     );
     // The wrong key cannot vouch for it.
+    let other = Keyring::from_keys(b"another key, also long enough", TEST_KEY).unwrap();
+    let under_other = Lectern::open(
+        shared_host(),
+        SqliteStore::open(&db).unwrap(),
+        other,
+        config(),
+    );
     assert_eq!(
-        SqliteStore::open(&db)
-            .unwrap()
-            .verify_audit(b"another key")
-            .unwrap()
-            .broken_at,
+        under_other.unwrap().verify_audit().unwrap().broken_at,
         Some(1)
     );
 }
@@ -130,52 +122,64 @@ fn the_log_holds_references_never_personal_values() {
         assert!(!log.contains(&v), "the audit log holds `{v}`");
     }
     assert!(
-        log.contains(&Pseudonyms::new(KEY).patron_token(PENELOPE)),
+        log.contains(&keyring().pseudonyms().patron_token(PENELOPE)),
         "it names patrons by token"
     );
 }
 
 #[test]
-fn a_patrons_export_is_complete_and_erasure_removes_it() {
+fn a_patrons_export_is_complete_and_audited_and_erasure_removes_it() {
     let (_dir, db) = audited_store();
-    let mut store = SqliteStore::open(&db).unwrap();
-    let token = Pseudonyms::new(KEY).patron_token(PENELOPE);
-    let as_of = NaiveDate::from_ymd_opt(2017, 3, 20).unwrap();
-    let export = store
-        .export_patron(PENELOPE, std::slice::from_ref(&token), as_of)
-        .unwrap()
+    let mut library = open(&db);
+    let before = library.verify_audit().unwrap().entries;
+    let export = library
+        .export_patron(PENELOPE, as_of(), "privacy-officer")
         .unwrap();
+    // The export itself is the first entry it lists.
+    assert_eq!(library.verify_audit().unwrap().entries, before + 1);
+    let export = serde_json::to_value(&export).unwrap();
     assert_eq!(export["patron"]["name"], "Penelope Feil");
     assert_eq!(export["patron"]["birth_date"], "2000-09-26");
+    assert_eq!(export["patron"]["activity"]["loans_30d"], 1);
     assert_eq!(export["loans"].as_array().unwrap().len(), 1);
-    assert_eq!(export["derived"]["summary"]["activity"]["loans_30d"], 1);
+    assert_eq!(export["loans"][0]["loaned_on"], "2017-03-03");
+    for section in [
+        "preferences",
+        "holds",
+        "uses",
+        "scores",
+        "messages",
+        "source",
+        "active",
+    ] {
+        assert!(
+            export.get(section).is_some(),
+            "{section} is missing from the export"
+        );
+    }
     let reads = export["reads_of_their_data"].as_array().unwrap();
-    assert_eq!(reads.len(), 3, "one read per scoring run");
+    assert_eq!(reads.len(), 4, "one read per scoring run, and the export");
     assert_eq!(
         (reads[0]["actor"].as_str(), reads[0]["purpose"].as_str()),
         (Some("engagement"), Some("scoring"))
     );
-    // Every column of every table the patron has a row in is in the export.
-    let text = export.to_string();
-    for column in [
-        "card_number",
-        "email",
-        "phone",
-        "enrolled_on",
-        "expires_on",
-        "loaned_on",
-        "due_on",
-    ] {
-        assert!(text.contains(column), "{column} is missing from the export");
-    }
-
-    store.erase_patron(PENELOPE).unwrap();
-    assert!(
-        store
-            .export_patron(PENELOPE, std::slice::from_ref(&token), as_of)
-            .unwrap()
-            .is_none()
+    assert_eq!(
+        (reads[3]["actor"].as_str(), reads[3]["purpose"].as_str()),
+        (Some("privacy-officer"), Some("patron-export"))
     );
+
+    library.erase_patron(PENELOPE, "privacy-officer").unwrap();
+    assert_eq!(
+        library.verify_audit().unwrap().entries,
+        before + 2,
+        "the erasure is audited"
+    );
+    let gone = library
+        .export_patron(PENELOPE, as_of(), "privacy-officer")
+        .unwrap_err();
+    assert_eq!(gone.kind(), ErrorKind::NotFound);
+    assert!(library.store().traces_of(PENELOPE).unwrap().is_empty());
+    let store = SqliteStore::open(&db).unwrap();
     for table in store.tables().unwrap() {
         assert_eq!(
             store.rows_mentioning(&table, PENELOPE).unwrap(),

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use lectern_tests::{lectern_bin, plugins, repo};
+use lectern_tests::{lectern_command, plugins, repo};
 
 /// The `lectern` binary, without the compiled-plugin cache.
 fn lectern() -> Command {
-    let mut c = Command::new(lectern_bin());
+    let mut c = lectern_command();
     c.arg("--no-cache");
     c
 }
@@ -285,11 +285,22 @@ fn reads_are_audited_keys_rotate_and_a_patron_can_take_their_data() {
         serde_json::from_str(&run(&["patron", "export", penelope])).unwrap();
     assert_eq!(export["patron"]["name"], "Penelope Feil");
     let reads = export["reads_of_their_data"].as_array().unwrap();
-    assert_eq!(reads.len(), 2, "one read under each key: {reads:?}");
+    assert_eq!(
+        reads.len(),
+        3,
+        "one read under each key, and the export: {reads:?}"
+    );
     assert!(
-        reads
+        reads[..2]
             .iter()
             .all(|r| r["actor"] == "engagement" && r["purpose"] == "scoring")
+    );
+    assert_eq!(
+        (&reads[2]["actor"], &reads[2]["purpose"]),
+        (
+            &serde_json::json!("administrator"),
+            &serde_json::json!("patron-export")
+        )
     );
 }
 
@@ -358,4 +369,88 @@ fn scoring_the_store_stores_each_run_whole_or_not_at_all() {
 
     let erased = ok(run(&["patron", "erase", "R1"]));
     assert!(erased.trim().ends_with("2 scores"), "{erased}");
+}
+
+#[test]
+fn every_read_of_patron_data_from_the_command_line_is_audited_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lectern.db");
+    let run = |args: &[&str]| ok(lectern().arg("--db").arg(&db).args(args).output().unwrap());
+    let mut import = lectern();
+    import
+        .arg("--db")
+        .arg(&db)
+        .args(["import", "--format", "csv"]);
+    import.args(
+        ["patrons.csv", "loans.csv", "use.csv"].map(|f| repo().join("tests/fixtures/csv").join(f)),
+    );
+    ok(import.output().unwrap());
+    run(&[
+        "score",
+        "--plugin",
+        plugins::ENGAGEMENT,
+        "--as-of",
+        "2026-11-28",
+    ]);
+    // R1's loan is due on 2026-12-08: a due-soon notice, queued.
+    run(&[
+        "notify",
+        "--plugin",
+        plugins::NOTICES,
+        "--now",
+        "2026-12-06T02:00:00Z",
+    ]);
+    let log = || -> Vec<(String, String, String)> {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT actor_kind, actor, purpose FROM audit_log ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let input = samples("patrons.jsonl");
+    for (args, actor, purpose) in [
+        (
+            vec!["outbox", "--list", "5"],
+            "circulation-desk",
+            "staff-view",
+        ),
+        (
+            vec!["report", "segments", "--scorer", "engagement", "--k", "1"],
+            "analyst",
+            "analytics",
+        ),
+        (
+            vec![
+                "filter",
+                "--purpose",
+                "staff-view",
+                "--role",
+                "analyst",
+                "--input",
+                input.to_str().unwrap(),
+            ],
+            "analyst",
+            "staff-view",
+        ),
+        (
+            vec!["patron", "export", "R1"],
+            "administrator",
+            "patron-export",
+        ),
+        (vec!["patron", "erase", "R1"], "administrator", "staff-view"),
+    ] {
+        let before = log();
+        run(&args);
+        let after = log();
+        assert_eq!(after.len(), before.len() + 1, "{args:?} wrote one entry");
+        assert_eq!(
+            after.last().unwrap(),
+            &("staff".to_string(), actor.to_string(), purpose.to_string()),
+            "{args:?}"
+        );
+    }
+    assert!(run(&["audit", "verify"]).contains("the audit log is intact"));
 }

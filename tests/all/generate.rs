@@ -60,7 +60,7 @@ fn a_generated_library_imports_cleanly_and_looks_like_a_library() {
         "{loans_per_patron} loans per patron"
     );
 
-    let mut store = SqliteStore::in_memory().unwrap();
+    let mut store = SqliteStore::temporary().unwrap();
     let report = lectern::import(
         &mut store,
         Format::Csv,

@@ -11,11 +11,28 @@ use std::time::Duration;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use lectern::{
-    Campaigns, Channel, Config, Consents, DeliverReport, Deliverer, Event, HoldRecord, LoanRecord,
-    MessageState, Messenger, Outbox, Patron, PatronRecord, Preferences, Queued, ScoreRun, Scored,
-    SqliteStore, Store, Until, Written,
+    Campaigns, Channel, Config, Consents, DeliverReport, Event, HoldRecord, Lectern, LoanRecord,
+    MessageState, Messenger, Outbox, Patron, PatronRecord, Preferences, Queued, Runs, ScoreRun,
+    Scored, SqliteStore, Store, Until, Written,
 };
-use lectern_tests::{host, lectern_bin, pipeline, plugins, repo};
+use lectern_tests::{host, keyring, lectern_bin, plugins, repo, shared_host};
+
+/// The library over the same file as `store`, under `config` with
+/// `baseline-privacy` as its policy unless it names one: what `lectern
+/// notify` and `lectern deliver` open.
+fn lib(store: &SqliteStore, config: &Config) -> Lectern {
+    let mut config = config.clone();
+    config
+        .policy
+        .get_or_insert_with(|| plugins::BASELINE_PRIVACY.into());
+    Lectern::open(
+        shared_host(),
+        SqliteStore::open(store.path()).unwrap(),
+        keyring(),
+        config,
+    )
+    .unwrap()
+}
 
 /// 10:00 in the library (Asia/Shanghai, UTC+8) on the tests' day.
 fn now() -> DateTime<Utc> {
@@ -166,14 +183,9 @@ fn notify_at(
     campaigns: &Campaigns,
     at: DateTime<Utc>,
 ) -> lectern::NotifyReport {
-    let keys = lectern::Pseudonyms::new(b"tests");
-    let events = lectern::detect(store, &keys, &config.notify, campaigns, at).unwrap();
-    let policy = host()
-        .0
-        .load_privacy_filter(plugins::BASELINE_PRIVACY)
-        .unwrap();
-    let pipeline = pipeline().with_policy(policy);
-    lectern::notify(store, &pipeline, &messengers(), &config.notify, &events, at).unwrap()
+    lib(store, config)
+        .notify(&messengers(), campaigns, true, Vec::new(), at)
+        .unwrap()
 }
 
 fn maildir_config(dir: &Path, extra: &str) -> Config {
@@ -186,7 +198,8 @@ fn maildir_config(dir: &Path, extra: &str) -> Config {
 }
 
 fn deliver(store: &mut SqliteStore, config: &Config) -> DeliverReport {
-    Deliverer::from_config(config)
+    lib(store, config)
+        .deliverer()
         .unwrap()
         .run(store, Until::NothingDue, &mut |_| {})
         .unwrap()
@@ -195,7 +208,8 @@ fn deliver(store: &mut SqliteStore, config: &Config) -> DeliverReport {
 /// Delivers until the outbox is empty, waiting out retries, for at most
 /// `secs` seconds.
 fn deliver_all(store: &mut SqliteStore, config: &Config, secs: i64) -> DeliverReport {
-    Deliverer::from_config(config)
+    lib(store, config)
+        .deliverer()
         .unwrap()
         .run(
             store,
@@ -248,9 +262,9 @@ fn circulation_events_are_found_composed_and_queued_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = library(&dir.path().join("lib.db"));
     let config = config("");
-    let keys = lectern::Pseudonyms::new(b"tests");
-    let events =
-        lectern::detect(&store, &keys, &config.notify, &Campaigns::default(), now()).unwrap();
+    let events = lib(&store, &config)
+        .detect(&Campaigns::default(), now())
+        .unwrap();
     let mut kinds: Vec<(String, String)> = events
         .iter()
         .map(|e| (e.patron.clone(), e.kind.name().to_string()))
@@ -305,9 +319,9 @@ fn a_patrons_advance_notice_days_decide_when_due_soon_goes() {
             },
         )
         .unwrap();
-    let keys = lectern::Pseudonyms::new(b"tests");
     let found = |at: DateTime<Utc>| -> Vec<String> {
-        lectern::detect(&store, &keys, &config("").notify, &Campaigns::default(), at)
+        lib(&store, &config(""))
+            .detect(&Campaigns::default(), at)
             .unwrap()
             .into_iter()
             .filter(|e| e.patron == "li" && e.kind.name() == "due-soon")
@@ -382,13 +396,13 @@ fn key_readers_get_the_early_hold_and_lapsed_readers_a_win_back() {
         as_of: today(),
     };
     store
-        .save_scores(
+        .save_run(
             &run("key-readers"),
             &[scored("ana", "key-reader"), scored("cleo", "regular")],
         )
         .unwrap();
     store
-        .save_scores(
+        .save_run(
             &run("churn-risk"),
             &[scored("cleo", "high-risk"), scored("dev", "high-risk")],
         )
@@ -562,16 +576,9 @@ fn a_digest_gathers_the_days_notices_into_one_message() {
             },
         },
     }];
-    let pipeline = pipeline();
-    lectern::notify(
-        &mut store,
-        &pipeline,
-        &messengers(),
-        &config.notify,
-        &events,
-        now(),
-    )
-    .unwrap();
+    lib(&store, &config)
+        .compose_and_queue(&messengers(), &events, now())
+        .unwrap();
     let later = deliver(&mut store, &config);
     assert_eq!((later.sent, later.postponed), (0, 1), "{later:?}");
 }
@@ -732,9 +739,11 @@ fn a_server_that_stays_down_is_retried_with_backoff_then_given_up() {
         free_port(),
         "[deliver]\nmax-attempts = 3\nretry-after-secs = 0\n",
     );
-    let d = Deliverer::from_config(&config).unwrap();
+    let d = lib(&store, &config).deliverer().unwrap();
     assert_eq!(d.backoff(1), Duration::ZERO);
-    let slow = Deliverer::from_config(&self::config("[deliver]\nretry-after-secs = 60\n")).unwrap();
+    let slow = lib(&store, &self::config("[deliver]\nretry-after-secs = 60\n"))
+        .deliverer()
+        .unwrap();
     assert_eq!(
         [1, 2, 3, 4].map(|a| slow.backoff(a).as_secs()),
         [60, 120, 240, 480]
@@ -871,8 +880,10 @@ fn killed_mid_delivery_nothing_is_lost_and_keys_are_never_delivered_twice() {
         &toml,
         format!(
             "[notify]\nquiet-hours = \"none\"\n[deliver]\nlease-secs = 1\n\
-             [channels.webhook]\ntransport = \"webhook\"\nurl = \"{}\"\nsecret-env = \"TEST_WEBHOOK_SECRET\"\n",
-            rx.url
+             [channels.webhook]\ntransport = \"webhook\"\nurl = \"{}\"\nsecret-env = \"TEST_WEBHOOK_SECRET\"\n\
+             [privacy]\npolicy = {:?}\n",
+            rx.url,
+            plugins::BASELINE_PRIVACY
         ),
     )
     .unwrap();
@@ -1014,8 +1025,8 @@ fn retention_removes_settled_messages_past_their_time_and_keeps_the_queue() {
         };
         store.settle(&[c.id], &outcome, now()).unwrap();
     }
-    let r = store
-        .apply_retention(today(), &lectern::Retention::default(), b"key")
+    let r = lib(&store, &config(""))
+        .apply_retention(today(), &lectern::Retention::default())
         .unwrap();
     assert_eq!(r.messages_removed, 1);
     assert!(!store.has_message("old-sent").unwrap());
@@ -1079,7 +1090,7 @@ fn a_survey_goes_to_a_stable_sample_of_a_segment() {
         })
         .collect();
     store
-        .save_scores(
+        .save_run(
             &ScoreRun {
                 plugin: "key-readers".into(),
                 version: "0.1.0".into(),
@@ -1098,9 +1109,9 @@ fn a_survey_goes_to_a_stable_sample_of_a_segment() {
             sample,
         }),
     };
-    let keys = lectern::Pseudonyms::new(b"tests");
     let invited = |sample: f64| -> Vec<String> {
-        lectern::detect(&store, &keys, &config("").notify, &survey(sample), now())
+        lib(&store, &config(""))
+            .detect(&survey(sample), now())
             .unwrap()
             .into_iter()
             .filter(|e| e.kind.name() == "survey-invitation")
@@ -1131,7 +1142,7 @@ fn a_survey_goes_to_a_stable_sample_of_a_segment() {
 #[test]
 fn a_failing_messenger_fails_alone_and_the_others_messages_are_queued() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = library(&dir.path().join("lib.db"));
+    let store = library(&dir.path().join("lib.db"));
     // `notices` with a memory limit below what the component starts with.
     let starved = lectern_tests::plugin_copy(plugins::NOTICES, |m| {
         format!("{m}\n[limits]\nmemory-mib = 1\n")
@@ -1142,17 +1153,9 @@ fn a_failing_messenger_fails_alone_and_the_others_messages_are_queued() {
         host.load_messenger(plugins::RECOMMENDATIONS).unwrap(),
     ];
     let config = config("");
-    let keys = lectern::Pseudonyms::new(b"tests");
-    let events = lectern::detect(&store, &keys, &config.notify, &arrivals(), now()).unwrap();
-    let report = lectern::notify(
-        &mut store,
-        &pipeline(),
-        &messengers,
-        &config.notify,
-        &events,
-        now(),
-    )
-    .unwrap();
+    let report = lib(&store, &config)
+        .notify(&messengers, &arrivals(), true, Vec::new(), now())
+        .unwrap();
     assert_eq!(report.failed.len(), 1, "{report:#?}");
     assert!(
         report.failed[0].contains("plugin `notices`") && report.failed[0].contains("memory"),
@@ -1178,28 +1181,27 @@ fn a_failing_messenger_fails_alone_and_the_others_messages_are_queued() {
 
 #[test]
 fn every_hand_over_to_a_channel_is_audited_and_shown_to_the_patron() {
-    const KEY: &[u8] = b"audit key";
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lib.db");
     let mut store = library(&db);
     let dirs = tempfile::tempdir().unwrap();
     let config = maildir_config(dirs.path(), "");
     notify_at(&mut store, &config, &arrivals(), now());
-    let keys = lectern::Pseudonyms::new(b"tests");
-    let audit = Arc::new(lectern::SqliteAudit::open(&db, KEY).unwrap());
-    let report = Deliverer::from_config(&config)
-        .unwrap()
-        .with_audit(audit, keys.clone())
-        .run(&mut store, Until::NothingDue, &mut |_| {})
-        .unwrap();
+    let mut library = lib(&store, &config);
+    let composed = library.verify_audit().unwrap().entries;
+    let report = library.deliver(Until::NothingDue, &mut |_| {}).unwrap();
     assert_eq!(report.sends, 8, "{report:?}");
-    let check = store.verify_audit(KEY).unwrap();
-    assert_eq!((check.entries, check.broken_at), (8, None));
+    let check = library.verify_audit().unwrap();
+    assert_eq!(
+        (check.entries, check.broken_at),
+        (composed + 8, None),
+        "one entry per hand-over"
+    );
 
-    let export = store
-        .export_patron("ana", &[keys.patron_token("ana")], today())
-        .unwrap()
+    let export = library
+        .export_patron("ana", today(), "administrator")
         .unwrap();
+    let export = serde_json::to_value(&export).unwrap();
     let reads = export["reads_of_their_data"].as_array().unwrap();
     let handed: Vec<(&str, &str, &str)> = reads
         .iter()

@@ -15,12 +15,15 @@ fn received(manifest_fields: Option<&str>, policy: bool, patrons: &[Patron]) -> 
         None => m,
     });
     let scorer = host.load_scorer(dir.path()).unwrap();
-    let mut pipeline = pipeline();
-    if policy {
-        pipeline =
-            pipeline.with_policy(host.load_privacy_filter(plugins::BASELINE_PRIVACY).unwrap());
-    }
-    pipeline
+    // A policy is always in force; without baseline-privacy, one that keeps
+    // every field shows what the manifest alone lets through.
+    let policy = if policy {
+        plugins::BASELINE_PRIVACY
+    } else {
+        plugins::KEEP_ALL_PRIVACY
+    };
+    pipeline()
+        .with_policy(host.load_privacy_filter(policy).unwrap())
         .score(&scorer, patrons)
         .unwrap()
         .into_iter()

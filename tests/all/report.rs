@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lectern_tests::{lectern_bin, plugins};
+use lectern_tests::{lectern_command, plugins};
 
 fn lectern(db: &Path) -> Command {
-    let mut c = Command::new(lectern_bin());
+    let mut c = lectern_command();
     c.arg("--no-cache").arg("--db").arg(db);
     c
 }

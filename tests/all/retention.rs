@@ -3,11 +3,14 @@
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use lectern::{
-    AccessContext, Actor, AuditEntry, Field, HoldRecord, LoanRecord, Patron, PatronRecord, Purpose,
-    Retention, ScoreRun, Scored, SqliteStore, Store, UseKind, UseRecord, Written,
+    AccessContext, Actor, AuditEntry, Field, HoldRecord, Lectern, LoanRecord, Patron, PatronRecord,
+    Purpose, Retention, Runs, ScoreRun, Scored, SqliteStore, Store, UseKind, UseRecord, Written,
 };
 
-const KEY: &[u8] = b"a retention test key, 32 bytes..";
+/// The library over the same file as `store`.
+fn lib(store: &SqliteStore) -> Lectern {
+    lectern_tests::library_over(SqliteStore::open(store.path()).unwrap())
+}
 
 fn day(s: &str) -> NaiveDate {
     s.parse().unwrap()
@@ -83,7 +86,7 @@ fn store() -> (tempfile::TempDir, SqliteStore) {
             fields: vec![Field::Activity],
             patrons: vec!["p-token".into()],
         };
-        store.append_audit(KEY, &entry).unwrap();
+        lib(&store).record_read(&entry).unwrap();
     }
     (dir, store)
 }
@@ -103,10 +106,10 @@ fn old_loans_are_generalised_and_unlinked_the_rest_removed_or_kept() {
             segment: "active".into(),
             reasons: vec![],
         };
-        store.save_scores(&run, &[score]).unwrap();
+        store.save_run(&run, &[score]).unwrap();
     }
-    let r = store
-        .apply_retention(day("2026-11-28"), &Retention::default(), KEY)
+    let r = lib(&store)
+        .apply_retention(day("2026-11-28"), &Retention::default())
         .unwrap();
     assert_eq!(
         (
@@ -171,22 +174,22 @@ fn old_loans_are_generalised_and_unlinked_the_rest_removed_or_kept() {
 
 #[test]
 fn the_audit_chain_survives_retention_and_still_shows_tampering() {
-    let (dir, mut store) = store();
-    store
-        .apply_retention(day("2026-11-28"), &Retention::default(), KEY)
+    let (dir, store) = store();
+    lib(&store)
+        .apply_retention(day("2026-11-28"), &Retention::default())
         .unwrap();
-    let check = store.verify_audit(KEY).unwrap();
+    let check = lib(&store).verify_audit().unwrap();
     assert_eq!((check.entries, check.broken_at), (3, None));
     // Applying it again changes nothing and breaks nothing.
-    let again = store
-        .apply_retention(day("2026-11-28"), &Retention::default(), KEY)
+    let again = lib(&store)
+        .apply_retention(day("2026-11-28"), &Retention::default())
         .unwrap();
     assert_eq!(again.audit_removed, 0);
-    assert_eq!(store.verify_audit(KEY).unwrap().broken_at, None);
+    assert_eq!(lib(&store).verify_audit().unwrap().broken_at, None);
 
     rusqlite::Connection::open(dir.path().join("lectern.db"))
         .unwrap()
         .execute_batch("UPDATE audit_log SET fields = 'name' WHERE seq = 3")
         .unwrap();
-    assert_eq!(store.verify_audit(KEY).unwrap().broken_at, Some(3));
+    assert_eq!(lib(&store).verify_audit().unwrap().broken_at, Some(3));
 }

@@ -156,7 +156,19 @@ fn a_score_outside_the_contract_is_refused() {
 #[test]
 fn log_and_output_are_captured_and_capped() {
     let (host, lines) = host();
-    assert_eq!(run(&host, "chatty").unwrap(), ["chatted"]);
+    // 20,000 lines through a debug host on a loaded machine: this test is
+    // about the caps, not the deadline, so it gets a generous one.
+    let dir = lectern_tests::plugin_copy(plugins::TESTKIT, |m| {
+        m.replace("mode = \"echo\"", "mode = \"chatty\"")
+            .replace("deadline-ms = 500", "deadline-ms = 20000")
+    });
+    let scorer = host.load_scorer(dir.path()).unwrap();
+    let reasons = pipeline()
+        .score(&scorer, &[patron("P0001")])
+        .unwrap()
+        .remove(0)
+        .reasons;
+    assert_eq!(reasons, ["chatted"]);
     let lines = lines.lock().unwrap();
     let kept: usize = lines
         .iter()

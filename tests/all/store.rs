@@ -25,7 +25,7 @@ fn import(
     format: Format,
     files: &[PathBuf],
     strict: bool,
-) -> anyhow::Result<ImportReport> {
+) -> lectern::Result<ImportReport> {
     lectern::import(store, format, files, ImportOptions { strict }, &mut |_| {})
 }
 
@@ -42,7 +42,7 @@ fn day(s: &str) -> NaiveDate {
 
 #[test]
 fn folio_samples_import_whole_and_keep_expired_and_inactive_users() {
-    let mut store = SqliteStore::in_memory().unwrap();
+    let mut store = SqliteStore::temporary().unwrap();
     let report = import(&mut store, Format::Folio, &all_folio(), false).unwrap();
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
     assert_eq!(report.written.imported, 303 + 5);
@@ -71,7 +71,7 @@ fn folio_samples_import_whole_and_keep_expired_and_inactive_users() {
 
 #[test]
 fn summaries_in_batches_match_the_whole() {
-    let mut store = SqliteStore::in_memory().unwrap();
+    let mut store = SqliteStore::temporary().unwrap();
     import(&mut store, Format::Folio, &all_folio(), false).unwrap();
     let as_of = day("2017-03-20");
     let mut batches = Vec::new();
@@ -88,7 +88,7 @@ fn summaries_in_batches_match_the_whole() {
 
 #[test]
 fn importing_again_updates_and_never_duplicates() {
-    let mut store = SqliteStore::in_memory().unwrap();
+    let mut store = SqliteStore::temporary().unwrap();
     import(&mut store, Format::Folio, &all_folio(), false).unwrap();
     let again = import(&mut store, Format::Folio, &all_folio(), false).unwrap();
     assert_eq!((again.written.imported, again.written.updated), (0, 308));
@@ -122,7 +122,7 @@ fn bad_records_are_skipped_with_file_record_and_field_or_stop_a_strict_import() 
     ];
     let name = |p: &PathBuf| p.file_name().unwrap().to_string_lossy().into_owned();
 
-    let mut strict = SqliteStore::in_memory().unwrap();
+    let mut strict = SqliteStore::temporary().unwrap();
     let err = import(&mut strict, Format::Folio, &files, true)
         .unwrap_err()
         .to_string();
@@ -134,7 +134,7 @@ fn bad_records_are_skipped_with_file_record_and_field_or_stop_a_strict_import() 
     assert_eq!(strict.count("patrons").unwrap(), 0);
     assert_eq!(strict.count("import_runs").unwrap(), 0, "not even the run");
 
-    let mut store = SqliteStore::in_memory().unwrap();
+    let mut store = SqliteStore::temporary().unwrap();
     let report = import(&mut store, Format::Folio, &files, false).unwrap();
     let skipped: Vec<(String, usize, Option<&str>)> = report
         .skipped
@@ -181,7 +181,7 @@ fn bad_records_are_skipped_with_file_record_and_field_or_stop_a_strict_import() 
 
 #[test]
 fn activity_summaries_count_by_window_as_of_a_date() {
-    let mut store = SqliteStore::in_memory().unwrap();
+    let mut store = SqliteStore::temporary().unwrap();
     let patron = |id: &str| PatronRecord {
         patron: Patron {
             id: id.into(),
@@ -254,7 +254,7 @@ fn activity_summaries_count_by_window_as_of_a_date() {
 
 #[test]
 fn erasure_leaves_nothing_behind_in_any_table() {
-    let mut store = SqliteStore::in_memory().unwrap();
+    let mut store = SqliteStore::temporary().unwrap();
     import(&mut store, Format::Folio, &all_folio(), false).unwrap();
     let penelope = "d0fc4228-2e42-49b2-a5b0-9df48897e8c0";
     let erased = store.erase_patron(penelope).unwrap();
@@ -274,7 +274,7 @@ fn erasure_leaves_nothing_behind_in_any_table() {
 #[test]
 fn koha_rest_json_and_patron_csv_import() {
     let koha = repo().join("tests/fixtures/koha");
-    let mut store = SqliteStore::in_memory().unwrap();
+    let mut store = SqliteStore::temporary().unwrap();
     // Checkouts before patrons on the command line: the order does not matter.
     let files = ["checkouts.json", "holds.json", "patrons.json"].map(|f| koha.join(f));
     let report = import(&mut store, Format::Koha, &files, false).unwrap();
@@ -331,7 +331,7 @@ fn koha_rest_json_and_patron_csv_import() {
 fn lectern_csv_imports_patrons_loans_and_use() {
     let dir = repo().join("tests/fixtures/csv");
     let files = ["use.csv", "loans.csv", "patrons.csv"].map(|f| dir.join(f));
-    let mut store = SqliteStore::in_memory().unwrap();
+    let mut store = SqliteStore::temporary().unwrap();
     let report = import(&mut store, Format::Csv, &files, false).unwrap();
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
     assert_eq!(report.written.imported, 2 + 3 + 3);
@@ -367,7 +367,7 @@ fn a_csv_with_bad_rows_skips_them_and_keeps_the_rest() {
         "id,name,expires_on,consent_marketing\nA,Ann,2027-01-01,yes\nB,Bob,2027-13-01,no\nC,Cy\n,Nobody,,\nA,Ann again,,\n",
     )
     .unwrap();
-    let mut store = SqliteStore::in_memory().unwrap();
+    let mut store = SqliteStore::temporary().unwrap();
     let report = import(&mut store, Format::Csv, std::slice::from_ref(&path), false).unwrap();
     let got: Vec<String> = report
         .skipped

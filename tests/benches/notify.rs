@@ -6,8 +6,9 @@
 //!   library's rules into the outbox, against the same messages formatted
 //!   natively and written to the same outbox.
 //! - Delivery: to a local SMTP server (aiosmtpd, every hand-over audited, as
-//!   `lectern deliver` does), against the same messages written to a
-//!   maildir, with and without the audit log.
+//!   `lectern deliver` does), and to a maildir (audited too), against the
+//!   same messages claimed from the outbox and written to a maildir by a
+//!   plain loop with no audit.
 //! - Peak memory (VmHWM).
 
 use std::io::{BufRead as _, BufReader};
@@ -17,10 +18,10 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use lectern::{
-    Campaigns, Config, Deliverer, EventKind, Format, Host, ImportOptions, Outbox, Pipeline,
-    Pseudonyms, Queued, ScoreRun, SqliteStore, Store, Until,
+    Campaigns, Config, EventKind, Format, Host, ImportOptions, Lectern, Outbox, Queued,
+    SqliteStore, Store, Transport as _, Until,
 };
-use lectern_tests::{plugins, repo};
+use lectern_tests::{keyring, plugins, repo};
 
 fn main() {
     let patrons = lectern_tests::bench_size(100_000);
@@ -43,31 +44,28 @@ fn main() {
         .cache_dir(repo().join("target/bench-cache"))
         .build()
         .unwrap();
-    let keys = Pseudonyms::new(b"bench");
-    let policy = host.load_privacy_filter(plugins::BASELINE_PRIVACY).unwrap();
-    let pipeline = Pipeline::new()
-        .as_of(today)
-        .with_pseudonyms(keys.clone())
-        .with_policy(policy);
-    // Segments for the win-back and the early hold.
-    let all = store.patrons(today).unwrap();
-    for scorer in [plugins::CHURN_RISK, plugins::KEY_READERS] {
-        let scorer = host.load_scorer(scorer).unwrap();
-        let scores = pipeline.score(&scorer, &all).unwrap();
-        let run = ScoreRun {
-            plugin: scorer.plugin().id().to_string(),
-            version: scorer.plugin().manifest().version.clone(),
-            as_of: today,
-        };
-        store.save_scores(&run, &scores).unwrap();
-    }
-    drop(all);
-
+    drop(store);
     let config = Config::parse(
-        "[notify]\nutc-offset = \"+08:00\"\nquiet-hours = \"none\"\ndaily-limit = 10\n",
+        &format!(
+            "[notify]\nutc-offset = \"+08:00\"\nquiet-hours = \"none\"\ndaily-limit = 10\n\
+             [privacy]\npolicy = {:?}\n",
+            plugins::BASELINE_PRIVACY
+        ),
         Path::new("."),
     )
     .unwrap();
+    let mut library = Lectern::open(
+        &host,
+        SqliteStore::open(&db).unwrap(),
+        keyring(),
+        config.clone(),
+    )
+    .unwrap();
+    // Segments for the win-back and the early hold.
+    for scorer in [plugins::CHURN_RISK, plugins::KEY_READERS] {
+        let scorer = host.load_scorer(scorer).unwrap();
+        library.score_store(&scorer, today, &mut |_, _| {}).unwrap();
+    }
     let campaigns = Campaigns {
         arrivals: ["QD", "HB", "K", "PS", "QA"]
             .iter()
@@ -93,7 +91,7 @@ fn main() {
 
     println!("| measure | value |\n|---|---|");
     let t = Instant::now();
-    let events = lectern::detect(&store, &keys, &config.notify, &campaigns, now).unwrap();
+    let events = library.detect(&campaigns, now).unwrap();
     let detect = t.elapsed();
     println!(
         "| patrons | {patrons} |\n| events found | {} in {:.2} s |",
@@ -102,15 +100,9 @@ fn main() {
     );
 
     let t = Instant::now();
-    let report = lectern::notify(
-        &mut store,
-        &pipeline,
-        &messengers,
-        &config.notify,
-        &events,
-        now,
-    )
-    .unwrap();
+    let report = library
+        .compose_and_queue(&messengers, &events, now)
+        .unwrap();
     let wasm = t.elapsed();
 
     // Baseline: the same events, each patron read once, a message formatted
@@ -171,11 +163,11 @@ fn main() {
     println!("| peak RSS after notify | {} MiB |", peak_kib() / 1024);
 
     // Delivery: the same outbox twice, once to SMTP and once to a maildir.
-    drop(store);
+    drop(library);
     let maildir_db = dir.path().join("maildir.db");
     std::fs::copy(&db, &maildir_db).unwrap();
-    let audited_db = dir.path().join("audited.db");
-    std::fs::copy(&db, &audited_db).unwrap();
+    let native_db = dir.path().join("native.db");
+    std::fs::copy(&db, &native_db).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -195,22 +187,16 @@ fn main() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), "ready", "the SMTP sink needs aiosmtpd");
-    let deliver = |db: &Path, channel: String, audited: bool| {
+    let deliver = |db: &Path, channel: String| {
         let config = Config::parse(
             &format!("[notify]\nquiet-hours = \"none\"\n[channels.email]\n{channel}"),
             dir.path(),
         )
         .unwrap();
-        let mut store = SqliteStore::open(db).unwrap();
-        let mut deliverer = Deliverer::from_config(&config).unwrap();
-        if audited {
-            let log = std::sync::Arc::new(lectern::SqliteAudit::open(db, b"bench").unwrap());
-            deliverer = deliverer.with_audit(log, Pseudonyms::new(b"bench"));
-        }
+        let mut library =
+            Lectern::open(&host, SqliteStore::open(db).unwrap(), keyring(), config).unwrap();
         let t = Instant::now();
-        let r = deliverer
-            .run(&mut store, Until::NothingDue, &mut |_| {})
-            .unwrap();
+        let r = library.deliver(Until::NothingDue, &mut |_| {}).unwrap();
         (r.sent, t.elapsed())
     };
     let (smtp_sent, smtp) = deliver(
@@ -219,18 +205,48 @@ fn main() {
             "transport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
              from = \"Library <library@example.org>\"\n"
         ),
-        true,
-    );
-    let (dir_sent, maildir) = deliver(
-        &maildir_db,
-        "transport = \"maildir\"\ndir = \"maildir\"\n".to_string(),
-        false,
     );
     let (audited_sent, audited) = deliver(
-        &audited_db,
-        "transport = \"maildir\"\ndir = \"audited\"\n".to_string(),
-        true,
+        &maildir_db,
+        "transport = \"maildir\"\ndir = \"maildir\"\n".to_string(),
     );
+    // The baseline: claim, write, settle, one message at a time, no audit.
+    let (dir_sent, maildir) = {
+        let mut store = SqliteStore::open(&native_db).unwrap();
+        let out = lectern::Maildir::new(dir.path().join("native")).unwrap();
+        let t = Instant::now();
+        let mut sent = 0;
+        loop {
+            let at = Utc::now();
+            let batch = store
+                .claim(
+                    at,
+                    at + chrono::Duration::minutes(5),
+                    &[lectern::Channel::Email],
+                )
+                .unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            for c in &batch {
+                out.send(&lectern::Outgoing {
+                    id: c.dedupe_key.clone(),
+                    channel: c.channel,
+                    to: c.email.clone(),
+                    patron: None,
+                    events: vec![c.event_kind.clone()],
+                    locale: c.locale.clone(),
+                    subject: c.subject.clone(),
+                    body: c.body.clone(),
+                })
+                .unwrap();
+            }
+            let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
+            store.settle(&ids, &lectern::Settle::Sent, at).unwrap();
+            sent += ids.len();
+        }
+        (sent, t.elapsed())
+    };
     let _ = sink.kill();
     let _ = sink.wait();
     let received = std::fs::read_to_string(&sink_out).unwrap().lines().count();
@@ -241,12 +257,12 @@ fn main() {
         smtp_sent as f64 / smtp.as_secs_f64()
     );
     println!(
-        "| delivery to a maildir (baseline) | {dir_sent} files in {:.2} s = {:.0} files/s |",
+        "| delivery to a maildir, native loop without audit (baseline) | {dir_sent} files in {:.2} s = {:.0} files/s |",
         maildir.as_secs_f64(),
         dir_sent as f64 / maildir.as_secs_f64()
     );
     println!(
-        "| delivery to a maildir, every hand-over audited | {audited_sent} files in {:.2} s = {:.0} files/s ({:+.0}%) |",
+        "| delivery to a maildir by `deliver`, every hand-over audited | {audited_sent} files in {:.2} s = {:.0} files/s ({:+.0}%) |",
         audited.as_secs_f64(),
         audited_sent as f64 / audited.as_secs_f64(),
         (audited.as_secs_f64() / maildir.as_secs_f64() - 1.0) * 100.0

@@ -69,30 +69,31 @@ fn demo() -> Result<()> {
     let samples = repo_root().join("samples");
     let cache = target().join("lectern-cache");
     let p = |id: &str| plugins.join(id);
-    let common = |c: &mut Command| {
-        c.args(["--as-of", "2026-11-28", "--key-file"])
-            .arg(samples.join("demo.key"));
-    };
+    let library = target().join("demo");
+    let db = library.join("lectern.db");
     let lectern_cmd = |title: &str, args: &[&dyn AsRef<std::ffi::OsStr>]| -> Result<()> {
         println!("\n=== {title} ===\n");
         let mut c = Command::new(&lectern);
-        c.arg("--cache-dir").arg(&cache);
+        // Every command works on the demo's store, whose audit log records
+        // each read, under the sample's key.
+        c.arg("--cache-dir").arg(&cache).arg("--db").arg(&db);
+        c.arg("--key-file").arg(samples.join("demo.key"));
         c.args(args.iter().map(|a| a.as_ref()));
-        // Score, compose and filter run as of the sample's date, with its key.
+        // Score, compose and filter run as of the sample's date.
         if ["score", "compose", "filter"]
             .iter()
             .any(|cmd| args.iter().any(|a| a.as_ref() == *cmd))
         {
-            common(&mut c);
+            c.args(["--as-of", "2026-11-28"]);
         }
         run(&mut c)
     };
     let (patrons, events) = (samples.join("patrons.jsonl"), samples.join("events.jsonl"));
     let policy = p("baseline-privacy");
 
-    let library = target().join("demo");
-    let db = library.join("lectern.db");
-    let _ = std::fs::remove_file(&db);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
     lectern_cmd(
         "A synthetic university library of 5,000 readers",
         &[
@@ -109,15 +110,12 @@ fn demo() -> Result<()> {
         .iter()
         .map(|f| library.join(f))
         .collect();
-    let mut import: Vec<&dyn AsRef<std::ffi::OsStr>> =
-        vec![&"--db", &db, &"import", &"--format", &"csv"];
+    let mut import: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"import", &"--format", &"csv"];
     import.extend(csv.iter().map(|p| p as &dyn AsRef<std::ffi::OsStr>));
     lectern_cmd("Imported into the embedded store (SQLite)", &import)?;
     lectern_cmd(
         "The 15 most engaged readers, and every segment (scoring sees no names or contacts)",
         &[
-            &"--db",
-            &db,
             &"score",
             &"--plugin",
             &p("engagement"),
@@ -144,8 +142,6 @@ fn demo() -> Result<()> {
     lectern_cmd(
         "Key readers and churn risk, stored as runs: segments for differentiated service",
         &[
-            &"--db",
-            &db,
             &"score",
             &"--plugin",
             &p("key-readers"),
@@ -172,12 +168,8 @@ fn demo() -> Result<()> {
     lectern_cmd(
         "Notices due today: circulation, new titles in readers' subjects (key readers get the first hold), win-back for lapsed readers",
         &[
-            &"--db",
-            &db,
             &"--config",
             &config,
-            &"--key-file",
-            &samples.join("demo.key"),
             &"notify",
             &"--plugin",
             &p("notices"),
@@ -195,12 +187,9 @@ fn demo() -> Result<()> {
     )?;
     lectern_cmd(
         "Delivered from the outbox (to maildirs under target/demo/outbox)",
-        &[&"--db", &db, &"--config", &config, &"deliver"],
+        &[&"--config", &config, &"deliver"],
     )?;
-    lectern_cmd(
-        "The outbox, per channel",
-        &[&"--db", &db, &"outbox", &"--list", &"5"],
-    )?;
+    lectern_cmd("The outbox, per channel", &[&"outbox", &"--list", &"5"])?;
     for role in ["circulation-desk", "analyst"] {
         lectern_cmd(
             &format!("What the {role} sees"),
@@ -217,6 +206,10 @@ fn demo() -> Result<()> {
             ],
         )?;
     }
+    lectern_cmd(
+        "Every read above, and every hand-over to a channel, is in the audit log",
+        &[&"audit", &"verify"],
+    )?;
     Ok(())
 }
 

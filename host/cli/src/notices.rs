@@ -1,18 +1,60 @@
-//! `lectern notify`, `deliver`, `outbox` and `patron prefs`: notices from
-//! the store to the reader.
+//! Notices from the store to the reader: `notify`, `deliver`, `outbox`
+//! and `patron prefs`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
-use lectern::{
-    Arrival, Campaigns, Channel, Config, Deliverer, Event, Host, MessageState, Outbox, Pipeline,
-    Preferences, SqliteStore, Store, Survey, Until, read_jsonl,
-};
+use clap::Subcommand;
+use lectern::{Arrival, Campaigns, Event, MessageState, Survey, Until, read_jsonl};
 use serde_json::json;
-use sha2::Digest as _;
 
-use super::{print_json, table};
+use crate::Ctx;
+use crate::output::{bar, print_json, table};
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Find the notices due, compose them with messenger plugins, and queue
+    /// them in the outbox
+    Notify {
+        #[command(flatten)]
+        args: NotifyArgs,
+        /// A privacy-filter plugin to apply before any plugin sees a record
+        /// [default: the configured policy; without one, no field leaves]
+        #[arg(long, value_name = "PLUGIN")]
+        policy: Option<PathBuf>,
+    },
+    /// Send what is due in the outbox, retrying failures with exponential
+    /// backoff. Channels are set up in lectern.toml: [channels.email] with
+    /// transport = "smtp", [channels.sms] or [channels.webhook] with
+    /// transport = "webhook", [channels.print] with transport = "maildir"
+    Deliver {
+        /// Keep going until the outbox is empty (waiting out retries and
+        /// quiet hours), for at most this many seconds
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
+    },
+    /// The outbox: messages per channel and state
+    Outbox {
+        /// List the newest N messages too
+        #[arg(long, value_name = "N")]
+        list: Option<usize>,
+        /// Only messages in this state: queued, sending, sent, failed, cancelled
+        #[arg(long, value_name = "STATE")]
+        state: Option<MessageState>,
+        /// The staff role listing messages, for the audit log
+        #[arg(long, default_value = "circulation-desk")]
+        role: String,
+    },
+}
+
+pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
+    match command {
+        Command::Notify { args, policy } => notify(ctx, args, policy),
+        Command::Deliver { wait } => deliver(ctx, wait),
+        Command::Outbox { list, state, role } => outbox(ctx, state, list, &role),
+    }
+}
 
 /// What `lectern notify` takes beyond the common flags.
 #[derive(clap::Args)]
@@ -49,38 +91,7 @@ pub struct NotifyArgs {
     pub now: Option<DateTime<Utc>>,
 }
 
-/// Reads `lectern.toml`, or the defaults if there is none and none was named.
-pub fn config(path: Option<&Path>) -> Result<Config> {
-    match path {
-        Some(p) => Config::from_file(p),
-        None if Path::new("lectern.toml").is_file() => Config::from_file(Path::new("lectern.toml")),
-        None => Ok(Config::default()),
-    }
-}
-
-pub fn notify(
-    host: &Host,
-    db: &Path,
-    config: &Config,
-    (pipeline, keys): (Pipeline, lectern::Pseudonyms),
-    args: NotifyArgs,
-    json: bool,
-) -> Result<()> {
-    anyhow::ensure!(
-        db.is_file(),
-        "no store at {}; import patrons first with `lectern import`",
-        db.display()
-    );
-    let now = args.now.unwrap_or_else(Utc::now);
-    let today = lectern::local_day(&config.notify, now);
-    let pipeline = pipeline.as_of(today);
-    let messengers = args
-        .plugin
-        .iter()
-        .map(|p| host.load_messenger(p))
-        .collect::<lectern::Result<Vec<_>>>()?;
-    let mut store = SqliteStore::open(db)?;
-
+fn notify(ctx: &Ctx, args: NotifyArgs, policy: Option<PathBuf>) -> Result<()> {
     let mut campaigns = Campaigns::default();
     if let Some(path) = &args.arrivals {
         campaigns.arrivals = read_jsonl::<Arrival>(path)?;
@@ -98,31 +109,30 @@ pub fn notify(
             "--survey-sample {}: give a share from 0 to 1",
             args.survey_sample
         );
-        campaigns.survey = Some(Survey {
-            id: hex::encode(&sha2::Sha256::digest(url.as_bytes())[..6]),
-            title: title.clone(),
-            url: url.clone(),
-            segment: (scorer.to_string(), seg.to_string()),
-            sample: args.survey_sample,
-        });
+        campaigns.survey = Some(Survey::new(
+            title,
+            url,
+            (scorer.to_string(), seg.to_string()),
+            args.survey_sample,
+        ));
     }
-    let mut events: Vec<Event> = Vec::new();
-    if !args.no_detect {
-        events = lectern::detect(&store, &keys, &config.notify, &campaigns, now)?;
-    }
+    let mut extra: Vec<Event> = Vec::new();
     if let Some(path) = &args.events {
-        events.extend(read_jsonl::<Event>(path)?);
+        extra = read_jsonl::<Event>(path)?;
     }
-    let report = lectern::notify(
-        &mut store,
-        &pipeline,
-        &messengers,
-        &config.notify,
-        &events,
-        now,
+    let mut library = ctx.open_existing(
+        policy.as_deref(),
+        "import patrons first with `lectern import`",
     )?;
-    if json {
-        print_json(&serde_json::to_value(&report)?)?;
+    let messengers = args
+        .plugin
+        .iter()
+        .map(|p| ctx.host.load_messenger(p))
+        .collect::<lectern::Result<Vec<_>>>()?;
+    let now = args.now.unwrap_or_else(Utc::now);
+    let report = library.notify(&messengers, &campaigns, !args.no_detect, extra, now)?;
+    if ctx.json {
+        print_json(&report)?;
     } else {
         print_notify_report(&report);
     }
@@ -174,41 +184,22 @@ fn print_notify_report(report: &lectern::NotifyReport) {
     );
 }
 
-pub fn deliver(
-    db: &Path,
-    config: &Config,
-    ring: &lectern::Keyring,
-    wait: Option<u64>,
-    json: bool,
-) -> Result<()> {
-    anyhow::ensure!(db.is_file(), "no store at {}", db.display());
-    if config.channels.is_empty() {
+fn deliver(ctx: &Ctx, wait: Option<u64>) -> Result<()> {
+    let mut library = ctx.open_existing(None, "import patrons and run `lectern notify` first")?;
+    if library.config().channels.is_empty() {
         anyhow::bail!(
             "no channel has a transport: add [channels.email], [channels.sms], [channels.webhook] \
              or [channels.print] to lectern.toml (see `lectern deliver --help`)"
         );
     }
-    let mut store = SqliteStore::open(db)?;
-    // Every hand-over to a channel is in the audit log, like every read.
-    let audit = std::sync::Arc::new(lectern::SqliteAudit::open(db, ring.audit_key())?);
-    let mut deliverer = Deliverer::from_config(config)?.with_audit(audit, ring.pseudonyms());
     let until = match wait {
         Some(secs) => Until::Empty {
             deadline: Utc::now() + chrono::Duration::seconds(secs as i64),
         },
         None => Until::NothingDue,
     };
-    let bar = if json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new_spinner();
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
-                .expect("a valid template"),
-        );
-        b
-    };
-    let report = deliverer.run(&mut store, until, &mut |r| {
+    let bar = bar(ctx.json, None, "{spinner} {elapsed} {msg}");
+    let report = library.deliver(until, &mut |r| {
         bar.set_message(format!(
             "{} sent, {} to retry, {} failed, {} cancelled",
             r.sent, r.retried, r.failed, r.cancelled
@@ -216,8 +207,8 @@ pub fn deliver(
         bar.tick();
     })?;
     bar.finish_and_clear();
-    if json {
-        return print_json(&serde_json::to_value(&report)?);
+    if ctx.json {
+        return print_json(&report);
     }
     println!(
         "{} messages sent in {} sends, {} to retry later, {} failed, {} cancelled, {} postponed",
@@ -229,12 +220,12 @@ pub fn deliver(
         report.postponed
     );
     if let Some(until) = report.quiet_until {
-        let stats = store.outbox_stats()?;
+        let stats = library.outbox_stats()?;
         let waiting: usize = stats.iter().map(|s| s.queued).sum();
         println!(
             "quiet hours: {waiting} queued messages wait until {} (print still goes)",
             until
-                .with_timezone(&config.notify.clock.offset_at(until))
+                .with_timezone(&library.config().notify.clock.offset_at(until))
                 .format("%Y-%m-%d %H:%M %:z")
         );
     }
@@ -244,20 +235,14 @@ pub fn deliver(
     Ok(())
 }
 
-pub fn outbox(
-    db: &Path,
-    state: Option<MessageState>,
-    list: Option<usize>,
-    json: bool,
-) -> Result<()> {
-    anyhow::ensure!(db.is_file(), "no store at {}", db.display());
-    let store = SqliteStore::open(db)?;
-    let stats = store.outbox_stats()?;
+fn outbox(ctx: &Ctx, state: Option<MessageState>, list: Option<usize>, role: &str) -> Result<()> {
+    let library = ctx.open_existing(None, "there is no outbox yet")?;
+    let stats = library.outbox_stats()?;
     let messages = match list {
-        Some(n) => store.outbox_messages(state, n)?,
+        Some(n) => library.outbox_messages(state, n, role)?,
         None => Vec::new(),
     };
-    if json {
+    if ctx.json {
         return print_json(&json!({"channels": stats, "messages": messages}));
     }
     let mut t = table([
@@ -302,85 +287,6 @@ pub fn outbox(
             ]);
         }
         println!("{t}");
-    }
-    Ok(())
-}
-
-/// What `lectern patron prefs` changes.
-#[derive(clap::Args)]
-pub struct PrefsArgs {
-    /// The patron's id
-    pub id: String,
-    /// Gather the day's notices into one message a day: on or off
-    #[arg(long, value_name = "on|off")]
-    pub digest: Option<Toggle>,
-    /// Days of notice before a due date (0 to 30)
-    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=30))]
-    pub notice_days: Option<u32>,
-    /// Never use this channel; repeat for several
-    #[arg(long, value_name = "CHANNEL")]
-    pub opt_out: Vec<Channel>,
-    /// Use this channel again
-    #[arg(long, value_name = "CHANNEL")]
-    pub opt_in: Vec<Channel>,
-    /// Marketing (new-title suggestions, surveys, win-back): on or off.
-    /// Off cancels marketing already queued
-    #[arg(long, value_name = "on|off")]
-    pub marketing: Option<Toggle>,
-}
-
-/// On or off.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Toggle {
-    On,
-    Off,
-}
-
-pub fn prefs(db: &Path, args: PrefsArgs, json: bool) -> Result<()> {
-    anyhow::ensure!(db.is_file(), "no store at {}", db.display());
-    let mut store = SqliteStore::open(db)?;
-    let mut p: Preferences = store
-        .preferences(&args.id)?
-        .with_context(|| format!("no patron with id `{}`", args.id))?;
-    if let Some(d) = args.digest {
-        p.digest = d == Toggle::On;
-    }
-    if let Some(n) = args.notice_days {
-        p.notice_days = Some(n);
-    }
-    for c in args.opt_out {
-        if !p.opted_out.contains(&c) {
-            p.opted_out.push(c);
-        }
-    }
-    p.opted_out.retain(|c| !args.opt_in.contains(c));
-    if let Some(m) = args.marketing {
-        p.no_marketing = m == Toggle::Off;
-    }
-    let cancelled = store.set_preferences(&args.id, &p)?;
-    if json {
-        return print_json(&json!({"patron": args.id, "preferences": p, "cancelled": cancelled}));
-    }
-    let opted: Vec<&str> = p.opted_out.iter().map(|c| c.as_str()).collect();
-    println!(
-        "{}: digest {}, notice {} days, marketing {}, opted out of {}",
-        args.id,
-        if p.digest { "on" } else { "off" },
-        p.notice_days
-            .map_or("(library default)".to_string(), |n| n.to_string()),
-        if p.no_marketing {
-            "off"
-        } else {
-            "as consented"
-        },
-        if opted.is_empty() {
-            "nothing".to_string()
-        } else {
-            opted.join(", ")
-        }
-    );
-    if cancelled > 0 {
-        println!("cancelled {cancelled} queued messages");
     }
     Ok(())
 }

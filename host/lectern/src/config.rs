@@ -57,6 +57,14 @@ use crate::model::Channel;
 /// [channels.print]
 /// transport = "maildir"
 /// dir = "print-queue"
+///
+/// [privacy]
+/// policy = "plugins/baseline-privacy"  # a privacy-filter plugin; without
+///                                       # one, nothing leaves the host
+///
+/// [segments]
+/// key-readers = ["key-reader"]          # what reports list as key readers
+/// lapsed = ["lapsing", "at-risk", "dormant", "high-risk"]  # and to win back
 /// ```
 ///
 /// Secrets come from the environment (`password-env`, `secret-env`) or,
@@ -71,6 +79,34 @@ pub struct Config {
     /// How each channel is delivered. A channel that is not here is not
     /// delivered: its messages wait in the outbox.
     pub channels: BTreeMap<Channel, TransportConfig>,
+    /// The privacy-filter plugin in force for every pipeline: a directory,
+    /// its `plugin.toml` or its `.wasm`. Without one, a built-in policy
+    /// that lets no field out is in force.
+    pub policy: Option<PathBuf>,
+    /// Which scorer segments mean what, for reports.
+    pub segments: Segments,
+}
+
+/// Which scorer segments mean "key reader" and "lapsed", for the reports
+/// that list them. The host has no segment names of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segments {
+    /// Segments whose readers are key readers (重点读者).
+    pub key_readers: Vec<String>,
+    /// Segments whose readers have lapsed or are lapsing, most urgent
+    /// first: the order ranks the list.
+    pub lapsed: Vec<String>,
+}
+
+impl Default for Segments {
+    fn default() -> Self {
+        Segments {
+            key_readers: vec!["key-reader".into()],
+            lapsed: ["lapsing", "at-risk", "dormant", "high-risk"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
 }
 
 /// When notices are due, and the limits on them.
@@ -282,6 +318,23 @@ struct Raw {
     deliver: RawDeliver,
     #[serde(default)]
     channels: BTreeMap<String, RawChannel>,
+    #[serde(default)]
+    privacy: RawPrivacy,
+    #[serde(default)]
+    segments: RawSegments,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPrivacy {
+    policy: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSegments {
+    key_readers: Option<Vec<String>>,
+    lapsed: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -327,16 +380,22 @@ struct RawChannel {
 }
 
 impl Config {
-    /// Reads `path`. Relative maildir paths are relative to the file.
-    pub fn from_file(path: &Path) -> Result<Config> {
+    /// Reads `path`. Relative paths in it are relative to the file.
+    pub fn from_file(path: &Path) -> crate::Result<Config> {
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        Config::parse(&text, path.parent().unwrap_or(Path::new(".")))
+            .with_context(|| format!("cannot read {}", path.display()))
+            .map_err(crate::Error::config)?;
+        Config::parse_text(&text, path.parent().unwrap_or(Path::new(".")))
             .with_context(|| format!("{} is not a valid lectern configuration", path.display()))
+            .map_err(crate::Error::config)
     }
 
     /// Parses a configuration; relative paths are taken from `base`.
-    pub fn parse(text: &str, base: &Path) -> Result<Config> {
+    pub fn parse(text: &str, base: &Path) -> crate::Result<Config> {
+        Config::parse_text(text, base).map_err(crate::Error::config)
+    }
+
+    fn parse_text(text: &str, base: &Path) -> Result<Config> {
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
@@ -439,10 +498,16 @@ impl Config {
                 })?;
             channels.insert(channel, transport(&name, c, base)?);
         }
+        let ds = Segments::default();
         Ok(Config {
             notify,
             deliver,
             channels,
+            policy: raw.privacy.policy.map(|p| base.join(p)),
+            segments: Segments {
+                key_readers: raw.segments.key_readers.unwrap_or(ds.key_readers),
+                lapsed: raw.segments.lapsed.unwrap_or(ds.lapsed),
+            },
         })
     }
 }

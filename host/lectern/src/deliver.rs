@@ -307,7 +307,11 @@ pub struct Deliverer {
     transports: BTreeMap<Channel, Box<dyn Transport>>,
     rules: DeliveryRules,
     notice: NoticeRules,
-    audit: Option<(Arc<dyn AuditLog>, Pseudonyms)>,
+    /// Every hand-over is recorded here before it happens: the channel as
+    /// the actor, the purpose, the address field that left, and the
+    /// patron's token. A hand-over whose entry cannot be written does not
+    /// happen; the message waits for a retry.
+    audit: (Arc<dyn AuditLog>, Pseudonyms),
 }
 
 /// How long [`Deliverer::run`] goes on.
@@ -325,8 +329,13 @@ pub enum Until {
 }
 
 impl Deliverer {
-    /// A deliverer with a transport for every channel in `config`.
-    pub fn from_config(config: &Config) -> Result<Deliverer> {
+    /// A deliverer with a transport for every channel in `config`, auditing
+    /// in `audit` under `keys`.
+    pub(crate) fn from_config(
+        config: &Config,
+        audit: Arc<dyn AuditLog>,
+        keys: Pseudonyms,
+    ) -> Result<Deliverer> {
         let mut transports = BTreeMap::new();
         for (channel, t) in &config.channels {
             transports.insert(
@@ -344,30 +353,23 @@ impl Deliverer {
             transports,
             rules: config.deliver.clone(),
             notice: config.notify.clone(),
-            audit: None,
+            audit: (audit, keys),
         })
     }
 
-    /// Records every hand-over in `log` before it happens: the channel as
-    /// the actor, the purpose, the address field that left, and the
-    /// patron's token under `keys`. A hand-over whose entry cannot be
-    /// written does not happen; the message waits for a retry.
-    pub fn with_audit(mut self, log: Arc<dyn AuditLog>, keys: Pseudonyms) -> Deliverer {
-        self.audit = Some((log, keys));
-        self
-    }
-
     /// A deliverer with the given transports.
-    pub fn new(
+    pub(crate) fn new(
         transports: BTreeMap<Channel, Box<dyn Transport>>,
         rules: DeliveryRules,
         notice: NoticeRules,
+        audit: Arc<dyn AuditLog>,
+        keys: Pseudonyms,
     ) -> Deliverer {
         Deliverer {
             transports,
             rules,
             notice,
-            audit: None,
+            audit: (audit, keys),
         }
     }
 
@@ -553,9 +555,7 @@ impl Deliverer {
     }
 
     fn audit_hand_over(&self, r: &Ready) -> Result<()> {
-        let Some((log, keys)) = &self.audit else {
-            return Ok(());
-        };
+        let (log, keys) = &self.audit;
         let fields = match r.channel {
             Channel::Email => vec![Field::Email],
             Channel::Sms => vec![Field::Phone],

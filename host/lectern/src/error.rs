@@ -1,5 +1,6 @@
 //! The errors the library returns. Each one says what failed, where, and
-//! what to do next.
+//! what to do next, and has an [`ErrorKind`] that a front end maps to an
+//! exit code or an HTTP status without reading the message.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -11,6 +12,21 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// An input (a file, a record, an argument) is not what it must be.
+    #[error("{where_}: {message}")]
+    Invalid {
+        /// Where: a file with its line or record and field, or an
+        /// argument's name.
+        where_: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// What was asked for does not exist: no such patron, run or message.
+    #[error("{0}")]
+    NotFound(String),
+    /// The privacy policy or the caller's role does not allow it.
+    #[error("{0}")]
+    Denied(String),
     /// A `plugin.toml` is malformed or asks for something the host refuses.
     #[error("{}: {message}", path.display())]
     Manifest {
@@ -35,12 +51,98 @@ pub enum Error {
         /// How it failed.
         failure: Failure,
     },
-    /// The host could not be set up, or an input could not be used.
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
+    /// The library's configuration or keys are wrong or missing.
+    #[error("{0:#}")]
+    Config(anyhow::Error),
+    /// The store failed: it cannot be opened, read or written.
+    #[error("{0:#}")]
+    Store(anyhow::Error),
+}
+
+impl From<crate::input::InputError> for Error {
+    fn from(e: crate::input::InputError) -> Self {
+        Error::from_anyhow(anyhow::Error::new(e), Error::Store)
+    }
+}
+
+/// The kind of an [`Error`], for a front end to map: to an exit code, or to
+/// 400, 404, 403, 502 and 500.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad input, with its location.
+    Invalid,
+    /// No such thing.
+    NotFound,
+    /// Denied by policy or role.
+    Denied,
+    /// A plugin failed to load or failed during a call.
+    Plugin,
+    /// The store failed.
+    Store,
+    /// The configuration is wrong.
+    Config,
 }
 
 impl Error {
+    /// What kind of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Invalid { .. } => ErrorKind::Invalid,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Denied(_) => ErrorKind::Denied,
+            Error::Manifest { .. } | Error::Load { .. } | Error::Plugin { .. } => ErrorKind::Plugin,
+            Error::Config(_) => ErrorKind::Config,
+            Error::Store(_) => ErrorKind::Store,
+        }
+    }
+
+    /// An invalid input at `where_`.
+    pub fn invalid(where_: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::Invalid {
+            where_: where_.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A store error; an input error or an import's skipped record inside
+    /// it becomes [`Error::Invalid`] with its location.
+    pub(crate) fn store(e: anyhow::Error) -> Error {
+        Error::from_anyhow(e, Error::Store)
+    }
+
+    /// A configuration error, likewise.
+    pub(crate) fn config(e: anyhow::Error) -> Error {
+        Error::from_anyhow(e, Error::Config)
+    }
+
+    fn from_anyhow(e: anyhow::Error, otherwise: fn(anyhow::Error) -> Error) -> Error {
+        let e = match e.downcast::<Error>() {
+            Ok(inner) => return inner,
+            Err(e) => e,
+        };
+        if let Some(input) = e.downcast_ref::<crate::input::InputError>() {
+            let mut where_ = input.path.display().to_string();
+            if input.line > 0 {
+                where_ += &format!(":{}", input.line);
+            }
+            if let Some(field) = &input.field {
+                where_ += &format!(": field `{field}`");
+            }
+            return Error::invalid(where_, input.message.clone());
+        }
+        if let Some(skip) = e.downcast_ref::<crate::import::Skip>() {
+            let mut where_ = skip.file.display().to_string();
+            if skip.record > 0 {
+                where_ += &format!(": record {}", skip.record);
+            }
+            if let Some(field) = &skip.field {
+                where_ += &format!(": field `{field}`");
+            }
+            return Error::invalid(where_, skip.reason.clone());
+        }
+        otherwise(e)
+    }
+
     /// How the plugin failed, if this is a plugin failure.
     pub fn failure(&self) -> Option<&Failure> {
         match self {

@@ -113,7 +113,10 @@ impl HostBuilder {
     /// Builds the engine and starts the deadline clock.
     pub fn build(self) -> Result<Host> {
         if self.defaults.memory_bytes > self.maxima.memory_bytes {
-            return Err(anyhow::anyhow!("the default memory limit is over the maximum").into());
+            return Err(Error::config(anyhow::anyhow!(
+                "the default memory limit is over the maximum; raise the maximum or lower the \
+                 default"
+            )));
         }
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(self.max_instances)
@@ -135,15 +138,16 @@ impl HostBuilder {
             .epoch_interruption(true)
             .max_wasm_stack(self.max_wasm_stack)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!(e))?;
+        let setup = |e: wasmtime::Error| Error::config(anyhow::anyhow!(e));
+        let engine = Engine::new(&config).map_err(setup)?;
 
         let mut linker = Linker::<StoreState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!(e))?;
-        crate::bindings::scorer::Scorer::add_to_linker::<_, HasSelf<StoreState>>(
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(setup)?;
+        crate::api::v0_1::scorer::Scorer::add_to_linker::<_, HasSelf<StoreState>>(
             &mut linker,
             |s| s,
         )
-        .map_err(|e| anyhow::anyhow!(e))?;
+        .map_err(setup)?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -159,7 +163,8 @@ impl HostBuilder {
                         }
                     }
                 })
-                .context("failed to start the deadline clock thread")?
+                .context("failed to start the deadline clock thread")
+                .map_err(Error::config)?
         };
 
         Ok(Host {

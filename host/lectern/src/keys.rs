@@ -69,7 +69,11 @@ fn random_key() -> Result<Vec<u8>> {
 
 impl Keyring {
     /// A keyring with fresh random keys.
-    pub fn generate() -> Result<Keyring> {
+    pub fn generate() -> crate::Result<Keyring> {
+        Keyring::generate_inner().map_err(crate::Error::config)
+    }
+
+    fn generate_inner() -> Result<Keyring> {
         Ok(Keyring {
             audit: random_key()?,
             pseudonym: vec![PseudonymKey {
@@ -81,7 +85,11 @@ impl Keyring {
     }
 
     /// Reads the keyring at `path`.
-    pub fn load(path: &Path) -> Result<Keyring> {
+    pub fn load(path: &Path) -> crate::Result<Keyring> {
+        Keyring::load_inner(path).map_err(crate::Error::config)
+    }
+
+    fn load_inner(path: &Path) -> Result<Keyring> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("failed to read the keyring {}", path.display()))?;
         if let Ok(ring) = serde_json::from_slice::<Keyring>(&bytes) {
@@ -108,18 +116,26 @@ impl Keyring {
     }
 
     /// Reads the keyring at `path`, making one the first time.
-    pub fn load_or_create(path: &Path) -> Result<Keyring> {
+    pub fn load_or_create(path: &Path) -> crate::Result<Keyring> {
+        Keyring::load_or_create_inner(path).map_err(crate::Error::config)
+    }
+
+    fn load_or_create_inner(path: &Path) -> Result<Keyring> {
         if !path.exists() {
-            let ring = Keyring::generate()?;
-            ring.save(path)?;
+            let ring = Keyring::generate_inner()?;
+            ring.save_inner(path)?;
             return Ok(ring);
         }
-        Keyring::load(path)
+        Keyring::load_inner(path)
     }
 
     /// Writes the keyring, readable by its owner only, replacing the file in
     /// one step.
-    pub fn save(&self, path: &Path) -> Result<()> {
+    pub fn save(&self, path: &Path) -> crate::Result<()> {
+        self.save_inner(path).map_err(crate::Error::config)
+    }
+
+    fn save_inner(&self, path: &Path) -> Result<()> {
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -138,7 +154,11 @@ impl Keyring {
     }
 
     /// Adds a new pseudonym key and makes it current; returns its version.
-    pub fn rotate(&mut self) -> Result<u32> {
+    pub fn rotate(&mut self) -> crate::Result<u32> {
+        self.rotate_inner().map_err(crate::Error::config)
+    }
+
+    fn rotate_inner(&mut self) -> Result<u32> {
         let version = self.pseudonym.iter().map(|k| k.version).max().unwrap_or(0) + 1;
         self.pseudonym.push(PseudonymKey {
             version,
@@ -146,6 +166,26 @@ impl Keyring {
             created: chrono::Utc::now().date_naive(),
         });
         Ok(version)
+    }
+
+    /// A keyring of the given keys, as a library that keeps its keys in
+    /// its own vault hands them over: `audit` chains the audit log and
+    /// `pseudonym` makes tokens. Each must be at least 16 bytes.
+    pub fn from_keys(audit: &[u8], pseudonym: &[u8]) -> crate::Result<Keyring> {
+        if audit.len() < 16 || pseudonym.len() < 16 {
+            return Err(crate::Error::invalid(
+                "keyring",
+                "a key must be at least 16 bytes; use 32 random bytes",
+            ));
+        }
+        Ok(Keyring {
+            audit: audit.to_vec(),
+            pseudonym: vec![PseudonymKey {
+                version: 1,
+                key: pseudonym.to_vec(),
+                created: chrono::NaiveDate::MIN,
+            }],
+        })
     }
 
     /// The key that chains the audit log.

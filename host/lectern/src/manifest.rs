@@ -18,9 +18,6 @@ use crate::privacy::Field;
 /// The manifest schema this host reads.
 pub const MANIFEST_VERSION: i64 = 1;
 
-/// The contract version this host implements.
-pub const API_VERSION: &str = "0.1.0";
-
 /// The manifest's file name.
 pub const MANIFEST_FILE: &str = "plugin.toml";
 
@@ -49,13 +46,19 @@ impl World {
         }
     }
 
-    /// The interface the world exports, without its version.
+    /// The name of the interface the world exports, such as `scoring`.
     pub fn export(self) -> &'static str {
         match self {
-            World::Scorer => "lectern:crm/scoring",
-            World::Messenger => "lectern:crm/messaging",
-            World::PrivacyFilter => "lectern:crm/privacy",
+            World::Scorer => "scoring",
+            World::Messenger => "messaging",
+            World::PrivacyFilter => "privacy",
         }
+    }
+
+    /// The interface the world exports in contract `version`, such as
+    /// `lectern:crm/scoring@0.1.0`.
+    pub fn interface(self, version: &str) -> String {
+        crate::api::interface(self.export(), version)
     }
 
     /// The SDK macro that makes a component of this world.
@@ -217,11 +220,12 @@ impl Manifest {
                 p.id
             )));
         }
-        if p.api_version != API_VERSION {
+        if !crate::api::supported(&p.api_version) {
             return Err(err(format!(
-                "`plugin.api-version` = {:?}: this host implements lectern:crm@{API_VERSION}; \
-                 rebuild the plugin against that version",
-                p.api_version
+                "`plugin.api-version` = {:?}: this host runs plugins built against \
+                 lectern:crm@{}; rebuild the plugin against one of them",
+                p.api_version,
+                crate::api::SUPPORTED_API_VERSIONS.join(", @")
             )));
         }
         let component = p.component.unwrap_or_else(|| format!("{}.wasm", p.id));

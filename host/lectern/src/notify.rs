@@ -58,6 +58,21 @@ pub struct Survey {
     pub sample: f64,
 }
 
+impl Survey {
+    /// A survey at `url`, inviting `sample` (0 to 1) of the readers in
+    /// `segment`. Its id is derived from the URL, so the same survey run
+    /// again invites nobody twice.
+    pub fn new(title: &str, url: &str, segment: (String, String), sample: f64) -> Survey {
+        Survey {
+            id: hex::encode(&Sha256::digest(url.as_bytes())[..6]),
+            title: title.to_string(),
+            url: url.to_string(),
+            segment,
+            sample,
+        }
+    }
+}
+
 /// What to look for beyond circulation.
 #[derive(Debug, Clone, Default)]
 pub struct Campaigns {
@@ -79,7 +94,7 @@ fn midnight(d: NaiveDate) -> DateTime<Utc> {
 /// Each event's id says what it is about and at which stage, and its time
 /// is the day it concerns, so the same event found again tomorrow has the
 /// same id and dedupe key.
-pub fn detect(
+pub(crate) fn detect(
     store: &dyn Store,
     keys: &Pseudonyms,
     rules: &NoticeRules,
@@ -260,7 +275,7 @@ pub fn dedupe_key(event: &Event, channel: Channel, plugin: &str, plugin_key: &st
     hex::encode(&h.finalize()[..16])
 }
 
-/// What [`notify`] did.
+/// What [`Lectern::notify`](crate::Lectern::notify) did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct NotifyReport {
     /// Events found or given.
@@ -287,7 +302,7 @@ pub struct NotifyReport {
 /// Composes `events` with `messengers` and queues what the library's rules
 /// let through, in one transaction. Each messenger gets the events its
 /// manifest lists (`inputs.events`), or all of them if it lists none.
-pub fn notify<S: Store + Outbox>(
+pub(crate) fn notify<S: Store + Outbox + ?Sized>(
     store: &mut S,
     pipeline: &Pipeline,
     messengers: &[Messenger],

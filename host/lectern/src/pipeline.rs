@@ -8,26 +8,28 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+use crate::api::v0_1::{self as bindings, wit};
 use crate::audit::{AuditEntry, AuditLog};
-use crate::bindings::{self, wit};
 use crate::error::{Error, Failure, Result};
 use crate::model::{Composed, Event, Patron, Scored, Skipped};
 use crate::plugin::{Messenger, Plugin, PrivacyFilter, Scorer};
 use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
 
 /// Runs plugins over the library's records, with the privacy policy
-/// applied to every record on the way in.
+/// applied to every record on the way in and every read audited. Get one
+/// from [`Lectern::pipeline`](crate::Lectern::pipeline).
 ///
-/// Without a policy ([`Pipeline::with_policy`]) a plugin gets exactly the
-/// fields its manifest declares. With one, it gets the fields its manifest
-/// declares *and* the policy allows for the call's purpose and actor. Either
-/// way the patron's consent has the last word: reading history (`interests`)
+/// A plugin gets the fields its manifest declares *and* the policy allows
+/// for the call's purpose and actor. A policy is always in force: the
+/// library's, one given with [`Pipeline::with_policy`], or, when neither
+/// is, a built-in one that lets no field out. The patron's consent has the
+/// last word: reading history (`interests`)
 /// leaves the host only for patrons who consented to its use, except in
 /// their own export, and marketing events for patrons without marketing
 /// consent are skipped before any plugin sees them.
 pub struct Pipeline {
     policy: Option<PrivacyFilter>,
-    audit: Option<Arc<dyn AuditLog>>,
+    audit: Arc<dyn AuditLog>,
     keys: Pseudonyms,
     as_of: NaiveDate,
     batch_size: usize,
@@ -85,13 +87,18 @@ pub struct ComposeReport {
 }
 
 impl Pipeline {
-    /// A pipeline as of today (UTC), with pseudonyms under a fresh key, no
-    /// policy, and batches of 1,000.
-    pub fn new() -> Pipeline {
+    /// A pipeline as of today (UTC) that audits every read in `audit`,
+    /// makes tokens under `keys`, and applies `policy`, or the built-in
+    /// deny-by-default policy when there is none; batches of 1,000.
+    pub(crate) fn new(
+        audit: Arc<dyn AuditLog>,
+        keys: Pseudonyms,
+        policy: Option<PrivacyFilter>,
+    ) -> Pipeline {
         Pipeline {
-            policy: None,
-            audit: None,
-            keys: Pseudonyms::ephemeral(),
+            policy,
+            audit,
+            keys,
             as_of: Utc::now().date_naive(),
             batch_size: 1000,
             policies: Mutex::default(),
@@ -102,19 +109,6 @@ impl Pipeline {
     pub fn with_policy(mut self, policy: PrivacyFilter) -> Pipeline {
         self.policy = Some(policy);
         self.policies = Mutex::default();
-        self
-    }
-
-    /// Records every read in `log`: who, why, which fields and which
-    /// patrons (by token). A read whose entry cannot be written fails.
-    pub fn with_audit(mut self, log: Arc<dyn AuditLog>) -> Pipeline {
-        self.audit = Some(log);
-        self
-    }
-
-    /// Makes tokens under `keys`, so that they are stable across runs.
-    pub fn with_pseudonyms(mut self, keys: Pseudonyms) -> Pipeline {
-        self.keys = keys;
         self
     }
 
@@ -296,13 +290,6 @@ impl Pipeline {
     /// What `ctx` may see of `patrons`, as the policy decides: the records
     /// that go to an output, with tokens for ids.
     pub fn filter(&self, ctx: &AccessContext, patrons: &[Patron]) -> Result<Vec<Patron>> {
-        if self.policy.is_none() {
-            return Err(anyhow::anyhow!(
-                "filtering needs a privacy policy; load a privacy-filter plugin with \
-                 `Pipeline::with_policy`"
-            )
-            .into());
-        }
         let mut out = Vec::with_capacity(patrons.len());
         for chunk in patrons.chunks(self.batch_size) {
             let refs: Vec<&Patron> = chunk.iter().collect();
@@ -323,7 +310,7 @@ impl Pipeline {
     ) -> Result<Aggregate> {
         let rules = self.rules_for(ctx, None)?;
         if let Some(f) = by.iter().find(|f| rules.get(**f) == Action::Drop) {
-            return Err(anyhow::anyhow!(
+            return Err(Error::Denied(format!(
                 "the privacy policy does not let `{f}` out for {} by {}; group by one of: {}",
                 ctx.purpose,
                 ctx.actor,
@@ -333,8 +320,7 @@ impl Pipeline {
                     .map(|f| f.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
-            )
-            .into());
+            )));
         }
         let mut groups: std::collections::BTreeMap<Vec<String>, (usize, u64, usize)> =
             Default::default();
@@ -389,14 +375,14 @@ impl Pipeline {
     /// The policy for `ctx`, asked of the plugin once per context.
     fn policy_rules(&self, ctx: &AccessContext) -> Result<Arc<(Rules, bool)>> {
         if let Actor::Channel(name) = &ctx.actor {
-            return Err(anyhow::anyhow!(
+            return Err(Error::Denied(format!(
                 "no privacy policy is asked about the {name} channel: a channel gets the message \
                  as composed, and the delivery is audited"
-            )
-            .into());
+            )));
         }
+        // No policy configured: the built-in one lets nothing out.
         let Some(filter) = &self.policy else {
-            return Ok(Arc::new((Rules::ALL, false)));
+            return Ok(Arc::new((Rules::NONE, false)));
         };
         if let Some(cached) = self.policies.lock().unwrap().get(ctx) {
             return Ok(cached.clone());
@@ -423,19 +409,21 @@ impl Pipeline {
         patrons: &[&Patron],
     ) -> Result<Vec<Patron>> {
         let projected = self.project_unaudited(ctx, plugin, patrons)?;
-        if let Some(log) = &self.audit {
-            let fields: Vec<Field> = Field::ALL
-                .into_iter()
-                .filter(|f| projected.iter().any(|p| has(p, *f)))
-                .collect();
-            log.append(&AuditEntry {
+        let fields: Vec<Field> = Field::ALL
+            .into_iter()
+            .filter(|f| projected.iter().any(|p| has(p, *f)))
+            .collect();
+        // The projection's ids are tokens: the log never holds an id.
+        self.audit
+            .append(&AuditEntry {
                 at: Utc::now(),
                 context: ctx.clone(),
                 fields,
                 patrons: projected.iter().map(|p| p.id.clone()).collect(),
             })
-            .map_err(|e| e.context("failed to write the audit log; nothing was read"))?;
-        }
+            .map_err(|e| {
+                Error::store(e.context("failed to write the audit log; nothing was read"))
+            })?;
         Ok(projected)
     }
 
@@ -484,12 +472,6 @@ impl Pipeline {
                 Ok(consented(narrow(rules), p).project(p, &self.keys))
             })
             .collect::<Result<Vec<_>, Error>>()
-    }
-}
-
-impl Default for Pipeline {
-    fn default() -> Self {
-        Pipeline::new()
     }
 }
 

@@ -12,14 +12,15 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::InstancePre;
 use wasmtime::component::types::ComponentExtern;
 
-use crate::bindings::messenger::MessengerPre;
-use crate::bindings::privacy_filter::PrivacyFilterPre;
-use crate::bindings::scorer::ScorerPre;
-use crate::bindings::{self, wit};
+use crate::api::SUPPORTED_API_VERSIONS;
+use crate::api::v0_1::messenger::MessengerPre;
+use crate::api::v0_1::privacy_filter::PrivacyFilterPre;
+use crate::api::v0_1::scorer::ScorerPre;
+use crate::api::v0_1::{self as bindings, wit};
 use crate::error::{Error, Failure, GuestError, PluginRef, Result};
 use crate::host::{CacheStatus, Host, load_error};
 use crate::limits::Limits;
-use crate::manifest::{API_VERSION, MANIFEST_FILE, Manifest, World};
+use crate::manifest::{MANIFEST_FILE, Manifest, World};
 use crate::privacy::{AccessContext, Action, Field};
 use crate::runtime::{CallSetup, StoreState};
 
@@ -181,9 +182,9 @@ impl Host {
         let exports = names(&mut ty.exports(engine));
         let imports = names(&mut ty.imports(engine));
         let world = World::ALL.into_iter().find(|w| {
-            exports
+            SUPPORTED_API_VERSIONS
                 .iter()
-                .any(|e| *e == format!("{}@{API_VERSION}", w.export()))
+                .any(|v| exports.contains(&w.interface(v)))
         });
         let info = ComponentInfo {
             path: path.to_path_buf(),
@@ -203,7 +204,8 @@ impl Host {
 /// API version, and imports nothing the sandbox does not offer.
 fn check_world(manifest: &Manifest, info: &ComponentInfo) -> Result<()> {
     let id = &manifest.id;
-    let want = format!("{}@{API_VERSION}", manifest.world.export());
+    let version = manifest.api_version.as_str();
+    let want = manifest.world.interface(version);
     if !info.exports.contains(&want) {
         let lectern: Vec<&str> = info
             .exports
@@ -218,7 +220,11 @@ fn check_world(manifest: &Manifest, info: &ComponentInfo) -> Result<()> {
         };
         let built_for = World::ALL
             .into_iter()
-            .find(|w| lectern.iter().any(|e| e.starts_with(w.export())))
+            .find(|w| {
+                lectern
+                    .iter()
+                    .any(|e| e.starts_with(&format!("lectern:crm/{}@", w.export())))
+            })
             .map(|w| format!(", so it was built for world `{w}`"))
             .unwrap_or_default();
         return Err(load_error(
@@ -234,8 +240,8 @@ fn check_world(manifest: &Manifest, info: &ComponentInfo) -> Result<()> {
     }
     let allowed = |i: &str| {
         i.starts_with("wasi:")
-            || i == format!("lectern:crm/host@{API_VERSION}")
-            || i == format!("lectern:crm/types@{API_VERSION}")
+            || i == crate::api::interface("host", version)
+            || i == crate::api::interface("types", version)
     };
     if let Some(bad) = info.imports.iter().find(|i| !allowed(i)) {
         return Err(load_error(
@@ -322,7 +328,10 @@ impl Plugin {
         new(self.inner.pre.clone()).map_err(|e| {
             load_error(
                 self.id(),
-                format!("its exports do not match the `{world}` world of lectern:crm@{API_VERSION}: {e:#}"),
+                format!(
+                    "its exports do not match the `{world}` world of lectern:crm@{}: {e:#}",
+                    self.inner.manifest.api_version
+                ),
             )
         })
     }

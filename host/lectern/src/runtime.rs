@@ -15,7 +15,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{self, wit};
+use crate::api::v0_1::{self as bindings, wit};
 use crate::error::{Error, Failure, PluginRef};
 use crate::limits::Limits;
 use crate::log::{LogLevel, LogLine, LogSink, LogSource};

@@ -103,6 +103,8 @@ impl fmt::Display for Skip {
     }
 }
 
+impl std::error::Error for Skip {}
+
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportReport {
@@ -123,6 +125,16 @@ pub struct ImportOptions {
 /// `progress` is called with the number of records read so far, now and
 /// then.
 pub fn import(
+    store: &mut dyn Store,
+    format: Format,
+    paths: &[PathBuf],
+    options: ImportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> crate::Result<ImportReport> {
+    import_into(store, format, paths, options, progress).map_err(crate::Error::store)
+}
+
+fn import_into(
     store: &mut dyn Store,
     format: Format,
     paths: &[PathBuf],
@@ -329,9 +341,8 @@ impl Sink<'_> {
 
     fn skip(&mut self, skip: Skip) -> Result<(), Stop> {
         if self.options.strict {
-            return Err(Stop::Strict(anyhow::anyhow!(
-                "{skip}; nothing was written (--strict)"
-            )));
+            let reason = format!("{}; nothing was written (--strict)", skip.reason);
+            return Err(Stop::Strict(anyhow::Error::new(Skip { reason, ..skip })));
         }
         self.skipped.push(skip);
         Ok(())

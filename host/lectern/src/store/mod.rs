@@ -1,6 +1,11 @@
 //! Where the library's records live. The core reaches storage only through
-//! the [`Store`] trait; [`SqliteStore`] is the embedded default, and a store
-//! that scales beyond one machine implements the same trait.
+//! these traits, gathered in [`Backend`]: [`Store`] for patrons, import,
+//! activity summaries and preferences, [`Outbox`] for the message queue,
+//! [`Runs`] for scoring runs, [`Records`] for export, erasure checks and
+//! retention, and [`AuditStore`] for the audit log's rows. [`SqliteStore`]
+//! is the embedded default; a store that scales beyond one machine
+//! implements the same traits and passes the same conformance suite
+//! (`lectern::conformance`, behind the `conformance` feature).
 
 mod outbox;
 mod sqlite;
@@ -12,9 +17,10 @@ pub use outbox::{
     ChannelStats, Claimed, Enqueued, MessageState, Outbox, OutboxRow, Queued, Settle,
 };
 
-pub use sqlite::{RunScore, SqliteAudit, SqliteStore};
+pub use sqlite::SqliteStore;
 
-use crate::model::{Channel, Patron};
+use crate::audit::{AuditAnchor, AuditHead, AuditRow};
+use crate::model::{Channel, Patron, Scored};
 
 /// A patron as an importer hands it over: the host model without the
 /// derived activity, plus what only the store keeps.
@@ -31,7 +37,7 @@ pub struct PatronRecord {
 }
 
 /// A loan, current or returned.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LoanRecord {
     /// The ILS's loan id.
     pub id: String,
@@ -54,7 +60,7 @@ pub struct LoanRecord {
 }
 
 /// A hold (a request).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HoldRecord {
     /// The ILS's request id.
     pub id: String,
@@ -74,7 +80,7 @@ pub struct HoldRecord {
 
 /// Use of the library on one day that is not a loan: visits through the
 /// gate, and e-resource sessions.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UseRecord {
     /// The patron's id.
     pub patron: String,
@@ -87,7 +93,8 @@ pub struct UseRecord {
 }
 
 /// A kind of use that is not a loan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum UseKind {
     /// A visit to a branch.
     Visit,
@@ -146,7 +153,7 @@ pub struct Erased {
 }
 
 /// Which scorer made a run of scores, as of when.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ScoreRun {
     /// The scorer's id.
     pub plugin: String,
@@ -331,4 +338,177 @@ pub struct Preferences {
     pub opted_out: Vec<Channel>,
     /// The patron opted out of marketing, whatever the ILS says.
     pub no_marketing: bool,
+}
+
+/// A scoring run as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredRun {
+    /// The run's id.
+    pub id: i64,
+    /// Which scorer, as of when.
+    #[serde(flatten)]
+    pub run: ScoreRun,
+    /// How many patrons it scored.
+    pub patrons: usize,
+}
+
+/// One patron's score in a stored run, with the coarse fields reports group
+/// by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunScore {
+    /// The patron's id.
+    pub patron: String,
+    /// The score.
+    pub value: f32,
+    /// The segment.
+    pub segment: String,
+    /// The reasons.
+    pub reasons: Vec<String>,
+    /// The patron's category.
+    pub category: Option<String>,
+    /// The patron's home branch.
+    pub home_branch: Option<String>,
+}
+
+/// Scoring runs: each one stored whole or not at all.
+pub trait Runs {
+    /// Stores one run, all of it or nothing: a run that fails or is stopped
+    /// leaves the earlier runs as they were. Returns the run's id.
+    fn save_run(&mut self, run: &ScoreRun, scores: &[Scored]) -> anyhow::Result<i64>;
+
+    /// Every stored run, newest first.
+    fn runs(&self) -> anyhow::Result<Vec<StoredRun>>;
+
+    /// The `n` latest runs of `scorer`, newest first.
+    fn latest_runs(&self, scorer: &str, n: usize) -> anyhow::Result<Vec<StoredRun>>;
+
+    /// The scores of run `id`, highest first, then by patron id.
+    fn run_scores(&self, id: i64) -> anyhow::Result<Vec<RunScore>>;
+}
+
+/// A patron's score in one run, in their export.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredScore {
+    /// The run's id.
+    pub run: i64,
+    /// Which scorer, as of when.
+    #[serde(flatten)]
+    pub scorer: ScoreRun,
+    /// The score.
+    pub value: f32,
+    /// The segment.
+    pub segment: String,
+    /// The reasons.
+    pub reasons: Vec<String>,
+}
+
+/// A message to the patron, in their export.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredMessage {
+    /// The kind of event it is about.
+    pub event_kind: String,
+    /// The channel.
+    pub channel: String,
+    /// The language it is written in.
+    pub locale: String,
+    /// The subject line.
+    pub subject: String,
+    /// The text.
+    pub body: String,
+    /// Where it is: queued, sending, sent, failed or cancelled.
+    pub state: MessageState,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The last error or why it was cancelled.
+    pub last_error: Option<String>,
+    /// The library's day it was queued for.
+    pub day: NaiveDate,
+}
+
+/// Everything a store holds about one patron, by section: what an export
+/// hands the patron, and what an erasure must leave nothing of.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PatronData {
+    /// The record with its attributes, and the activity summary derived
+    /// from their loans and use.
+    pub patron: Patron,
+    /// Whether the ILS marks them active.
+    pub active: bool,
+    /// The format the record came from.
+    pub source: String,
+    /// Their messaging preferences, as Lectern keeps them.
+    pub preferences: Preferences,
+    /// Every loan, oldest first.
+    pub loans: Vec<LoanRecord>,
+    /// Every hold, oldest first.
+    pub holds: Vec<HoldRecord>,
+    /// Every day of use, oldest first.
+    pub uses: Vec<UseRecord>,
+    /// Their score in every stored run.
+    pub scores: Vec<StoredScore>,
+    /// Every message to them in the outbox.
+    pub messages: Vec<StoredMessage>,
+}
+
+/// The audit chain's new anchor after retention, from the last removed
+/// entry (number and link) and the last entry left, if any.
+pub type Reanchor<'a> = dyn Fn((u64, String), Option<(u64, String)>) -> AuditAnchor + 'a;
+
+/// What a store holds about each patron, as a whole, and what retention
+/// removes.
+pub trait Records {
+    /// Everything stored about patron `id`, with the activity summary as of
+    /// `as_of`; `None` if there is no such patron.
+    fn patron_data(&self, id: &str, as_of: NaiveDate) -> anyhow::Result<Option<PatronData>>;
+
+    /// Where the store still holds `id` in any form: the names of the
+    /// tables, collections or keys. Empty after the patron was erased;
+    /// this is how an erasure is checked, by the store that knows its own
+    /// layout.
+    fn traces_of(&self, id: &str) -> anyhow::Result<Vec<String>>;
+
+    /// How many patrons are stored.
+    fn patron_count(&self) -> anyhow::Result<usize>;
+
+    /// Applies `retention` as of `as_of`, in one transaction. When audit
+    /// entries go, `reanchor` gives the chain's new anchor from the last
+    /// removed entry (number and link) and the last entry left, if any.
+    fn apply_retention(
+        &mut self,
+        as_of: NaiveDate,
+        retention: &Retention,
+        reanchor: &Reanchor<'_>,
+    ) -> anyhow::Result<Retained>;
+}
+
+/// The audit log's rows and anchor. The chain's text, links and anchor are
+/// computed by the core, never here: a backend stores and returns rows.
+pub trait AuditStore: Send {
+    /// In one transaction: reads the head, asks `next` for the row and the
+    /// anchor that follow it, and writes both.
+    fn append_audit(
+        &mut self,
+        next: &mut dyn FnMut(&AuditHead) -> (AuditRow, AuditAnchor),
+    ) -> anyhow::Result<()>;
+
+    /// Hands every row to `each` in order of number, and returns the
+    /// anchor, if one was ever written.
+    fn read_audit(
+        &self,
+        each: &mut dyn FnMut(AuditRow) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Option<AuditAnchor>>;
+
+    /// The rows that name any of `tokens` among their patrons, in order.
+    fn audit_rows_naming(&self, tokens: &[String]) -> anyhow::Result<Vec<AuditRow>>;
+}
+
+/// A complete store: what [`crate::Lectern`] opens.
+pub trait Backend: Store + Outbox + Runs + Records + AuditStore + Send {
+    /// A second handle on the same audit log, for appends from pipelines
+    /// that run beside the store's own work (a scoring thread, a
+    /// deliverer).
+    fn audit_handle(&self) -> anyhow::Result<Box<dyn AuditStore>>;
+
+    /// Which store this is, for messages: a file's path, a database's name.
+    fn describe(&self) -> String;
 }

@@ -2,21 +2,21 @@
 //! is opened.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-mod notices;
+mod outbox;
 
 use super::{
-    Erased, HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Retained, Retention, ScoreRun,
-    Store, UseKind, UseRecord, Written,
+    AuditStore, Backend, Erased, HoldRecord, ImportTx, LoanRecord, MessageState, PatronData,
+    PatronRecord, Put, Reanchor, Records, Retained, Retention, RunScore, Runs, ScoreRun, Store,
+    StoredMessage, StoredRun, StoredScore, UseKind, UseRecord, Written,
 };
-use crate::audit::{self, AuditCheck, AuditEntry, AuditLog};
-use crate::model::{Activity, Channel, Consents, Patron};
-use crate::privacy::Actor;
+use crate::audit::{AuditAnchor, AuditHead, AuditRow};
+use crate::model::{Activity, Channel, Consents, Patron, Scored};
 
 /// Each migration takes the schema from version `i` to `i + 1`. Never edit
 /// one that has shipped; add another.
@@ -180,24 +180,50 @@ CREATE INDEX outbox_by_patron ON outbox (patron_id, day);
 /// A store in one SQLite file.
 pub struct SqliteStore {
     conn: Connection,
+    path: PathBuf,
+    /// For a temporary store: the directory it lives in, removed with it.
+    _temporary: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 impl SqliteStore {
     /// Opens (or creates) the store at `path` and brings its schema up to
     /// date.
-    pub fn open(path: &Path) -> Result<SqliteStore> {
+    pub fn open(path: &Path) -> crate::Result<SqliteStore> {
+        SqliteStore::open_at(path).map_err(crate::Error::store)
+    }
+
+    fn open_at(path: &Path) -> Result<SqliteStore> {
         let conn = Connection::open(path)
             .with_context(|| format!("failed to open the store {}", path.display()))?;
-        SqliteStore::init(conn)
-            .with_context(|| format!("failed to prepare the store {}", path.display()))
+        let conn = SqliteStore::init(conn)
+            .with_context(|| format!("failed to prepare the store {}", path.display()))?;
+        Ok(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            _temporary: None,
+        })
     }
 
-    /// A store that lives in memory, for tests and trials.
-    pub fn in_memory() -> Result<SqliteStore> {
-        SqliteStore::init(Connection::open_in_memory()?)
+    /// A store in a temporary file, removed when the store and every handle
+    /// on its audit log are dropped: for tests and trials.
+    pub fn temporary() -> crate::Result<SqliteStore> {
+        let make = || -> Result<SqliteStore> {
+            let dir = std::sync::Arc::new(
+                tempfile::tempdir().context("failed to make a temporary directory")?,
+            );
+            let mut store = SqliteStore::open_at(&dir.path().join("lectern.db"))?;
+            store._temporary = Some(dir);
+            Ok(store)
+        };
+        make().map_err(crate::Error::store)
     }
 
-    fn init(mut conn: Connection) -> Result<SqliteStore> {
+    /// Where the store's file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn init(mut conn: Connection) -> Result<Connection> {
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // With WAL, NORMAL never corrupts the store; a power cut may lose the
@@ -218,7 +244,7 @@ impl SqliteStore {
         }
         tx.pragma_update(None, "user_version", MIGRATIONS.len())?;
         tx.commit()?;
-        Ok(SqliteStore { conn })
+        Ok(conn)
     }
 
     /// The number of rows in `table`, for reports and tests.
@@ -586,11 +612,11 @@ impl Store for SqliteStore {
     }
 
     fn open_loans(&self, due_by: NaiveDate) -> Result<Vec<super::OpenLoan>> {
-        notices::open_loans(&self.conn, due_by)
+        outbox::open_loans(&self.conn, due_by)
     }
 
     fn holds_waiting(&self) -> Result<Vec<HoldRecord>> {
-        notices::holds_waiting(&self.conn)
+        outbox::holds_waiting(&self.conn)
     }
 
     fn memberships_expiring(
@@ -598,23 +624,23 @@ impl Store for SqliteStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<(String, NaiveDate)>> {
-        notices::memberships_expiring(&self.conn, from, to)
+        outbox::memberships_expiring(&self.conn, from, to)
     }
 
     fn readers_of(&self, subjects: &[String], as_of: NaiveDate) -> Result<Vec<(String, String)>> {
-        notices::readers_of(&self.conn, subjects, as_of)
+        outbox::readers_of(&self.conn, subjects, as_of)
     }
 
     fn segment_members(&self, scorer: &str, segment: &str) -> Result<Vec<String>> {
-        notices::segment_members(&self.conn, scorer, segment)
+        outbox::segment_members(&self.conn, scorer, segment)
     }
 
     fn preferences(&self, id: &str) -> Result<Option<super::Preferences>> {
-        notices::preferences(&self.conn, id)
+        outbox::preferences(&self.conn, id)
     }
 
     fn set_preferences(&mut self, id: &str, prefs: &super::Preferences) -> Result<usize> {
-        notices::set_preferences(&mut self.conn, id, prefs)
+        outbox::set_preferences(&mut self.conn, id, prefs)
     }
 }
 
@@ -787,229 +813,266 @@ impl SqliteStore {
         };
         Ok((provided("visit")?, provided("eresource")?))
     }
+}
 
-    /// Appends `entry` to the audit chain under `key`.
-    pub fn append_audit(&mut self, key: &[u8], entry: &AuditEntry) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        let (base_seq, base_link) = audit_base(&tx)?;
-        let (last, previous): (i64, String) = tx
-            .query_row(
-                "SELECT seq, link FROM audit_log ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?
-            .unwrap_or((base_seq, base_link.clone()));
-        let canonical = entry.canonical();
-        let link = audit::link(key, &previous, &canonical);
-        let (kind, actor) = match &entry.context.actor {
-            Actor::Plugin(id) => ("plugin", id),
-            Actor::Staff(role) => ("staff", role),
-            Actor::Channel(name) => ("channel", name),
+const AUDIT_COLUMNS: &str = "seq, at, actor_kind, actor, purpose, fields, patrons, link";
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        seq: r.get::<_, i64>(0)? as u64,
+        at: r.get(1)?,
+        actor_kind: r.get(2)?,
+        actor: r.get(3)?,
+        purpose: r.get(4)?,
+        fields: r.get(5)?,
+        patrons: r.get(6)?,
+        link: r.get(7)?,
+    })
+}
+
+fn audit_anchor(conn: &Connection) -> Result<Option<AuditAnchor>> {
+    Ok(conn
+        .query_row(
+            "SELECT entries, mac, base_seq, base_link FROM audit_anchor WHERE id = 1",
+            [],
+            |r| {
+                Ok(AuditAnchor {
+                    entries: r.get::<_, i64>(0)? as u64,
+                    mac: r.get(1)?,
+                    base_seq: r.get::<_, i64>(2)? as u64,
+                    base_link: r.get(3)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+fn last_audit_row(conn: &Connection) -> Result<Option<(u64, String)>> {
+    Ok(conn
+        .query_row(
+            "SELECT seq, link FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+fn write_anchor(conn: &Connection, a: &AuditAnchor) -> Result<()> {
+    conn.execute(
+        "INSERT INTO audit_anchor (id, entries, mac, base_seq, base_link) VALUES (1, ?1, ?2, ?3, ?4) \
+         ON CONFLICT (id) DO UPDATE SET entries = excluded.entries, mac = excluded.mac, \
+         base_seq = excluded.base_seq, base_link = excluded.base_link",
+        params![a.entries as i64, a.mac, a.base_seq as i64, a.base_link],
+    )?;
+    Ok(())
+}
+
+impl AuditStore for SqliteStore {
+    fn append_audit(
+        &mut self,
+        next: &mut dyn FnMut(&AuditHead) -> (AuditRow, AuditAnchor),
+    ) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let head = AuditHead {
+            anchor: audit_anchor(&tx)?,
+            last: last_audit_row(&tx)?,
         };
-        let fields: Vec<&str> = entry.fields.iter().map(|f| f.as_str()).collect();
+        let (row, anchor) = next(&head);
         tx.execute(
-            "INSERT INTO audit_log (seq, at, actor_kind, actor, purpose, fields, patrons, link) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            &format!(
+                "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ),
             params![
-                last + 1,
-                entry
-                    .at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                kind,
-                actor,
-                entry.context.purpose.as_str(),
-                fields.join(","),
-                entry.patrons.join(","),
-                link,
+                row.seq as i64,
+                row.at,
+                row.actor_kind,
+                row.actor,
+                row.purpose,
+                row.fields,
+                row.patrons,
+                row.link
             ],
         )?;
-        let anchor = anchor_mac(key, last + 1, &link, base_seq, &base_link);
-        tx.execute(
-            "INSERT INTO audit_anchor (id, entries, mac, base_seq, base_link) VALUES (1, ?1, ?2, ?3, ?4) \
-             ON CONFLICT (id) DO UPDATE SET entries = excluded.entries, mac = excluded.mac",
-            params![last + 1, anchor, base_seq, base_link],
-        )?;
+        write_anchor(&tx, &anchor)?;
         tx.commit()?;
         Ok(())
     }
 
-    /// Recomputes the audit chain under `key`, and checks its anchor, which
-    /// shows entries deleted from the end.
-    pub fn verify_audit(&self, key: &[u8]) -> Result<AuditCheck> {
-        let (base_seq, base_link) = audit_base(&self.conn)?;
-        let mut stmt = self.conn.prepare(
-            "SELECT seq, at, actor_kind, actor, purpose, fields, patrons, link FROM audit_log ORDER BY seq",
-        )?;
-        let mut rows = stmt.query([])?;
-        let (mut previous, mut last) = (base_link.clone(), base_seq);
-        while let Some(r) = rows.next()? {
-            last += 1;
-            let (seq, at, kind, actor): (i64, String, String, String) =
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-            let (purpose, fields, patrons, link): (String, String, String, String) =
-                (r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?);
-            // The same canonical form as `AuditEntry::canonical`, from the row.
-            let canonical = format!(
-                "{at}\u{1f}{kind}\u{1f}{actor}\u{1f}{purpose}\u{1f}{fields}\u{1f}{patrons}"
-            );
-            if link != audit::link(key, &previous, &canonical) || seq != last {
-                return Ok(AuditCheck {
-                    entries: last as u64,
-                    broken_at: Some(last as u64),
-                });
-            }
-            previous = link;
-        }
-        let anchor: Option<(i64, String)> = self
-            .conn
-            .query_row(
-                "SELECT entries, mac FROM audit_anchor WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let holds = match anchor {
-            None => last == 0,
-            Some((n, mac)) => {
-                n == last && mac == anchor_mac(key, n, &previous, base_seq, &base_link)
-            }
-        };
-        Ok(AuditCheck {
-            entries: last as u64,
-            broken_at: (!holds).then_some(last as u64 + 1),
-        })
-    }
-}
-
-/// Where the audit chain starts: after the entries retention removed.
-fn audit_base(conn: &Connection) -> Result<(i64, String)> {
-    Ok(conn
-        .query_row(
-            "SELECT base_seq, base_link FROM audit_anchor WHERE id = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?
-        .unwrap_or((0, String::new())))
-}
-
-/// The MAC of the audit chain's anchor: its last entry, its link, and where
-/// it starts after retention removed older entries.
-fn anchor_mac(key: &[u8], last: i64, link: &str, base_seq: i64, base_link: &str) -> String {
-    audit::link(
-        key,
-        "anchor",
-        &format!("{last}:{link}:{base_seq}:{base_link}"),
-    )
-}
-
-/// The audit log in a SQLite store, for a [`Pipeline`](crate::Pipeline).
-pub struct SqliteAudit {
-    store: std::sync::Mutex<SqliteStore>,
-    key: Vec<u8>,
-}
-
-impl SqliteAudit {
-    /// The audit log of the store at `path`, chained under `key`.
-    pub fn open(path: &Path, key: &[u8]) -> Result<SqliteAudit> {
-        Ok(SqliteAudit {
-            store: std::sync::Mutex::new(SqliteStore::open(path)?),
-            key: key.to_vec(),
-        })
-    }
-}
-
-impl AuditLog for SqliteAudit {
-    fn append(&self, entry: &AuditEntry) -> Result<()> {
-        self.store.lock().unwrap().append_audit(&self.key, entry)
-    }
-}
-
-impl SqliteStore {
-    /// Everything stored about a patron, and everything derived from them:
-    /// their record with its attributes, every loan, hold and day of use,
-    /// their activity summary as of `as_of`, and the audit entries that
-    /// name them by any of `tokens` (one per pseudonym key the host has
-    /// held). `None` if there is no such patron.
-    pub fn export_patron(
+    fn read_audit(
         &self,
-        id: &str,
-        tokens: &[String],
-        as_of: NaiveDate,
-    ) -> Result<Option<serde_json::Value>> {
-        if !self.has_patron(id)? {
-            return Ok(None);
-        }
-        let rows = |sql: &str, key: &str| -> Result<Vec<serde_json::Value>> {
-            let mut stmt = self.conn.prepare(sql)?;
-            let names: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
-            let mut out = Vec::new();
-            let mut rows = stmt.query([key])?;
+        each: &mut dyn FnMut(AuditRow) -> Result<()>,
+    ) -> Result<Option<AuditAnchor>> {
+        let tx = self.conn.unchecked_transaction()?;
+        let anchor = audit_anchor(&tx)?;
+        {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq"
+            ))?;
+            let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
-                let mut obj = serde_json::Map::new();
-                for (i, name) in names.iter().enumerate() {
-                    let v = match r.get_ref(i)? {
-                        rusqlite::types::ValueRef::Null => serde_json::Value::Null,
-                        rusqlite::types::ValueRef::Integer(n) => n.into(),
-                        rusqlite::types::ValueRef::Real(x) => x.into(),
-                        rusqlite::types::ValueRef::Text(t) => {
-                            String::from_utf8_lossy(t).into_owned().into()
-                        }
-                        rusqlite::types::ValueRef::Blob(b) => hex::encode(b).into(),
-                    };
-                    obj.insert(name.clone(), v);
-                }
-                out.push(obj.into());
+                each(audit_row(r)?)?;
             }
-            Ok(out)
-        };
-        let (visits, eresources) = self.uses_provided()?;
-        let summary = self
-            .summaries(&as_of.to_string(), id, id, visits, eresources)?
-            .pop();
-        let mut reads = Vec::new();
-        for token in tokens {
-            reads.extend(rows(
-                "SELECT seq, at, actor_kind, actor, purpose, fields FROM audit_log \
-                 WHERE ',' || patrons || ',' LIKE '%,' || ?1 || ',%' ORDER BY seq",
-                token,
-            )?);
         }
-        reads.sort_by_key(|r| r["seq"].as_i64());
-        Ok(Some(serde_json::json!({
-            "patron": rows("SELECT * FROM patrons WHERE id = ?1", id)?.pop(),
-            "attributes": rows("SELECT key, value FROM patron_attributes WHERE patron_id = ?1", id)?,
-            "loans": rows("SELECT * FROM loans WHERE patron_id = ?1 ORDER BY loaned_on", id)?,
-            "holds": rows("SELECT * FROM holds WHERE patron_id = ?1 ORDER BY placed_on", id)?,
-            "uses": rows("SELECT day, kind, count FROM uses WHERE patron_id = ?1 ORDER BY day", id)?,
-            "scores": rows(
-                "SELECT r.id AS run, r.plugin, r.version, r.as_of, s.value, s.segment, s.reasons \
+        tx.commit()?;
+        Ok(anchor)
+    }
+
+    fn audit_rows_naming(&self, tokens: &[String]) -> Result<Vec<AuditRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log \
+             WHERE ',' || patrons || ',' LIKE '%,' || ?1 || ',%' ORDER BY seq"
+        ))?;
+        let mut out = Vec::new();
+        for token in tokens {
+            for row in stmt.query_map([token], audit_row)? {
+                out.push(row?);
+            }
+        }
+        out.sort_by_key(|r| r.seq);
+        out.dedup_by_key(|r| r.seq);
+        Ok(out)
+    }
+}
+
+impl Records for SqliteStore {
+    fn patron_data(&self, id: &str, as_of: NaiveDate) -> Result<Option<PatronData>> {
+        let tx = self.conn.unchecked_transaction()?;
+        let Some(patron) = self.patron(id, as_of)? else {
+            return Ok(None);
+        };
+        let (active, source): (bool, String) = tx.query_row(
+            "SELECT active, source FROM patrons WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let preferences = self.preferences(id)?.unwrap_or_default();
+        let loans = tx
+            .prepare(
+                "SELECT id, item_id, title, subject, loaned_on, due_on, returned_on, renewals \
+                 FROM loans WHERE patron_id = ?1 ORDER BY loaned_on, id",
+            )?
+            .query_map([id], |r| {
+                Ok(LoanRecord {
+                    id: r.get(0)?,
+                    patron: id.to_string(),
+                    item: r.get(1)?,
+                    title: r.get(2)?,
+                    subject: r.get(3)?,
+                    loaned_on: parse_date(r.get(4)?).unwrap_or_default(),
+                    due_on: parse_date(r.get(5)?),
+                    returned_on: parse_date(r.get(6)?),
+                    renewals: r.get(7)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let holds = tx
+            .prepare(
+                "SELECT id, title, placed_on, status, pickup_branch, expires_on \
+                 FROM holds WHERE patron_id = ?1 ORDER BY placed_on, id",
+            )?
+            .query_map([id], |r| {
+                Ok(HoldRecord {
+                    id: r.get(0)?,
+                    patron: id.to_string(),
+                    title: r.get(1)?,
+                    placed_on: parse_date(r.get(2)?).unwrap_or_default(),
+                    status: r.get(3)?,
+                    pickup_branch: r.get(4)?,
+                    expires_on: parse_date(r.get(5)?),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let uses = tx
+            .prepare("SELECT day, kind, count FROM uses WHERE patron_id = ?1 ORDER BY day, kind")?
+            .query_map([id], |r| {
+                let kind: String = r.get(1)?;
+                Ok(UseRecord {
+                    patron: id.to_string(),
+                    on: parse_date(r.get(0)?).unwrap_or_default(),
+                    kind: if kind == "visit" {
+                        UseKind::Visit
+                    } else {
+                        UseKind::Eresource
+                    },
+                    count: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let scores = tx
+            .prepare(
+                "SELECT r.id, r.plugin, r.version, r.as_of, s.value, s.segment, s.reasons \
                  FROM scores s JOIN score_runs r ON r.id = s.run_id WHERE s.patron_id = ?1 ORDER BY r.id",
-                id,
-            )?,
-            "messages": rows(
+            )?
+            .query_map([id], |r| {
+                let reasons: String = r.get(6)?;
+                Ok(StoredScore {
+                    run: r.get(0)?,
+                    scorer: ScoreRun {
+                        plugin: r.get(1)?,
+                        version: r.get(2)?,
+                        as_of: parse_date(r.get(3)?).unwrap_or_default(),
+                    },
+                    value: r.get(4)?,
+                    segment: r.get(5)?,
+                    reasons: serde_json::from_str(&reasons).unwrap_or_default(),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let messages = tx
+            .prepare(
                 "SELECT event_kind, channel, locale, subject, body, state, attempts, last_error, day \
                  FROM outbox WHERE patron_id = ?1 ORDER BY id",
-                id,
-            )?,
-            "derived": {
-                "as_of": as_of.to_string(),
-                "summary": summary,
-            },
-            "reads_of_their_data": reads,
-        })))
+            )?
+            .query_map([id], |r| {
+                let state: String = r.get(5)?;
+                Ok(StoredMessage {
+                    event_kind: r.get(0)?,
+                    channel: r.get(1)?,
+                    locale: r.get(2)?,
+                    subject: r.get(3)?,
+                    body: r.get(4)?,
+                    state: state.parse().unwrap_or(MessageState::Failed),
+                    attempts: r.get(6)?,
+                    last_error: r.get(7)?,
+                    day: parse_date(r.get(8)?).unwrap_or_default(),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        tx.commit()?;
+        Ok(Some(PatronData {
+            patron,
+            active,
+            source,
+            preferences,
+            loans,
+            holds,
+            uses,
+            scores,
+            messages,
+        }))
     }
-}
 
-impl SqliteStore {
-    /// Applies `retention` as of `as_of`, in one transaction. `key` keeps
-    /// the audit chain verifiable after its oldest entries go.
-    pub fn apply_retention(
+    fn traces_of(&self, id: &str) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        for table in self.tables()? {
+            if self.rows_mentioning(&table, id)? > 0 {
+                found.push(table);
+            }
+        }
+        Ok(found)
+    }
+
+    fn patron_count(&self) -> Result<usize> {
+        self.count("patrons")
+    }
+
+    fn apply_retention(
         &mut self,
         as_of: NaiveDate,
         retention: &Retention,
-        key: &[u8],
+        reanchor: &Reanchor<'_>,
     ) -> Result<Retained> {
         let cutoff = |days: u32| {
             as_of
@@ -1048,32 +1111,21 @@ impl SqliteStore {
             "DELETE FROM outbox WHERE state IN ('sent', 'failed', 'cancelled') AND day < ?1",
             [cutoff(retention.messages)],
         )?;
-
-        // The audit chain restarts after the last removed entry, whose link
+        // The audit chain goes on after the last removed entry, whose link
         // becomes the anchor's base.
-        let audit_cutoff = cutoff(retention.audit_log);
-        let last_removed: Option<(i64, String)> = tx
+        let last_removed: Option<(u64, String)> = tx
             .query_row(
                 "SELECT seq, link FROM audit_log WHERE at < ?1 ORDER BY seq DESC LIMIT 1",
-                [&audit_cutoff],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                [cutoff(retention.audit_log)],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
             )
             .optional()?;
         let mut audit_removed = 0;
-        if let Some((seq, link)) = last_removed {
-            audit_removed = tx.execute("DELETE FROM audit_log WHERE seq <= ?1", [seq])?;
-            let (last, head): (i64, String) = tx
-                .query_row(
-                    "SELECT seq, link FROM audit_log ORDER BY seq DESC LIMIT 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?
-                .unwrap_or((seq, link.clone()));
-            tx.execute(
-                "UPDATE audit_anchor SET base_seq = ?1, base_link = ?2, entries = ?3, mac = ?4 WHERE id = 1",
-                params![seq, link, last, anchor_mac(key, last, &head, seq, &link)],
-            )?;
+        if let Some(removed) = last_removed {
+            audit_removed =
+                tx.execute("DELETE FROM audit_log WHERE seq <= ?1", [removed.0 as i64])?;
+            let head = last_audit_row(&tx)?;
+            write_anchor(&tx, &reanchor(removed, head))?;
         }
         tx.commit()?;
         Ok(Retained {
@@ -1087,10 +1139,20 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// Stores one scoring run, all of it or nothing: a run that fails or is
-    /// stopped leaves the earlier runs as they were. Returns the run's id.
-    pub fn save_scores(&mut self, run: &ScoreRun, scores: &[crate::model::Scored]) -> Result<i64> {
+fn stored_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
+    Ok(StoredRun {
+        id: r.get(0)?,
+        run: ScoreRun {
+            plugin: r.get(1)?,
+            version: r.get(2)?,
+            as_of: parse_date(r.get(3)?).unwrap_or_default(),
+        },
+        patrons: r.get::<_, i64>(4)? as usize,
+    })
+}
+
+impl Runs for SqliteStore {
+    fn save_run(&mut self, run: &ScoreRun, scores: &[Scored]) -> Result<i64> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO score_runs (plugin, version, as_of, finished_at, patrons) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1102,84 +1164,45 @@ impl SqliteStore {
                 "INSERT INTO scores (run_id, patron_id, value, segment, reasons) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for s in scores {
-                insert.execute(params![
-                    id,
-                    s.patron,
-                    s.value,
-                    s.segment,
-                    serde_json::to_string(&s.reasons)?
-                ])?;
+                insert
+                    .execute(params![
+                        id,
+                        s.patron,
+                        s.value,
+                        s.segment,
+                        serde_json::to_string(&s.reasons)?
+                    ])
+                    .with_context(|| {
+                        format!("failed to store the score of patron `{}`", s.patron)
+                    })?;
             }
         }
         tx.commit()?;
         Ok(id)
     }
 
-    /// The stored runs, newest first.
-    pub fn score_runs(&self) -> Result<Vec<(i64, ScoreRun, usize)>> {
+    fn runs(&self) -> Result<Vec<StoredRun>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, plugin, version, as_of, patrons FROM score_runs ORDER BY id DESC",
         )?;
         let runs = stmt
-            .query_map([], |r| {
-                let as_of: String = r.get(3)?;
-                Ok((
-                    r.get(0)?,
-                    ScoreRun {
-                        plugin: r.get(1)?,
-                        version: r.get(2)?,
-                        as_of: as_of.parse().unwrap_or_default(),
-                    },
-                    r.get::<_, i64>(4)? as usize,
-                ))
-            })?
+            .query_map([], stored_run)?
             .collect::<rusqlite::Result<_>>()?;
         Ok(runs)
     }
-}
 
-/// One patron's score in a stored run, with the coarse fields reports group
-/// by.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunScore {
-    /// The patron's id.
-    pub patron: String,
-    /// The score.
-    pub value: f32,
-    /// The segment.
-    pub segment: String,
-    /// The reasons.
-    pub reasons: Vec<String>,
-    /// The patron's category.
-    pub category: Option<String>,
-    /// The patron's home branch.
-    pub home_branch: Option<String>,
-}
-
-impl SqliteStore {
-    /// The two latest runs of `plugin`, newest first.
-    pub fn latest_runs(&self, plugin: &str) -> Result<Vec<(i64, ScoreRun)>> {
+    fn latest_runs(&self, scorer: &str, n: usize) -> Result<Vec<StoredRun>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, plugin, version, as_of FROM score_runs WHERE plugin = ?1 ORDER BY id DESC LIMIT 2",
+            "SELECT id, plugin, version, as_of, patrons FROM score_runs WHERE plugin = ?1 \
+             ORDER BY id DESC LIMIT ?2",
         )?;
         let runs = stmt
-            .query_map([plugin], |r| {
-                let as_of: String = r.get(3)?;
-                Ok((
-                    r.get(0)?,
-                    ScoreRun {
-                        plugin: r.get(1)?,
-                        version: r.get(2)?,
-                        as_of: as_of.parse().unwrap_or_default(),
-                    },
-                ))
-            })?
+            .query_map(params![scorer, n as i64], stored_run)?
             .collect::<rusqlite::Result<_>>()?;
         Ok(runs)
     }
 
-    /// The scores of run `id`, highest first.
-    pub fn run_scores(&self, id: i64) -> Result<Vec<RunScore>> {
+    fn run_scores(&self, id: i64) -> Result<Vec<RunScore>> {
         let mut stmt = self.conn.prepare(
             "SELECT s.patron_id, s.value, s.segment, s.reasons, p.category, p.home_branch \
              FROM scores s JOIN patrons p ON p.id = s.patron_id WHERE s.run_id = ?1 \
@@ -1199,5 +1222,17 @@ impl SqliteStore {
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
+    }
+}
+
+impl Backend for SqliteStore {
+    fn audit_handle(&self) -> Result<Box<dyn AuditStore>> {
+        let mut handle = SqliteStore::open_at(&self.path)?;
+        handle._temporary = self._temporary.clone();
+        Ok(Box::new(handle))
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
     }
 }

@@ -18,8 +18,8 @@ pub(crate) mod messenger {
         path: "../../wit",
         world: "messenger",
         with: {
-            "lectern:crm/types": crate::bindings::scorer::lectern::crm::types,
-            "lectern:crm/host": crate::bindings::scorer::lectern::crm::host,
+            "lectern:crm/types": crate::api::v0_1::scorer::lectern::crm::types,
+            "lectern:crm/host": crate::api::v0_1::scorer::lectern::crm::host,
         },
     });
 }
@@ -29,8 +29,8 @@ pub(crate) mod privacy_filter {
         path: "../../wit",
         world: "privacy-filter",
         with: {
-            "lectern:crm/types": crate::bindings::scorer::lectern::crm::types,
-            "lectern:crm/host": crate::bindings::scorer::lectern::crm::host,
+            "lectern:crm/types": crate::api::v0_1::scorer::lectern::crm::types,
+            "lectern:crm/host": crate::api::v0_1::scorer::lectern::crm::host,
         },
     });
 }

@@ -1,0 +1,315 @@
+//! The library's data: `import`, `gen`, `patron`, `retention`, `key` and
+//! `audit`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use clap::Subcommand;
+use lectern::{Format, ImportOptions, Keyring, Retention};
+use serde_json::json;
+
+use crate::output::{bar, print_json};
+use crate::{Ctx, prefs, today_or};
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Import patrons, loans and holds from ILS exports into the store
+    Import {
+        /// The export format: folio, koha, koha-csv or csv
+        #[arg(long)]
+        format: Format,
+        /// Stop at the first bad record and write nothing
+        #[arg(long)]
+        strict: bool,
+        /// The files to import
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Write a realistic synthetic library in Lectern's CSV
+    Gen {
+        /// How many patrons
+        #[arg(long, default_value_t = 1000)]
+        patrons: u64,
+        /// The seed: the same seed and end date give the same files
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The last day of activity
+        #[arg(long, value_name = "YYYY-MM-DD", default_value = "2026-11-28")]
+        end: NaiveDate,
+        /// Where to write patrons.csv, loans.csv, holds.csv and use.csv
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Remove or generalise data past its retention period
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+    /// The host's keys
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// The audit log of every read of personal data
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Work with one patron's data
+    Patron {
+        #[command(subcommand)]
+        command: PatronCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PatronCommand {
+    /// Remove a patron and everything stored about them
+    Erase {
+        /// The patron's id
+        id: String,
+        /// The staff role erasing, for the audit log
+        #[arg(long, default_value = "administrator")]
+        role: String,
+    },
+    /// Show or change a patron's messaging preferences
+    Prefs(prefs::PrefsArgs),
+    /// Everything stored about a patron and derived from them, as JSON
+    Export {
+        /// The patron's id
+        id: String,
+        /// The date of the activity summary [default: today]
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<NaiveDate>,
+        /// The staff role exporting, for the audit log
+        #[arg(long, default_value = "administrator")]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RetentionCommand {
+    /// Apply the retention periods now
+    Apply {
+        /// The day to count back from [default: today]
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<NaiveDate>,
+        /// Days returned loans are kept before they are generalised
+        #[arg(long, value_name = "DAYS", default_value_t = Retention::default().loan_history)]
+        loan_history_days: u32,
+        /// Days holds are kept
+        #[arg(long, value_name = "DAYS", default_value_t = Retention::default().holds)]
+        holds_days: u32,
+        /// Days visits and e-resource sessions are kept
+        #[arg(long, value_name = "DAYS", default_value_t = Retention::default().uses)]
+        uses_days: u32,
+        /// Days scoring runs are kept
+        #[arg(long, value_name = "DAYS", default_value_t = Retention::default().scores)]
+        scores_days: u32,
+        /// Days sent, failed and cancelled messages are kept in the outbox
+        #[arg(long, value_name = "DAYS", default_value_t = Retention::default().messages)]
+        messages_days: u32,
+        /// Days audit entries are kept
+        #[arg(long, value_name = "DAYS", default_value_t = Retention::default().audit_log)]
+        audit_days: u32,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Make a new pseudonym key current: every patron gets a new token
+    Rotate,
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check that no entry of the audit log was edited, inserted or deleted
+    Verify,
+}
+
+pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
+    match command {
+        Command::Import {
+            format,
+            strict,
+            files,
+        } => import(ctx, format, strict, &files),
+        Command::Gen {
+            patrons,
+            seed,
+            end,
+            out,
+        } => generate(ctx, lectern::GenOptions { patrons, seed, end }, out),
+        Command::Retention {
+            command:
+                RetentionCommand::Apply {
+                    as_of,
+                    loan_history_days,
+                    holds_days,
+                    uses_days,
+                    scores_days,
+                    messages_days,
+                    audit_days,
+                },
+        } => {
+            let retention = Retention {
+                loan_history: loan_history_days,
+                holds: holds_days,
+                uses: uses_days,
+                scores: scores_days,
+                messages: messages_days,
+                audit_log: audit_days,
+            };
+            let r = ctx
+                .open_existing(None, "there is nothing to remove")?
+                .apply_retention(today_or(as_of), &retention)?;
+            if ctx.json {
+                return print_json(&json!({
+                    "loans_aged": r.loans_aged,
+                    "holds_removed": r.holds_removed,
+                    "uses_removed": r.uses_removed,
+                    "runs_removed": r.runs_removed,
+                    "messages_removed": r.messages_removed,
+                    "audit_removed": r.audit_removed,
+                }));
+            }
+            println!(
+                "generalised {} loans, removed {} holds, {} days of use, {} scoring runs, {} \
+                 messages and {} audit entries",
+                r.loans_aged,
+                r.holds_removed,
+                r.uses_removed,
+                r.runs_removed,
+                r.messages_removed,
+                r.audit_removed
+            );
+            Ok(())
+        }
+        Command::Key {
+            command: KeyCommand::Rotate,
+        } => {
+            let path = ctx.key_path();
+            let mut ring = Keyring::load_or_create(&path)?;
+            let version = ring.rotate()?;
+            ring.save(&path)?;
+            println!(
+                "pseudonym key {version} is now current in {}; tokens made before are no longer \
+                 produced",
+                path.display()
+            );
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let check = ctx
+                .open_existing(None, "there is no audit log to verify")?
+                .verify_audit()?;
+            if ctx.json {
+                return print_json(
+                    &json!({"entries": check.entries, "broken_at": check.broken_at}),
+                );
+            }
+            match check.broken_at {
+                None => {
+                    println!("the audit log is intact: {} entries", check.entries);
+                    Ok(())
+                }
+                Some(n) => anyhow::bail!(
+                    "the audit log is broken at entry {n} of {}: an entry was edited, inserted or \
+                     deleted there; keep the store as it is and report it to the privacy officer",
+                    check.entries
+                ),
+            }
+        }
+        Command::Patron { command } => patron(ctx, command),
+    }
+}
+
+fn patron(ctx: &Ctx, command: PatronCommand) -> Result<()> {
+    match command {
+        PatronCommand::Export { id, as_of, role } => {
+            let library = ctx.open_existing(None, "import patrons first")?;
+            print_json(&library.export_patron(&id, today_or(as_of), &role)?)
+        }
+        PatronCommand::Erase { id, role } => {
+            let e = ctx
+                .open_existing(None, "import patrons first")?
+                .erase_patron(&id, &role)?;
+            if ctx.json {
+                return print_json(&json!({
+                    "patron": id, "loans": e.loans, "holds": e.holds, "attributes": e.attributes,
+                    "uses": e.uses, "scores": e.scores, "messages": e.messages,
+                }));
+            }
+            println!(
+                "erased patron {id}: {} loans, {} holds, {} attributes, {} scores",
+                e.loans, e.holds, e.attributes, e.scores
+            );
+            Ok(())
+        }
+        PatronCommand::Prefs(args) => prefs::prefs(ctx, args),
+    }
+}
+
+fn import(ctx: &Ctx, format: Format, strict: bool, files: &[PathBuf]) -> Result<()> {
+    let mut library = ctx.open(None)?;
+    let bar = bar(ctx.json, None, "{spinner} {msg} [{elapsed}]");
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let report = library.import(format, files, ImportOptions { strict }, &mut |n| {
+        bar.set_message(format!("{n} records read"))
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    if ctx.json {
+        let skipped: Vec<_> = report
+            .skipped
+            .iter()
+            .map(|s| json!({"file": s.file, "record": s.record, "field": s.field, "reason": s.reason}))
+            .collect();
+        return print_json(&json!({
+            "imported": report.written.imported,
+            "updated": report.written.updated,
+            "skipped": skipped,
+        }));
+    }
+    for s in &report.skipped {
+        println!("skipped {s}");
+    }
+    println!(
+        "imported {}, updated {}, skipped {} into {}",
+        report.written.imported,
+        report.written.updated,
+        report.skipped.len(),
+        ctx.db.display()
+    );
+    Ok(())
+}
+
+fn generate(ctx: &Ctx, options: lectern::GenOptions, out: PathBuf) -> Result<()> {
+    let bar = bar(
+        ctx.json,
+        Some(options.patrons),
+        "{bar:40} {pos}/{len} patrons",
+    );
+    let summary = lectern::generate(&options, &out, &mut |n| bar.set_position(n));
+    bar.finish_and_clear();
+    let s = summary?;
+    if ctx.json {
+        return print_json(&json!({
+            "patrons": s.patrons, "loans": s.loans, "holds": s.holds, "uses": s.uses, "dir": out,
+        }));
+    }
+    println!(
+        "wrote {} patrons, {} loans, {} holds and {} days of use to {}; import them with \
+         `lectern import --format csv {}/*.csv`",
+        s.patrons,
+        s.loans,
+        s.holds,
+        s.uses,
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}

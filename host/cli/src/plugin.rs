@@ -1,0 +1,147 @@
+//! `lectern plugin`: what a plugin is and asks for.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::Subcommand;
+use lectern::{CacheStatus, Host};
+use serde_json::json;
+
+use crate::Ctx;
+use crate::output::print_json;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Show a plugin's world, exports, declared fields, limits and load time
+    Inspect {
+        /// A plugin directory, its plugin.toml, or a .wasm component
+        path: PathBuf,
+    },
+}
+
+pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
+    match command {
+        Command::Inspect { path } => inspect(&ctx.host, &path, ctx.json),
+    }
+}
+
+fn inspect(host: &Host, path: &Path, json: bool) -> Result<()> {
+    let bare = path.extension().is_some_and(|e| e == "wasm")
+        && !path.with_file_name(lectern::MANIFEST_FILE).is_file();
+    if bare {
+        let info = host.inspect_component(path)?;
+        if json {
+            return print_json(&component_json(&info));
+        }
+        println!("component  {}", info.path.display());
+        println!("manifest   none (no plugin.toml beside it)");
+        println!(
+            "world      {}",
+            info.world.map_or("none of lectern:crm", |w| w.as_str())
+        );
+        print_component(&info);
+        return Ok(());
+    }
+    let plugin = host.load(path)?;
+    let m = plugin.manifest();
+    let info = plugin.component();
+    let limits = plugin.limits();
+    let fields: Vec<&str> = plugin
+        .declared_fields()
+        .iter()
+        .map(|f| f.as_str())
+        .collect();
+    if json {
+        let mut out = component_json(info);
+        out.as_object_mut().unwrap().extend(
+            json!({
+                "id": plugin.id(),
+                "version": plugin.version(),
+                "api_version": m.api_version,
+                "description": m.description,
+                "authors": m.authors,
+                "fields": fields,
+                "config": plugin.config(),
+                "limits": {
+                    "deadline_ms": limits.deadline.as_millis() as u64,
+                    "memory_bytes": limits.memory_bytes,
+                    "output_bytes": limits.output_bytes,
+                    "log_bytes": limits.log_bytes,
+                },
+            })
+            .as_object()
+            .unwrap()
+            .clone(),
+        );
+        return print_json(&out);
+    }
+    println!("plugin     {} {}", plugin.id(), plugin.version());
+    if !m.description.is_empty() {
+        println!("           {}", m.description);
+    }
+    if !m.authors.is_empty() {
+        println!("authors    {}", m.authors.join(", "));
+    }
+    println!(
+        "world      {} (lectern:crm@{})",
+        plugin.world(),
+        m.api_version
+    );
+    println!(
+        "fields     {}",
+        if fields.is_empty() {
+            "none".into()
+        } else {
+            fields.join(", ")
+        }
+    );
+    for (k, v) in plugin.config() {
+        println!("config     {k} = {v}");
+    }
+    println!(
+        "limits     deadline {} ms, memory {} MiB, output {} KiB, log {} KiB",
+        limits.deadline.as_millis(),
+        limits.memory_bytes >> 20,
+        limits.output_bytes >> 10,
+        limits.log_bytes >> 10
+    );
+    println!("component  {}", info.path.display());
+    print_component(info);
+    Ok(())
+}
+
+fn component_json(info: &lectern::ComponentInfo) -> serde_json::Value {
+    json!({
+        "component": info.path,
+        "world": info.world.map(|w| w.as_str()),
+        "size": info.size,
+        "sha256": info.sha256,
+        "exports": info.exports,
+        "imports": info.imports,
+        "cache": cache_word(info.cache),
+        "load_ms": info.load_time.as_secs_f64() * 1e3,
+    })
+}
+
+fn print_component(info: &lectern::ComponentInfo) {
+    println!(
+        "size       {} bytes, sha256 {}",
+        info.size,
+        &info.sha256[..16]
+    );
+    println!("exports    {}", info.exports.join(", "));
+    println!("imports    {}", info.imports.join(", "));
+    println!(
+        "loaded     in {:.1} ms ({})",
+        info.load_time.as_secs_f64() * 1e3,
+        cache_word(info.cache)
+    );
+}
+
+fn cache_word(c: CacheStatus) -> &'static str {
+    match c {
+        CacheStatus::Hit => "from the cache",
+        CacheStatus::Stored => "compiled, now cached",
+        CacheStatus::Uncached => "compiled, no cache",
+    }
+}

@@ -1,0 +1,162 @@
+//! `lectern report`: segment reports and reader lists from the stored
+//! scoring runs.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Subcommand;
+use lectern::ListKind;
+
+use crate::Ctx;
+use crate::output::{print_json, table, write_file};
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Readers per segment, branch and category, and the movement since the
+    /// previous run
+    Segments {
+        /// The scorer whose runs to report
+        #[arg(long, default_value = "engagement")]
+        scorer: String,
+        /// The smallest group to show
+        #[arg(long, default_value_t = lectern::DEFAULT_K)]
+        k: usize,
+        /// The staff role reading the report, for the audit log
+        #[arg(long, default_value = "analyst")]
+        role: String,
+        /// Also write the groups as CSV
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Also write a self-contained HTML page with charts
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
+    /// The key readers (重点读者), highest contribution first; which
+    /// segments count is `[segments] key-readers` in lectern.toml
+    KeyReaders {
+        /// How many
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        /// The scorer whose latest run to use
+        #[arg(long, default_value = "key-readers")]
+        scorer: String,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    /// The readers to win back, most urgent segment first; which segments
+    /// count, in which order, is `[segments] lapsed` in lectern.toml
+    Lapsed {
+        /// How many
+        #[arg(long, default_value_t = 50)]
+        top: usize,
+        /// The scorer whose latest run to use
+        #[arg(long, default_value = "engagement")]
+        scorer: String,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// The privacy-filter plugin that decides what the role sees [default:
+    /// the configured policy]
+    #[arg(long, value_name = "PLUGIN")]
+    policy: Option<PathBuf>,
+    /// The staff role reading the list; names show only if it may see them
+    #[arg(long, default_value = "analyst")]
+    role: String,
+    /// Also write the list as CSV
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Also write a self-contained HTML page
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+const NO_STORE: &str = "import and score patrons first";
+
+pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
+    let (kind, top, scorer, list) = match command {
+        Command::Segments {
+            scorer,
+            k,
+            role,
+            csv,
+            html,
+        } => return segments(ctx, &scorer, k, &role, csv, html),
+        Command::KeyReaders { top, scorer, list } => (ListKind::KeyReaders, top, scorer, list),
+        Command::Lapsed { top, scorer, list } => (ListKind::Lapsed, top, scorer, list),
+    };
+    let library = ctx.open_existing(list.policy.as_deref(), NO_STORE)?;
+    let report = library.reader_list(kind, &scorer, top, &list.role)?;
+    if let Some(path) = &list.csv {
+        write_file(path, report.to_csv())?;
+    }
+    if let Some(path) = &list.html {
+        write_file(path, report.to_html())?;
+    }
+    if ctx.json {
+        return print_json(&report);
+    }
+    let mut t = table(["reader", "card", "segment", "score", "why"]);
+    for r in &report.readers {
+        t.add_row([
+            r.who.clone(),
+            r.card_number.clone().unwrap_or_else(|| "—".into()),
+            r.segment.clone(),
+            format!("{:.1}", r.value),
+            r.reasons.join("\n"),
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "{}: {} readers, as the {} role sees them",
+        report.title,
+        report.readers.len(),
+        list.role
+    );
+    Ok(())
+}
+
+fn segments(
+    ctx: &Ctx,
+    scorer: &str,
+    k: usize,
+    role: &str,
+    csv: Option<PathBuf>,
+    html: Option<PathBuf>,
+) -> Result<()> {
+    let report = ctx
+        .open_existing(None, NO_STORE)?
+        .segment_report(scorer, k, role)?;
+    if let Some(path) = &csv {
+        write_file(path, report.to_csv())?;
+    }
+    if let Some(path) = &html {
+        write_file(path, report.to_html())?;
+    }
+    if ctx.json {
+        return print_json(&report);
+    }
+    let mut t = table(["segment", "readers"]);
+    for c in &report.segments {
+        t.add_row([c.segment.clone(), c.patrons.to_string()]);
+    }
+    println!("{t}");
+    if !report.movement.is_empty() {
+        let mut m = table(["from", "to", "readers"]);
+        for mv in &report.movement {
+            m.add_row([mv.from.clone(), mv.to.clone(), mv.patrons.to_string()]);
+        }
+        println!(
+            "Movement since run {}:\n{m}",
+            report.previous_run.unwrap_or_default()
+        );
+    }
+    println!(
+        "run {} of {} {} as of {}; {} groups of fewer than {k} readers hidden",
+        report.run, report.plugin, report.version, report.as_of, report.hidden
+    );
+    Ok(())
+}

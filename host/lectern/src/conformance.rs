@@ -1,0 +1,536 @@
+//! The store conformance suite: every method of the store traits and every
+//! invariant a backend must keep, written against [`Backend`] alone. The
+//! SQLite store runs it in this crate's tests; another backend runs the same
+//! suite, unchanged, with its own `fresh` store:
+//!
+//! ```no_run
+//! # #[cfg(feature = "conformance")]
+//! lectern::conformance::run(&mut || lectern::SqliteStore::temporary().unwrap());
+//! ```
+//!
+//! Each check panics with what broke, so the suite reads as a test.
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone as _, Utc};
+
+use crate::audit::{AuditChain, AuditEntry};
+use crate::facade::verify;
+use crate::model::{Channel, Consents, Patron, Scored};
+use crate::privacy::{AccessContext, Actor, Field, Purpose};
+use crate::store::{
+    Backend, HoldRecord, LoanRecord, MessageState, PatronRecord, Preferences, Put, Queued,
+    Retention, ScoreRun, Settle, UseKind, UseRecord, Written,
+};
+
+/// One check: its name and what it runs on a fresh store.
+pub type Check = (&'static str, fn(&mut dyn Backend));
+
+/// Every check.
+pub const CHECKS: &[Check] = &[
+    ("import is idempotent", import_is_idempotent),
+    (
+        "an import not committed writes nothing",
+        uncommitted_import_writes_nothing,
+    ),
+    ("summaries count activity", summaries_count_activity),
+    (
+        "batches cover every patron in id order",
+        batches_cover_every_patron,
+    ),
+    ("erasure leaves nothing", erasure_leaves_nothing),
+    ("the export has every section", export_has_every_section),
+    ("runs are atomic and ordered", runs_are_atomic_and_ordered),
+    ("outbox leases", outbox_leases),
+    (
+        "preferences cancel what they refuse",
+        preferences_cancel_what_they_refuse,
+    ),
+    (
+        "the audit chain verifies and shows cuts",
+        audit_chain_verifies,
+    ),
+    (
+        "retention keeps the chain verifiable",
+        retention_keeps_the_chain,
+    ),
+];
+
+/// Runs every check, each on a store from `fresh`.
+pub fn run<B: Backend>(fresh: &mut dyn FnMut() -> B) {
+    for (name, check) in CHECKS {
+        let mut store = fresh();
+        eprintln!("conformance: {name}");
+        check(&mut store);
+    }
+}
+
+const KEY: &[u8] = b"conformance audit key";
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().expect("a date")
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&day(s).and_hms_opt(12, 0, 0).expect("noon"))
+}
+
+fn patron(id: &str) -> PatronRecord {
+    PatronRecord {
+        patron: Patron {
+            id: id.into(),
+            name: Some(format!("Reader {id}")),
+            email: Some(format!("{id}@example.org")),
+            category: Some("staff".into()),
+            home_branch: Some("main".into()),
+            attributes: Some([("department".to_string(), "History".to_string())].into()),
+            consents: Some(Consents {
+                reading_history: true,
+                marketing: true,
+            }),
+            channels: Some(vec![Channel::Email]),
+            ..Patron::default()
+        },
+        active: true,
+        source: "csv".into(),
+    }
+}
+
+fn loan(id: &str, patron: &str, on: &str) -> LoanRecord {
+    LoanRecord {
+        id: id.into(),
+        patron: patron.into(),
+        item: Some(format!("item-{id}")),
+        title: Some("A book".into()),
+        subject: Some("history".into()),
+        loaned_on: day(on),
+        due_on: Some(day(on) + Duration::days(21)),
+        returned_on: None,
+        renewals: 1,
+    }
+}
+
+/// Imports `ids`, each with one loan on 2026-11-01, a hold and a visit.
+fn library(store: &mut dyn Backend, ids: &[&str]) -> Written {
+    let mut written = Written::default();
+    let mut tx = store.import("csv").expect("an import starts");
+    for id in ids {
+        written.count(tx.put_patron(&patron(id)).expect("a patron is written"));
+        written.count(
+            tx.put_loan(&loan(&format!("L-{id}"), id, "2026-11-01"))
+                .expect("a loan is written"),
+        );
+        written.count(
+            tx.put_hold(&HoldRecord {
+                id: format!("H-{id}"),
+                patron: id.to_string(),
+                title: Some("Another book".into()),
+                placed_on: day("2026-11-10"),
+                status: Some("Open - Awaiting pickup".into()),
+                pickup_branch: Some("main".into()),
+                expires_on: Some(day("2026-12-10")),
+            })
+            .expect("a hold is written"),
+        );
+        written.count(
+            tx.put_use(&UseRecord {
+                patron: id.to_string(),
+                on: day("2026-11-20"),
+                kind: UseKind::Visit,
+                count: 2,
+            })
+            .expect("a use is written"),
+        );
+    }
+    tx.commit(written, 0).expect("the import commits");
+    written
+}
+
+fn queued(patron: &str, key: &str) -> Queued {
+    Queued {
+        dedupe_key: key.into(),
+        patron: patron.into(),
+        event: format!("event-{key}"),
+        event_kind: "new-arrival".into(),
+        marketing: true,
+        plugin: "outreach".into(),
+        channel: Channel::Email,
+        locale: "en".into(),
+        subject: "New in history".into(),
+        body: "Dear reader".into(),
+        day: day("2026-11-28"),
+        digest: false,
+        not_before: at("2026-11-28"),
+    }
+}
+
+fn audit(store: &mut dyn Backend, key: &[u8], when: &str, token: &str) {
+    let chain = AuditChain::new(key);
+    let entry = AuditEntry {
+        at: at(when),
+        context: AccessContext {
+            purpose: Purpose::Scoring,
+            actor: Actor::Plugin("engagement".into()),
+        },
+        fields: vec![Field::Category, Field::Activity],
+        patrons: vec![token.to_string()],
+    };
+    store
+        .append_audit(&mut |head| chain.next(head, &entry))
+        .expect("an audit entry is written");
+}
+
+fn import_is_idempotent(store: &mut dyn Backend) {
+    let first = library(store, &["a", "b"]);
+    assert_eq!((first.imported, first.updated), (8, 0));
+    let second = library(store, &["a", "b"]);
+    assert_eq!(
+        (second.imported, second.updated),
+        (0, 8),
+        "a second import of the same records updates them in place"
+    );
+    assert_eq!(store.patron_count().unwrap(), 2);
+    let mut tx = store.import("csv").unwrap();
+    assert_eq!(tx.put_patron(&patron("c")).unwrap(), Put::New);
+    assert_eq!(
+        tx.put_patron(&patron("c")).unwrap(),
+        Put::Duplicate,
+        "one import holding one id twice writes it once"
+    );
+    assert!(tx.has_patron("c").unwrap());
+    tx.commit(Written::default(), 0).unwrap();
+    assert!(store.has_patron("c").unwrap());
+}
+
+fn uncommitted_import_writes_nothing(store: &mut dyn Backend) {
+    {
+        let mut tx = store.import("csv").unwrap();
+        tx.put_patron(&patron("a")).unwrap();
+        tx.put_loan(&loan("L1", "a", "2026-11-01")).unwrap();
+        // Dropped without commit.
+    }
+    assert_eq!(store.patron_count().unwrap(), 0);
+    assert!(!store.has_patron("a").unwrap());
+    let mut tx = store.import("csv").unwrap();
+    assert!(
+        tx.put_loan(&loan("L2", "nobody", "2026-11-01")).is_err(),
+        "a loan of a patron who does not exist is refused"
+    );
+}
+
+fn summaries_count_activity(store: &mut dyn Backend) {
+    library(store, &["a"]);
+    let p = store
+        .patron("a", day("2026-11-28"))
+        .unwrap()
+        .expect("patron a");
+    let a = p.activity.expect("an activity summary");
+    assert_eq!((a.loans_30d, a.loans_365d, a.renewals_365d), (1, 1, 1));
+    assert_eq!(a.holds_365d, 1);
+    assert_eq!(a.visits_365d, Some(2));
+    assert_eq!(a.days_since_last_activity, Some(8));
+    assert_eq!(p.interests.expect("interests").get("history"), Some(&1));
+    assert_eq!(
+        p.attributes
+            .expect("attributes")
+            .get("department")
+            .map(String::as_str),
+        Some("History")
+    );
+    assert_eq!(store.patron("nobody", day("2026-11-28")).unwrap(), None);
+    // As of a day before the loan, it does not count.
+    let before = store.patron("a", day("2026-10-01")).unwrap().unwrap();
+    assert_eq!(before.activity.unwrap().loans_365d, 0);
+}
+
+fn batches_cover_every_patron(store: &mut dyn Backend) {
+    let ids: Vec<String> = (0..25).map(|i| format!("p{i:02}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    library(store, &refs);
+    let mut seen = Vec::new();
+    let mut sizes = Vec::new();
+    store
+        .for_each_patron(day("2026-11-28"), 10, &mut |batch| {
+            sizes.push(batch.len());
+            seen.extend(batch.into_iter().map(|p| p.id));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(sizes, [10, 10, 5]);
+    assert_eq!(seen, ids);
+    let all: Vec<String> = store
+        .patrons(day("2026-11-28"))
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(all, ids);
+}
+
+/// A patron with a row of every kind: record, attributes, loan, hold, use,
+/// score, message, preferences.
+fn everything_about(store: &mut dyn Backend, id: &str) {
+    library(store, &[id, "other"]);
+    let run = ScoreRun {
+        plugin: "engagement".into(),
+        version: "1.0.0".into(),
+        as_of: day("2026-11-28"),
+    };
+    let scores = [id, "other"].map(|p| Scored {
+        patron: p.to_string(),
+        value: 50.0,
+        segment: "regular".into(),
+        reasons: vec!["borrows".into()],
+    });
+    store.save_run(&run, &scores).unwrap();
+    store
+        .enqueue(&[queued(id, &format!("k-{id}")), queued("other", "k-other")])
+        .unwrap();
+    store
+        .set_preferences(
+            id,
+            &Preferences {
+                notice_days: Some(5),
+                ..Preferences::default()
+            },
+        )
+        .unwrap();
+}
+
+fn erasure_leaves_nothing(store: &mut dyn Backend) {
+    let id = "erase-me";
+    everything_about(store, id);
+    assert!(!store.traces_of(id).unwrap().is_empty());
+    let erased = store.erase_patron(id).unwrap();
+    assert_eq!(
+        (erased.patrons, erased.loans, erased.holds, erased.uses),
+        (1, 1, 1, 1)
+    );
+    assert_eq!((erased.scores, erased.messages), (1, 1));
+    assert_eq!(
+        store.traces_of(id).unwrap(),
+        Vec::<String>::new(),
+        "the store still holds the erased patron"
+    );
+    assert_eq!(store.patron_data(id, day("2026-11-28")).unwrap(), None);
+    assert!(!store.has_patron(id).unwrap());
+    // The other patron is untouched.
+    assert!(store.has_patron("other").unwrap());
+    assert_eq!(
+        store.run_scores(store.runs().unwrap()[0].id).unwrap().len(),
+        1
+    );
+    assert_eq!(store.erase_patron(id).unwrap().patrons, 0);
+}
+
+fn export_has_every_section(store: &mut dyn Backend) {
+    let id = "export-me";
+    everything_about(store, id);
+    let data = store
+        .patron_data(id, day("2026-11-28"))
+        .unwrap()
+        .expect("the patron's data");
+    assert_eq!(data.patron.name.as_deref(), Some("Reader export-me"));
+    assert!(data.patron.attributes.is_some());
+    assert_eq!(data.patron.activity.map(|a| a.loans_30d), Some(1));
+    assert!(data.active);
+    assert_eq!(data.source, "csv");
+    assert_eq!(data.preferences.notice_days, Some(5));
+    assert_eq!(
+        (data.loans.len(), data.holds.len(), data.uses.len()),
+        (1, 1, 1)
+    );
+    assert_eq!(data.loans[0].patron, id);
+    assert_eq!(data.scores.len(), 1);
+    assert_eq!(data.scores[0].scorer.plugin, "engagement");
+    assert_eq!(data.messages.len(), 1);
+    assert_eq!(data.messages[0].state, MessageState::Queued);
+    assert_eq!(
+        store.patron_data("nobody", day("2026-11-28")).unwrap(),
+        None
+    );
+}
+
+fn runs_are_atomic_and_ordered(store: &mut dyn Backend) {
+    library(store, &["a", "b"]);
+    let run = |v: &str| ScoreRun {
+        plugin: "engagement".into(),
+        version: v.into(),
+        as_of: day("2026-11-28"),
+    };
+    let score = |p: &str, value: f32| Scored {
+        patron: p.into(),
+        value,
+        segment: if value > 50.0 {
+            "key-reader"
+        } else {
+            "regular"
+        }
+        .into(),
+        reasons: vec![format!("{value}")],
+    };
+    let first = store
+        .save_run(&run("1"), &[score("a", 40.0), score("b", 90.0)])
+        .unwrap();
+    // A run with a score for a patron who does not exist fails whole.
+    assert!(
+        store
+            .save_run(&run("2"), &[score("a", 10.0), score("ghost", 10.0)])
+            .is_err()
+    );
+    assert_eq!(store.runs().unwrap().len(), 1, "a failed run left a trace");
+    let second = store.save_run(&run("3"), &[score("a", 70.0)]).unwrap();
+    assert!(second > first);
+    let latest = store.latest_runs("engagement", 2).unwrap();
+    assert_eq!(
+        latest.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [second, first]
+    );
+    assert_eq!(latest[1].patrons, 2);
+    assert_eq!(latest[0].run.version, "3");
+    assert!(store.latest_runs("other-scorer", 2).unwrap().is_empty());
+    let scores = store.run_scores(first).unwrap();
+    assert_eq!(
+        scores.iter().map(|s| s.patron.as_str()).collect::<Vec<_>>(),
+        ["b", "a"],
+        "highest first"
+    );
+    assert_eq!(scores[0].category.as_deref(), Some("staff"));
+    assert_eq!(scores[0].reasons, ["90"]);
+    assert_eq!(
+        store.segment_members("engagement", "key-reader").unwrap(),
+        ["a"]
+    );
+}
+
+fn outbox_leases(store: &mut dyn Backend) {
+    library(store, &["a"]);
+    let added = store
+        .enqueue(&[queued("a", "k1"), queued("a", "k1")])
+        .unwrap();
+    assert_eq!((added.added, added.duplicates), (1, 1));
+    assert!(store.has_message("k1").unwrap());
+    assert_eq!(store.messages_on("a", day("2026-11-28")).unwrap(), 1);
+    let now = at("2026-11-28") + Duration::hours(1);
+    let lease = now + Duration::minutes(5);
+    let claimed = store.claim(now, lease, &[Channel::Email]).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].email.as_deref(), Some("a@example.org"));
+    assert!(
+        store
+            .claim(now, lease, &[Channel::Email])
+            .unwrap()
+            .is_empty(),
+        "a leased message is not claimed twice"
+    );
+    // The deliverer died: after its lease, another takes the message.
+    let later = lease + Duration::seconds(1);
+    let again = store
+        .claim(later, later + Duration::minutes(5), &[Channel::Email])
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+    store.settle(&[again[0].id], &Settle::Sent, later).unwrap();
+    assert!(
+        store
+            .claim(
+                later + Duration::hours(1),
+                later + Duration::hours(2),
+                &[Channel::Email]
+            )
+            .unwrap()
+            .is_empty()
+    );
+    let stats = store.outbox_stats().unwrap();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].sent, 1);
+    let listed = store.outbox_messages(Some(MessageState::Sent), 10).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(store.next_due(&[Channel::Email]).unwrap(), None);
+}
+
+fn preferences_cancel_what_they_refuse(store: &mut dyn Backend) {
+    library(store, &["a"]);
+    assert_eq!(
+        store.preferences("a").unwrap(),
+        Some(Preferences::default())
+    );
+    assert_eq!(store.preferences("nobody").unwrap(), None);
+    store
+        .enqueue(&[queued("a", "k1"), queued("a", "k2")])
+        .unwrap();
+    let prefs = Preferences {
+        no_marketing: true,
+        opted_out: vec![Channel::Sms],
+        ..Preferences::default()
+    };
+    assert_eq!(store.set_preferences("a", &prefs).unwrap(), 2);
+    assert_eq!(store.preferences("a").unwrap(), Some(prefs));
+    // An import from the ILS leaves them as they are.
+    library(store, &["a"]);
+    assert!(store.preferences("a").unwrap().unwrap().no_marketing);
+}
+
+fn audit_chain_verifies(store: &mut dyn Backend) {
+    assert_eq!(verify(store, KEY).unwrap().broken_at, None);
+    for (i, when) in ["2026-11-01", "2026-11-02", "2026-11-03"]
+        .iter()
+        .enumerate()
+    {
+        audit(store, KEY, when, &format!("tok{i}"));
+    }
+    let check = verify(store, KEY).unwrap();
+    assert_eq!((check.entries, check.broken_at), (3, None));
+    assert_eq!(
+        verify(store, b"another key").unwrap().broken_at,
+        Some(1),
+        "the chain holds under its own key only"
+    );
+    let naming = store.audit_rows_naming(&["tok1".to_string()]).unwrap();
+    assert_eq!(naming.len(), 1);
+    assert_eq!(naming[0].seq, 2);
+    assert_eq!(naming[0].fields, "category,activity");
+    assert!(
+        store
+            .audit_rows_naming(&["tok9".to_string()])
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn retention_keeps_the_chain(store: &mut dyn Backend) {
+    library(store, &["a"]);
+    for when in ["2019-01-01", "2019-06-01", "2026-11-01"] {
+        audit(store, KEY, when, "tok");
+    }
+    let chain = AuditChain::new(KEY);
+    let retained = store
+        .apply_retention(
+            day("2026-11-28"),
+            &Retention::default(),
+            &|removed, head| chain.reanchor(removed, head),
+        )
+        .unwrap();
+    assert_eq!(retained.audit_removed, 2);
+    let check = verify(store, KEY).unwrap();
+    assert_eq!((check.entries, check.broken_at), (3, None));
+    audit(store, KEY, "2026-11-29", "tok");
+    assert_eq!(verify(store, KEY).unwrap().broken_at, None);
+    // The loan, hold and use are recent: nothing else went.
+    assert_eq!(
+        (
+            retained.loans_aged,
+            retained.holds_removed,
+            retained.uses_removed
+        ),
+        (0, 0, 0)
+    );
+    let far = store
+        .apply_retention(
+            day("2032-01-01"),
+            &Retention::default(),
+            &|removed, head| chain.reanchor(removed, head),
+        )
+        .unwrap();
+    assert_eq!((far.holds_removed, far.uses_removed), (1, 1));
+    assert_eq!(far.loans_aged, 0, "a loan still out is never removed");
+    assert_eq!(verify(store, KEY).unwrap().broken_at, None);
+}

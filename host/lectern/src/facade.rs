@@ -1,0 +1,726 @@
+//! [`Lectern`]: the one way in. It holds a store, the keyring and the
+//! library's configuration, and it is the only way to get a [`Pipeline`], a
+//! [`Deliverer`] or any use case, so the audit log and a privacy policy are
+//! always in force: there is no unaudited constructor to forget.
+//!
+//! Every use case returns data and never prints; the `lectern` binary and
+//! the service render it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::audit::{AuditChain, AuditCheck, AuditEntry, AuditLog, AuditRow};
+use crate::config::{Config, local_day};
+use crate::deliver::{DeliverReport, Deliverer, Transport, Until};
+use crate::error::{Error, Result};
+use crate::host::Host;
+use crate::import::{Format, ImportOptions, ImportReport};
+use crate::keys::Keyring;
+use crate::model::{Event, Patron, Scored};
+use crate::notify::{Campaigns, NotifyReport};
+use crate::pipeline::{Aggregate, Pipeline};
+use crate::plugin::{Messenger, PrivacyFilter, Scorer};
+use crate::privacy::{AccessContext, Actor, Field, Purpose};
+use crate::report::{ListedReader, ReaderList, SegmentReport};
+use crate::store::{
+    AuditStore, Backend, ChannelStats, Erased, MessageState, OutboxRow, PatronData, Preferences,
+    Retained, Retention, RunScore, ScoreRun, StoredRun,
+};
+
+/// The library: its store, keys and configuration, with the audit log and
+/// the privacy policy always on.
+///
+/// ```no_run
+/// use lectern::{Config, Host, Keyring, Lectern, SqliteStore};
+///
+/// fn main() -> lectern::Result<()> {
+///     let host = Host::builder().cache_dir("/var/cache/lectern").build()?;
+///     let store = SqliteStore::open("lectern.db".as_ref())?;
+///     let keys = Keyring::load_or_create("lectern.key".as_ref())?;
+///     let config = Config::from_file("lectern.toml".as_ref())?;
+///     let mut library = Lectern::open(&host, store, keys, config)?;
+///     let scorer = host.load_scorer("plugins/engagement")?;
+///     let today = chrono::Utc::now().date_naive();
+///     let (run, _scores) = library.score_store(&scorer, today, &mut |_done, _total| {})?;
+///     println!("run {} scored {} patrons", run.id, run.patrons);
+///     Ok(())
+/// }
+/// ```
+pub struct Lectern {
+    host: Host,
+    store: Box<dyn Backend>,
+    keyring: Keyring,
+    config: Config,
+    policy: Option<PrivacyFilter>,
+    audit: Arc<ChainedLog>,
+}
+
+/// A reader list's kind; which segments it takes come from the library's
+/// `[segments]` configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// Key readers (重点读者), highest score first.
+    KeyReaders,
+    /// Readers to win back, most urgent segment first.
+    Lapsed,
+}
+
+/// A patron's export: everything stored about them, and every read of
+/// their data that the audit log holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct PatronExport {
+    /// The date the activity summary is as of.
+    pub as_of: NaiveDate,
+    /// What the store holds, by section.
+    #[serde(flatten)]
+    pub data: PatronData,
+    /// Who read their data, when, why and which fields.
+    pub reads_of_their_data: Vec<AuditRead>,
+}
+
+/// One read of a patron's data, in their export.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRead {
+    /// The entry's number.
+    pub seq: u64,
+    /// When.
+    pub at: String,
+    /// `plugin`, `staff` or `channel`.
+    pub actor_kind: String,
+    /// Which plugin, role or channel.
+    pub actor: String,
+    /// Why.
+    pub purpose: String,
+    /// Which fields, comma-separated.
+    pub fields: String,
+}
+
+impl From<AuditRow> for AuditRead {
+    fn from(r: AuditRow) -> Self {
+        AuditRead {
+            seq: r.seq,
+            at: r.at,
+            actor_kind: r.actor_kind,
+            actor: r.actor,
+            purpose: r.purpose,
+            fields: r.fields,
+        }
+    }
+}
+
+/// Hears how far long work has gone: `done` of `total` (0 when unknown).
+pub trait Progress {
+    /// Called now and then, and at the end.
+    fn advance(&mut self, done: u64, total: u64);
+}
+
+impl<F: FnMut(u64, u64)> Progress for F {
+    fn advance(&mut self, done: u64, total: u64) {
+        self(done, total)
+    }
+}
+
+/// The audit log as the pipelines and the deliverer append to it: the
+/// chain computed here, the rows kept by the backend.
+struct ChainedLog {
+    rows: Mutex<Box<dyn AuditStore>>,
+    key: Vec<u8>,
+}
+
+impl AuditLog for ChainedLog {
+    fn append(&self, entry: &AuditEntry) -> anyhow::Result<()> {
+        let chain = AuditChain::new(&self.key);
+        self.rows
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the audit log's lock was poisoned"))?
+            .append_audit(&mut |head| chain.next(head, entry))
+    }
+}
+
+impl Lectern {
+    /// Opens the library over `store`. The policy configured in
+    /// `[privacy] policy` is loaded with `host`; without one, a built-in
+    /// policy that lets no field out is in force.
+    pub fn open(
+        host: &Host,
+        store: impl Backend + 'static,
+        keyring: Keyring,
+        config: Config,
+    ) -> Result<Lectern> {
+        let policy = match &config.policy {
+            Some(path) => Some(host.load_privacy_filter(path)?),
+            None => None,
+        };
+        let audit = Arc::new(ChainedLog {
+            rows: Mutex::new(store.audit_handle().map_err(Error::store)?),
+            key: keyring.audit_key().to_vec(),
+        });
+        Ok(Lectern {
+            host: host.clone(),
+            store: Box::new(store),
+            keyring,
+            config,
+            policy,
+            audit,
+        })
+    }
+
+    /// Puts `policy` in force instead of the configured one.
+    pub fn with_policy(mut self, policy: PrivacyFilter) -> Lectern {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The store, for reads that hand nothing to a plugin or an output:
+    /// counts, runs, a test's checks.
+    pub fn store(&self) -> &dyn Backend {
+        self.store.as_ref()
+    }
+
+    /// The library's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The keyring.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// The host plugins are loaded with.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// A pipeline as of `as_of`: the policy in force, tokens under the
+    /// keyring's current key, and every read audited in the store.
+    pub fn pipeline(&self, as_of: NaiveDate) -> Pipeline {
+        if self.policy.is_none() {
+            tracing::warn!(
+                "no privacy policy is configured, so no patron field leaves the host; set \
+                 `[privacy] policy` in lectern.toml to a privacy-filter plugin"
+            );
+        }
+        Pipeline::new(
+            self.audit.clone(),
+            self.keyring.pseudonyms(),
+            self.policy.clone(),
+        )
+        .as_of(as_of)
+    }
+
+    /// A deliverer with a transport for every channel in the configuration,
+    /// auditing every hand-over.
+    pub fn deliverer(&self) -> Result<Deliverer> {
+        Deliverer::from_config(&self.config, self.audit.clone(), self.keyring.pseudonyms())
+            .map_err(Error::config)
+    }
+
+    /// A deliverer with the given transports instead of the configured
+    /// ones, auditing every hand-over.
+    pub fn deliverer_with(
+        &self,
+        transports: BTreeMap<crate::Channel, Box<dyn Transport>>,
+    ) -> Deliverer {
+        Deliverer::new(
+            transports,
+            self.config.deliver.clone(),
+            self.config.notify.clone(),
+            self.audit.clone(),
+            self.keyring.pseudonyms(),
+        )
+    }
+
+    /// Writes one audit entry for `ctx` reading `fields` of `patrons` (by
+    /// id), before the read happens.
+    fn audit_read(&self, ctx: AccessContext, fields: Vec<Field>, patrons: &[&str]) -> Result<()> {
+        let keys = self.keyring.pseudonyms();
+        self.audit
+            .append(&AuditEntry {
+                at: Utc::now(),
+                context: ctx,
+                fields,
+                patrons: patrons.iter().map(|p| keys.patron_token(p)).collect(),
+            })
+            .map_err(|e| Error::store(e.context("failed to write the audit log; nothing was read")))
+    }
+
+    /// Records a read of patron data that happened outside Lectern, such as
+    /// one by the ILS on Lectern's behalf, in the audit chain.
+    pub fn record_read(&self, entry: &AuditEntry) -> Result<()> {
+        self.audit
+            .append(entry)
+            .map_err(|e| Error::store(e.context("failed to write the audit log")))
+    }
+
+    /// Imports `paths` in `format`, in one transaction.
+    pub fn import(
+        &mut self,
+        format: Format,
+        paths: &[PathBuf],
+        options: ImportOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ImportReport> {
+        crate::import::import(self.store.as_mut(), format, paths, options, progress)
+    }
+
+    /// Scores every patron in the store as of `as_of`, a batch at a time on
+    /// every core, and saves the run, whole or not at all. Returns the run
+    /// and its scores in order of patron id.
+    pub fn score_store(
+        &mut self,
+        scorer: &Scorer,
+        as_of: NaiveDate,
+        progress: &mut dyn Progress,
+    ) -> Result<(StoredRun, Vec<Scored>)> {
+        let total = self.store.patron_count().map_err(Error::store)? as u64;
+        let pipeline = self.pipeline(as_of);
+        let scores = score_in_parallel(
+            self.store.as_ref(),
+            &pipeline,
+            scorer,
+            as_of,
+            total,
+            progress,
+        )?;
+        let run = ScoreRun {
+            plugin: scorer.plugin().id().to_string(),
+            version: scorer.plugin().version().to_string(),
+            as_of,
+        };
+        let id = self.store.save_run(&run, &scores).map_err(Error::store)?;
+        let stored = StoredRun {
+            id,
+            run,
+            patrons: scores.len(),
+        };
+        Ok((stored, scores))
+    }
+
+    /// Scores `patrons` read from elsewhere (a file, a request), without
+    /// storing them; every read is audited.
+    pub fn score(
+        &self,
+        scorer: &Scorer,
+        patrons: &[Patron],
+        as_of: NaiveDate,
+    ) -> Result<Vec<Scored>> {
+        self.pipeline(as_of).score(scorer, patrons)
+    }
+
+    /// What `ctx` may see of `patrons` read from elsewhere, audited.
+    pub fn filter(
+        &self,
+        ctx: &AccessContext,
+        patrons: &[Patron],
+        as_of: NaiveDate,
+    ) -> Result<Vec<Patron>> {
+        self.pipeline(as_of).filter(ctx, patrons)
+    }
+
+    /// The fields the policy lets out for `ctx`.
+    pub fn fields_passed(&self, ctx: &AccessContext, as_of: NaiveDate) -> Result<Vec<Field>> {
+        Ok(self.pipeline(as_of).rules_for(ctx, None)?.passed())
+    }
+
+    /// The stored patrons grouped by `by`, as `role` may see them for
+    /// analytics, with groups under `k` hidden.
+    pub fn aggregate(
+        &self,
+        role: &str,
+        by: &[Field],
+        k: usize,
+        as_of: NaiveDate,
+    ) -> Result<Aggregate> {
+        let patrons = self.store.patrons(as_of).map_err(Error::store)?;
+        let ctx = staff(Purpose::Analytics, role);
+        self.pipeline(as_of).aggregate(&ctx, &patrons, by, k)
+    }
+
+    /// The latest run of `scorer`, or a not-found error that says what to do.
+    fn latest_run(&self, scorer: &str, n: usize) -> Result<Vec<StoredRun>> {
+        let runs = self.store.latest_runs(scorer, n).map_err(Error::store)?;
+        if runs.is_empty() {
+            return Err(Error::NotFound(format!(
+                "no run of `{scorer}` is stored; run `lectern score --plugin …` first"
+            )));
+        }
+        Ok(runs)
+    }
+
+    /// The segment report of the latest run of `scorer`, with movement since
+    /// the run before, groups under `k` hidden. Audited as `role` reading
+    /// the segments, categories and branches of the run's patrons.
+    pub fn segment_report(&self, scorer: &str, k: usize, role: &str) -> Result<SegmentReport> {
+        let runs = self.latest_run(scorer, 2)?;
+        let current = self.store.run_scores(runs[0].id).map_err(Error::store)?;
+        let previous = match runs.get(1) {
+            Some(r) => Some((r.id, self.store.run_scores(r.id).map_err(Error::store)?)),
+            None => None,
+        };
+        let ids: Vec<&str> = current.iter().map(|s| s.patron.as_str()).collect();
+        self.audit_read(
+            staff(Purpose::Analytics, role),
+            vec![Field::Category, Field::HomeBranch, Field::Segments],
+            &ids,
+        )?;
+        Ok(crate::report::segment_report(
+            (runs[0].id, &runs[0].run, &current),
+            previous.as_ref().map(|(id, s)| (*id, s.as_slice())),
+            k,
+        ))
+    }
+
+    /// A list of readers from the latest run of `scorer`: key readers or
+    /// readers to win back, as the configuration names their segments, at
+    /// most `top`, each shown only as far as `role` may see them.
+    pub fn reader_list(
+        &self,
+        kind: ListKind,
+        scorer: &str,
+        top: usize,
+        role: &str,
+    ) -> Result<ReaderList> {
+        let run = self.latest_run(scorer, 1)?.remove(0);
+        let scores = self.store.run_scores(run.id).map_err(Error::store)?;
+        let segments = &self.config.segments;
+        let (title, picked) = match kind {
+            ListKind::KeyReaders => (
+                format!("Key readers (重点读者), by {scorer}"),
+                pick(scores, &segments.key_readers, false, top),
+            ),
+            ListKind::Lapsed => (
+                format!("Readers to win back, by {scorer}"),
+                pick(scores, &segments.lapsed, true, top),
+            ),
+        };
+        let mut patrons = Vec::with_capacity(picked.len());
+        for s in &picked {
+            if let Some(p) = self
+                .store
+                .patron(&s.patron, run.run.as_of)
+                .map_err(Error::store)?
+            {
+                patrons.push(p);
+            }
+        }
+        let seen = self
+            .pipeline(run.run.as_of)
+            .filter(&staff(Purpose::StaffView, role), &patrons)?;
+        let readers = picked
+            .iter()
+            .zip(seen)
+            .map(|(s, p)| ListedReader {
+                who: p.name.unwrap_or(p.id),
+                card_number: p.card_number,
+                segment: s.segment.clone(),
+                value: s.value,
+                reasons: s.reasons.clone(),
+            })
+            .collect();
+        Ok(ReaderList {
+            title: format!("{title}, run {} as of {}", run.id, run.run.as_of),
+            readers,
+        })
+    }
+
+    /// Every stored scoring run, newest first.
+    pub fn runs(&self) -> Result<Vec<StoredRun>> {
+        self.store.runs().map_err(Error::store)
+    }
+
+    /// Finds the events due at `now` in the store, adds `extra` (events the
+    /// ILS pushed), composes them with `messengers` and queues the result.
+    pub fn notify(
+        &mut self,
+        messengers: &[Messenger],
+        campaigns: &Campaigns,
+        detect: bool,
+        extra: Vec<Event>,
+        now: DateTime<Utc>,
+    ) -> Result<NotifyReport> {
+        let mut events = Vec::new();
+        if detect {
+            events = self.detect(campaigns, now)?;
+        }
+        events.extend(extra);
+        self.compose_and_queue(messengers, &events, now)
+    }
+
+    /// The events due at `now` in the store.
+    pub fn detect(&self, campaigns: &Campaigns, now: DateTime<Utc>) -> Result<Vec<Event>> {
+        crate::notify::detect(
+            self.store.as_ref(),
+            &self.keyring.pseudonyms(),
+            &self.config.notify,
+            campaigns,
+            now,
+        )
+        .map_err(Error::store)
+    }
+
+    /// Composes `events` with `messengers` and queues what the rules let
+    /// through.
+    pub fn compose_and_queue(
+        &mut self,
+        messengers: &[Messenger],
+        events: &[Event],
+        now: DateTime<Utc>,
+    ) -> Result<NotifyReport> {
+        let pipeline = self.pipeline(local_day(&self.config.notify, now));
+        crate::notify::notify(
+            self.store.as_mut(),
+            &pipeline,
+            messengers,
+            &self.config.notify,
+            events,
+            now,
+        )
+        .map_err(Error::store)
+    }
+
+    /// Delivers from the outbox with the configured transports until
+    /// `until`; `progress` hears after every send.
+    pub fn deliver(
+        &mut self,
+        until: Until,
+        progress: &mut dyn FnMut(&DeliverReport),
+    ) -> Result<DeliverReport> {
+        let mut deliverer = self.deliverer()?;
+        deliverer
+            .run(self.store.as_mut(), until, progress)
+            .map_err(Error::store)
+    }
+
+    /// Delivers with `deliverer`, one of this library's.
+    pub fn deliver_with(
+        &mut self,
+        deliverer: &mut Deliverer,
+        until: Until,
+        progress: &mut dyn FnMut(&DeliverReport),
+    ) -> Result<DeliverReport> {
+        deliverer
+            .run(self.store.as_mut(), until, progress)
+            .map_err(Error::store)
+    }
+
+    /// Counts of the outbox per channel and state: no patron in them.
+    pub fn outbox_stats(&self) -> Result<Vec<ChannelStats>> {
+        self.store.outbox_stats().map_err(Error::store)
+    }
+
+    /// The newest `limit` messages, of `state` if given, as `role` lists
+    /// them: audited before they are read, as a staff view of the
+    /// patrons they go to.
+    pub fn outbox_messages(
+        &self,
+        state: Option<MessageState>,
+        limit: usize,
+        role: &str,
+    ) -> Result<Vec<OutboxRow>> {
+        let rows = self
+            .store
+            .outbox_messages(state, limit)
+            .map_err(Error::store)?;
+        let ids: Vec<&str> = rows.iter().map(|r| r.patron.as_str()).collect();
+        self.audit_read(staff(Purpose::StaffView, role), Vec::new(), &ids)?;
+        Ok(rows)
+    }
+
+    /// The patron's messaging preferences.
+    pub fn preferences(&self, id: &str) -> Result<Preferences> {
+        self.store
+            .preferences(id)
+            .map_err(Error::store)?
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// Replaces the patron's messaging preferences; returns how many queued
+    /// messages that cancelled.
+    pub fn set_preferences(&mut self, id: &str, prefs: &Preferences) -> Result<usize> {
+        if !self.store.has_patron(id).map_err(Error::store)? {
+            return Err(not_found(id));
+        }
+        self.store.set_preferences(id, prefs).map_err(Error::store)
+    }
+
+    /// Everything stored about patron `id`, and every read of their data,
+    /// for the patron themself. Audited as `role` exporting every field.
+    pub fn export_patron(&self, id: &str, as_of: NaiveDate, role: &str) -> Result<PatronExport> {
+        if !self.store.has_patron(id).map_err(Error::store)? {
+            return Err(not_found(id));
+        }
+        self.audit_read(
+            staff(Purpose::PatronExport, role),
+            Field::ALL.to_vec(),
+            &[id],
+        )?;
+        let data = self
+            .store
+            .patron_data(id, as_of)
+            .map_err(Error::store)?
+            .ok_or_else(|| not_found(id))?;
+        let tokens: Vec<String> = self
+            .keyring
+            .all_pseudonyms()
+            .iter()
+            .map(|k| k.patron_token(id))
+            .collect();
+        let reads = self
+            .store
+            .audit_rows_naming(&tokens)
+            .map_err(Error::store)?
+            .into_iter()
+            .map(AuditRead::from)
+            .collect();
+        Ok(PatronExport {
+            as_of,
+            data,
+            reads_of_their_data: reads,
+        })
+    }
+
+    /// Removes patron `id` and everything stored about them, audited as
+    /// `role` before it happens, and checks that the store holds no trace
+    /// of them after.
+    pub fn erase_patron(&mut self, id: &str, role: &str) -> Result<Erased> {
+        if !self.store.has_patron(id).map_err(Error::store)? {
+            return Err(not_found(id));
+        }
+        // The erasure is a staff action on the patron; no field leaves.
+        self.audit_read(staff(Purpose::StaffView, role), Vec::new(), &[id])?;
+        let erased = self.store.erase_patron(id).map_err(Error::store)?;
+        let traces = self.store.traces_of(id).map_err(Error::store)?;
+        if !traces.is_empty() {
+            return Err(Error::store(anyhow::anyhow!(
+                "patron `{id}` was erased but the store still holds them in: {}; keep the store \
+                 as it is and report it",
+                traces.join(", ")
+            )));
+        }
+        Ok(erased)
+    }
+
+    /// Applies `retention` as of `as_of`; the audit chain stays verifiable.
+    pub fn apply_retention(&mut self, as_of: NaiveDate, retention: &Retention) -> Result<Retained> {
+        let chain = AuditChain::new(self.keyring.audit_key());
+        self.store
+            .apply_retention(as_of, retention, &|removed, head| {
+                chain.reanchor(removed, head)
+            })
+            .map_err(Error::store)
+    }
+
+    /// Recomputes the audit chain under the keyring's audit key.
+    pub fn verify_audit(&self) -> Result<AuditCheck> {
+        verify(self.store.as_ref(), self.keyring.audit_key())
+    }
+}
+
+/// Recomputes the chain of `store` under `key`.
+pub(crate) fn verify(store: &dyn AuditStore, key: &[u8]) -> Result<AuditCheck> {
+    let mut rows = Vec::new();
+    let anchor = store
+        .read_audit(&mut |row| {
+            rows.push(row);
+            Ok(())
+        })
+        .map_err(Error::store)?;
+    AuditChain::new(key)
+        .verify(anchor.as_ref(), &mut rows.into_iter().map(Ok))
+        .map_err(Error::store)
+}
+
+fn staff(purpose: Purpose, role: &str) -> AccessContext {
+    AccessContext {
+        purpose,
+        actor: Actor::Staff(role.to_string()),
+    }
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound(format!("no patron with id `{id}` is stored"))
+}
+
+/// The scores in `segments`, at most `top`: ranked by the order of
+/// `segments` when `by_segment`, else kept in score order.
+fn pick(scores: Vec<RunScore>, segments: &[String], by_segment: bool, top: usize) -> Vec<RunScore> {
+    let rank = |s: &RunScore| segments.iter().position(|x| *x == s.segment);
+    let mut picked: Vec<RunScore> = scores.into_iter().filter(|s| rank(s).is_some()).collect();
+    if by_segment {
+        // Stable: within a segment, the highest score first.
+        picked.sort_by_key(|s| rank(s));
+    }
+    picked.truncate(top);
+    picked
+}
+
+/// Scores every patron in the store, a batch at a time, on every core: one
+/// thread reads batches, the others score them.
+fn score_in_parallel(
+    store: &dyn Backend,
+    pipeline: &Pipeline,
+    scorer: &Scorer,
+    as_of: NaiveDate,
+    total: u64,
+    progress: &mut dyn Progress,
+) -> Result<Vec<Scored>> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (send, receive) = std::sync::mpsc::sync_channel::<(usize, Vec<Patron>)>(workers * 2);
+    let receive = Mutex::new(receive);
+    let done = Mutex::new((Vec::new(), 0u64));
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let read = std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let job = receive.lock().expect("a worker panicked").recv();
+                    let Ok((i, batch)) = job else { return };
+                    // After a failure, keep draining so the reader never
+                    // blocks, but score nothing more.
+                    if failed.lock().expect("a worker panicked").is_some() {
+                        continue;
+                    }
+                    match pipeline.score(scorer, &batch) {
+                        Ok(scores) => {
+                            let mut d = done.lock().expect("a worker panicked");
+                            d.0.push((i, scores));
+                            d.1 += batch.len() as u64;
+                        }
+                        Err(e) => {
+                            failed.lock().expect("a worker panicked").get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+        let mut i = 0;
+        // The reading thread reports progress: as far as the workers got.
+        let read = store.for_each_patron(as_of, 1000, &mut |batch| {
+            anyhow::ensure!(
+                failed.lock().expect("a worker panicked").is_none(),
+                "scoring stopped"
+            );
+            let scored = done.lock().expect("a worker panicked").1;
+            progress.advance(scored, total);
+            send.send((i, batch))
+                .map_err(|_| anyhow::anyhow!("scoring stopped"))?;
+            i += 1;
+            Ok(())
+        });
+        drop(send);
+        read
+    });
+    if let Some(e) = failed.into_inner().expect("a worker panicked") {
+        return Err(e);
+    }
+    read.map_err(Error::store)?;
+    let (mut done, scored) = done.into_inner().expect("a worker panicked");
+    progress.advance(scored, total);
+    done.sort_by_key(|(i, _)| *i);
+    Ok(done.into_iter().flat_map(|(_, s)| s).collect())
+}
