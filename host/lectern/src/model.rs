@@ -321,3 +321,21 @@ impl Skipped {
         }
     }
 }
+
+/// A message as a messenger plugin wrote it, before the host checks it and
+/// addresses it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Draft {
+    /// The channel it goes on.
+    pub(crate) channel: Channel,
+    /// The language it is written in.
+    pub(crate) locale: String,
+    /// The subject line.
+    pub(crate) subject: String,
+    /// The text.
+    pub(crate) body: String,
+    /// The plugin's key for it.
+    pub(crate) dedupe_key: String,
+    /// Not before this moment, seconds since the Unix epoch.
+    pub(crate) send_after: Option<i64>,
+}

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::api::v0_1::{self as bindings, wit};
 use crate::audit::{AuditEntry, AuditLog};
 use crate::error::{Error, Failure, Result};
 use crate::model::{Composed, Event, Patron, Scored, Skipped};
@@ -136,15 +135,12 @@ impl Pipeline {
         let mut out = Vec::with_capacity(patrons.len());
         for chunk in patrons.chunks(self.batch_size) {
             let refs: Vec<&Patron> = chunk.iter().collect();
-            let batch: Vec<wit::Patron> = self
-                .project(&ctx, Some(plugin), &refs)?
-                .into_iter()
-                .map(bindings::patron)
-                .collect();
-            let scores = scorer.score_batch(self.as_of, &batch)?;
-            if scores.len() != batch.len() {
+            let batch = self.project(&ctx, Some(plugin), &refs)?;
+            let tokens: Vec<String> = batch.iter().map(|p| p.id.clone()).collect();
+            let scores = scorer.score_batch(self.as_of, batch)?;
+            if scores.len() != tokens.len() {
                 return Err(plugin.fail(Failure::BadOutput {
-                    message: format!("{} scores for {} patrons", scores.len(), batch.len()),
+                    message: format!("{} scores for {} patrons", scores.len(), tokens.len()),
                 }));
             }
             let text: usize = scores
@@ -152,21 +148,18 @@ impl Pipeline {
                 .map(|s| s.segment.len() + s.reasons.iter().map(String::len).sum::<usize>())
                 .sum();
             plugin.check_output(text)?;
-            for ((score, sent), patron) in scores.into_iter().zip(&batch).zip(chunk) {
-                if score.patron != sent.id {
+            for ((score, sent), patron) in scores.into_iter().zip(&tokens).zip(chunk) {
+                if score.patron != *sent {
                     return Err(plugin.fail(Failure::BadOutput {
                         message: format!(
-                            "score for `{}` where `{}` was expected; return scores in input order",
-                            score.patron, sent.id
+                            "score for `{}` where `{sent}` was expected; return scores in input order",
+                            score.patron
                         ),
                     }));
                 }
                 if !(0.0..=100.0).contains(&score.value) {
                     return Err(plugin.fail(Failure::BadOutput {
-                        message: format!(
-                            "score {} for `{}` is outside 0 to 100",
-                            score.value, sent.id
-                        ),
+                        message: format!("score {} for `{sent}` is outside 0 to 100", score.value),
                     }));
                 }
                 out.push(Scored {
@@ -189,8 +182,6 @@ impl Pipeline {
         events: &[Event],
         patrons: &[Patron],
     ) -> Result<ComposeReport> {
-        use bindings::messenger::exports::lectern::crm::messaging::Request;
-
         let plugin = messenger.plugin();
         let by_id: HashMap<&str, &Patron> = patrons.iter().map(|p| (p.id.as_str(), p)).collect();
         let mut report = ComposeReport::default();
@@ -220,22 +211,16 @@ impl Pipeline {
             for chunk in mine.chunks(self.batch_size) {
                 let recipients: Vec<&Patron> = chunk.iter().map(|(_, p)| *p).collect();
                 let projected = self.project(&ctx, Some(plugin), &recipients)?;
-                let requests: Vec<Request> = chunk
+                let requests: Vec<(&Event, Patron)> = chunk
                     .iter()
                     .zip(projected)
-                    .map(|((e, _), p)| Request {
-                        event: bindings::event(e),
-                        recipient: bindings::patron(p),
-                    })
+                    .map(|((e, _), p)| (*e, p))
                     .collect();
-                let results = messenger.compose_batch(self.as_of, &requests)?;
-                if results.len() != requests.len() {
+                let sent = requests.len();
+                let results = messenger.compose_batch(self.as_of, requests)?;
+                if results.len() != sent {
                     return Err(plugin.fail(Failure::BadOutput {
-                        message: format!(
-                            "{} results for {} requests",
-                            results.len(),
-                            requests.len()
-                        ),
+                        message: format!("{} results for {sent} requests", results.len()),
                     }));
                 }
                 let text: usize = results
@@ -273,7 +258,7 @@ impl Pipeline {
                         report.messages.push(Composed {
                             patron: patron.id.clone(),
                             event: event.id.clone(),
-                            channel: bindings::channel_back(m.channel),
+                            channel: m.channel,
                             locale: m.locale,
                             subject: m.subject,
                             body: m.body,
@@ -456,11 +441,11 @@ impl Pipeline {
             }
         };
         // The refinement sees the record as the policy alone filtered it.
-        let seen: Vec<wit::Patron> = patrons
+        let seen: Vec<Patron> = patrons
             .iter()
-            .map(|p| bindings::patron(policy.project(p, &self.keys)))
+            .map(|p| policy.project(p, &self.keys))
             .collect();
-        let refinements = filter.refine_batch(self.as_of, ctx, &seen)?;
+        let refinements = filter.refine_batch(self.as_of, ctx, seen)?;
         patrons
             .iter()
             .zip(refinements)

@@ -21,6 +21,7 @@ use crate::error::{Error, Failure, GuestError, PluginRef, Result};
 use crate::host::{CacheStatus, Host, load_error};
 use crate::limits::Limits;
 use crate::manifest::{MANIFEST_FILE, Manifest, World};
+use crate::model::{Draft, Event, Patron, Scored};
 use crate::privacy::{AccessContext, Action, Field};
 use crate::runtime::{CallSetup, StoreState};
 
@@ -94,15 +95,28 @@ impl Host {
             ));
         }
         let manifest = Manifest::from_file(&manifest_path)?;
+        // A manifest asking for more than the host allows fails before
+        // the component is read.
+        manifest.limits(&self.inner.defaults, &self.inner.maxima)?;
+        let bytes = read_component(&manifest.component)?;
+        self.load_bytes(manifest, &bytes)
+    }
+
+    /// Loads a plugin from its manifest and its component's bytes, as a
+    /// registry hands them over: nothing is read from disk. `manifest`
+    /// comes from [`Manifest::parse`]; its `component` path only names the
+    /// plugin in messages.
+    pub fn load_bytes(&self, manifest: Manifest, bytes: &[u8]) -> Result<Plugin> {
         let limits = manifest.limits(&self.inner.defaults, &self.inner.maxima)?;
         let id = manifest.id.clone();
 
-        let (component, info) = self.inspect(&manifest.component).map_err(|e| match e {
-            Error::Load { message, .. } => load_error(&id, message),
-            other => other,
-        })?;
+        let (component, info) = self
+            .inspect(&manifest.component, bytes)
+            .map_err(|e| match e {
+                Error::Load { message, .. } => load_error(&id, message),
+                other => other,
+            })?;
         check_world(&manifest, &info)?;
-
         let pre = self
             .inner
             .linker
@@ -147,20 +161,18 @@ impl Host {
     /// Compiles a component, or loads it from the cache, and reports what it
     /// exports and imports. No manifest is needed.
     pub fn inspect_component(&self, path: impl AsRef<Path>) -> Result<ComponentInfo> {
-        self.inspect(path.as_ref()).map(|(_, info)| info)
+        let path = path.as_ref();
+        self.inspect(path, &read_component(path)?)
+            .map(|(_, info)| info)
     }
 
-    fn inspect(&self, path: &Path) -> Result<(wasmtime::component::Component, ComponentInfo)> {
+    /// Compiles `bytes`, named `path` in messages and in its info.
+    fn inspect(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<(wasmtime::component::Component, ComponentInfo)> {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| {
-            load_error(
-                &name,
-                format!(
-                    "cannot read the component {name}: {e}; build the plugin for wasm32-wasip2 \
-                     and put the .wasm file beside its plugin.toml"
-                ),
-            )
-        })?;
         if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
             return Err(load_error(
                 &name,
@@ -172,7 +184,7 @@ impl Host {
             ));
         }
         let (component, cache, load_time) = self
-            .compile(&bytes)
+            .compile(bytes)
             .map_err(|e| load_error(&name, format!("{name} is not a valid component: {e:#}")))?;
         let engine = &self.inner.engine;
         let ty = component.component_type();
@@ -189,7 +201,7 @@ impl Host {
         let info = ComponentInfo {
             path: path.to_path_buf(),
             size: bytes.len() as u64,
-            sha256: hex::encode(Sha256::digest(&bytes)),
+            sha256: hex::encode(Sha256::digest(bytes)),
             exports,
             imports,
             world,
@@ -198,6 +210,20 @@ impl Host {
         };
         Ok((component, info))
     }
+}
+
+/// Reads the component at `path`, with an error that says how to build one.
+fn read_component(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        let name = path.display().to_string();
+        load_error(
+            &name,
+            format!(
+                "cannot read the component {name}: {e}; build the plugin for wasm32-wasip2 and \
+                 put the .wasm file beside its plugin.toml"
+            ),
+        )
+    })
 }
 
 /// Checks that the component exports its manifest's world at this host's
@@ -398,18 +424,22 @@ impl Scorer {
         &self.plugin
     }
 
+    /// Scores projected `patrons`; each score names its patron as the
+    /// plugin wrote it, for the pipeline to check.
     pub(crate) fn score_batch(
         &self,
         today: NaiveDate,
-        patrons: &[wit::Patron],
-    ) -> Result<Vec<bindings::Score>> {
+        patrons: Vec<Patron>,
+    ) -> Result<Vec<Scored>> {
+        let patrons: Vec<wit::Patron> = patrons.into_iter().map(bindings::patron).collect();
         let out = self.plugin.call(today, |store| {
             let scorer = self.pre.instantiate(&mut *store)?;
             scorer
                 .lectern_crm_scoring()
-                .call_score_batch(store, patrons)
+                .call_score_batch(store, &patrons)
         })?;
-        out.map_err(|e| self.plugin.fail(Failure::Guest(bindings::guest_error(e))))
+        let scores = out.map_err(|e| self.plugin.fail(Failure::Guest(bindings::guest_error(e))))?;
+        Ok(scores.into_iter().map(bindings::score).collect())
     }
 }
 
@@ -421,7 +451,7 @@ pub struct Messenger {
 }
 
 /// One request's messages, or the plugin's error for it.
-pub(crate) type Composition = std::result::Result<Vec<wit::Message>, GuestError>;
+pub(crate) type Composition = std::result::Result<Vec<Draft>, GuestError>;
 
 impl Messenger {
     /// The plugin behind it.
@@ -429,19 +459,27 @@ impl Messenger {
         &self.plugin
     }
 
+    /// Composes each event for its projected recipient.
     pub(crate) fn compose_batch(
         &self,
         today: NaiveDate,
-        requests: &[bindings::messenger::exports::lectern::crm::messaging::Request],
+        requests: Vec<(&Event, Patron)>,
     ) -> Result<Vec<Composition>> {
+        let requests: Vec<_> = requests
+            .into_iter()
+            .map(|(e, p)| bindings::request(e, p))
+            .collect();
         let out = self.plugin.call(today, |store| {
             let m = self.pre.instantiate(&mut *store)?;
             m.lectern_crm_messaging()
-                .call_compose_batch(store, requests)
+                .call_compose_batch(store, &requests)
         })?;
         Ok(out
             .into_iter()
-            .map(|r| r.map_err(bindings::guest_error))
+            .map(|r| {
+                r.map(|ms| ms.into_iter().map(bindings::draft).collect())
+                    .map_err(bindings::guest_error)
+            })
             .collect())
     }
 }
@@ -483,9 +521,10 @@ impl PrivacyFilter {
         &self,
         today: NaiveDate,
         ctx: &AccessContext,
-        records: &[wit::Patron],
+        records: Vec<Patron>,
     ) -> Result<Vec<Vec<(Field, Action)>>> {
         let ctx = bindings::access_context(ctx);
+        let records: Vec<wit::Patron> = records.into_iter().map(bindings::patron).collect();
         let out = self.plugin.call(today, |store| {
             let p = self.pre.instantiate(&mut *store)?;
             let api = p.lectern_crm_privacy();

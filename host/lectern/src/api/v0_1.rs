@@ -35,7 +35,6 @@ pub(crate) mod privacy_filter {
     });
 }
 
-pub(crate) use scorer::exports::lectern::crm::scoring::Score;
 pub(crate) use scorer::lectern::crm::host::LogLevel;
 pub(crate) use scorer::lectern::crm::types as wit;
 
@@ -227,4 +226,38 @@ pub(crate) fn field_rule(r: &wit::FieldRule) -> (crate::Field, crate::Action) {
         wit::FieldAction::Generalise => A::Generalise,
     };
     (field, action)
+}
+
+/// A score as the host model holds it; `patron` is the token the plugin
+/// returned, which the pipeline checks.
+pub(crate) fn score(s: scorer::exports::lectern::crm::scoring::Score) -> model::Scored {
+    model::Scored {
+        patron: s.patron,
+        value: s.value,
+        segment: s.segment,
+        reasons: s.reasons,
+    }
+}
+
+/// One compose request: the event and its projected recipient.
+pub(crate) fn request(
+    e: &model::Event,
+    recipient: model::Patron,
+) -> messenger::exports::lectern::crm::messaging::Request {
+    messenger::exports::lectern::crm::messaging::Request {
+        event: event(e),
+        recipient: patron(recipient),
+    }
+}
+
+/// A message as the plugin wrote it, in the host model.
+pub(crate) fn draft(m: wit::Message) -> model::Draft {
+    model::Draft {
+        channel: channel_back(m.channel),
+        locale: m.locale,
+        subject: m.subject,
+        body: m.body,
+        dedupe_key: m.dedupe_key,
+        send_after: m.send_after,
+    }
 }
