@@ -337,18 +337,29 @@ fn scoring_the_store_stores_each_run_whole_or_not_at_all() {
         "{out}"
     );
 
-    // A scorer that panics leaves no run behind, and the others intact.
+    // A scorer that panics leaves no run behind and does not stop the
+    // scorer after it; the command still fails, for the scheduler.
     let panics = lectern_tests::testkit("panic");
     let failed = run(&[
         "score",
         "--plugin",
         panics.path().to_str().unwrap(),
+        "--plugin",
+        plugins::KEY_READERS,
         "--as-of",
         "2026-11-28",
     ]);
     assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(
-        String::from_utf8_lossy(&failed.stderr).contains("plugin `testkit` 0.1.0 failed: panicked")
+        stderr.contains("plugin `testkit` 0.1.0 failed: panicked"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 of 2 scorers failed"), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&failed.stdout)
+            .contains("2 patrons scored by key-readers 0.1.0, stored as run 3"),
+        "the scorer after the failing one still ran"
     );
 
     let export: serde_json::Value = serde_json::from_str(&ok(run(&[
@@ -365,10 +376,13 @@ fn scoring_the_store_stores_each_run_whole_or_not_at_all() {
         .iter()
         .map(|s| (s["run"].as_i64().unwrap(), s["plugin"].as_str().unwrap()))
         .collect();
-    assert_eq!(runs, [(1, "key-readers"), (2, "churn-risk")]);
+    assert_eq!(
+        runs,
+        [(1, "key-readers"), (2, "churn-risk"), (3, "key-readers")]
+    );
 
     let erased = ok(run(&["patron", "erase", "R1"]));
-    assert!(erased.trim().ends_with("2 scores"), "{erased}");
+    assert!(erased.trim().ends_with("3 scores"), "{erased}");
 }
 
 #[test]

@@ -120,3 +120,43 @@ fn manifest_limits_override_the_defaults_within_the_maxima() {
     assert_eq!(plugin.limits().memory_bytes, 64 << 20);
     assert_eq!(plugin.limits().output_bytes, Limits::default().output_bytes);
 }
+
+#[test]
+fn links_out_of_the_plugin_directory_are_refused_and_never_quoted() {
+    let (host, _) = host();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.txt");
+    std::fs::write(&secret, "root:x:0:0:the secret first line\n").unwrap();
+
+    // plugin.toml itself is a link to a file elsewhere.
+    let linked_manifest = plugin_copy(plugins::TESTKIT, |m| m);
+    let manifest = linked_manifest.path().join("plugin.toml");
+    std::fs::remove_file(&manifest).unwrap();
+    std::os::unix::fs::symlink(&secret, &manifest).unwrap();
+    let err = host.load(linked_manifest.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("is a link to a file outside the plugin's directory"),
+        "{err}"
+    );
+    assert!(!err.contains("secret"), "the error quotes the file: {err}");
+
+    // The component is a link out of the directory.
+    let linked_component = plugin_copy(plugins::TESTKIT, |m| m);
+    let component = linked_component.path().join("testkit.wasm");
+    let elsewhere = outside.path().join("testkit.wasm");
+    std::fs::rename(&component, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &component).unwrap();
+    let err = host.load(linked_component.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("is a link to a file outside the plugin's directory"),
+        "{err}"
+    );
+
+    // A bad manifest's error names the line, never its text.
+    let bad = plugin_copy(plugins::TESTKIT, |m| {
+        m.replace("[plugin]", "[plugin\nroot:x:0:0:secret")
+    });
+    let err = host.load(bad.path()).unwrap_err().to_string();
+    assert!(err.contains("line "), "{err}");
+    assert!(!err.contains("secret"), "the error quotes the file: {err}");
+}

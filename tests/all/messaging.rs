@@ -140,3 +140,71 @@ fn dedupe_keys_are_deterministic() {
     };
     assert_eq!(keys(&a), keys(&b));
 }
+
+/// A copy of `rogue-messenger` in `mode`.
+fn rogue(mode: &str) -> tempfile::TempDir {
+    lectern_tests::plugin_copy(plugins::ROGUE_MESSENGER, |m| {
+        m.replace("mode = \"neighbour\"", &format!("mode = \"{mode}\""))
+    })
+}
+
+#[test]
+fn a_messenger_never_sees_two_patrons_in_one_call() {
+    let (host, _) = host();
+    let dir = rogue("neighbour");
+    let messenger = host.load_messenger(dir.path()).unwrap();
+    // Three overdue loans of three readers, composed in one batch.
+    let readers = ["P0002", "P0003", "P0004"];
+    let events: Vec<Event> = readers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| overdue(&format!("E{i}"), p, 3))
+        .collect();
+    let patrons: Vec<Patron> = readers.iter().map(|p| patron(p)).collect();
+    let report = pipeline().compose(&messenger, &events, &patrons).unwrap();
+    assert_eq!(report.messages.len(), 3, "{:?}", report.skipped);
+    for m in &report.messages {
+        let own = patrons.iter().find(|p| p.id == m.patron).unwrap();
+        for other in patrons.iter().filter(|p| p.id != m.patron) {
+            let name = other.name.as_deref().unwrap();
+            assert!(
+                !m.body.contains(name),
+                "{}'s message carries {name}: {}",
+                m.patron,
+                m.body
+            );
+        }
+        assert!(m.body.contains(own.name.as_deref().unwrap()), "{}", m.body);
+    }
+}
+
+#[test]
+fn a_messenger_that_floods_or_overflows_a_channel_fails_alone() {
+    let (host, _) = host();
+    let event = overdue("E1", "P0002", 3);
+    for (mode, says) in [
+        (
+            "flood",
+            "5000 messages for event `E1`; at most one per channel",
+        ),
+        (
+            "twice",
+            "2 messages on email for event `E1`; at most one per channel",
+        ),
+        (
+            "long-sms",
+            "10008 bytes on sms for event `E1`, over the cap of 1600",
+        ),
+    ] {
+        let dir = rogue(mode);
+        let messenger = host.load_messenger(dir.path()).unwrap();
+        let err = pipeline()
+            .compose(&messenger, std::slice::from_ref(&event), &[patron("P0002")])
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("plugin `rogue-messenger`"), "{mode}: {text}");
+        assert!(text.contains(says), "{mode}: {text}");
+    }
+    // The real messenger is unaffected.
+    assert_eq!(compose(&[event], &[patron("P0002")]).messages.len(), 1);
+}

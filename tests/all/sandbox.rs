@@ -244,3 +244,55 @@ fn hosts_compiling_the_same_component_at_once_share_the_cache_safely() {
         "one entry, no temporary files left: {entries:?}"
     );
 }
+
+#[test]
+fn a_plugin_that_sleeps_fails_at_its_deadline_and_never_holds_the_host() {
+    let (host, _) = host();
+    // An hour's sleep, and a sleep a millisecond at a time, forever: both
+    // through WASI's monotonic clock, which the epoch deadline cannot
+    // interrupt. The plugin's own clock turns each into a timeout at the
+    // deadline (500 ms in testkit's manifest) without the host waiting.
+    for mode in ["sleep", "doze"] {
+        let started = Instant::now();
+        let (failure, _) = failure(&host, mode);
+        assert_eq!(
+            failure,
+            Failure::Timeout {
+                deadline: Duration::from_millis(500)
+            },
+            "{mode}"
+        );
+        // Not a speed target: an hour's sleep that held the host would take
+        // an hour.
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{mode} held the host for {:?}",
+            started.elapsed()
+        );
+    }
+    // A short sleep still works, and the plugin's clock says it slept.
+    assert_eq!(run(&host, "nap").unwrap(), ["slept 50 ms"]);
+    still_serves(&host);
+}
+
+#[test]
+fn plugin_text_cannot_forge_lines_or_drive_the_terminal_and_errors_are_capped() {
+    let (host, lines) = host();
+    let reasons = run(&host, "inject").unwrap();
+    assert_eq!(reasons, ["\\u{1b}[2Jcleared the screen"]);
+    let logged: Vec<String> = lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.source == LogSource::Log)
+        .map(|l| l.message.clone())
+        .collect();
+    assert_eq!(logged, ["first\\nlectern: error: forged line"]);
+
+    let (failure, message) = failure(&host, "long-error");
+    assert!(
+        matches!(failure, Failure::Guest(GuestError::Other(_))),
+        "{failure:?}"
+    );
+    assert!(message.len() < 2048, "{} bytes of error", message.len());
+}

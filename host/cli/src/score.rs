@@ -100,37 +100,60 @@ fn score(
         "import patrons with `lectern import`, or pass --input",
     )?;
     let mut runs = Vec::new();
+    let mut failed = Vec::new();
+    // Each scorer runs alone: one that fails is reported, and the others
+    // still run and store their runs.
     for path in plugins {
-        let scorer = ctx.host.load_scorer(path)?;
-        let bar = bar(
-            ctx.json,
-            Some(0),
-            "{msg} {bar:40} {pos}/{len} patrons [{elapsed}, {eta} left]",
-        );
-        bar.set_message(scorer.plugin().id().to_string());
-        let run = library.score_store(&scorer, as_of, &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        });
-        bar.finish_and_clear();
-        let (run, scores) = run?;
-        if ctx.json {
-            runs.push(json!({
+        match score_one(ctx, &mut library, path, as_of) {
+            Ok((run, _, scores)) if ctx.json => runs.push(json!({
                 "run": run.id,
                 "plugin": run.run.plugin,
                 "version": run.run.version,
                 "as_of": as_of,
                 "scores": scores,
-            }));
-        } else {
-            print_scores(ctx, &scorer, Some(run.id), &scores, top)?;
+            })),
+            Ok((run, scorer, scores)) => print_scores(ctx, &scorer, Some(run.id), &scores, top)?,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                failed.push(json!({"plugin": path, "error": format!("{e:#}")}));
+            }
         }
     }
     if ctx.json {
         // One document for machines, however many scorers ran.
-        return print_json(&json!({ "runs": runs }));
+        print_json(&json!({ "runs": runs, "failed": failed }))?;
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} scorers failed, and stored no run; the others' runs are stored",
+            failed.len(),
+            plugins.len()
+        );
     }
     Ok(())
+}
+
+/// Scores the store with the scorer at `path` and stores the run.
+fn score_one(
+    ctx: &Ctx,
+    library: &mut lectern::Lectern,
+    path: &Path,
+    as_of: NaiveDate,
+) -> Result<(lectern::StoredRun, lectern::Scorer, Vec<Scored>)> {
+    let scorer = ctx.host.load_scorer(path)?;
+    let bar = bar(
+        ctx.json,
+        Some(0),
+        "{msg} {bar:40} {pos}/{len} patrons [{elapsed}, {eta} left]",
+    );
+    bar.set_message(scorer.plugin().id().to_string());
+    let run = library.score_store(&scorer, as_of, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    let (run, scores) = run?;
+    Ok((run, scorer, scores))
 }
 
 fn print_scores(

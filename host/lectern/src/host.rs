@@ -17,7 +17,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::log::{LogLine, LogSink, tracing_sink};
-use crate::runtime::StoreState;
+use crate::runtime::{PluginClock, StoreState};
 
 /// Sets up a [`Host`]. Every setting has a default:
 ///
@@ -143,6 +143,15 @@ impl HostBuilder {
 
         let mut linker = Linker::<StoreState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(setup)?;
+        // The plugin's own monotonic clock replaces the system's, so that a
+        // sleeping guest cannot block the host past its deadline.
+        linker.allow_shadowing(true);
+        wasmtime_wasi::p2::bindings::clocks::monotonic_clock::add_to_linker::<_, PluginClock>(
+            &mut linker,
+            StoreState::clock,
+        )
+        .map_err(setup)?;
+        linker.allow_shadowing(false);
         crate::api::v0_1::scorer::Scorer::add_to_linker::<_, HasSelf<StoreState>>(
             &mut linker,
             |s| s,

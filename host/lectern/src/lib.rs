@@ -78,6 +78,7 @@ mod privacy;
 mod report;
 mod runtime;
 mod store;
+mod text;
 
 /// The backend-agnostic conformance suite every store must pass.
 #[cfg(feature = "conformance")]

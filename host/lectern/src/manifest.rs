@@ -220,6 +220,14 @@ impl Manifest {
                 p.id
             )));
         }
+        // A version is shown in messages and stored with every run: semver
+        // only, so it can carry no control character or forged line.
+        if semver::Version::parse(&p.version).is_err() {
+            return Err(err(format!(
+                "`plugin.version` = \"{}\": write a semantic version such as \"1.2.0\"",
+                p.version.escape_default()
+            )));
+        }
         if !crate::api::supported(&p.api_version) {
             return Err(err(format!(
                 "`plugin.api-version` = {:?}: this host runs plugins built against \
@@ -346,7 +354,10 @@ fn toml_message(text: &str, e: &toml::de::Error) -> String {
     let Some(span) = e.span() else {
         return message.to_string();
     };
-    let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
-    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
-    format!("line {line_no}: {message} (at `{line}`)")
+    // The line's number, never its text: a manifest may be anything, and
+    // an error must not quote it.
+    let before = &text[..span.start.min(text.len())];
+    let line_no = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("line {line_no}, column {column}: {message}")
 }

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::audit::{AuditEntry, AuditLog};
 use crate::error::{Error, Failure, Result};
-use crate::model::{Composed, Event, Patron, Scored, Skipped};
-use crate::plugin::{Messenger, Plugin, PrivacyFilter, Scorer};
+use crate::model::{Channel, Composed, Draft, Event, Patron, Scored, Skipped};
+use crate::plugin::{Composition, Messenger, Plugin, PrivacyFilter, Scorer};
 use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
 
 /// Runs plugins over the library's records, with the privacy policy
@@ -60,6 +60,13 @@ pub struct Group {
     /// Mean loans in the last year, where the policy lets activity out.
     pub mean_loans_365d: Option<f64>,
 }
+
+/// The most reasons one score may give.
+pub const MAX_REASONS: usize = 32;
+/// The most bytes of one reason shown; longer ones are cut.
+const MAX_REASON_BYTES: usize = 512;
+/// The most bytes of a segment's name.
+const MAX_SEGMENT_BYTES: usize = 64;
 
 /// The smallest group an aggregate shows by default.
 pub const DEFAULT_K: usize = 10;
@@ -162,11 +169,24 @@ impl Pipeline {
                         message: format!("score {} for `{sent}` is outside 0 to 100", score.value),
                     }));
                 }
+                if score.reasons.len() > MAX_REASONS {
+                    return Err(plugin.fail(Failure::BadOutput {
+                        message: format!(
+                            "{} reasons for `{sent}`; at most {MAX_REASONS}",
+                            score.reasons.len()
+                        ),
+                    }));
+                }
+                // Shown in tables and pages: no escape codes, no forged lines.
                 out.push(Scored {
                     patron: patron.id.clone(),
                     value: score.value,
-                    segment: score.segment,
-                    reasons: score.reasons,
+                    segment: crate::text::neutralise(&score.segment, MAX_SEGMENT_BYTES),
+                    reasons: score
+                        .reasons
+                        .iter()
+                        .map(|r| crate::text::neutralise(r, MAX_REASON_BYTES))
+                        .collect(),
                 });
             }
         }
@@ -216,13 +236,7 @@ impl Pipeline {
                     .zip(projected)
                     .map(|((e, _), p)| (*e, p))
                     .collect();
-                let sent = requests.len();
-                let results = messenger.compose_batch(self.as_of, requests)?;
-                if results.len() != sent {
-                    return Err(plugin.fail(Failure::BadOutput {
-                        message: format!("{} results for {sent} requests", results.len()),
-                    }));
-                }
+                let results = self.compose_per_patron(messenger, requests)?;
                 let text: usize = results
                     .iter()
                     .flatten()
@@ -246,6 +260,7 @@ impl Pipeline {
                             continue;
                         }
                     };
+                    check_messages(plugin, event, &messages)?;
                     for m in messages {
                         if m.dedupe_key.is_empty() {
                             return Err(plugin.fail(Failure::BadOutput {
@@ -270,6 +285,51 @@ impl Pipeline {
             }
         }
         Ok(report)
+    }
+
+    /// Composes each patron's requests in a call of their own, on a fresh
+    /// instance of the pre-instantiated component, so that a messenger never
+    /// holds two patrons' data at once. The results come back in the order
+    /// of `requests`.
+    fn compose_per_patron(
+        &self,
+        messenger: &Messenger,
+        requests: Vec<(&Event, Patron)>,
+    ) -> Result<Vec<Composition>> {
+        let plugin = messenger.plugin();
+        let total = requests.len();
+        let mut order: Vec<String> = Vec::new();
+        // Each patron's requests, with where their results go.
+        type Slotted<'e> = Vec<(usize, (&'e Event, Patron))>;
+        let mut groups: HashMap<String, Slotted<'_>> = HashMap::new();
+        for (i, (event, patron)) in requests.into_iter().enumerate() {
+            let group = groups.entry(patron.id.clone()).or_insert_with(|| {
+                order.push(patron.id.clone());
+                Vec::new()
+            });
+            group.push((i, (event, patron)));
+        }
+        let mut out: Vec<Option<Composition>> = (0..total).map(|_| None).collect();
+        for token in order {
+            let (slots, batch): (Vec<usize>, Vec<(&Event, Patron)>) = groups
+                .remove(&token)
+                .unwrap_or_default()
+                .into_iter()
+                .unzip();
+            let results = messenger.compose_batch(self.as_of, batch)?;
+            if results.len() != slots.len() {
+                return Err(plugin.fail(Failure::BadOutput {
+                    message: format!("{} results for {} requests", results.len(), slots.len()),
+                }));
+            }
+            for (slot, result) in slots.into_iter().zip(results) {
+                out[slot] = Some(result);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.expect("every request is in one patron's call"))
+            .collect())
     }
 
     /// What `ctx` may see of `patrons`, as the policy decides: the records
@@ -458,6 +518,49 @@ impl Pipeline {
             })
             .collect::<Result<Vec<_>, Error>>()
     }
+}
+
+/// The most bytes of subject and body one message may carry on `channel`:
+/// an SMS is ten segments at most; a letter, an email or a webhook body a
+/// generous page or two.
+pub const fn message_cap(channel: Channel) -> usize {
+    match channel {
+        Channel::Sms => 1600,
+        Channel::Email | Channel::Webhook | Channel::Print => 64 << 10,
+    }
+}
+
+/// Checks one event's messages: at most one per channel, each within its
+/// channel's cap.
+fn check_messages(plugin: &Plugin, event: &Event, messages: &[Draft]) -> Result<()> {
+    let bad = |message: String| Err(plugin.fail(Failure::BadOutput { message }));
+    if messages.len() > 4 {
+        return bad(format!(
+            "{} messages for event `{}`; at most one per channel",
+            messages.len(),
+            event.id
+        ));
+    }
+    for m in messages {
+        let same = messages.iter().filter(|o| o.channel == m.channel).count();
+        if same > 1 {
+            return bad(format!(
+                "{same} messages on {} for event `{}`; at most one per channel",
+                m.channel.as_str(),
+                event.id
+            ));
+        }
+        let size = m.subject.len() + m.body.len();
+        let cap = message_cap(m.channel);
+        if size > cap {
+            return bad(format!(
+                "{size} bytes on {} for event `{}`, over the cap of {cap} for one message there",
+                m.channel.as_str(),
+                event.id
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `field` left the host for `p`.

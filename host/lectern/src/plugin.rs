@@ -94,10 +94,12 @@ impl Host {
                 ),
             ));
         }
+        inside_plugin_dir(&manifest_path, &manifest_path)?;
         let manifest = Manifest::from_file(&manifest_path)?;
         // A manifest asking for more than the host allows fails before
         // the component is read.
         manifest.limits(&self.inner.defaults, &self.inner.maxima)?;
+        inside_plugin_dir(&manifest_path, &manifest.component)?;
         let bytes = read_component(&manifest.component)?;
         self.load_bytes(manifest, &bytes)
     }
@@ -210,6 +212,34 @@ impl Host {
         };
         Ok((component, info))
     }
+}
+
+/// Refuses `file` if it resolves, through a symbolic link, to somewhere
+/// outside the directory of the plugin's `manifest`: a plugin is its
+/// directory, and nothing else is read for it.
+fn inside_plugin_dir(manifest: &Path, file: &Path) -> Result<()> {
+    let dir = manifest.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let (Ok(root), Ok(real)) = (std::fs::canonicalize(dir), std::fs::canonicalize(file)) else {
+        // A file that is not there is reported when it is read.
+        return Ok(());
+    };
+    if real.starts_with(&root) {
+        return Ok(());
+    }
+    let name = file.display().to_string();
+    Err(load_error(
+        &name,
+        format!(
+            "{name} is a link to a file outside the plugin's directory {}; copy the file into \
+             the directory instead of linking it",
+            dir.display()
+        ),
+    ))
 }
 
 /// Reads the component at `path`, with an error that says how to build one.

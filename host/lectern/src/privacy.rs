@@ -300,7 +300,9 @@ impl Rules {
     /// `id` is the patron's token; every field the rules drop is `None`.
     pub fn project(&self, patron: &Patron, keys: &Pseudonyms) -> Patron {
         let text = |field: Field, value: &Option<String>, mask: fn(&str) -> String| {
-            let v = value.as_deref()?;
+            // An empty string says nothing worth passing on, and masked or
+            // tokenised it would look like a value.
+            let v = value.as_deref().filter(|v| !v.trim().is_empty())?;
             match self.get(field) {
                 Action::Keep => Some(v.to_string()),
                 Action::Drop => None,
@@ -365,14 +367,34 @@ fn action_verb(a: Action) -> &'static str {
     }
 }
 
-/// `W*** L***`
+/// Whether `c` is written in a script where a name is not split into words
+/// (Chinese, Japanese, Korean): the first character is then the whole
+/// family name.
+fn unspaced_script(c: char) -> bool {
+    matches!(c, '\u{3040}'..='\u{30ff}' | '\u{3400}'..='\u{4dbf}' | '\u{4e00}'..='\u{9fff}'
+        | '\u{ac00}'..='\u{d7af}' | '\u{f900}'..='\u{faff}')
+}
+
+/// `W*** L***`: the first letter of each word, no more than a third of the
+/// letters in all, and never a whole word. A name in an unspaced script
+/// (`王小明`) shows nothing, since its first character is the family name.
+/// The stars do not tell the length.
 fn mask_words(s: &str) -> String {
+    if s.chars().any(unspaced_script) {
+        return "***".to_string();
+    }
+    let letters = s.chars().filter(|c| !c.is_whitespace()).count();
+    let mut budget = letters / 3;
     s.split_whitespace()
         .map(|w| {
-            w.chars()
-                .next()
-                .map(|c| format!("{c}***"))
-                .unwrap_or_default()
+            let mut chars = w.chars();
+            match chars.next() {
+                Some(c) if budget > 0 && chars.next().is_some() => {
+                    budget -= 1;
+                    format!("{c}***")
+                }
+                _ => "***".to_string(),
+            }
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -386,10 +408,15 @@ fn mask_email(s: &str) -> String {
     }
 }
 
-/// `*******1234`
+/// `**********1234`: the last digits, at most four and at most a third of
+/// the value; nothing of a value of six characters or fewer.
 fn mask_tail(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
-    let keep = if chars.len() > 6 { 4 } else { 0 };
+    let keep = if chars.len() > 6 {
+        (chars.len() / 3).min(4)
+    } else {
+        0
+    };
     let hidden = chars.len() - keep;
     "*".repeat(hidden) + &chars[hidden..].iter().collect::<String>()
 }
@@ -590,5 +617,37 @@ mod tests {
         assert_eq!(mask_email("jane.roe@example.org"), "j***@example.org");
         assert_eq!(mask_tail("+8613800001234"), "**********1234");
         assert_eq!(mask_tail("12345"), "*****");
+        // At most a third shows: two of seven digits, not four.
+        assert_eq!(mask_tail("1234567"), "*****67");
+        assert_eq!(mask_words("Wang Li"), "W*** L***");
+        assert_eq!(mask_words("Jo Li"), "J*** ***");
+        assert_eq!(mask_words("Margaret Okafor"), "M*** O***");
+        // Never the whole family name, which in Chinese is the first
+        // character.
+        assert_eq!(mask_words("王小明"), "***");
+        assert_eq!(mask_words("김민준"), "***");
+        // A one-letter word is never shown whole.
+        assert_eq!(mask_words("A Smith"), "*** S***");
+    }
+
+    #[test]
+    fn empty_strings_are_dropped_whatever_the_action() {
+        let patron = Patron {
+            id: "p".into(),
+            name: Some(String::new()),
+            email: Some("  ".into()),
+            phone: Some("+8613800001234".into()),
+            ..Patron::default()
+        };
+        let keys = Pseudonyms::new(b"k");
+        for action in [Action::Keep, Action::Mask, Action::Pseudonymise] {
+            let mut rules = Rules::NONE;
+            for f in [Field::Name, Field::Email, Field::Phone] {
+                rules.set(f, action);
+            }
+            let seen = rules.project(&patron, &keys);
+            assert_eq!((seen.name, seen.email), (None, None), "{action:?}");
+            assert!(seen.phone.is_some(), "{action:?}");
+        }
     }
 }

@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{HasData, Resource, ResourceTable};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
+use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamResult, subscribe};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::api::v0_1::{self as bindings, wit};
@@ -34,6 +35,94 @@ pub(crate) struct StoreState {
     config: Arc<BTreeMap<String, String>>,
     today: NaiveDate,
     log: Arc<Mutex<LogBudget>>,
+    time: PluginTime,
+}
+
+/// The monotonic clock a plugin sees: real time since its call began, plus
+/// every sleep it asked for. A sleep never blocks the host: the clock's
+/// pollables are ready at once and the sleep is added to the plugin's time.
+/// A plugin whose time passes its deadline fails then, with a timeout, as
+/// one that loops does when the epoch deadline interrupts it.
+struct PluginTime {
+    started: std::time::Instant,
+    slept: u64,
+    deadline: u64,
+}
+
+impl PluginTime {
+    fn now(&self) -> u64 {
+        let real = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        real.saturating_add(self.slept)
+    }
+}
+
+/// The `wasi:clocks/monotonic-clock` the sandbox links in place of the
+/// system's: [`PluginTime`].
+pub(crate) struct PluginClock;
+
+impl HasData for PluginClock {
+    type Data<'a> = ClockView<'a>;
+}
+
+/// What the clock's functions reach of a store.
+pub(crate) struct ClockView<'a> {
+    table: &'a mut ResourceTable,
+    time: &'a mut PluginTime,
+}
+
+impl StoreState {
+    /// The clock's view of this store, for the linker.
+    pub(crate) fn clock(&mut self) -> ClockView<'_> {
+        ClockView {
+            table: &mut self.table,
+            time: &mut self.time,
+        }
+    }
+}
+
+/// A sleep that is over as soon as it is asked for.
+struct Awake;
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Awake {
+    async fn ready(&mut self) {}
+}
+
+impl ClockView<'_> {
+    fn sleep(&mut self, nanos: u64) -> wasmtime::Result<Resource<DynPollable>> {
+        self.time.slept = self.time.slept.saturating_add(nanos);
+        if self.time.now() >= self.time.deadline {
+            // The same trap as the epoch deadline: a timeout.
+            return Err(wasmtime::Error::new(Trap::Interrupt));
+        }
+        let awake = self.table.push(Awake)?;
+        subscribe(self.table, awake)
+    }
+}
+
+impl monotonic_clock::Host for ClockView<'_> {
+    fn now(&mut self) -> wasmtime::Result<monotonic_clock::Instant> {
+        Ok(self.time.now())
+    }
+
+    fn resolution(&mut self) -> wasmtime::Result<monotonic_clock::Duration> {
+        Ok(1)
+    }
+
+    fn subscribe_instant(
+        &mut self,
+        when: monotonic_clock::Instant,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        let now = self.time.now();
+        self.sleep(when.saturating_sub(now))
+    }
+
+    fn subscribe_duration(
+        &mut self,
+        duration: monotonic_clock::Duration,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        self.sleep(duration)
+    }
 }
 
 /// How much log a call may still write, and what it wrote.
@@ -88,7 +177,8 @@ impl bindings::scorer::lectern::crm::host::Host for StoreState {
                 bindings::LogLevel::Error => LogLevel::Error,
             },
             source: LogSource::Log,
-            message: truncate(&message, got).to_string(),
+            // One line per call of `log`: a newline cannot forge another.
+            message: crate::text::neutralise(truncate(&message, got), MAX_LINE_BYTES),
         };
         (budget.sink)(&line);
     }
@@ -246,6 +336,11 @@ impl CallSetup<'_> {
             config: self.config.clone(),
             today: self.today,
             log: budget.clone(),
+            time: PluginTime {
+                started: std::time::Instant::now(),
+                slept: 0,
+                deadline: u64::try_from(self.limits.deadline.as_nanos()).unwrap_or(u64::MAX),
+            },
         };
         let mut store = Store::new(self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -287,7 +382,7 @@ impl CallSetup<'_> {
                 plugin: self.plugin.id.clone(),
                 level,
                 source,
-                message: line.to_string(),
+                message: crate::text::neutralise(line, MAX_LINE_BYTES),
             });
         }
     }
@@ -325,12 +420,13 @@ fn classify(e: &wasmtime::Error, limits: &Limits, stderr: &str) -> Failure {
 
 /// The lines of stderr that say why, without the hints about backtraces.
 fn panic_message(stderr: &str) -> String {
-    stderr
+    let text = stderr
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with("note:"))
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    crate::text::neutralise(&text, crate::text::MAX_ERROR_BYTES)
 }
 
 /// A wall clock that always reads 1970-01-01T00:00:00Z.

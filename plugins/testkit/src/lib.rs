@@ -13,6 +13,11 @@
 //! | `huge-output` | returns 4 MiB of reasons |
 //! | `chatty` | logs and prints far more than any cap allows |
 //! | `bad-score` | returns a score of 250 |
+//! | `sleep` | sleeps for an hour through WASI's monotonic clock |
+//! | `doze` | sleeps a millisecond at a time, forever |
+//! | `nap` | sleeps 50 ms and reports how long the clock says it slept |
+//! | `inject` | logs a line with a newline and returns a reason with a terminal escape code |
+//! | `long-error` | returns a plugin error of 10 MiB |
 
 use std::io::Write;
 
@@ -53,6 +58,23 @@ impl Scorer for Testkit {
                 let _ = std::io::stderr().write_all(b"a line on stderr\n");
                 Ok(score.reason("chatted"))
             }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(score.reason("woke after an hour"))
+            }
+            "doze" => loop {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            },
+            "nap" => {
+                let start = std::time::Instant::now();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                Ok(score.reason(format!("slept {} ms", start.elapsed().as_millis())))
+            }
+            "inject" => {
+                log(LogLevel::Info, "first\nlectern: error: forged line");
+                Ok(score.reason("\u{1b}[2Jcleared the screen"))
+            }
+            "long-error" => Err(PluginError::Other("e".repeat(10 << 20))),
             "bad-score" => Ok(Score {
                 value: 250.0,
                 ..score

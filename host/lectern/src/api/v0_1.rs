@@ -165,11 +165,14 @@ pub(crate) fn event(e: &model::Event) -> wit::Event {
     }
 }
 
+/// A plugin's error, its text capped and its control characters escaped,
+/// since it reaches terminals and logs.
 pub(crate) fn guest_error(e: wit::PluginError) -> crate::GuestError {
+    let clean = |m: String| crate::text::neutralise(&m, crate::text::MAX_ERROR_BYTES);
     match e {
-        wit::PluginError::InvalidInput(m) => crate::GuestError::InvalidInput(m),
-        wit::PluginError::BadConfig(m) => crate::GuestError::BadConfig(m),
-        wit::PluginError::Other(m) => crate::GuestError::Other(m),
+        wit::PluginError::InvalidInput(m) => crate::GuestError::InvalidInput(clean(m)),
+        wit::PluginError::BadConfig(m) => crate::GuestError::BadConfig(clean(m)),
+        wit::PluginError::Other(m) => crate::GuestError::Other(clean(m)),
     }
 }
 
