@@ -1233,3 +1233,43 @@ fn every_hand_over_to_a_channel_is_audited_and_shown_to_the_patron() {
     // Her messages are in her export too.
     assert_eq!(export["messages"].as_array().unwrap().len(), 5);
 }
+
+#[test]
+fn only_the_channels_a_patron_chose_are_used_with_print_as_the_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = library(&dir.path().join("lib.db"));
+    let config = config("");
+    let (host, _) = host();
+    let rogue = |mode: &str| {
+        let copy = lectern_tests::plugin_copy(plugins::ROGUE_MESSENGER, |m| {
+            m.replace("mode = \"neighbour\"", &format!("mode = \"{mode}\""))
+        });
+        (host.load_messenger(copy.path()).unwrap(), copy)
+    };
+    let events = lib(&store, &config)
+        .detect(&Campaigns::default(), now())
+        .unwrap();
+    let ana: Vec<Event> = events.into_iter().filter(|e| e.patron == "ana").collect();
+    assert!(!ana.is_empty());
+
+    // ana chose email: nothing goes to her by webhook.
+    let (webhook, _keep) = rogue("webhook");
+    let report = lib(&store, &config)
+        .compose_and_queue(&[webhook], &ana, now())
+        .unwrap();
+    assert_eq!(report.queued, 0, "{report:#?}");
+    assert!(
+        report
+            .skipped
+            .iter()
+            .all(|s| s.reason == "the patron did not choose webhook; they are reached on email"),
+        "{report:#?}"
+    );
+
+    // Paper is the fallback for notices about her own loans and holds.
+    let (print, _keep) = rogue("print");
+    let report = lib(&store, &config)
+        .compose_and_queue(&[print], &ana, now())
+        .unwrap();
+    assert_eq!(report.queued, ana.len(), "{report:#?}");
+}

@@ -317,3 +317,26 @@ fn aggregates_hide_groups_smaller_than_k() {
         "{err}"
     );
 }
+
+#[test]
+fn the_privacy_plugin_reads_only_what_it_declares_after_consent_and_is_audited() {
+    let library = lectern_tests::library();
+    let analyst = AccessContext {
+        purpose: Purpose::StaffView,
+        actor: Actor::Staff("analyst".into()),
+    };
+    // baseline-privacy refines each record for the analyst.
+    library
+        .filter(&analyst, &sample_patrons(), lectern_tests::as_of())
+        .unwrap();
+    let token = library.keyring().pseudonyms().patron_token("P0001");
+    let rows = library.store().audit_rows_naming(&[token]).unwrap();
+    let reads: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| (r.actor.as_str(), r.purpose.as_str(), r.fields.as_str()))
+        .collect();
+    // First the filter's own read, of consents alone; then the analyst's.
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert_eq!(reads[0], ("baseline-privacy", "staff-view", "consents"));
+    assert_eq!(reads[1].0, "analyst");
+}

@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::log::{LogLine, LogSink, tracing_sink};
@@ -158,6 +158,11 @@ impl HostBuilder {
         )
         .map_err(setup)?;
 
+        let cache = match &self.cache_dir {
+            Some(dir) => Some(Cache::open(dir).map_err(Error::config)?),
+            None => None,
+        };
+
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
             let (engine, stop, tick) = (engine.weak(), stop.clone(), self.epoch_tick);
@@ -180,6 +185,7 @@ impl HostBuilder {
             inner: Arc::new(HostInner {
                 engine,
                 linker,
+                cache,
                 cache_dir: self.cache_dir,
                 defaults: self.defaults,
                 maxima: self.maxima,
@@ -202,6 +208,7 @@ pub struct Host {
 pub(crate) struct HostInner {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<StoreState>,
+    cache: Option<Cache>,
     cache_dir: Option<PathBuf>,
     pub(crate) defaults: Limits,
     pub(crate) maxima: Limits,
@@ -252,39 +259,34 @@ impl Host {
     ) -> anyhow::Result<(Component, CacheStatus, Duration)> {
         let start = Instant::now();
         let engine = &self.inner.engine;
-        let Some(dir) = &self.inner.cache_dir else {
+        let Some(cache) = &self.inner.cache else {
             let c = Component::new(engine, bytes).map_err(|e| anyhow::anyhow!(e))?;
             return Ok((c, CacheStatus::Uncached, start.elapsed()));
         };
-        let path = cache_path(engine, dir, bytes);
-        if path.is_file() {
-            // SAFETY: only this host writes the cache, atomically (below), from
-            // `Engine::precompile_component` of an engine with the same
-            // compatibility hash, which is part of the file name. The cache
-            // directory must not be writable by anyone else; HostBuilder says so.
-            #[allow(unsafe_code)]
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(c) => return Ok((c, CacheStatus::Hit, start.elapsed())),
-                Err(e) => tracing::warn!(
-                    "ignoring unreadable cache entry {}: {e}; compiling again",
-                    path.display()
-                ),
+        let engine_hash = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            h.finish()
+        };
+        match cache.get(engine_hash, bytes) {
+            Ok(Some(compiled)) => {
+                // SAFETY: the bytes carry this host's MAC over the component's
+                // hash and the code, so they are what this host compiled for
+                // this component, with an engine of the same compatibility
+                // hash (part of the entry's name).
+                #[allow(unsafe_code)]
+                match unsafe { Component::deserialize(engine, &compiled) } {
+                    Ok(c) => return Ok((c, CacheStatus::Hit, start.elapsed())),
+                    Err(e) => tracing::warn!("ignoring a cache entry wasmtime refuses: {e}"),
+                }
             }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("not using a cache entry: {e:#}; compiling again"),
         }
         let compiled = engine
             .precompile_component(bytes)
             .map_err(|e| anyhow::anyhow!(e))?;
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("failed to create the cache directory {}", dir.display()))?;
-        // A uniquely named temporary file, renamed into place: two hosts (or
-        // two threads) compiling the same component never see half a file,
-        // and an entry that is mapped into memory is never rewritten.
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)
-            .with_context(|| format!("failed to write to the cache directory {}", dir.display()))?;
-        std::io::Write::write_all(&mut tmp, &compiled)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| tmp.persist(&path).map_err(|e| e.error.into()))
-            .with_context(|| format!("failed to write the cache entry {}", path.display()))?;
+        cache.put(engine_hash, bytes, &compiled)?;
         #[allow(unsafe_code)]
         // SAFETY: `compiled` was produced just now by this engine.
         let c =
@@ -296,13 +298,6 @@ impl Host {
     pub fn cache_dir(&self) -> Option<&Path> {
         self.inner.cache_dir.as_deref()
     }
-}
-
-fn cache_path(engine: &Engine, dir: &Path, bytes: &[u8]) -> PathBuf {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut h);
-    let sha = hex::encode(Sha256::digest(bytes));
-    dir.join(format!("{sha}-{:016x}.cwasm", h.finish()))
 }
 
 impl std::fmt::Debug for Host {

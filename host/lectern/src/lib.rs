@@ -58,6 +58,7 @@
 
 mod api;
 mod audit;
+mod cache;
 mod config;
 mod deliver;
 mod error;

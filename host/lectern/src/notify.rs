@@ -8,8 +8,9 @@
 //!   patron's consent, checked again when the message is sent;
 //! - a new-arrival match reads reading history, so it is made only for
 //!   patrons who consented to that use;
-//! - a channel the patron opted out of is never used, and a message needs
-//!   an address on its channel;
+//! - a channel the patron opted out of is never used, a channel they did
+//!   not choose is used only for print as the fallback of a transactional
+//!   notice, and a message needs an address on its channel;
 //! - marketing stops at the daily limit; quiet hours hold everything but
 //!   print until they end;
 //! - every message has a deterministic dedupe key from its event, patron,
@@ -430,6 +431,30 @@ pub(crate) fn notify<S: Store + Outbox + ?Sized>(
         };
         if prefs.opted_out.contains(&c.channel) {
             refuse(format!("the patron opted out of {}", c.channel.as_str()));
+            continue;
+        }
+        // Only a channel the patron chose; print is the fallback for a
+        // notice about their own loans and holds. A patron whose record
+        // lists no channels has not chosen, and any channel with an
+        // address serves.
+        let chosen = patron
+            .channels
+            .as_ref()
+            .filter(|list| !list.is_empty())
+            .is_none_or(|list| list.contains(&c.channel));
+        let fallback = c.channel == Channel::Print && !event.kind.is_marketing();
+        if !chosen && !fallback {
+            refuse(format!(
+                "the patron did not choose {}; they are reached on {}",
+                c.channel.as_str(),
+                patron
+                    .channels
+                    .iter()
+                    .flatten()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
             continue;
         }
         match c.channel {

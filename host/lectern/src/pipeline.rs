@@ -454,11 +454,18 @@ impl Pipeline {
         patrons: &[&Patron],
     ) -> Result<Vec<Patron>> {
         let projected = self.project_unaudited(ctx, plugin, patrons)?;
+        self.audit_read(ctx, &projected)?;
+        Ok(projected)
+    }
+
+    /// Writes the audit entry for `ctx` reading `projected`: the fields that
+    /// left, and the patrons by the tokens the projection carries, so the
+    /// log never holds an id.
+    fn audit_read(&self, ctx: &AccessContext, projected: &[Patron]) -> Result<()> {
         let fields: Vec<Field> = Field::ALL
             .into_iter()
             .filter(|f| projected.iter().any(|p| has(p, *f)))
             .collect();
-        // The projection's ids are tokens: the log never holds an id.
         self.audit
             .append(&AuditEntry {
                 at: Utc::now(),
@@ -466,10 +473,7 @@ impl Pipeline {
                 fields,
                 patrons: projected.iter().map(|p| p.id.clone()).collect(),
             })
-            .map_err(|e| {
-                Error::store(e.context("failed to write the audit log; nothing was read"))
-            })?;
-        Ok(projected)
+            .map_err(|e| Error::store(e.context("failed to write the audit log; nothing was read")))
     }
 
     fn project_unaudited(
@@ -500,11 +504,15 @@ impl Pipeline {
                     .collect());
             }
         };
-        // The refinement sees the record as the policy alone filtered it.
+        // The refinement sees the record as the policy filtered it, narrowed
+        // to the fields the filter's own manifest declares, after consent;
+        // and that read is audited as the filter's own, before the call.
+        let own = Rules::keeping(filter.plugin().declared_fields().iter().copied());
         let seen: Vec<Patron> = patrons
             .iter()
-            .map(|p| policy.project(p, &self.keys))
+            .map(|p| consented(own.intersect(&policy), p).project(p, &self.keys))
             .collect();
+        self.audit_read(&plugin_context(filter.plugin(), ctx.purpose), &seen)?;
         let refinements = filter.refine_batch(self.as_of, ctx, seen)?;
         patrons
             .iter()

@@ -9,6 +9,8 @@
 //! | `flood` | answers each event with 5,000 messages |
 //! | `long-sms` | answers each event with one SMS of 10,000 bytes |
 //! | `twice` | answers each event with two emails |
+//! | `webhook` | answers each event on the webhook channel |
+//! | `print` | answers each event on paper |
 
 use lectern_plugin::host::config;
 use lectern_plugin::{Channel, Event, Message, Messenger, Patron, PluginError, Request};
@@ -56,6 +58,18 @@ impl Messenger for Rogue {
                     )
                 })
                 .collect(),
+            "webhook" => vec![message(
+                recipient,
+                Channel::Webhook,
+                "hi".into(),
+                event.id.clone(),
+            )],
+            "print" => vec![message(
+                recipient,
+                Channel::Print,
+                "hi".into(),
+                event.id.clone(),
+            )],
             other => return Err(PluginError::BadConfig(format!("unknown mode `{other}`"))),
         })
     }
