@@ -5,18 +5,27 @@
 /// `s` with every control character escaped (`\u{1b}`, `\n`), cut to at
 /// most `max` bytes with `…` where it was cut.
 pub(crate) fn neutralise(s: &str, max: usize) -> String {
-    let mut out = String::with_capacity(s.len().min(max));
+    let unsafe_char = |c: char| c.is_control() || is_bidi_override(c);
+    // The common case, plain text within the cap, costs one copy.
+    if s.len() <= max && !s.chars().any(unsafe_char) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len().min(max) + 3);
     for c in s.chars() {
-        let piece: String = if c.is_control() || is_bidi_override(c) {
-            c.escape_default().collect()
+        let width = if unsafe_char(c) {
+            c.escape_default().count()
         } else {
-            c.to_string()
+            c.len_utf8()
         };
-        if out.len() + piece.len() > max {
+        if out.len() + width > max {
             out.push('…');
             return out;
         }
-        out.push_str(&piece);
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
     out
 }
