@@ -29,6 +29,8 @@ use crate::runtime::{PluginClock, StoreState};
 /// | [`max_wasm_stack`](Self::max_wasm_stack) | 1 MiB |
 /// | [`epoch_tick`](Self::epoch_tick) | 10 ms: deadlines are accurate to about one tick |
 /// | [`max_instances`](Self::max_instances) | 64 plugin instances alive at once |
+/// | [`max_component_bytes`](Self::max_component_bytes) | 64 MiB: a component file larger than this is refused |
+/// | [`memory_budget`](Self::memory_budget) | 2 GiB: the memory caps of the calls running at once add up to no more; a call waits for room |
 /// | [`log_sink`](Self::log_sink) | `tracing`, target `lectern::plugin` |
 /// | [`plugin_config`](Self::plugin_config) | none: plugins see their manifest defaults |
 #[derive(Clone)]
@@ -39,6 +41,8 @@ pub struct HostBuilder {
     max_wasm_stack: usize,
     epoch_tick: Duration,
     max_instances: u32,
+    max_component_bytes: u64,
+    memory_budget: u64,
     log_sink: LogSink,
     plugin_config: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -52,6 +56,8 @@ impl Default for HostBuilder {
             max_wasm_stack: 1 << 20,
             epoch_tick: Duration::from_millis(10),
             max_instances: 64,
+            max_component_bytes: 64 << 20,
+            memory_budget: 2 << 30,
             log_sink: tracing_sink(),
             plugin_config: BTreeMap::new(),
         }
@@ -89,6 +95,22 @@ impl HostBuilder {
     /// How often the deadline clock ticks.
     pub fn epoch_tick(mut self, tick: Duration) -> Self {
         self.epoch_tick = tick;
+        self
+    }
+
+    /// The largest component file the host loads. A component costs about
+    /// three times its size in memory to load, so this bounds that too.
+    pub fn max_component_bytes(mut self, bytes: u64) -> Self {
+        self.max_component_bytes = bytes;
+        self
+    }
+
+    /// The memory all plugin calls running at once may use together: each
+    /// call reserves its plugin's memory cap before it starts, and waits
+    /// while the budget is spent. A plugin whose cap alone is over the
+    /// budget is refused at load.
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = bytes;
         self
     }
 
@@ -185,6 +207,8 @@ impl HostBuilder {
             inner: Arc::new(HostInner {
                 engine,
                 linker,
+                max_component_bytes: self.max_component_bytes,
+                memory: MemoryBudget::new(self.memory_budget),
                 cache,
                 cache_dir: self.cache_dir,
                 defaults: self.defaults,
@@ -208,6 +232,8 @@ pub struct Host {
 pub(crate) struct HostInner {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<StoreState>,
+    pub(crate) max_component_bytes: u64,
+    pub(crate) memory: MemoryBudget,
     cache: Option<Cache>,
     cache_dir: Option<PathBuf>,
     pub(crate) defaults: Limits,
@@ -307,6 +333,57 @@ impl std::fmt::Debug for Host {
             .field("defaults", &self.inner.defaults)
             .field("maxima", &self.inner.maxima)
             .finish_non_exhaustive()
+    }
+}
+
+/// The memory plugin calls may use together: a call reserves its cap
+/// before it starts and returns it when it ends.
+pub(crate) struct MemoryBudget {
+    total: u64,
+    free: std::sync::Mutex<u64>,
+    returned: std::sync::Condvar,
+}
+
+/// Memory reserved for one call, given back when dropped.
+pub(crate) struct Reservation<'a> {
+    budget: &'a MemoryBudget,
+    bytes: u64,
+}
+
+impl MemoryBudget {
+    fn new(total: u64) -> MemoryBudget {
+        MemoryBudget {
+            total,
+            free: std::sync::Mutex::new(total),
+            returned: std::sync::Condvar::new(),
+        }
+    }
+
+    /// The whole budget.
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Waits until `bytes` are free, and takes them.
+    pub(crate) fn reserve(&self, bytes: u64) -> Reservation<'_> {
+        let bytes = bytes.min(self.total);
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free < bytes {
+            free = self.returned.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= bytes;
+        Reservation {
+            budget: self,
+            bytes,
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut free = self.budget.free.lock().unwrap_or_else(|e| e.into_inner());
+        *free += self.bytes;
+        self.budget.returned.notify_all();
     }
 }
 

@@ -100,6 +100,9 @@ impl Host {
         // the component is read.
         manifest.limits(&self.inner.defaults, &self.inner.maxima)?;
         inside_plugin_dir(&manifest_path, &manifest.component)?;
+        if let Ok(meta) = std::fs::metadata(&manifest.component) {
+            self.check_size(&manifest.id, meta.len())?;
+        }
         let bytes = read_component(&manifest.component)?;
         self.load_bytes(manifest, &bytes)
     }
@@ -111,6 +114,18 @@ impl Host {
     pub fn load_bytes(&self, manifest: Manifest, bytes: &[u8]) -> Result<Plugin> {
         let limits = manifest.limits(&self.inner.defaults, &self.inner.maxima)?;
         let id = manifest.id.clone();
+        self.check_size(&id, bytes.len() as u64)?;
+        if limits.memory_bytes > self.inner.memory.total() {
+            return Err(load_error(
+                &id,
+                format!(
+                    "its memory cap of {} MiB is over the host's whole memory budget of {} MiB; \
+                     lower `limits.memory-mib` in its plugin.toml",
+                    limits.memory_bytes >> 20,
+                    self.inner.memory.total() >> 20
+                ),
+            ));
+        }
 
         let (component, info) = self
             .inspect(&manifest.component, bytes)
@@ -240,6 +255,34 @@ fn inside_plugin_dir(manifest: &Path, file: &Path) -> Result<()> {
             dir.display()
         ),
     ))
+}
+
+impl Host {
+    /// Refuses a component larger than the host loads.
+    fn check_size(&self, name: &str, size: u64) -> Result<()> {
+        let cap = self.inner.max_component_bytes;
+        if size > cap {
+            return Err(load_error(
+                name,
+                format!(
+                    "the component is {}, over the host's cap of {}; build it in release \
+                     mode, or raise the cap with `HostBuilder::max_component_bytes`",
+                    human_size(size),
+                    human_size(cap)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `n` bytes, in MiB once it is that large.
+fn human_size(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{} MiB", n.div_ceil(1 << 20))
+    } else {
+        format!("{n} bytes")
+    }
 }
 
 /// Reads the component at `path`, with an error that says how to build one.
@@ -399,6 +442,8 @@ impl Plugin {
         f: impl FnOnce(&mut wasmtime::Store<StoreState>) -> wasmtime::Result<R>,
     ) -> Result<R> {
         let host = &self.inner.host.inner;
+        // The host-wide memory budget: this call's cap, held while it runs.
+        let _memory = host.memory.reserve(self.inner.limits.memory_bytes);
         CallSetup {
             engine: &host.engine,
             plugin: &self.inner.reference,

@@ -115,3 +115,37 @@ fn bytes_and_a_manifest_load_without_touching_the_disk() {
     let err = load_error("scorer", &component("lectern:crm/scoring@0.1.0", ""));
     assert!(!err.contains("cannot read the component"), "{err}");
 }
+
+#[test]
+fn a_component_over_the_size_cap_is_refused_before_it_is_compiled() {
+    let host = Host::builder().max_component_bytes(1024).build().unwrap();
+    let big = component(
+        "lectern:crm/scoring@0.1.0",
+        &format!(";; {}", "x".repeat(4096)),
+    );
+    let err = host
+        .load_bytes(manifest("scorer"), big.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bytes, over the host's cap of 1024 bytes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_plugin_whose_memory_cap_is_over_the_hosts_budget_is_refused() {
+    let host = Host::builder().memory_budget(64 << 20).build().unwrap();
+    // The default cap is 128 MiB.
+    let err = host
+        .load_bytes(
+            manifest("scorer"),
+            component("lectern:crm/scoring@0.1.0", "").as_bytes(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("memory cap of 128 MiB is over the host's whole memory budget of 64 MiB"),
+        "{err}"
+    );
+}
