@@ -154,6 +154,20 @@ fn a_score_outside_the_contract_is_refused() {
 }
 
 #[test]
+fn a_segment_the_manifest_does_not_list_is_refused() {
+    let (host, _) = host();
+    let (failure, _) = failure(&host, "bad-segment");
+    let Failure::BadOutput { message } = failure else {
+        panic!("{failure:?}");
+    };
+    assert!(
+        message.contains("segment `bad-segment`")
+            && message.contains("is not one its manifest lists in `outputs.segments`"),
+        "{message}"
+    );
+}
+
+#[test]
 fn log_and_output_are_captured_and_capped() {
     let (host, lines) = host();
     // 20,000 lines through a debug host on a loaded machine: this test is

@@ -102,6 +102,10 @@ pub struct Manifest {
     /// the contract spells them; `None` when the manifest does not say, and
     /// it is offered every event.
     pub events: Option<Vec<String>>,
+    /// For a scorer, every segment it may put a patron in
+    /// (`outputs.segments`). A segment name reaches reports, lists and
+    /// messengers, so it is a word from this list, never free text.
+    pub segments: Vec<String>,
     /// `[config]`: defaults for the plugin's configuration keys.
     pub config: BTreeMap<String, String>,
     /// `[limits]` overrides, not yet checked against the host's maxima.
@@ -134,6 +138,9 @@ struct Raw {
     /// `[inputs]`
     #[serde(default)]
     inputs: RawInputs,
+    /// `[outputs]`
+    #[serde(default)]
+    outputs: RawOutputs,
     /// `[config]`: `key = "value"`, numbers and booleans allowed.
     #[serde(default)]
     config: BTreeMap<String, toml::Value>,
@@ -161,6 +168,13 @@ struct RawPlugin {
     authors: Vec<String>,
     /// `component = "engagement.wasm"`; defaults to `<id>.wasm`.
     component: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOutputs {
+    /// `segments = ["key-reader", "active", "lapsing"]`
+    segments: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -289,6 +303,39 @@ impl Manifest {
             })
             .collect::<Result<_>>()?;
 
+        let segments = match (p.world, raw.outputs.segments) {
+            (World::Scorer, Some(list)) if !list.is_empty() => {
+                if let Some(bad) = list.iter().find(|s| {
+                    s.is_empty()
+                        || s.len() > 64
+                        || !s
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                }) {
+                    return Err(err(format!(
+                        "`outputs.segments` = {:?}: a segment is 1 to 64 lower-case letters, \
+                         digits and hyphens",
+                        bad.escape_default().to_string()
+                    )));
+                }
+                list
+            }
+            (World::Scorer, _) => {
+                return Err(err(
+                    "a scorer lists every segment it may put a patron in: add `[outputs]` with \
+                     `segments = [\"key-reader\", \"active\", \"lapsing\"]`"
+                        .to_string(),
+                ));
+            }
+            (world, Some(_)) => {
+                return Err(err(format!(
+                    "`outputs.segments`: only a scorer puts patrons in segments, and this plugin \
+                     is a {world}"
+                )));
+            }
+            (_, None) => Vec::new(),
+        };
+
         let dir = path.parent().unwrap_or(Path::new("."));
         Ok(Manifest {
             path: path.to_path_buf(),
@@ -301,6 +348,7 @@ impl Manifest {
             component: dir.join(component),
             fields,
             events: raw.inputs.events,
+            segments,
             config,
             limits: raw.limits,
         })

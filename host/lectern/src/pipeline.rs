@@ -169,6 +169,17 @@ impl Pipeline {
                         message: format!("score {} for `{sent}` is outside 0 to 100", score.value),
                     }));
                 }
+                let segments = &plugin.manifest().segments;
+                if !segments.contains(&score.segment) {
+                    return Err(plugin.fail(Failure::BadOutput {
+                        message: format!(
+                            "segment `{}` for `{sent}` is not one its manifest lists in \
+                             `outputs.segments` ({})",
+                            crate::text::neutralise(&score.segment, MAX_SEGMENT_BYTES),
+                            segments.join(", ")
+                        ),
+                    }));
+                }
                 if score.reasons.len() > MAX_REASONS {
                     return Err(plugin.fail(Failure::BadOutput {
                         message: format!(

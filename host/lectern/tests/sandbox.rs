@@ -11,7 +11,12 @@ use lectern::{ErrorKind, Host, Manifest};
 fn manifest(world: &str) -> Manifest {
     let text = format!(
         "manifest-version = 1\n[plugin]\nid = \"wat-probe\"\nversion = \"0.1.0\"\n\
-         world = \"{world}\"\napi-version = \"0.1.0\"\n"
+         world = \"{world}\"\napi-version = \"0.1.0\"\n{}",
+        if world == "scorer" {
+            "[outputs]\nsegments = [\"probed\"]\n"
+        } else {
+            ""
+        }
     );
     Manifest::parse(Path::new("registry/wat-probe/plugin.toml"), &text).unwrap()
 }

@@ -18,6 +18,7 @@
 //! | `nap` | sleeps 50 ms and reports how long the clock says it slept |
 //! | `inject` | logs a line with a newline and returns a reason with a terminal escape code |
 //! | `long-error` | returns a plugin error of 10 MiB |
+//! | `bad-segment` | puts the patron in a segment its manifest does not list |
 
 use std::io::Write;
 
@@ -75,6 +76,7 @@ impl Scorer for Testkit {
                 Ok(score.reason("\u{1b}[2Jcleared the screen"))
             }
             "long-error" => Err(PluginError::Other("e".repeat(10 << 20))),
+            "bad-segment" => Ok(score),
             "bad-score" => Ok(Score {
                 value: 250.0,
                 ..score
