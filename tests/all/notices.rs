@@ -394,6 +394,7 @@ fn key_readers_get_the_early_hold_and_lapsed_readers_a_win_back() {
         plugin: plugin.into(),
         version: "0.1.0".into(),
         as_of: today(),
+        fields: None,
     };
     store
         .save_run(
@@ -1095,6 +1096,7 @@ fn a_survey_goes_to_a_stable_sample_of_a_segment() {
                 plugin: "key-readers".into(),
                 version: "0.1.0".into(),
                 as_of: today(),
+                fields: None,
             },
             &everyone,
         )

@@ -132,6 +132,30 @@ fn the_segment_report_shows_sizes_movement_and_hides_small_groups() {
         "the same list, seen by another role"
     );
 
+    // The scorer's reasons are its own text about fields the analyst and
+    // the desk may not see (attributes, activity): withheld from both,
+    // shown to the administrator, who may see everything.
+    for seen in [&analyst, &desk] {
+        assert_eq!(seen["reasons_withheld"], true, "{seen}");
+        assert!(
+            seen["readers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["reasons"].as_array().unwrap().is_empty()),
+            "{seen}"
+        );
+    }
+    let admin = list("administrator", "key-readers");
+    assert_eq!(admin["reasons_withheld"], false);
+    assert!(
+        !admin["readers"][0]["reasons"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{admin}"
+    );
+
     // The win-back list: lapsing readers first, then dormant ones.
     let lapsed = list("circulation-desk", "lapsed");
     let segments: Vec<&str> = lapsed["readers"]

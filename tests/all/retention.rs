@@ -99,6 +99,7 @@ fn old_loans_are_generalised_and_unlinked_the_rest_removed_or_kept() {
             plugin: "engagement".into(),
             version: "0.1.0".into(),
             as_of: day(as_of),
+            fields: None,
         };
         let score = Scored {
             patron: "p1".into(),

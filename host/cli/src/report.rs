@@ -116,6 +116,13 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
         report.readers.len(),
         list.role
     );
+    if report.reasons_withheld {
+        println!(
+            "the scorer's reasons are withheld: the {} role may not see every field the scorer \
+             saw",
+            list.role
+        );
+    }
     Ok(())
 }
 

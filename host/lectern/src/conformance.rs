@@ -273,6 +273,7 @@ fn everything_about(store: &mut dyn Backend, id: &str) {
         plugin: "engagement".into(),
         version: "1.0.0".into(),
         as_of: day("2026-11-28"),
+        fields: None,
     };
     let scores = [id, "other"].map(|p| Scored {
         patron: p.to_string(),
@@ -355,6 +356,7 @@ fn runs_are_atomic_and_ordered(store: &mut dyn Backend) {
         plugin: "engagement".into(),
         version: v.into(),
         as_of: day("2026-11-28"),
+        fields: None,
     };
     let score = |p: &str, value: f32| Scored {
         patron: p.into(),
@@ -377,7 +379,11 @@ fn runs_are_atomic_and_ordered(store: &mut dyn Backend) {
             .is_err()
     );
     assert_eq!(store.runs().unwrap().len(), 1, "a failed run left a trace");
-    let second = store.save_run(&run("3"), &[score("a", 70.0)]).unwrap();
+    let with_fields = ScoreRun {
+        fields: Some(vec![Field::Category, Field::Activity]),
+        ..run("3")
+    };
+    let second = store.save_run(&with_fields, &[score("a", 70.0)]).unwrap();
     assert!(second > first);
     let latest = store.latest_runs("engagement", 2).unwrap();
     assert_eq!(
@@ -386,6 +392,12 @@ fn runs_are_atomic_and_ordered(store: &mut dyn Backend) {
     );
     assert_eq!(latest[1].patrons, 2);
     assert_eq!(latest[0].run.version, "3");
+    assert_eq!(
+        latest[0].run.fields,
+        Some(vec![Field::Category, Field::Activity]),
+        "a run keeps the fields its scorer received"
+    );
+    assert_eq!(latest[1].run.fields, None);
     assert!(store.latest_runs("other-scorer", 2).unwrap().is_empty());
     let scores = store.run_scores(first).unwrap();
     assert_eq!(

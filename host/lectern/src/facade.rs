@@ -24,7 +24,7 @@ use crate::model::{Event, Patron, Scored};
 use crate::notify::{Campaigns, NotifyReport};
 use crate::pipeline::{Aggregate, Pipeline};
 use crate::plugin::{Messenger, PrivacyFilter, Scorer};
-use crate::privacy::{AccessContext, Actor, Field, Purpose};
+use crate::privacy::{AccessContext, Action, Actor, Field, Purpose};
 use crate::report::{ListedReader, ReaderList, SegmentReport};
 use crate::store::{
     AuditStore, Backend, ChannelStats, Erased, MessageState, OutboxRow, PatronData, Preferences,
@@ -287,10 +287,17 @@ impl Lectern {
             total,
             progress,
         )?;
+        // What the scorer could see is what its reasons may reveal.
+        let ctx = AccessContext {
+            purpose: Purpose::Scoring,
+            actor: Actor::Plugin(scorer.plugin().id().to_string()),
+        };
+        let received = pipeline.rules_for(&ctx, Some(scorer.plugin()))?.passed();
         let run = ScoreRun {
             plugin: scorer.plugin().id().to_string(),
             version: scorer.plugin().version().to_string(),
             as_of,
+            fields: Some(received),
         };
         let id = self.store.save_run(&run, &scores).map_err(Error::store)?;
         let stored = StoredRun {
@@ -408,9 +415,16 @@ impl Lectern {
                 patrons.push(p);
             }
         }
-        let seen = self
-            .pipeline(run.run.as_of)
-            .filter(&staff(Purpose::StaffView, role), &patrons)?;
+        let pipeline = self.pipeline(run.run.as_of);
+        let view = staff(Purpose::StaffView, role);
+        let seen = pipeline.filter(&view, &patrons)?;
+        // A scorer's reasons are its own text about what it saw: shown only
+        // to a role that may see every field the scorer received, as kept.
+        let rules = pipeline.rules_for(&view, None)?;
+        let reasons_shown = match &run.run.fields {
+            Some(fields) => fields.iter().all(|f| rules.get(*f) == Action::Keep),
+            None => Field::ALL.iter().all(|f| rules.get(*f) == Action::Keep),
+        };
         let readers = picked
             .iter()
             .zip(seen)
@@ -419,12 +433,17 @@ impl Lectern {
                 card_number: p.card_number,
                 segment: s.segment.clone(),
                 value: s.value,
-                reasons: s.reasons.clone(),
+                reasons: if reasons_shown {
+                    s.reasons.clone()
+                } else {
+                    Vec::new()
+                },
             })
             .collect();
         Ok(ReaderList {
             title: format!("{title}, run {} as of {}", run.id, run.run.as_of),
             readers,
+            reasons_withheld: !reasons_shown,
         })
     }
 

@@ -278,6 +278,9 @@ pub struct ReaderList {
     pub title: String,
     /// The rows.
     pub readers: Vec<ListedReader>,
+    /// Whether the scorer's reasons were left out, because the role may not
+    /// see every field the scorer received.
+    pub reasons_withheld: bool,
 }
 
 /// One reader on a list.

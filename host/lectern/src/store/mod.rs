@@ -161,6 +161,11 @@ pub struct ScoreRun {
     pub version: String,
     /// The date the run scored as of.
     pub as_of: NaiveDate,
+    /// The patron fields the scorer received, which its reasons may
+    /// reveal; `None` for a run stored before Lectern kept them, which is
+    /// treated as every field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<crate::privacy::Field>>,
 }
 
 /// How long each kind of data is kept, in days, before retention removes

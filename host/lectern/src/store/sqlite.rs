@@ -175,6 +175,9 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (state, channel, not_before, id);
 CREATE INDEX outbox_by_patron ON outbox (patron_id, day);
 "#,
+    r#"
+ALTER TABLE score_runs ADD COLUMN fields TEXT;
+"#,
 ];
 
 /// A store in one SQLite file.
@@ -1002,7 +1005,7 @@ impl Records for SqliteStore {
             .collect::<rusqlite::Result<_>>()?;
         let scores = tx
             .prepare(
-                "SELECT r.id, r.plugin, r.version, r.as_of, s.value, s.segment, s.reasons \
+                "SELECT r.id, r.plugin, r.version, r.as_of, s.value, s.segment, s.reasons, r.fields \
                  FROM scores s JOIN score_runs r ON r.id = s.run_id WHERE s.patron_id = ?1 ORDER BY r.id",
             )?
             .query_map([id], |r| {
@@ -1013,6 +1016,7 @@ impl Records for SqliteStore {
                         plugin: r.get(1)?,
                         version: r.get(2)?,
                         as_of: parse_date(r.get(3)?).unwrap_or_default(),
+                        fields: fields_of(r.get(7)?),
                     },
                     value: r.get(4)?,
                     segment: r.get(5)?,
@@ -1139,6 +1143,25 @@ impl Records for SqliteStore {
     }
 }
 
+/// Field names, comma-separated.
+fn fields_text(fields: &[crate::privacy::Field]) -> String {
+    fields
+        .iter()
+        .map(|f| f.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The fields a run's scorer received; a name this version does not know
+/// makes the list unknown, which counts as every field.
+fn fields_of(text: Option<String>) -> Option<Vec<crate::privacy::Field>> {
+    let text = text?;
+    text.split(',')
+        .filter(|f| !f.is_empty())
+        .map(|f| f.parse().ok())
+        .collect()
+}
+
 fn stored_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
     Ok(StoredRun {
         id: r.get(0)?,
@@ -1146,6 +1169,7 @@ fn stored_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
             plugin: r.get(1)?,
             version: r.get(2)?,
             as_of: parse_date(r.get(3)?).unwrap_or_default(),
+            fields: fields_of(r.get(5)?),
         },
         patrons: r.get::<_, i64>(4)? as usize,
     })
@@ -1155,8 +1179,16 @@ impl Runs for SqliteStore {
     fn save_run(&mut self, run: &ScoreRun, scores: &[Scored]) -> Result<i64> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO score_runs (plugin, version, as_of, finished_at, patrons) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![run.plugin, run.version, run.as_of.to_string(), now(), scores.len() as i64],
+            "INSERT INTO score_runs (plugin, version, as_of, finished_at, patrons, fields) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                run.plugin,
+                run.version,
+                run.as_of.to_string(),
+                now(),
+                scores.len() as i64,
+                run.fields.as_ref().map(|f| fields_text(f))
+            ],
         )?;
         let id = tx.last_insert_rowid();
         {
@@ -1183,7 +1215,7 @@ impl Runs for SqliteStore {
 
     fn runs(&self) -> Result<Vec<StoredRun>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, plugin, version, as_of, patrons FROM score_runs ORDER BY id DESC",
+            "SELECT id, plugin, version, as_of, patrons, fields FROM score_runs ORDER BY id DESC",
         )?;
         let runs = stmt
             .query_map([], stored_run)?
@@ -1193,7 +1225,7 @@ impl Runs for SqliteStore {
 
     fn latest_runs(&self, scorer: &str, n: usize) -> Result<Vec<StoredRun>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, plugin, version, as_of, patrons FROM score_runs WHERE plugin = ?1 \
+            "SELECT id, plugin, version, as_of, patrons, fields FROM score_runs WHERE plugin = ?1 \
              ORDER BY id DESC LIMIT ?2",
         )?;
         let runs = stmt
