@@ -115,11 +115,13 @@ fn filter(
         purpose,
         actor: Actor::Staff(role.clone()),
     };
-    let filtered = library.filter(&ctx_, &patrons, as_of)?;
+    // One pipeline, so the policy plugin is asked once for both.
+    let pipeline = library.pipeline(as_of);
+    let filtered = pipeline.filter(&ctx_, &patrons)?;
     if ctx.json {
         return print_json(&filtered);
     }
-    let passed = library.fields_passed(&ctx_, as_of)?;
+    let passed = pipeline.rules_for(&ctx_, None)?.passed();
     let columns: Vec<String> = std::iter::once("id".to_string())
         .chain(passed.iter().map(|f| f.as_str().replace('-', "_")))
         .collect();
