@@ -5,6 +5,8 @@
 //!    very same model compiled natively (`plugins/engagement/src/model.rs`).
 //! 2. A fresh instance plus its first call, from the pooling allocator.
 //! 3. Compiling a component cold, against loading it from the cache.
+//! 4. Composing notices with one patron per messenger call (each on a
+//!    fresh instance), against every patron in one call, in the same run.
 
 #[allow(dead_code, missing_docs)]
 #[path = "../../plugins/engagement/src/model.rs"]
@@ -13,7 +15,10 @@ mod model;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use lectern::{Activity, Config, Consents, Host, Lectern, Patron, Rules, SqliteStore};
+use lectern::{
+    Activity, Config, Consents, Event, EventKind, Host, Lectern, Loan, Patron, Rules, SqliteStore,
+    bench,
+};
 use lectern_tests::{as_of, keyring, plugins};
 
 const RUNS: usize = 7;
@@ -157,6 +162,65 @@ fn main() {
     println!(
         "| the same patron natively | {:.2} µs |",
         native_one.as_secs_f64() * 1e6
+    );
+
+    // 4. One patron per messenger call, against all in one call. Both get
+    // the same records, projected to what `notices` declares; the pipeline's
+    // policy and audit cost the same either way and are left out.
+    let notices = host.load_messenger(plugins::NOTICES).unwrap();
+    let declared = Rules::keeping(notices.plugin().declared_fields().iter().copied());
+    let readers = &patrons[..patrons.len().min(2_000)];
+    let events: Vec<(Event, Patron)> = readers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            // One to three notices a reader, as a day's run finds them.
+            (0..1 + i % 3).map(move |j| (i, j, p))
+        })
+        .map(|(i, j, p)| {
+            let event = Event {
+                id: format!("E{i}-{j}"),
+                patron: p.id.clone(),
+                at: chrono::Utc::now(),
+                kind: EventKind::DueSoon {
+                    loan: Loan {
+                        title: format!("Title {j}"),
+                        barcode: None,
+                        due_on: as_of() + chrono::Days::new(3),
+                        renewals: 0,
+                    },
+                },
+            };
+            (event, declared.project(p, &keys))
+        })
+        .collect();
+    let requests =
+        || -> Vec<(&Event, Patron)> { events.iter().map(|(e, p)| (e, p.clone())).collect() };
+    let mut composed = (0, 0);
+    let batch = median(|| {
+        composed.0 = bench::compose_all_in_one_call(&notices, as_of(), requests()).unwrap();
+    });
+    let per_patron = median(|| {
+        composed.1 = bench::compose_one_patron_per_call(&notices, as_of(), requests()).unwrap();
+    });
+    assert_eq!(
+        composed.0, composed.1,
+        "both shapes compose the same messages"
+    );
+    let per_message = |d: Duration| d.as_secs_f64() * 1e6 / composed.0 as f64;
+    println!(
+        "| compose {} notices for {} readers, all in one call | {:.2} µs per message |",
+        events.len(),
+        readers.len(),
+        per_message(batch)
+    );
+    println!(
+        "| the same, one patron per call on a fresh instance | {:.2} µs per message |",
+        per_message(per_patron)
+    );
+    println!(
+        "| **ratio, one patron per call / all in one call** | **{:.2}×** |",
+        per_patron.as_secs_f64() / batch.as_secs_f64()
     );
 
     // 3. Cold compile against the cache.

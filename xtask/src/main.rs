@@ -7,6 +7,8 @@
 //! - `cargo xtask plugins`: builds and packages the plugins into
 //!   `target/plugins/`.
 //! - `cargo xtask bench`: the benchmarks in BENCHMARKS.md.
+//! - `cargo xtask fuzz [--minutes N] [TARGET...]`: the fuzz targets in
+//!   `host/fuzz`, each for N minutes (default 10) over its corpus.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,8 +24,9 @@ fn main() {
         Some("lint") => lint(),
         Some("plugins") => plugins().map(|_| ()),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|lint|plugins|bench>");
+            eprintln!("usage: cargo xtask <demo|test|lint|plugins|bench|fuzz>");
             std::process::exit(2);
         }
     };
@@ -75,9 +78,8 @@ fn demo() -> Result<()> {
         println!("\n=== {title} ===\n");
         let mut c = Command::new(&lectern);
         // Every command works on the demo's store, whose audit log records
-        // each read, under the sample's key.
+        // each read, under the keyring made with it.
         c.arg("--cache-dir").arg(&cache).arg("--db").arg(&db);
-        c.arg("--key-file").arg(samples.join("demo.key"));
         c.args(args.iter().map(|a| a.as_ref()));
         // Score, compose and filter run as of the sample's date.
         if ["score", "compose", "filter"]
@@ -91,8 +93,9 @@ fn demo() -> Result<()> {
     let (patrons, events) = (samples.join("patrons.jsonl"), samples.join("events.jsonl"));
     let policy = p("baseline-privacy");
 
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    // A fresh store, and with it a fresh keyring and audit head.
+    for suffix in [".db", ".db-wal", ".db-shm", ".key", ".audit-head"] {
+        let _ = std::fs::remove_file(library.join(format!("lectern{suffix}")));
     }
     lectern_cmd(
         "A synthetic university library of 5,000 readers",
@@ -274,6 +277,9 @@ fn lint() -> Result<()> {
     run(cargo()
         .current_dir(&plugins)
         .args(["fmt", "--all", "--check"]))?;
+    run(cargo()
+        .current_dir(root.join("host/fuzz"))
+        .args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
         "clippy",
         "--workspace",
@@ -308,4 +314,87 @@ fn bench(args: &[String]) -> Result<()> {
     run(cargo()
         .args(["bench", "-p", "lectern-tests", "--bench", which, "--"])
         .args(extra))
+}
+
+/// `cargo xtask fuzz [--minutes N] [TARGET...]`: runs each fuzz target (all
+/// of them by default) for N minutes, 10 by default, with cargo fuzz on the
+/// nightly toolchain, growing its corpus in `host/fuzz/corpus/TARGET`.
+/// A crash stops the run, and libFuzzer prints the input it saved under
+/// `host/fuzz/artifacts/TARGET/`. CI does not run this; the corpora run as
+/// the smoke test `host/lectern/tests/fuzz_corpus.rs`.
+fn fuzz(args: &[String]) -> Result<()> {
+    let mut minutes = 10u64;
+    let mut targets: Vec<String> = Vec::new();
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--minutes" => {
+                minutes = args
+                    .next()
+                    .and_then(|m| m.parse().ok())
+                    .context("--minutes takes a whole number of minutes")?;
+            }
+            t => targets.push(t.to_string()),
+        }
+    }
+    let fuzz_dir = repo_root().join("host/fuzz");
+    if targets.is_empty() {
+        let mut all: Vec<String> = std::fs::read_dir(fuzz_dir.join("fuzz_targets"))?
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".rs").map(str::to_string)
+            })
+            .collect();
+        all.sort();
+        targets = all;
+    }
+    ensure_cargo_fuzz()?;
+    // The project's code is safe Rust, so AddressSanitizer would find
+    // nothing the panics do not; without it a run covers about twice the
+    // inputs. Debug assertions stay on.
+    let fuzz = |sub: &str| {
+        let mut c = cargo();
+        c.args(["+nightly", "fuzz", sub, "--fuzz-dir"])
+            .arg(&fuzz_dir)
+            .args(["--sanitizer", "none", "--debug-assertions"]);
+        c
+    };
+    run(&mut fuzz("build"))?;
+    for t in &targets {
+        eprintln!("fuzzing {t} for {minutes} min");
+        let corpus = fuzz_dir.join("corpus").join(t);
+        std::fs::create_dir_all(&corpus)?;
+        run(fuzz("run").arg(t).arg(&corpus).args([
+            "--",
+            &format!("-max_total_time={}", minutes * 60),
+            "-max_len=65536",
+            "-timeout=10",
+            "-rss_limit_mb=4096",
+            "-print_final_stats=1",
+        ]))?;
+    }
+    Ok(())
+}
+
+/// cargo fuzz, from crates.io, and the nightly toolchain it needs.
+fn ensure_cargo_fuzz() -> Result<()> {
+    let has = |args: &[&str]| {
+        Command::new("cargo")
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has(&["+nightly", "--version"]) {
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    if !has(&["fuzz", "--version"]) {
+        run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    Ok(())
 }

@@ -38,16 +38,28 @@ impl std::error::Error for InputError {}
 /// Reads one `T` per non-blank line of `path`. The first bad line stops the
 /// read, and the error says where it is and what is wrong with it.
 pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, InputError> {
+    let file = std::fs::File::open(path).map_err(|e| InputError {
+        path: path.to_path_buf(),
+        line: 0,
+        field: None,
+        message: format!("cannot open it: {e}"),
+    })?;
+    parse_jsonl(path, std::io::BufReader::new(file))
+}
+
+/// Reads one `T` per non-blank line of `input`, naming `path` in errors.
+pub(crate) fn parse_jsonl<T: DeserializeOwned>(
+    path: &Path,
+    input: impl BufRead,
+) -> Result<Vec<T>, InputError> {
     let err = |line: usize, field: Option<String>, message: String| InputError {
         path: path.to_path_buf(),
         line,
         field,
         message,
     };
-    let file =
-        std::fs::File::open(path).map_err(|e| err(0, None, format!("cannot open it: {e}")))?;
     let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+    for (i, line) in input.lines().enumerate() {
         let line = line.map_err(|e| err(i + 1, None, format!("cannot read it: {e}")))?;
         if line.trim().is_empty() {
             continue;

@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use crate::audit::{AuditEntry, AuditLog};
 use crate::error::{Error, Failure, Result};
-use crate::model::{Channel, Composed, Draft, Event, Patron, Scored, Skipped};
+use crate::model::{Composed, Event, Patron, Scored, Skipped};
+use crate::outputs;
 use crate::plugin::{Composition, Messenger, Plugin, PrivacyFilter, Scorer};
 use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
 
@@ -60,13 +61,6 @@ pub struct Group {
     /// Mean loans in the last year, where the policy lets activity out.
     pub mean_loans_365d: Option<f64>,
 }
-
-/// The most reasons one score may give.
-pub const MAX_REASONS: usize = 32;
-/// The most bytes of one reason shown; longer ones are cut.
-const MAX_REASON_BYTES: usize = 512;
-/// The most bytes of a segment's name.
-const MAX_SEGMENT_BYTES: usize = 64;
 
 /// The smallest group an aggregate shows by default.
 pub const DEFAULT_K: usize = 10;
@@ -145,59 +139,17 @@ impl Pipeline {
             let batch = self.project(&ctx, Some(plugin), &refs)?;
             let tokens: Vec<String> = batch.iter().map(|p| p.id.clone()).collect();
             let scores = scorer.score_batch(self.as_of, batch)?;
-            if scores.len() != tokens.len() {
-                return Err(plugin.fail(Failure::BadOutput {
-                    message: format!("{} scores for {} patrons", scores.len(), tokens.len()),
-                }));
-            }
             let text: usize = scores
                 .iter()
                 .map(|s| s.segment.len() + s.reasons.iter().map(String::len).sum::<usize>())
                 .sum();
             plugin.check_output(text)?;
-            for ((score, sent), patron) in scores.into_iter().zip(&tokens).zip(chunk) {
-                if score.patron != *sent {
-                    return Err(plugin.fail(Failure::BadOutput {
-                        message: format!(
-                            "score for `{}` where `{sent}` was expected; return scores in input order",
-                            score.patron
-                        ),
-                    }));
-                }
-                if !(0.0..=100.0).contains(&score.value) {
-                    return Err(plugin.fail(Failure::BadOutput {
-                        message: format!("score {} for `{sent}` is outside 0 to 100", score.value),
-                    }));
-                }
-                let segments = &plugin.manifest().segments;
-                if !segments.contains(&score.segment) {
-                    return Err(plugin.fail(Failure::BadOutput {
-                        message: format!(
-                            "segment `{}` for `{sent}` is not one its manifest lists in \
-                             `outputs.segments` ({})",
-                            crate::text::neutralise(&score.segment, MAX_SEGMENT_BYTES),
-                            segments.join(", ")
-                        ),
-                    }));
-                }
-                if score.reasons.len() > MAX_REASONS {
-                    return Err(plugin.fail(Failure::BadOutput {
-                        message: format!(
-                            "{} reasons for `{sent}`; at most {MAX_REASONS}",
-                            score.reasons.len()
-                        ),
-                    }));
-                }
-                // Shown in tables and pages: no escape codes, no forged lines.
+            let scores = outputs::scores(&plugin.manifest().segments, &tokens, scores)
+                .map_err(|message| plugin.fail(Failure::BadOutput { message }))?;
+            for (score, patron) in scores.into_iter().zip(chunk) {
                 out.push(Scored {
                     patron: patron.id.clone(),
-                    value: score.value,
-                    segment: crate::text::neutralise(&score.segment, MAX_SEGMENT_BYTES),
-                    reasons: score
-                        .reasons
-                        .iter()
-                        .map(|r| crate::text::neutralise(r, MAX_REASON_BYTES))
-                        .collect(),
+                    ..score
                 });
             }
         }
@@ -247,7 +199,7 @@ impl Pipeline {
                     .zip(projected)
                     .map(|((e, _), p)| (*e, p))
                     .collect();
-                let results = self.compose_per_patron(messenger, requests)?;
+                let results = compose_per_patron(messenger, self.as_of, requests)?;
                 let text: usize = results
                     .iter()
                     .flatten()
@@ -271,16 +223,9 @@ impl Pipeline {
                             continue;
                         }
                     };
-                    check_messages(plugin, event, &messages)?;
+                    outputs::messages(&event.id, &messages)
+                        .map_err(|message| plugin.fail(Failure::BadOutput { message }))?;
                     for m in messages {
-                        if m.dedupe_key.is_empty() {
-                            return Err(plugin.fail(Failure::BadOutput {
-                                message: format!(
-                                    "a message for event `{}` has no dedupe key",
-                                    event.id
-                                ),
-                            }));
-                        }
                         report.messages.push(Composed {
                             patron: patron.id.clone(),
                             event: event.id.clone(),
@@ -296,51 +241,6 @@ impl Pipeline {
             }
         }
         Ok(report)
-    }
-
-    /// Composes each patron's requests in a call of their own, on a fresh
-    /// instance of the pre-instantiated component, so that a messenger never
-    /// holds two patrons' data at once. The results come back in the order
-    /// of `requests`.
-    fn compose_per_patron(
-        &self,
-        messenger: &Messenger,
-        requests: Vec<(&Event, Patron)>,
-    ) -> Result<Vec<Composition>> {
-        let plugin = messenger.plugin();
-        let total = requests.len();
-        let mut order: Vec<String> = Vec::new();
-        // Each patron's requests, with where their results go.
-        type Slotted<'e> = Vec<(usize, (&'e Event, Patron))>;
-        let mut groups: HashMap<String, Slotted<'_>> = HashMap::new();
-        for (i, (event, patron)) in requests.into_iter().enumerate() {
-            let group = groups.entry(patron.id.clone()).or_insert_with(|| {
-                order.push(patron.id.clone());
-                Vec::new()
-            });
-            group.push((i, (event, patron)));
-        }
-        let mut out: Vec<Option<Composition>> = (0..total).map(|_| None).collect();
-        for token in order {
-            let (slots, batch): (Vec<usize>, Vec<(&Event, Patron)>) = groups
-                .remove(&token)
-                .unwrap_or_default()
-                .into_iter()
-                .unzip();
-            let results = messenger.compose_batch(self.as_of, batch)?;
-            if results.len() != slots.len() {
-                return Err(plugin.fail(Failure::BadOutput {
-                    message: format!("{} results for {} requests", results.len(), slots.len()),
-                }));
-            }
-            for (slot, result) in slots.into_iter().zip(results) {
-                out[slot] = Some(result);
-            }
-        }
-        Ok(out
-            .into_iter()
-            .map(|r| r.expect("every request is in one patron's call"))
-            .collect())
     }
 
     /// What `ctx` may see of `patrons`, as the policy decides: the records
@@ -436,6 +336,11 @@ impl Pipeline {
                  as composed, and the delivery is audited"
             )));
         }
+        if ctx.purpose == Purpose::Maintenance || matches!(ctx.actor, Actor::Task(_)) {
+            return Err(Error::Denied(
+                "the host's own upkeep reads no patron field; no policy is asked about it".into(),
+            ));
+        }
         // No policy configured: the built-in one lets nothing out.
         let Some(filter) = &self.policy else {
             return Ok(Arc::new((Rules::NONE, false)));
@@ -444,10 +349,8 @@ impl Pipeline {
             return Ok(cached.clone());
         }
         let policy = filter.policy_for(self.as_of, ctx)?;
-        let mut rules = Rules::NONE;
-        for (field, action) in policy.rules {
-            rules.set(field, action);
-        }
+        let rules = outputs::policy(&policy.rules)
+            .map_err(|message| filter.plugin().fail(Failure::BadOutput { message }))?;
         let entry = Arc::new((rules, policy.refine_per_record));
         self.policies
             .lock()
@@ -530,8 +433,7 @@ impl Pipeline {
             .zip(refinements)
             .map(|(p, refinement)| {
                 let refinement: Vec<(Field, Action)> = refinement;
-                let rules = policy
-                    .tighten(&refinement)
+                let rules = outputs::refinement(&policy, &refinement)
                     .map_err(|message| filter.plugin().fail(Failure::BadOutput { message }))?;
                 Ok(consented(narrow(rules), p).project(p, &self.keys))
             })
@@ -539,47 +441,49 @@ impl Pipeline {
     }
 }
 
-/// The most bytes of subject and body one message may carry on `channel`:
-/// an SMS is ten segments at most; a letter, an email or a webhook body a
-/// generous page or two.
-pub const fn message_cap(channel: Channel) -> usize {
-    match channel {
-        Channel::Sms => 1600,
-        Channel::Email | Channel::Webhook | Channel::Print => 64 << 10,
+/// Composes each patron's requests in a call of their own, on a fresh
+/// instance of the pre-instantiated component, so that a messenger never
+/// holds two patrons' data at once. The results come back in the order
+/// of `requests`.
+pub(crate) fn compose_per_patron(
+    messenger: &Messenger,
+    as_of: NaiveDate,
+    requests: Vec<(&Event, Patron)>,
+) -> Result<Vec<Composition>> {
+    let plugin = messenger.plugin();
+    let total = requests.len();
+    let mut order: Vec<String> = Vec::new();
+    // Each patron's requests, with where their results go.
+    type Slotted<'e> = Vec<(usize, (&'e Event, Patron))>;
+    let mut groups: HashMap<String, Slotted<'_>> = HashMap::new();
+    for (i, (event, patron)) in requests.into_iter().enumerate() {
+        let group = groups.entry(patron.id.clone()).or_insert_with(|| {
+            order.push(patron.id.clone());
+            Vec::new()
+        });
+        group.push((i, (event, patron)));
     }
-}
-
-/// Checks one event's messages: at most one per channel, each within its
-/// channel's cap.
-fn check_messages(plugin: &Plugin, event: &Event, messages: &[Draft]) -> Result<()> {
-    let bad = |message: String| Err(plugin.fail(Failure::BadOutput { message }));
-    if messages.len() > 4 {
-        return bad(format!(
-            "{} messages for event `{}`; at most one per channel",
-            messages.len(),
-            event.id
-        ));
-    }
-    for m in messages {
-        let same = messages.iter().filter(|o| o.channel == m.channel).count();
-        if same > 1 {
-            return bad(format!(
-                "{same} messages on {} for event `{}`; at most one per channel",
-                m.channel.as_str(),
-                event.id
-            ));
+    let mut out: Vec<Option<Composition>> = (0..total).map(|_| None).collect();
+    for token in order {
+        let (slots, batch): (Vec<usize>, Vec<(&Event, Patron)>) = groups
+            .remove(&token)
+            .unwrap_or_default()
+            .into_iter()
+            .unzip();
+        let results = messenger.compose_batch(as_of, batch)?;
+        if results.len() != slots.len() {
+            return Err(plugin.fail(Failure::BadOutput {
+                message: format!("{} results for {} requests", results.len(), slots.len()),
+            }));
         }
-        let size = m.subject.len() + m.body.len();
-        let cap = message_cap(m.channel);
-        if size > cap {
-            return bad(format!(
-                "{size} bytes on {} for event `{}`, over the cap of {cap} for one message there",
-                m.channel.as_str(),
-                event.id
-            ));
+        for (slot, result) in slots.into_iter().zip(results) {
+            out[slot] = Some(result);
         }
     }
-    Ok(())
+    Ok(out
+        .into_iter()
+        .map(|r| r.expect("every request is in one patron's call"))
+        .collect())
 }
 
 /// Whether `field` left the host for `p`.

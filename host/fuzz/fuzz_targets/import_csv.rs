@@ -1,0 +1,4 @@
+//! Fuzz target: a file of Lectern's own CSV, imported leniently and strictly. The invariants are in `lectern::fuzzing::import`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| lectern::fuzzing::import(lectern::Format::Csv, data));
