@@ -112,9 +112,21 @@ pub fn library() -> Lectern {
     library_over(SqliteStore::temporary().unwrap())
 }
 
-/// A library over `store`, under [`config`] and [`keyring`].
+/// A library over `store`, under [`config`] and [`keyring`]. The keyring
+/// is also saved beside the store's file, where the `lectern` command looks
+/// for it, as it would be had the command made the store.
 pub fn library_over(store: SqliteStore) -> Lectern {
+    keyring_beside(store.path());
     Lectern::open(shared_host(), store, keyring(), config()).unwrap()
+}
+
+/// Saves [`keyring`] beside the store at `db`, where the `lectern` command
+/// looks for it, unless one is there.
+pub fn keyring_beside(db: &Path) {
+    let beside = db.with_extension("key");
+    if !beside.exists() {
+        keyring().save(&beside).unwrap();
+    }
 }
 
 /// A pipeline as of [`as_of`] of a fresh [`library`]: `baseline-privacy`

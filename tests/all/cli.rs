@@ -278,7 +278,8 @@ fn reads_are_audited_keys_rotate_and_a_patron_can_take_their_data() {
 
     assert_eq!(
         run(&["audit", "verify"]).trim(),
-        "the audit log is intact: 2 entries"
+        "the audit log is intact: 3 entries",
+        "two reads, and the rotation between them"
     );
     let penelope = "d0fc4228-2e42-49b2-a5b0-9df48897e8c0";
     let export: serde_json::Value =

@@ -65,7 +65,10 @@ fn a_generated_library_imports_cleanly_and_looks_like_a_library() {
         &mut store,
         Format::Csv,
         &files(dir.path()),
-        ImportOptions { strict: true },
+        ImportOptions {
+            strict: true,
+            ..Default::default()
+        },
         &mut |_| {},
     )
     .unwrap();

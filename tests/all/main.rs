@@ -2,6 +2,7 @@
 
 mod audit;
 mod cli;
+mod damaged;
 mod generate;
 mod manifest;
 mod messaging;

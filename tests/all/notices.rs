@@ -25,6 +25,7 @@ fn lib(store: &SqliteStore, config: &Config) -> Lectern {
     config
         .policy
         .get_or_insert_with(|| plugins::BASELINE_PRIVACY.into());
+    lectern_tests::keyring_beside(store.path());
     Lectern::open(
         shared_host(),
         SqliteStore::open(store.path()).unwrap(),

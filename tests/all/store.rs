@@ -26,7 +26,16 @@ fn import(
     files: &[PathBuf],
     strict: bool,
 ) -> lectern::Result<ImportReport> {
-    lectern::import(store, format, files, ImportOptions { strict }, &mut |_| {})
+    lectern::import(
+        store,
+        format,
+        files,
+        ImportOptions {
+            strict,
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
 }
 
 fn all_folio() -> Vec<PathBuf> {
@@ -269,6 +278,32 @@ fn erasure_leaves_nothing_behind_in_any_table() {
         );
     }
     assert_eq!(store.count("patrons").unwrap(), 302);
+    // Nor any byte of the files: not in a free page, not in the log.
+    let values = [
+        penelope,
+        "Penelope",
+        "Feil",
+        "109322966933845",
+        "anastacio@hansen-dickens-and-mante.vu",
+    ];
+    let mut scanned = 0;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = format!("{}{suffix}", store.path().display());
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        scanned += bytes.len();
+        for value in values {
+            assert!(
+                !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
+                "{path} still holds `{value}`"
+            );
+        }
+    }
+    assert!(
+        scanned > 100_000,
+        "the store's files were read: {scanned} bytes"
+    );
 }
 
 #[test]

@@ -35,7 +35,10 @@ fn main() {
         &mut store,
         Format::Csv,
         &files,
-        ImportOptions { strict: true },
+        ImportOptions {
+            strict: true,
+            ..Default::default()
+        },
         &mut |_| {},
     )
     .unwrap();

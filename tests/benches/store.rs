@@ -50,7 +50,10 @@ fn main() {
         &mut store,
         Format::Csv,
         &files,
-        ImportOptions { strict: true },
+        ImportOptions {
+            strict: true,
+            ..Default::default()
+        },
         &mut |_| {},
     )
     .unwrap();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use chrono::NaiveDate;
 use clap::Subcommand;
-use lectern::{Format, ImportOptions, Keyring, Retention};
+use lectern::{Format, ImportOptions, Retention};
 use serde_json::json;
 
 use crate::output::{bar, print_json};
@@ -22,7 +22,12 @@ pub enum Command {
         /// Stop at the first bad record and write nothing
         #[arg(long)]
         strict: bool,
+        /// The files' encoding: utf-8 (with or without a byte-order mark)
+        /// or latin1
+        #[arg(long, default_value = "utf-8")]
+        encoding: lectern::Encoding,
         /// The files to import
+
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -133,8 +138,9 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Import {
             format,
             strict,
+            encoding,
             files,
-        } => import(ctx, format, strict, &files),
+        } => import(ctx, format, ImportOptions { strict, encoding }, &files),
         Command::Gen {
             patrons,
             seed,
@@ -174,7 +180,7 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
                     "audit_removed": r.audit_removed,
                 }));
             }
-            println!(
+            out!(
                 "generalised {} loans, removed {} holds, {} days of use, {} scoring runs, {} \
                  messages and {} audit entries",
                 r.loans_aged,
@@ -190,10 +196,10 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
             command: KeyCommand::Rotate,
         } => {
             let path = ctx.key_path();
-            let mut ring = Keyring::load_or_create(&path)?;
-            let version = ring.rotate()?;
-            ring.save(&path)?;
-            println!(
+            let version = ctx
+                .open_existing(None, "a keyring is made with its store")?
+                .rotate_pseudonym_key()?;
+            out!(
                 "pseudonym key {version} is now current in {}; tokens made before are no longer \
                  produced",
                 path.display()
@@ -207,21 +213,43 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
                 .open_existing(None, "there is no audit log to verify")?
                 .verify_audit()?;
             if ctx.json {
-                return print_json(
-                    &json!({"entries": check.entries, "broken_at": check.broken_at}),
-                );
-            }
-            match check.broken_at {
-                None => {
-                    println!("the audit log is intact: {} entries", check.entries);
-                    Ok(())
+                print_json(&json!({
+                    "intact": check.intact(),
+                    "entries": check.entries,
+                    "broken_at": check.broken_at,
+                    "removed_by_retention_through": check.removed_through,
+                    "head": check.head,
+                    "cut": check.cut,
+                }))?;
+            } else if check.intact() {
+                out!("the audit log is intact: {} entries", check.entries);
+                if check.removed_through > 0 {
+                    out!(
+                        "entries 1 to {} were removed by retention, as its own entries record",
+                        check.removed_through
+                    );
                 }
-                Some(n) => anyhow::bail!(
+                if check.head.is_none() {
+                    out!(
+                        "no head is kept outside the store yet; the next read of patron data \
+                         writes one beside the keyring"
+                    );
+                }
+            }
+            if let Some(n) = check.broken_at {
+                anyhow::bail!(
                     "the audit log is broken at entry {n} of {}: an entry was edited, inserted or \
                      deleted there; keep the store as it is and report it to the privacy officer",
                     check.entries
-                ),
+                );
             }
+            if let Some(cut) = check.cut {
+                anyhow::bail!(
+                    "the audit log is cut: {cut}; keep the store as it is and report it to the \
+                     privacy officer"
+                );
+            }
+            Ok(())
         }
         Command::Patron { command } => patron(ctx, command),
     }
@@ -243,9 +271,12 @@ fn patron(ctx: &Ctx, command: PatronCommand) -> Result<()> {
                     "uses": e.uses, "scores": e.scores, "messages": e.messages,
                 }));
             }
-            println!(
+            out!(
                 "erased patron {id}: {} loans, {} holds, {} attributes, {} scores",
-                e.loans, e.holds, e.attributes, e.scores
+                e.loans,
+                e.holds,
+                e.attributes,
+                e.scores
             );
             Ok(())
         }
@@ -253,11 +284,14 @@ fn patron(ctx: &Ctx, command: PatronCommand) -> Result<()> {
     }
 }
 
-fn import(ctx: &Ctx, format: Format, strict: bool, files: &[PathBuf]) -> Result<()> {
+/// Imports `files`. Exits 0 when every record was written, 3 when the
+/// import completed with records skipped (each reported), and 65 when
+/// nothing was imported.
+fn import(ctx: &Ctx, format: Format, options: ImportOptions, files: &[PathBuf]) -> Result<()> {
     let mut library = ctx.open(None)?;
     let bar = bar(ctx.json, None, "{spinner} {msg} [{elapsed}]");
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    let report = library.import(format, files, ImportOptions { strict }, &mut |n| {
+    let report = library.import(format, files, options, &mut |n| {
         bar.set_message(format!("{n} records read"))
     });
     bar.finish_and_clear();
@@ -268,22 +302,41 @@ fn import(ctx: &Ctx, format: Format, strict: bool, files: &[PathBuf]) -> Result<
             .iter()
             .map(|s| json!({"file": s.file, "record": s.record, "field": s.field, "reason": s.reason}))
             .collect();
-        return print_json(&json!({
+        print_json(&json!({
             "imported": report.written.imported,
             "updated": report.written.updated,
             "skipped": skipped,
-        }));
+            "impossible_dates": report.impossible_dates,
+        }))?;
+    } else {
+        for s in &report.skipped {
+            out!("skipped {s}");
+        }
+        if report.impossible_dates > 0 {
+            out!(
+                "{} impossible dates (such as 0000-00-00) were read as unknown; their records \
+                 were kept",
+                report.impossible_dates
+            );
+        }
+        out!(
+            "imported {}, updated {}, skipped {} into {}",
+            report.written.imported,
+            report.written.updated,
+            report.skipped.len(),
+            ctx.db.display()
+        );
     }
-    for s in &report.skipped {
-        println!("skipped {s}");
+    if report.written.imported + report.written.updated == 0 {
+        return Err(lectern::Error::invalid(
+            "import",
+            "nothing was imported; see what was skipped above, fix the files and import again",
+        )
+        .into());
     }
-    println!(
-        "imported {}, updated {}, skipped {} into {}",
-        report.written.imported,
-        report.written.updated,
-        report.skipped.len(),
-        ctx.db.display()
-    );
+    if !report.skipped.is_empty() {
+        return Err(crate::Exit(3).into());
+    }
     Ok(())
 }
 
@@ -301,7 +354,7 @@ fn generate(ctx: &Ctx, options: lectern::GenOptions, out: PathBuf) -> Result<()>
             "patrons": s.patrons, "loans": s.loans, "holds": s.holds, "uses": s.uses, "dir": out,
         }));
     }
-    println!(
+    out!(
         "wrote {} patrons, {} loans, {} holds and {} days of use to {}; import them with \
          `lectern import --format csv {}/*.csv`",
         s.patrons,

@@ -2,6 +2,15 @@
 //! prints. Every use case lives in the library, behind [`lectern::Lectern`];
 //! the commands are grouped by area, one module each.
 
+/// Prints a line on standard output. A reader that stopped reading, such
+/// as `head`, ends the command quietly and successfully, as it does for
+/// any Unix tool, instead of a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
 mod data;
 mod notices;
 mod output;
@@ -16,7 +25,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use lectern::{Config, ErrorKind, Host, Keyring, Lectern};
+use lectern::{AuditStore as _, Config, ErrorKind, Host, Keyring, Lectern};
 
 /// Customer relationship management for libraries: score patrons, compose
 /// notices and filter patron data with sandboxed WebAssembly plugins.
@@ -116,13 +125,26 @@ impl Ctx {
             .unwrap_or_else(|| self.db.with_extension("key"))
     }
 
-    /// The keyring: the named file, which must be there, or the store's,
-    /// made the first time.
-    pub fn keyring(&self) -> Result<Keyring> {
-        Ok(match &self.key_file {
-            Some(path) => Keyring::load(path)?,
-            None => Keyring::load_or_create(&self.key_path())?,
-        })
+    /// The keyring of `store`: the named file, which must be there, or the
+    /// store's own, made the first time the store is keyed. A store keyed
+    /// before whose keyring is missing is an error, never a silent new key:
+    /// the old key is what reads its tokens and verifies its audit log.
+    fn keyring(&self, store: &lectern::SqliteStore) -> Result<Keyring> {
+        let path = self.key_path();
+        if self.key_file.is_some() || path.exists() {
+            return Ok(Keyring::load(&path)?);
+        }
+        if let Some(fingerprint) = store.key_fingerprint()? {
+            return Err(lectern::Error::Config(anyhow::anyhow!(
+                "the keyring {} is missing, and the store {} was made with the keyring \
+                 {fingerprint}; restore it from your backup (a new key cannot read the store's \
+                 tokens or verify its audit log)",
+                path.display(),
+                self.db.display()
+            ))
+            .into());
+        }
+        Ok(Keyring::load_or_create(&path)?)
     }
 
     /// The library over the store, made if it is not there yet, with
@@ -130,7 +152,8 @@ impl Ctx {
     /// the one place the command names its store.
     pub fn open(&self, policy: Option<&Path>) -> Result<Lectern> {
         let store = lectern::SqliteStore::open(&self.db)?;
-        let mut library = Lectern::open(&self.host, store, self.keyring()?, self.config()?)?;
+        let keyring = self.keyring(&store)?;
+        let mut library = Lectern::open(&self.host, store, keyring, self.config()?)?;
         if let Some(path) = policy {
             library = library.with_policy(self.host.load_privacy_filter(path)?);
         }
@@ -167,6 +190,10 @@ fn main() -> ExitCode {
         .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The command said what happened; only the code is left to give.
+        Err(e) if e.downcast_ref::<Exit>().is_some() => {
+            ExitCode::from(e.downcast_ref::<Exit>().map_or(1, |x| x.0))
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(exit_code(&e))
@@ -174,9 +201,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// An outcome that is not an error but that a scheduler must see, such as
+/// an import that completed with records skipped (3).
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
 /// The exit code for a scheduler, after sysexits.h: 65 bad input, 66 not
 /// found, 70 a plugin failed, 74 the store failed, 77 denied, 78 bad
-/// configuration, 1 anything else. Usage errors exit with 2.
+/// configuration, 1 anything else. Usage errors exit with 2; an import
+/// that completed with records skipped exits with 3.
 fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<lectern::Error>().map(lectern::Error::kind) {
         Some(ErrorKind::Invalid) => 65,

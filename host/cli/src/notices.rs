@@ -153,7 +153,7 @@ fn print_notify_report(report: &lectern::NotifyReport) {
     for (kind, n) in &report.by_kind {
         t.add_row(vec![kind.clone(), n.to_string()]);
     }
-    println!("{t}");
+    out!("{t}");
     // Reasons without the plugin or patron in them, counted.
     let mut reasons: std::collections::BTreeMap<&str, usize> = Default::default();
     for s in &report.skipped {
@@ -164,9 +164,9 @@ fn print_notify_report(report: &lectern::NotifyReport) {
         for (reason, n) in reasons {
             t.add_row(vec![reason.to_string(), n.to_string()]);
         }
-        println!("{t}");
+        out!("{t}");
     }
-    println!(
+    out!(
         "{} events, {} messages composed, {} queued, {} already queued, {} skipped{}",
         report.events,
         report.composed,
@@ -208,9 +208,27 @@ fn deliver(ctx: &Ctx, wait: Option<u64>) -> Result<()> {
     })?;
     bar.finish_and_clear();
     if ctx.json {
-        return print_json(&report);
+        print_json(&report)?;
+    } else {
+        print_deliver_report(&library, &report)?;
     }
-    println!(
+    // Messages that can go nowhere fail the run, so that a scheduler sees it.
+    let stranded: usize = report.no_transport.values().sum();
+    if stranded > 0 {
+        let channels: Vec<&str> = report.no_transport.keys().map(String::as_str).collect();
+        return Err(lectern::Error::Config(anyhow::anyhow!(
+            "{stranded} messages wait on {} with no transport; add [channels.{}] to \
+             lectern.toml, or opt the patrons out of the channel",
+            channels.join(", "),
+            channels[0]
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn print_deliver_report(library: &lectern::Lectern, report: &lectern::DeliverReport) -> Result<()> {
+    out!(
         "{} messages sent in {} sends, {} to retry later, {} failed, {} cancelled, {} postponed",
         report.sent,
         report.sends,
@@ -222,7 +240,7 @@ fn deliver(ctx: &Ctx, wait: Option<u64>) -> Result<()> {
     if let Some(until) = report.quiet_until {
         let stats = library.outbox_stats()?;
         let waiting: usize = stats.iter().map(|s| s.queued).sum();
-        println!(
+        out!(
             "quiet hours: {waiting} queued messages wait until {} (print still goes)",
             until
                 .with_timezone(&library.config().notify.clock.offset_at(until))
@@ -230,12 +248,19 @@ fn deliver(ctx: &Ctx, wait: Option<u64>) -> Result<()> {
         );
     }
     for (channel, n) in &report.no_transport {
-        println!("{n} messages on {channel} wait: lectern.toml has no [channels.{channel}]");
+        out!("{n} messages on {channel} wait: lectern.toml has no [channels.{channel}]");
     }
     Ok(())
 }
 
 fn outbox(ctx: &Ctx, state: Option<MessageState>, list: Option<usize>, role: &str) -> Result<()> {
+    if state.is_some() && list.is_none() {
+        return Err(lectern::Error::invalid(
+            "--state",
+            "it filters the messages listed; add --list N to list them",
+        )
+        .into());
+    }
     let library = ctx.open_existing(None, "there is no outbox yet")?;
     let stats = library.outbox_stats()?;
     let messages = match list {
@@ -269,7 +294,7 @@ fn outbox(ctx: &Ctx, state: Option<MessageState>, list: Option<usize>, role: &st
                 .unwrap_or_default(),
         ]);
     }
-    println!("{t}");
+    out!("{t}");
     if !messages.is_empty() {
         let mut t = table([
             "id", "patron", "event", "channel", "state", "attempts", "subject", "error",
@@ -286,7 +311,7 @@ fn outbox(ctx: &Ctx, state: Option<MessageState>, list: Option<usize>, role: &st
                 m.error.clone().unwrap_or_default(),
             ]);
         }
-        println!("{t}");
+        out!("{t}");
     }
     Ok(())
 }

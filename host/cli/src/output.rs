@@ -13,6 +13,24 @@ pub fn table<'a>(header: impl IntoIterator<Item = &'a str>) -> Table {
     t
 }
 
+/// Writes one line to standard output; see `out!`.
+pub fn line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"));
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        // Standard output is gone some other way (a full disk): say so once
+        // on standard error and stop, rather than panic.
+        eprintln!("lectern: cannot write to standard output: {e}");
+        std::process::exit(74);
+    }
+}
+
 /// Prints `value` as pretty JSON on standard output.
 pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
     use std::io::Write as _;

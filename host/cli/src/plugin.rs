@@ -33,9 +33,9 @@ fn inspect(host: &Host, path: &Path, json: bool) -> Result<()> {
         if json {
             return print_json(&component_json(&info));
         }
-        println!("component  {}", info.path.display());
-        println!("manifest   none (no plugin.toml beside it)");
-        println!(
+        out!("component  {}", info.path.display());
+        out!("manifest   none (no plugin.toml beside it)");
+        out!(
             "world      {}",
             info.world.map_or("none of lectern:crm", |w| w.as_str())
         );
@@ -75,19 +75,19 @@ fn inspect(host: &Host, path: &Path, json: bool) -> Result<()> {
         );
         return print_json(&out);
     }
-    println!("plugin     {} {}", plugin.id(), plugin.version());
+    out!("plugin     {} {}", plugin.id(), plugin.version());
     if !m.description.is_empty() {
-        println!("           {}", m.description);
+        out!("           {}", m.description);
     }
     if !m.authors.is_empty() {
-        println!("authors    {}", m.authors.join(", "));
+        out!("authors    {}", m.authors.join(", "));
     }
-    println!(
+    out!(
         "world      {} (lectern:crm@{})",
         plugin.world(),
         m.api_version
     );
-    println!(
+    out!(
         "fields     {}",
         if fields.is_empty() {
             "none".into()
@@ -96,16 +96,16 @@ fn inspect(host: &Host, path: &Path, json: bool) -> Result<()> {
         }
     );
     for (k, v) in plugin.config() {
-        println!("config     {k} = {v}");
+        out!("config     {k} = {v}");
     }
-    println!(
+    out!(
         "limits     deadline {} ms, memory {} MiB, output {} KiB, log {} KiB",
         limits.deadline.as_millis(),
         limits.memory_bytes >> 20,
         limits.output_bytes >> 10,
         limits.log_bytes >> 10
     );
-    println!("component  {}", info.path.display());
+    out!("component  {}", info.path.display());
     print_component(info);
     Ok(())
 }
@@ -124,14 +124,14 @@ fn component_json(info: &lectern::ComponentInfo) -> serde_json::Value {
 }
 
 fn print_component(info: &lectern::ComponentInfo) {
-    println!(
+    out!(
         "size       {} bytes, sha256 {}",
         info.size,
         &info.sha256[..16]
     );
-    println!("exports    {}", info.exports.join(", "));
-    println!("imports    {}", info.imports.join(", "));
-    println!(
+    out!("exports    {}", info.exports.join(", "));
+    out!("imports    {}", info.imports.join(", "));
+    out!(
         "loaded     in {:.1} ms ({})",
         info.load_time.as_secs_f64() * 1e3,
         cache_word(info.cache)

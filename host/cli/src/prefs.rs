@@ -61,7 +61,7 @@ pub fn prefs(ctx: &Ctx, args: PrefsArgs) -> Result<()> {
         return print_json(&json!({"patron": args.id, "preferences": p, "cancelled": cancelled}));
     }
     let opted: Vec<&str> = p.opted_out.iter().map(|c| c.as_str()).collect();
-    println!(
+    out!(
         "{}: digest {}, notice {} days, marketing {}, opted out of {}",
         args.id,
         if p.digest { "on" } else { "off" },
@@ -79,7 +79,7 @@ pub fn prefs(ctx: &Ctx, args: PrefsArgs) -> Result<()> {
         }
     );
     if cancelled > 0 {
-        println!("cancelled {cancelled} queued messages");
+        out!("cancelled {cancelled} queued messages");
     }
     Ok(())
 }

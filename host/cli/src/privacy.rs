@@ -76,8 +76,8 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
                 row.push(g.mean_loans_365d.map_or("—".into(), |m| format!("{m:.1}")));
                 t.add_row(row);
             }
-            println!("{t}");
-            println!(
+            out!("{t}");
+            out!(
                 "{} groups shown; {} groups of fewer than {k} patrons hidden",
                 agg.groups.len(),
                 agg.hidden_groups
@@ -137,9 +137,9 @@ fn filter(
             Some(v) => v.to_string(),
         }));
     }
-    println!("{t}");
+    out!("{t}");
     let shown: Vec<&str> = passed.iter().map(|f| f.as_str()).collect();
-    println!(
+    out!(
         "{} patrons as {role} sees them for {purpose}; fields passed: {}",
         filtered.len(),
         if shown.is_empty() {

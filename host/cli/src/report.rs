@@ -109,15 +109,15 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
             r.reasons.join("\n"),
         ]);
     }
-    println!("{t}");
-    println!(
+    out!("{t}");
+    out!(
         "{}: {} readers, as the {} role sees them",
         report.title,
         report.readers.len(),
         list.role
     );
     if report.reasons_withheld {
-        println!(
+        out!(
             "the scorer's reasons are withheld: the {} role may not see every field the scorer \
              saw",
             list.role
@@ -150,20 +150,24 @@ fn segments(
     for c in &report.segments {
         t.add_row([c.segment.clone(), c.patrons.to_string()]);
     }
-    println!("{t}");
+    out!("{t}");
     if !report.movement.is_empty() {
         let mut m = table(["from", "to", "readers"]);
         for mv in &report.movement {
             m.add_row([mv.from.clone(), mv.to.clone(), mv.patrons.to_string()]);
         }
-        println!(
+        out!(
             "Movement since run {}:\n{m}",
             report.previous_run.unwrap_or_default()
         );
     }
-    println!(
+    out!(
         "run {} of {} {} as of {}; {} groups of fewer than {k} readers hidden",
-        report.run, report.plugin, report.version, report.as_of, report.hidden
+        report.run,
+        report.plugin,
+        report.version,
+        report.as_of,
+        report.hidden
     );
     Ok(())
 }

@@ -190,13 +190,13 @@ fn print_scores(
                 s.reasons.join("\n"),
             ]);
         }
-        println!("{t}");
+        out!("{t}");
     }
     let summary: Vec<String> = segments.iter().map(|(s, n)| format!("{s} {n}")).collect();
     let stored = run
         .map(|id| format!(", stored as run {id}"))
         .unwrap_or_default();
-    println!(
+    out!(
         "{} patrons scored by {} {}{stored}: {}",
         scores.len(),
         scorer.plugin().id(),
@@ -219,7 +219,7 @@ fn compose(ctx: &Ctx, plugin: &Path, events: &Path, patrons: &Path, common: &Com
         return print_json(&json!({"messages": report.messages, "skipped": report.skipped}));
     }
     for m in &report.messages {
-        println!(
+        out!(
             "── {} · {} · {} · {} ──",
             m.patron,
             m.channel.as_str(),
@@ -227,14 +227,14 @@ fn compose(ctx: &Ctx, plugin: &Path, events: &Path, patrons: &Path, common: &Com
             m.dedupe_key
         );
         if !m.subject.is_empty() {
-            println!("Subject: {}\n", m.subject);
+            out!("Subject: {}\n", m.subject);
         }
-        println!("{}\n", m.body);
+        out!("{}\n", m.body);
     }
     for s in &report.skipped {
-        println!("skipped event {} for {}: {}", s.event, s.patron, s.reason);
+        out!("skipped event {} for {}: {}", s.event, s.patron, s.reason);
     }
-    println!(
+    out!(
         "{} messages composed by {} from {} events ({} skipped)",
         report.messages.len(),
         messenger.plugin().id(),

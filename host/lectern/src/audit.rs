@@ -47,6 +47,22 @@ pub struct AuditCheck {
     /// The first entry whose link does not hold, if any: edited, inserted,
     /// or following a deleted one.
     pub broken_at: Option<u64>,
+    /// Entries 1 to this one were removed by retention (each run of it is
+    /// an entry of its own); 0 if none were.
+    pub removed_through: u64,
+    /// How many entries the head kept outside the store says the log has
+    /// had, when there is a head to compare with.
+    pub head: Option<u64>,
+    /// What the head outside the store shows, if the log falls short of it:
+    /// cut, deleted, or put back to an older copy.
+    pub cut: Option<String>,
+}
+
+impl AuditCheck {
+    /// Whether every link holds and the log is as long as its head says.
+    pub fn intact(&self) -> bool {
+        self.broken_at.is_none() && self.cut.is_none()
+    }
 }
 
 /// One row of the audit log as a backend stores it: text only, so that a
@@ -189,6 +205,9 @@ impl<'k> AuditChain<'k> {
                 return Ok(AuditCheck {
                     entries: last,
                     broken_at: Some(last),
+                    removed_through: base_seq,
+                    head: None,
+                    cut: None,
                 });
             }
             previous = row.link;
@@ -200,6 +219,9 @@ impl<'k> AuditChain<'k> {
         Ok(AuditCheck {
             entries: last,
             broken_at: (!holds).then_some(last + 1),
+            removed_through: base_seq,
+            head: None,
+            cut: None,
         })
     }
 }
@@ -210,6 +232,7 @@ fn actor_parts(actor: &Actor) -> (&'static str, &str) {
         Actor::Plugin(id) => ("plugin", id.as_str()),
         Actor::Staff(role) => ("staff", role.as_str()),
         Actor::Channel(name) => ("channel", name.as_str()),
+        Actor::Task(name) => ("task", name.as_str()),
     }
 }
 

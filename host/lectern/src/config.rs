@@ -377,6 +377,10 @@ struct RawChannel {
     secret_env: Option<String>,
     timeout_secs: Option<u64>,
     dir: Option<PathBuf>,
+    /// Allows plain HTTP or SMTP without TLS to a host other than this
+    /// machine.
+    #[serde(default)]
+    insecure: bool,
 }
 
 impl Config {
@@ -569,11 +573,19 @@ fn transport(name: &str, c: RawChannel, base: &Path) -> Result<TransportConfig> 
                 (None, None) => None,
                 _ => bail!("`[channels.{name}]`: give both `username` and a password, or neither"),
             };
+            let host = need(c.host.clone(), "host")?;
+            if tls == SmtpTls::None && !loopback(&host) && !c.insecure {
+                bail!(
+                    "`[channels.{name}]` sends mail to {host} without TLS, so passwords and \
+                     letters cross the network in clear; use tls = \"starttls\" or \"tls\", \
+                     or add insecure = true if the network is yours"
+                );
+            }
             let from = need(c.from.clone(), "from")?;
             from.parse::<lettre::message::Mailbox>()
                 .map_err(|e| anyhow::anyhow!("`[channels.{name}]` from = {from:?}: {e}"))?;
             TransportConfig::Smtp {
-                host: need(c.host.clone(), "host")?,
+                host,
                 port: c.port.unwrap_or(match tls {
                     SmtpTls::None => 25,
                     SmtpTls::Starttls => 587,
@@ -589,6 +601,23 @@ fn transport(name: &str, c: RawChannel, base: &Path) -> Result<TransportConfig> 
             let url = need(c.url.clone(), "url")?;
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 bail!("`[channels.{name}]` url = {url:?}: give an http:// or https:// URL");
+            }
+            if let Some(rest) = url.strip_prefix("http://") {
+                let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+                let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+                    if port.bytes().all(|b| b.is_ascii_digit()) {
+                        h
+                    } else {
+                        host
+                    }
+                });
+                if !loopback(host) && !c.insecure {
+                    bail!(
+                        "`[channels.{name}]` url = {url:?} is plain HTTP to another machine, so \
+                         messages cross the network in clear; use https://, or add \
+                         insecure = true if the network is yours"
+                    );
+                }
             }
             TransportConfig::Webhook {
                 url,
@@ -620,6 +649,15 @@ fn transport(name: &str, c: RawChannel, base: &Path) -> Result<TransportConfig> 
     })
 }
 
+/// Whether `host` is this machine.
+fn loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The library's day at `now`.
 pub fn local_day(rules: &NoticeRules, now: DateTime<Utc>) -> NaiveDate {
     rules.clock.local(now).date()
@@ -648,6 +686,38 @@ pub fn quiet_until(rules: &NoticeRules, now: DateTime<Utc>) -> Option<DateTime<U
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_and_smtp_without_tls_to_another_machine_need_insecure() {
+        let parse = |text: &str| Config::parse(text, Path::new("/lib"));
+        let hook = |url: &str, extra: &str| {
+            format!(
+                "[channels.sms]\ntransport = \"webhook\"\nurl = \"{url}\"\nsecret = \"s\"\n{extra}"
+            )
+        };
+        assert!(parse(&hook("http://127.0.0.1:9000/send", "")).is_ok());
+        assert!(parse(&hook("http://localhost/send", "")).is_ok());
+        assert!(parse(&hook("https://gateway.example.org/send", "")).is_ok());
+        let err = parse(&hook("http://gateway.example.org/send", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("insecure = true"), "{err}");
+        assert!(
+            parse(&hook(
+                "http://gateway.example.org/send",
+                "insecure = true\n"
+            ))
+            .is_ok()
+        );
+        let smtp = |host: &str| {
+            format!(
+                "[channels.email]\ntransport = \"smtp\"\nhost = \"{host}\"\ntls = \"none\"\n\
+                 from = \"Library <l@example.org>\"\n"
+            )
+        };
+        assert!(parse(&smtp("127.0.0.1")).is_ok());
+        assert!(parse(&smtp("mail.example.org")).is_err());
+    }
 
     #[test]
     fn defaults_and_overrides() {

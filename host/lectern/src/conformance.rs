@@ -52,6 +52,10 @@ pub const CHECKS: &[Check] = &[
         "retention keeps the chain verifiable",
         retention_keeps_the_chain,
     ),
+    (
+        "the key fingerprint is recorded once",
+        the_key_fingerprint_is_recorded_once,
+    ),
 ];
 
 /// Runs every check, each on a store from `fresh`.
@@ -542,7 +546,32 @@ fn retention_keeps_the_chain(store: &mut dyn Backend) {
             &|removed, head| chain.reanchor(removed, head),
         )
         .unwrap();
-    assert_eq!((far.holds_removed, far.uses_removed), (1, 1));
+    assert_eq!(
+        (far.holds_removed, far.uses_removed),
+        (0, 1),
+        "an open hold stays"
+    );
     assert_eq!(far.loans_aged, 0, "a loan still out is never removed");
     assert_eq!(verify(store, KEY).unwrap().broken_at, None);
+    // The link of the last entry retention removed is the anchor's base;
+    // the link of one still there is its row's.
+    assert!(store.audit_link(2).unwrap().is_some());
+    assert!(store.audit_link(1).unwrap().is_none());
+    assert!(store.audit_link(4).unwrap().is_some());
+    assert!(store.audit_link(99).unwrap().is_none());
+}
+
+fn the_key_fingerprint_is_recorded_once(store: &mut dyn Backend) {
+    assert_eq!(store.key_fingerprint().unwrap(), None);
+    store.set_key_fingerprint("SHA256:aa").unwrap();
+    assert_eq!(
+        store.key_fingerprint().unwrap().as_deref(),
+        Some("SHA256:aa")
+    );
+    store.set_key_fingerprint("SHA256:bb").unwrap();
+    assert_eq!(
+        store.key_fingerprint().unwrap().as_deref(),
+        Some("SHA256:aa"),
+        "a recorded fingerprint is never replaced"
+    );
 }

@@ -141,6 +141,7 @@ impl Smtp {
 
 impl Transport for Smtp {
     fn send(&self, m: &Outgoing) -> Result<(), SendError> {
+        check_headers(m)?;
         use lettre::Transport as _;
         use lettre::message::header::{ContentType, HeaderName, HeaderValue};
         let to =
@@ -185,9 +186,12 @@ pub struct Webhook {
 impl Webhook {
     /// A webhook to `url`, signed with `secret`.
     pub fn new(url: &str, secret: Secret, timeout: Duration) -> Webhook {
+        // A redirect would resend the signed message (as a GET, with its
+        // signature) to an address nobody configured: never follow one.
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
+            .max_redirects(0)
             .build();
         Webhook {
             agent: ureq::Agent::new_with_config(config),
@@ -208,6 +212,7 @@ pub fn webhook_signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 
 impl Transport for Webhook {
     fn send(&self, m: &Outgoing) -> Result<(), SendError> {
+        check_headers(m)?;
         let body = serde_json::to_vec(m).map_err(|e| SendError::Permanent(e.to_string()))?;
         let ts = Utc::now().timestamp();
         let signature = webhook_signature(self.secret.expose().as_bytes(), ts, &body);
@@ -223,6 +228,10 @@ impl Transport for Webhook {
         let status = response.status().as_u16();
         match status {
             200..=299 => Ok(()),
+            300..=399 => Err(SendError::Permanent(format!(
+                "webhook answered HTTP {status}, a redirect, which Lectern never follows; point \
+                 `url` at the final address"
+            ))),
             408 | 425 | 429 | 500..=599 => Err(SendError::Transient(format!(
                 "webhook answered HTTP {status}"
             ))),
@@ -253,10 +262,23 @@ impl Maildir {
 
 impl Transport for Maildir {
     fn send(&self, m: &Outgoing) -> Result<(), SendError> {
+        check_headers(m)?;
+        // The key becomes a file name: only the hex the outbox makes.
+        if m.id.is_empty() || m.id.len() > 128 || !m.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(SendError::Permanent(
+                "the message's key is not the hex an outbox key is; it is never made a file name"
+                    .into(),
+            ));
+        }
         let name = format!("{}.lectern", m.id);
         let tmp = self.dir.join("tmp").join(&name);
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            // A letter carries a name and an address: its owner's eyes only.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(&tmp)?;
             write!(
                 f,
                 "Message-ID: <{}@lectern.invalid>\nX-Lectern-Channel: {}\nX-Lectern-Events: {}\n",
@@ -277,6 +299,26 @@ impl Transport for Maildir {
         };
         write().map_err(|e| SendError::Transient(format!("maildir {}: {e}", self.dir.display())))
     }
+}
+
+/// Refuses a message whose header values (subject, locale, address) hold
+/// a line break or another control character: on any transport one would
+/// become a header of its own, such as `Bcc:`.
+fn check_headers(m: &Outgoing) -> Result<(), SendError> {
+    let fields = [
+        ("subject", Some(m.subject.as_str())),
+        ("locale", Some(m.locale.as_str())),
+        ("address", m.to.as_deref()),
+    ];
+    for (name, value) in fields {
+        if value.is_some_and(|v| v.chars().any(char::is_control)) {
+            return Err(SendError::Permanent(format!(
+                "the message's {name} holds a line break or another control character, which \
+                 would forge a header; it is not sent"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What [`Deliverer::run`] did.
@@ -671,5 +713,48 @@ fn outgoing(batch: &[Claimed], to: Option<String>) -> Outgoing {
         locale: first.locale.clone(),
         subject,
         body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(id: &str, subject: &str) -> Outgoing {
+        Outgoing {
+            id: id.into(),
+            channel: Channel::Print,
+            to: None,
+            patron: None,
+            events: vec!["overdue".into()],
+            locale: "en".into(),
+            subject: subject.into(),
+            body: "Please bring it back.".into(),
+        }
+    }
+
+    #[test]
+    fn a_maildir_refuses_forged_headers_and_keys_that_are_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::new(dir.path().to_path_buf()).unwrap();
+        let refused = |m: Outgoing| matches!(maildir.send(&m), Err(SendError::Permanent(_)));
+        assert!(refused(letter(
+            "ab12",
+            "Overdue\r\nBcc: everyone@example.org"
+        )));
+        assert!(refused(letter("../../escape", "Overdue")));
+        assert!(refused(letter("", "Overdue")));
+        maildir.send(&letter("ab12", "Overdue")).unwrap();
+        let file = dir.path().join("new/ab12.lectern");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("new")).unwrap().count(),
+            1
+        );
     }
 }

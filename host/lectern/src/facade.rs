@@ -7,7 +7,7 @@
 //! the service render it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -30,6 +30,7 @@ use crate::store::{
     AuditStore, Backend, ChannelStats, Erased, MessageState, OutboxRow, PatronData, Preferences,
     Retained, Retention, RunScore, ScoreRun, StoredRun,
 };
+use crate::witness::HeadFile;
 
 /// The library: its store, keys and configuration, with the audit log and
 /// the privacy policy always on.
@@ -129,15 +130,26 @@ impl<F: FnMut(u64, u64)> Progress for F {
 struct ChainedLog {
     rows: Mutex<Box<dyn AuditStore>>,
     key: Vec<u8>,
+    /// The head kept outside the store, advanced after each append.
+    head: Option<HeadFile>,
 }
 
 impl AuditLog for ChainedLog {
     fn append(&self, entry: &AuditEntry) -> anyhow::Result<()> {
         let chain = AuditChain::new(&self.key);
+        let mut written = None;
         self.rows
             .lock()
             .map_err(|_| anyhow::anyhow!("the audit log's lock was poisoned"))?
-            .append_audit(&mut |head| chain.next(head, entry))
+            .append_audit(&mut |head| {
+                let (row, anchor) = chain.next(head, entry);
+                written = Some((row.seq, row.link.clone()));
+                (row, anchor)
+            })?;
+        if let (Some(file), Some((seq, link))) = (&self.head, written) {
+            file.advance(seq, &link)?;
+        }
+        Ok(())
     }
 }
 
@@ -155,9 +167,14 @@ impl Lectern {
             Some(path) => Some(host.load_privacy_filter(path)?),
             None => None,
         };
+        let mut store = store;
+        check_fingerprint(&mut store, &keyring)?;
         let audit = Arc::new(ChainedLog {
             rows: Mutex::new(store.audit_handle().map_err(Error::store)?),
             key: keyring.audit_key().to_vec(),
+            head: keyring
+                .audit_head_file()
+                .map(|path| HeadFile::new(path, keyring.audit_key())),
         });
         Ok(Lectern {
             host: host.clone(),
@@ -625,7 +642,32 @@ impl Lectern {
     }
 
     /// Applies `retention` as of `as_of`; the audit chain stays verifiable.
+    /// The run is itself an audit entry, written before anything goes.
+    /// Retention has floors: it cannot run as of a day after today, and it
+    /// keeps the audit log for at least [`MIN_AUDIT_DAYS`] days.
     pub fn apply_retention(&mut self, as_of: NaiveDate, retention: &Retention) -> Result<Retained> {
+        let today = Utc::now().date_naive();
+        if as_of > today {
+            return Err(Error::invalid(
+                "--as-of",
+                format!(
+                    "retention cannot run as of {as_of}, after today ({today}): that would \
+                     remove data before its time"
+                ),
+            ));
+        }
+        if retention.audit_log < MIN_AUDIT_DAYS {
+            return Err(Error::invalid(
+                "--audit-days",
+                format!(
+                    "the audit log is kept at least {MIN_AUDIT_DAYS} days; {} is too few",
+                    retention.audit_log
+                ),
+            ));
+        }
+        self.audit.append(&task_entry("retention")).map_err(|e| {
+            Error::store(e.context("failed to write the audit log; nothing was removed"))
+        })?;
         let chain = AuditChain::new(self.keyring.audit_key());
         self.store
             .apply_retention(as_of, retention, &|removed, head| {
@@ -634,9 +676,98 @@ impl Lectern {
             .map_err(Error::store)
     }
 
-    /// Recomputes the audit chain under the keyring's audit key.
+    /// Adds a pseudonym key to the keyring and makes it current, audited
+    /// before it happens, and saves the keyring where it was read from.
+    /// Returns the new key's version.
+    pub fn rotate_pseudonym_key(&mut self) -> Result<u32> {
+        self.audit
+            .append(&task_entry("key-rotation"))
+            .map_err(|e| {
+                Error::store(e.context("failed to write the audit log; the key was not rotated"))
+            })?;
+        let version = self.keyring.rotate()?;
+        if let Some(file) = self.keyring.file().map(Path::to_path_buf) {
+            self.keyring.save(&file)?;
+        }
+        Ok(version)
+    }
+
+    /// Recomputes the audit chain under the keyring's audit key, and
+    /// compares its length with the head kept beside the keyring.
     pub fn verify_audit(&self) -> Result<AuditCheck> {
-        verify(self.store.as_ref(), self.keyring.audit_key())
+        let mut check = verify(self.store.as_ref(), self.keyring.audit_key())?;
+        let Some(path) = self.keyring.audit_head_file() else {
+            return Ok(check);
+        };
+        let file = HeadFile::new(path, self.keyring.audit_key());
+        let head = file.read().map_err(Error::Config)?;
+        check.head = head.as_ref().map(|h| h.entries);
+        if let Some(head) = head {
+            if check.entries < head.entries {
+                check.cut = Some(format!(
+                    "the log has {} entries, and its head outside the store ({}) says it has \
+                     had {}: entries were cut from the end, the log was deleted, or the store \
+                     was put back to an older copy",
+                    check.entries,
+                    file.path().display(),
+                    head.entries
+                ));
+            } else if let Some(link) = self.store.audit_link(head.entries).map_err(Error::store)?
+                && link != head.link
+            {
+                check.cut = Some(format!(
+                    "entry {} is not the entry the head outside the store ({}) recorded: the \
+                     store was put back to an older copy and written again",
+                    head.entries,
+                    file.path().display()
+                ));
+            }
+        }
+        Ok(check)
+    }
+}
+
+/// The fewest days the audit log is kept, whatever retention asks.
+pub const MIN_AUDIT_DAYS: u32 = 365;
+
+/// An audit entry for the host's own maintenance: it reads no field and
+/// names no patron.
+fn task_entry(task: &str) -> AuditEntry {
+    AuditEntry {
+        at: Utc::now(),
+        context: AccessContext {
+            purpose: Purpose::Maintenance,
+            actor: Actor::Task(task.to_string()),
+        },
+        fields: Vec::new(),
+        patrons: Vec::new(),
+    }
+}
+
+/// Records the keyring's fingerprint in a new store, and refuses a keyring
+/// that is not the one the store was made with.
+fn check_fingerprint(store: &mut dyn Backend, keyring: &Keyring) -> Result<()> {
+    let ring = keyring.fingerprint();
+    if store.key_fingerprint().map_err(Error::store)?.is_none() {
+        // Two processes may open a new store at once: the first to record
+        // its keyring wins, and the other is checked against it below.
+        store.set_key_fingerprint(&ring).map_err(Error::store)?;
+    }
+    match store.key_fingerprint().map_err(Error::store)? {
+        None => Err(Error::store(anyhow::anyhow!(
+            "the store did not keep the keyring's fingerprint"
+        ))),
+        Some(recorded) if recorded == ring => Ok(()),
+        Some(recorded) => Err(Error::Config(anyhow::anyhow!(
+            "the store {} was made with the keyring {recorded}, and the keyring given is {ring}{}: \
+             use the store's own keyring (--key-file); another key cannot read its tokens or \
+             verify its audit log",
+            store.describe(),
+            keyring
+                .file()
+                .map(|f| format!(" ({})", f.display()))
+                .unwrap_or_default()
+        ))),
     }
 }
 

@@ -13,8 +13,13 @@
 //! nothing made under the old key can be linked to the new one. The audit
 //! key does not rotate, so the chain stays verifiable; old pseudonym keys
 //! stay in the ring so that a patron's export still finds reads recorded
-//! under them. A plain file of at least 16 bytes also works as a keyring
-//! with a single key for both uses.
+//! under them.
+//!
+//! A keyring file is checked the way ssh checks its own keys: it must be
+//! a keyring (a damaged one is an error, never read as a raw key), belong
+//! to the user running Lectern, and be readable by nobody else. A store
+//! records its keyring's [`Keyring::fingerprint`], so a keyring that is
+//! not the store's is refused before it is used.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -30,6 +35,9 @@ pub struct Keyring {
     #[serde(with = "hex_bytes")]
     audit: Vec<u8>,
     pseudonym: Vec<PseudonymKey>,
+    /// The file it was read from or saved to, if any.
+    #[serde(skip)]
+    file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -61,6 +69,37 @@ mod hex_bytes {
     }
 }
 
+/// A key file must belong to the user running Lectern and be readable by
+/// nobody else, and may not be a link.
+fn check_private(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let shown = path.display();
+        let link = std::fs::symlink_metadata(path)?;
+        anyhow::ensure!(
+            !link.file_type().is_symlink(),
+            "the keyring {shown} is a link; keep the keyring itself there"
+        );
+        let me = rustix::process::geteuid().as_raw();
+        anyhow::ensure!(
+            meta.uid() == me,
+            "the keyring {shown} belongs to user {}, not to the user running Lectern ({me}); a \
+             keyring someone else planted is refused. Check where it came from, then `chown` it",
+            meta.uid()
+        );
+        let mode = meta.mode() & 0o777;
+        anyhow::ensure!(
+            mode & 0o077 == 0,
+            "the keyring {shown} is readable or writable by others (mode {mode:03o}); run \
+             `chmod 600 {shown}`, and if others may have read it, make a new store"
+        );
+    }
+    #[cfg(not(unix))]
+    let _ = (path, meta);
+    Ok(())
+}
+
 fn random_key() -> Result<Vec<u8>> {
     let mut key = vec![0u8; 32];
     getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
@@ -81,6 +120,7 @@ impl Keyring {
                 key: random_key()?,
                 created: chrono::Utc::now().date_naive(),
             }],
+            file: None,
         })
     }
 
@@ -90,29 +130,33 @@ impl Keyring {
     }
 
     fn load_inner(path: &Path) -> Result<Keyring> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("failed to read the keyring {}", path.display()))?;
-        if let Ok(ring) = serde_json::from_slice::<Keyring>(&bytes) {
-            anyhow::ensure!(
-                !ring.pseudonym.is_empty(),
-                "the keyring {} has no pseudonym key",
-                path.display()
-            );
-            return Ok(ring);
-        }
+        let shown = path.display();
+        let meta = std::fs::metadata(path).with_context(|| {
+            format!(
+                "the keyring {shown} cannot be read; it holds the keys this library's store was \
+                 made with, so restore it from your backup (a new key cannot read the old \
+                 tokens or verify the audit log)"
+            )
+        })?;
+        check_private(path, &meta)?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("failed to read the keyring {shown}"))?;
+        let mut ring: Keyring = serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "the keyring {shown} is damaged ({:?} at line {} column {}); restore it from your \
+                 backup",
+                e.classify(),
+                e.line(),
+                e.column()
+            )
+        })?;
         anyhow::ensure!(
-            bytes.len() >= 16,
-            "{} is neither a keyring nor a key of at least 16 bytes; use 32 random bytes",
-            path.display()
+            !ring.pseudonym.is_empty() && ring.audit.len() >= 16,
+            "the keyring {shown} has no pseudonym key or a short audit key; restore it from \
+             your backup"
         );
-        Ok(Keyring {
-            audit: bytes.clone(),
-            pseudonym: vec![PseudonymKey {
-                version: 1,
-                key: bytes,
-                created: chrono::NaiveDate::MIN,
-            }],
-        })
+        ring.file = Some(path.to_path_buf());
+        Ok(ring)
     }
 
     /// Reads the keyring at `path`, making one the first time.
@@ -122,11 +166,35 @@ impl Keyring {
 
     fn load_or_create_inner(path: &Path) -> Result<Keyring> {
         if !path.exists() {
-            let ring = Keyring::generate_inner()?;
-            ring.save_inner(path)?;
-            return Ok(ring);
+            let mut ring = Keyring::generate_inner()?;
+            // Never over another process's new keyring: the first one made
+            // is the one, and this process reads it.
+            if ring.write(path, false)? {
+                ring.file = Some(path.to_path_buf());
+                return Ok(ring);
+            }
         }
         Keyring::load_inner(path)
+    }
+
+    /// The file the keyring was read from or saved to, if any.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// Where the audit log's head is kept outside the store: beside the
+    /// keyring's file, as `NAME.audit-head`. `None` for a keyring that came
+    /// from a vault ([`Keyring::from_keys`]) and has no file.
+    pub fn audit_head_file(&self) -> Option<std::path::PathBuf> {
+        self.file.as_ref().map(|f| f.with_extension("audit-head"))
+    }
+
+    /// The keyring's fingerprint, as ssh shows a key's: `SHA256:` and the
+    /// hash of its audit key, which never rotates. A store records it.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest as _;
+        let hash = sha2::Sha256::digest(&self.audit);
+        format!("SHA256:{}", hex::encode(&hash[..16]))
     }
 
     /// Writes the keyring, readable by its owner only, replacing the file in
@@ -136,6 +204,13 @@ impl Keyring {
     }
 
     fn save_inner(&self, path: &Path) -> Result<()> {
+        self.write(path, true).map(|_| ())
+    }
+
+    /// Writes the keyring to `path` in one step, readable by its owner
+    /// only; over a keyring already there only when `replace`. Returns
+    /// whether it was written.
+    fn write(&self, path: &Path, replace: bool) -> Result<bool> {
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -148,9 +223,19 @@ impl Keyring {
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )?;
         tmp.write_all(&serde_json::to_vec_pretty(self)?)?;
-        tmp.persist(path)
-            .with_context(|| format!("failed to write the keyring {}", path.display()))?;
-        Ok(())
+        tmp.as_file().sync_all()?;
+        let persisted = if replace {
+            tmp.persist(path)
+        } else {
+            tmp.persist_noclobber(path)
+        };
+        match persisted {
+            Ok(_) => Ok(true),
+            Err(e) if !replace && e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => {
+                Err(e).with_context(|| format!("failed to write the keyring {}", path.display()))
+            }
+        }
     }
 
     /// Adds a new pseudonym key and makes it current; returns its version.
@@ -185,6 +270,7 @@ impl Keyring {
                 key: pseudonym.to_vec(),
                 created: chrono::NaiveDate::MIN,
             }],
+            file: None,
         })
     }
 
@@ -260,22 +346,43 @@ mod tests {
     }
 
     #[test]
-    fn a_plain_key_file_is_a_keyring_of_one() {
+    fn a_damaged_open_or_missing_keyring_is_an_error_never_a_new_key() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("demo.key");
-        std::fs::write(&path, [7u8; 32]).unwrap();
-        let ring = Keyring::load(&path).unwrap();
-        assert_eq!(ring.audit_key(), [7u8; 32]);
+        let path = dir.path().join("lectern.key");
+        let err = |path: &Path| Keyring::load(path).unwrap_err().to_string();
+        assert!(err(&path).contains("restore it from your backup"));
+        assert!(!path.exists(), "no key is made by loading");
+
+        let ring = Keyring::load_or_create(&path).unwrap();
+        let fingerprint = ring.fingerprint();
+        assert!(fingerprint.starts_with("SHA256:"));
+        assert_eq!(Keyring::load(&path).unwrap().fingerprint(), fingerprint);
         assert_eq!(
-            ring.pseudonyms().patron_token("P1"),
-            Pseudonyms::new(&[7u8; 32]).patron_token("P1")
+            ring.audit_head_file().unwrap(),
+            dir.path().join("lectern.audit-head")
         );
-        std::fs::write(&path, b"short").unwrap();
-        assert!(
-            Keyring::load(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("at least 16 bytes")
-        );
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(err(&path).contains("chmod 600"));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let link = dir.path().join("link.key");
+            std::os::unix::fs::symlink(&path, &link).unwrap();
+            assert!(err(&link).contains("is a link"));
+        }
+
+        // A raw key, or a keyring cut short, is damaged: never read as a key.
+        let raw = dir.path().join("raw.key");
+        tempfile::NamedTempFile::new_in(dir.path())
+            .unwrap()
+            .persist(&raw)
+            .unwrap();
+        std::fs::write(&raw, [7u8; 32]).unwrap();
+        assert!(err(&raw).contains("is damaged"));
+        let text = std::fs::read(&path).unwrap();
+        std::fs::write(&raw, &text[..text.len() / 2]).unwrap();
+        assert!(err(&raw).contains("is damaged"));
     }
 }

@@ -73,6 +73,7 @@ mod log;
 mod manifest;
 mod model;
 mod notify;
+mod outputs;
 mod pipeline;
 mod plugin;
 mod privacy;
@@ -80,10 +81,22 @@ mod report;
 mod runtime;
 mod store;
 mod text;
+mod witness;
 
 /// The backend-agnostic conformance suite every store must pass.
 #[cfg(feature = "conformance")]
 pub mod conformance;
+
+/// The messenger's two calling shapes, for the benchmark; not part of the
+/// API.
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub mod bench;
+
+/// Entry points for the fuzz targets; not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use crate::api::SUPPORTED_API_VERSIONS;
 pub use crate::audit::{AuditAnchor, AuditCheck, AuditEntry, AuditHead, AuditRow};
@@ -96,10 +109,12 @@ pub use crate::deliver::{
     webhook_signature,
 };
 pub use crate::error::{Error, ErrorKind, Failure, GuestError, PluginRef, Result};
-pub use crate::facade::{AuditRead, Lectern, ListKind, PatronExport, Progress};
+pub use crate::facade::{AuditRead, Lectern, ListKind, MIN_AUDIT_DAYS, PatronExport, Progress};
 pub use crate::generate::{GenOptions, GenSummary, generate};
 pub use crate::host::{CacheStatus, Host, HostBuilder};
-pub use crate::import::{Format, ImportOptions, ImportReport, Skip, import};
+pub use crate::import::{
+    Encoding, Format, ImportOptions, ImportReport, MAX_FIELD_BYTES, Skip, import,
+};
 pub use crate::input::{InputError, read_jsonl};
 pub use crate::keys::Keyring;
 pub use crate::limits::Limits;

@@ -135,6 +135,9 @@ pub enum Purpose {
     StaffView,
     Analytics,
     PatronExport,
+    /// The host's own upkeep: retention, key rotation. Only the audit log
+    /// names it; no policy is asked about it, and no field is read for it.
+    Maintenance,
 }
 
 impl Purpose {
@@ -147,6 +150,7 @@ impl Purpose {
             Purpose::StaffView => "staff-view",
             Purpose::Analytics => "analytics",
             Purpose::PatronExport => "patron-export",
+            Purpose::Maintenance => "maintenance",
         }
     }
 }
@@ -189,6 +193,9 @@ pub enum Actor {
     /// `sms`, `webhook`, `print`). Only the audit log names it: no privacy
     /// policy is asked about a channel, which gets the message as composed.
     Channel(String),
+    /// The host itself, running a task (`retention`, `key-rotation`). Only
+    /// the audit log names it.
+    Task(String),
 }
 
 impl fmt::Display for Actor {
@@ -197,6 +204,7 @@ impl fmt::Display for Actor {
             Actor::Plugin(id) => write!(f, "plugin `{id}`"),
             Actor::Staff(role) => write!(f, "staff role `{role}`"),
             Actor::Channel(name) => write!(f, "the {name} channel"),
+            Actor::Task(name) => write!(f, "the host's {name}"),
         }
     }
 }

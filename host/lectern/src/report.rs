@@ -143,14 +143,26 @@ pub fn segment_report(
     }
 }
 
-/// Rows as CSV, quoted as the format needs.
+/// Rows as CSV, quoted as the format needs, every cell safe to open in a
+/// spreadsheet.
 fn csv<const N: usize>(header: [&str; N], rows: impl Iterator<Item = [String; N]>) -> String {
     let mut w = ::csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(header);
     for row in rows {
-        let _ = w.write_record(&row);
+        let _ = w.write_record(row.iter().map(|cell| inert(cell).into_owned()));
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// A cell a spreadsheet will not run: one that starts with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return (a formula, or one in disguise) gets a
+/// leading `'`, as OWASP advises against CSV injection.
+pub(crate) fn inert(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
 }
 
 /// A self-contained page: `body` under `title`, styled inline; no script
@@ -336,5 +348,28 @@ impl ReaderList {
         }
         body.push_str("</table>\n");
         page(&self.title, &body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formulas_in_csv_cells_are_made_inert() {
+        let out = super::csv(
+            ["name", "n"],
+            [
+                ["=HYPERLINK(\"http://x\")".to_string(), "3".to_string()],
+                ["=cmd|' /C calc'!A0".to_string(), "-1".to_string()],
+                ["Ada".to_string(), "@SUM(1)".to_string()],
+            ]
+            .into_iter(),
+        );
+        for line in out.lines().skip(1) {
+            for cell in line.split(',') {
+                let cell = cell.trim_start_matches('"');
+                assert!(!cell.starts_with(['=', '+', '-', '@']), "{line}");
+            }
+        }
+        assert!(out.contains("Ada"));
     }
 }

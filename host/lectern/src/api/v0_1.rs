@@ -185,6 +185,8 @@ pub(crate) fn purpose(p: crate::Purpose) -> wit::Purpose {
         P::StaffView => wit::Purpose::StaffView,
         P::Analytics => wit::Purpose::Analytics,
         P::PatronExport => wit::Purpose::PatronExport,
+        // Never reached: the pipeline asks no policy about maintenance.
+        P::Maintenance => wit::Purpose::StaffView,
     }
 }
 
@@ -196,6 +198,7 @@ pub(crate) fn access_context(c: &crate::AccessContext) -> wit::AccessContext {
             crate::Actor::Staff(role) => wit::Actor::Staff(role.clone()),
             // Never reached: the pipeline asks no policy about a channel.
             crate::Actor::Channel(name) => wit::Actor::Staff(format!("channel:{name}")),
+            crate::Actor::Task(name) => wit::Actor::Staff(format!("task:{name}")),
         },
     }
 }

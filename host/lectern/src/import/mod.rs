@@ -112,6 +112,9 @@ pub struct ImportReport {
     pub written: Written,
     /// Records skipped, each with its reason.
     pub skipped: Vec<Skip>,
+    /// Dates that cannot be (such as Koha's `0000-00-00`), read as absent;
+    /// their records were kept.
+    pub impossible_dates: usize,
 }
 
 /// Options every importer takes.
@@ -119,7 +122,37 @@ pub struct ImportReport {
 pub struct ImportOptions {
     /// Stop at the first bad record and write nothing.
     pub strict: bool,
+    /// The files' character encoding.
+    pub encoding: Encoding,
 }
+
+/// A file's character encoding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Encoding {
+    /// UTF-8, with or without a byte-order mark.
+    #[default]
+    Utf8,
+    /// ISO-8859-1, as older ILS exports write: every byte is one character.
+    Latin1,
+}
+
+impl FromStr for Encoding {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "utf-8" | "utf8" => Ok(Encoding::Utf8),
+            "latin1" | "latin-1" | "iso-8859-1" => Ok(Encoding::Latin1),
+            _ => Err(format!(
+                "unknown encoding `{s}`; the encodings are: utf-8, latin1"
+            )),
+        }
+    }
+}
+
+/// The most bytes one field of a record may hold; a longer one skips the
+/// record, since no name, title or address is that long.
+pub const MAX_FIELD_BYTES: usize = 4096;
 
 /// Imports `paths` in `format` into `store`, in one transaction.
 /// `progress` is called with the number of records read so far, now and
@@ -146,6 +179,8 @@ fn import_into(
     } else {
         Default::default()
     };
+    IMPOSSIBLE_DATES.with(|n| n.set(0));
+    ENCODING.with(|e| e.set(options.encoding));
     let tx = store.import(format.as_str())?;
     let mut sink = Sink {
         tx,
@@ -184,7 +219,20 @@ fn import_into(
         ..
     } = sink;
     tx.commit(written, skipped.len())?;
-    Ok(ImportReport { written, skipped })
+    // Each file is read twice; each impossible date was counted twice.
+    let impossible_dates = IMPOSSIBLE_DATES.with(|n| n.get()) / 2;
+    Ok(ImportReport {
+        written,
+        skipped,
+        impossible_dates,
+    })
+}
+
+thread_local! {
+    /// Impossible dates read as absent by this thread's import.
+    static IMPOSSIBLE_DATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The encoding of the files this thread's import reads.
+    static ENCODING: std::cell::Cell<Encoding> = const { std::cell::Cell::new(Encoding::Utf8) };
 }
 
 /// Why reading stopped early.
@@ -305,7 +353,7 @@ impl Sink<'_> {
         if self.read.is_multiple_of(10_000) {
             (self.progress)(self.read);
         }
-        let record = match parsed.record {
+        let record = match parsed.record.and_then(|r| within_caps(&r).map(|()| r)) {
             Ok(r) => r,
             Err((field, reason)) => {
                 let field = (!field.is_empty()).then_some(field.as_str());
@@ -349,6 +397,135 @@ impl Sink<'_> {
     }
 }
 
+/// Checks that no text field of `record` is over [`MAX_FIELD_BYTES`].
+fn within_caps(record: &Record) -> Result<(), BadField> {
+    let over = |field: &str, v: &Option<String>| match v {
+        Some(v) if v.len() > MAX_FIELD_BYTES => Err((
+            field.to_string(),
+            format!(
+                "{} bytes, over the cap of {MAX_FIELD_BYTES} for one field; starts `{}`",
+                v.len(),
+                excerpt(v)
+            ),
+        )),
+        _ => Ok(()),
+    };
+    match record {
+        Record::Patron(r) => {
+            let p = &r.patron;
+            over("id", &Some(p.id.clone()))?;
+            for (field, v) in [
+                ("card_number", &p.card_number),
+                ("name", &p.name),
+                ("email", &p.email),
+                ("phone", &p.phone),
+                ("category", &p.category),
+                ("home_branch", &p.home_branch),
+                ("locale", &p.locale),
+            ] {
+                over(field, v)?;
+            }
+            for (k, v) in p.attributes.iter().flatten() {
+                over("attributes", &Some(format!("{k}{v}")))?;
+            }
+            Ok(())
+        }
+        Record::Loan(l, _) => {
+            for (field, v) in [
+                ("id", &Some(l.id.clone())),
+                ("item", &l.item),
+                ("title", &l.title),
+                ("subject", &l.subject),
+            ] {
+                over(field, v)?;
+            }
+            Ok(())
+        }
+        Record::Hold(h, _) => {
+            for (field, v) in [
+                ("id", &Some(h.id.clone())),
+                ("title", &h.title),
+                ("status", &h.status),
+                ("pickup_branch", &h.pickup_branch),
+            ] {
+                over(field, v)?;
+            }
+            Ok(())
+        }
+        Record::Use(u, _) => over("patron_id", &Some(u.patron.clone())),
+    }
+}
+
+/// At most the first 40 characters of `s`, for an error that shows what it
+/// is about without repeating the input.
+pub(crate) fn excerpt(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(40)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.chars().nth(40).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Opens `path` for reading in `encoding`, as UTF-8 without a byte-order
+/// mark.
+pub(crate) fn open(path: &Path, encoding: Encoding) -> Result<Box<dyn std::io::Read>, Stop> {
+    use std::io::BufRead as _;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("failed to open {}", path.display()))
+        .map_err(Stop::Strict)?;
+    let mut reader = std::io::BufReader::new(file);
+    if encoding == Encoding::Utf8 {
+        let bom = reader
+            .fill_buf()
+            .map_err(|e| Stop::File(format!("cannot read it: {e}")))?
+            .starts_with(b"\xEF\xBB\xBF");
+        if bom {
+            reader.consume(3);
+        }
+        return Ok(Box::new(reader));
+    }
+    Ok(Box::new(Latin1(reader, Vec::new())))
+}
+
+/// ISO-8859-1 read as UTF-8: each byte is the code point of its value.
+struct Latin1<R>(R, Vec<u8>);
+
+impl<R: std::io::BufRead> std::io::Read for Latin1<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.1.is_empty() {
+            let input = self.0.fill_buf()?;
+            if input.is_empty() {
+                return Ok(0);
+            }
+            let n = input.len().min(4096);
+            self.1 = input[..n]
+                .iter()
+                .flat_map(|&b| {
+                    let mut buf = [0u8; 2];
+                    char::from(b).encode_utf8(&mut buf).as_bytes().to_vec()
+                })
+                .collect();
+            self.0.consume(n);
+            self.1.reverse();
+        }
+        let mut written = 0;
+        while written < out.len() {
+            let Some(b) = self.1.pop() else { break };
+            out[written] = b;
+            written += 1;
+        }
+        Ok(written)
+    }
+}
+
+/// What to say about a file that is not valid UTF-8.
+pub(crate) const NOT_UTF8: &str = "the file is not UTF-8; if it is Latin-1 (ISO-8859-1), as \
+    older ILS exports are, import it with --encoding latin1";
+
 /// Calls `f` for each record of a JSON file: the elements of a top-level
 /// array, the elements of the first of `collections` found in a top-level
 /// object, or the object itself. Arrays are streamed, element by element.
@@ -362,6 +539,7 @@ pub(crate) fn json_records(
     struct Each<'f> {
         f: &'f mut dyn FnMut(usize, Value) -> Result<(), Stop>,
         stop: Option<Stop>,
+        read: usize,
     }
 
     impl<'de> Visitor<'de> for &mut Each<'_> {
@@ -373,6 +551,7 @@ pub(crate) fn json_records(
             let mut i = 0;
             while let Some(v) = seq.next_element::<Value>()? {
                 i += 1;
+                self.read = i;
                 if let Err(stop) = (self.f)(i, v) {
                     self.stop = Some(stop);
                     return Err(serde::de::Error::custom("stopped"));
@@ -421,12 +600,14 @@ pub(crate) fn json_records(
         }
     }
 
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("failed to open {}", path.display()))
-        .map_err(Stop::Strict)?;
-    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(file));
+    let reader = open(path, ENCODING.with(|e| e.get()))?;
+    let mut de = serde_json::Deserializer::from_reader(reader);
     let mut top = Top {
-        each: Each { f, stop: None },
+        each: Each {
+            f,
+            stop: None,
+            read: 0,
+        },
         collections,
         single: None,
     };
@@ -435,7 +616,20 @@ pub(crate) fn json_records(
         return Err(stop);
     }
     if let Err(e) = parsed {
-        return Err(Stop::File(format!("not valid JSON: {e}")));
+        let hint = if e.to_string().contains("unicode") || e.to_string().contains("UTF-8") {
+            format!("; {NOT_UTF8}")
+        } else {
+            String::new()
+        };
+        let read = top.each.read;
+        return Err(Stop::File(if read == 0 {
+            format!("not valid JSON: {e}{hint}; nothing in it was read")
+        } else {
+            format!(
+                "the file is damaged after record {read}: not valid JSON: {e}{hint}; the \
+                 {read} records before it were read, and nothing after it"
+            )
+        }));
     }
     match top.single.take() {
         Some(obj) => (top.each.f)(1, Value::Object(obj)),
@@ -454,10 +648,8 @@ pub(crate) fn csv_records(
     required: &[&str],
     f: &mut dyn FnMut(usize, Row<'_>) -> Result<(), Stop>,
 ) -> Result<(), Stop> {
-    let mut reader = ::csv::ReaderBuilder::new()
-        .from_path(path)
-        .with_context(|| format!("failed to open {}", path.display()))
-        .map_err(Stop::Strict)?;
+    let mut reader =
+        ::csv::ReaderBuilder::new().from_reader(open(path, ENCODING.with(|e| e.get()))?);
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| Stop::File(format!("cannot read the header: {e}")))?
@@ -482,7 +674,7 @@ pub(crate) fn csv_records(
                     row.get(at)
                         .map(str::trim)
                         .filter(|v| !v.is_empty())
-                        .map(str::to_string)
+                        .map(clean)
                 };
                 f(i, Ok(&get))?;
             }
@@ -502,6 +694,13 @@ pub(crate) fn csv_records(
                         "line {}: {len} fields where the header has {expected_len}",
                         pos.as_ref().map_or(0, |p| p.line())
                     ),
+                    ::csv::ErrorKind::Utf8 { pos, err } => format!(
+                        "line {}, column {}: {NOT_UTF8}",
+                        pos.as_ref().map_or(0, |p| p.line()),
+                        headers
+                            .get(err.field())
+                            .map_or_else(|| (err.field() + 1).to_string(), |h| format!("`{h}`"))
+                    ),
                     _ => e.to_string(),
                 };
                 f(i, Err(format!("not a valid CSV row: {why}")))?
@@ -516,13 +715,18 @@ pub(crate) fn day(
     field: &str,
 ) -> Result<Option<chrono::NaiveDate>, BadField> {
     let Some(s) = value else { return Ok(None) };
+    // Koha and MySQL write an unknown date as zeros: absent, not wrong.
+    if s.starts_with("0000-00-00") {
+        IMPOSSIBLE_DATES.with(|n| n.set(n.get() + 1));
+        return Ok(None);
+    }
     let head = s.get(..10).unwrap_or(&s);
     chrono::NaiveDate::parse_from_str(head, "%Y-%m-%d")
         .map(Some)
         .map_err(|_| {
             (
                 field.to_string(),
-                format!("`{s}` is not a real date (YYYY-MM-DD)"),
+                format!("`{}` is not a real date (YYYY-MM-DD)", excerpt(&s)),
             )
         })
 }
@@ -540,6 +744,17 @@ pub(crate) fn required(value: Option<String>, field: &str) -> Result<String, Bad
     value.ok_or_else(|| (field.to_string(), "missing".to_string()))
 }
 
+/// Text as stored: every control character (a line break that would
+/// become a header of a letter, an escape code) made a space.
+pub(crate) fn clean(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// A JSON value's text at `path`, with numbers as text; blank is `None`.
 pub(crate) fn text(v: &Value, path: &[&str]) -> Option<String> {
     let mut cur = v;
@@ -547,7 +762,7 @@ pub(crate) fn text(v: &Value, path: &[&str]) -> Option<String> {
         cur = cur.get(p)?;
     }
     match cur {
-        Value::String(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+        Value::String(s) => Some(clean(s.trim())).filter(|s| !s.is_empty()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }

@@ -505,6 +505,19 @@ pub trait AuditStore: Send {
 
     /// The rows that name any of `tokens` among their patrons, in order.
     fn audit_rows_naming(&self, tokens: &[String]) -> anyhow::Result<Vec<AuditRow>>;
+
+    /// The link of entry `seq`: its row's, or the anchor's base link when
+    /// `seq` is the last entry retention removed; `None` when neither is
+    /// there.
+    fn audit_link(&self, seq: u64) -> anyhow::Result<Option<String>>;
+
+    /// The fingerprint of the keyring the store was made with, once one
+    /// is recorded.
+    fn key_fingerprint(&self) -> anyhow::Result<Option<String>>;
+
+    /// Records the keyring's fingerprint, unless one is recorded already:
+    /// a store records one only once, and never replaces it.
+    fn set_key_fingerprint(&mut self, fingerprint: &str) -> anyhow::Result<()>;
 }
 
 /// A complete store: what [`crate::Lectern`] opens.

@@ -178,6 +178,12 @@ CREATE INDEX outbox_by_patron ON outbox (patron_id, day);
     r#"
 ALTER TABLE score_runs ADD COLUMN fields TEXT;
 "#,
+    r#"
+CREATE TABLE store_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
 ];
 
 /// A store in one SQLite file.
@@ -196,6 +202,7 @@ impl SqliteStore {
     }
 
     fn open_at(path: &Path) -> Result<SqliteStore> {
+        create_private(path)?;
         let conn = Connection::open(path)
             .with_context(|| format!("failed to open the store {}", path.display()))?;
         let conn = SqliteStore::init(conn)
@@ -228,6 +235,9 @@ impl SqliteStore {
 
     fn init(mut conn: Connection) -> Result<Connection> {
         conn.pragma_update(None, "foreign_keys", true)?;
+        // Deleted rows are overwritten with zeros, so an erased patron's
+        // values do not linger in free pages.
+        conn.pragma_update(None, "secure_delete", true)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // With WAL, NORMAL never corrupts the store; a power cut may lose the
         // last committed import, which is then simply run again.
@@ -604,6 +614,12 @@ impl Store for SqliteStore {
             anyhow::ensure!(count(table)? == 0, "erasing `{id}` left rows in {table}");
         }
         tx.commit()?;
+        // `secure_delete` zeroed the deleted cells in the pages; the old
+        // page images still in the write-ahead log go with a checkpoint
+        // that truncates it.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .context("the patron was erased, but the write-ahead log still holds old pages")?;
         Ok(erased)
     }
 
@@ -922,6 +938,44 @@ impl AuditStore for SqliteStore {
         Ok(anchor)
     }
 
+    fn audit_link(&self, seq: u64) -> Result<Option<String>> {
+        let row: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT link FROM audit_log WHERE seq = ?1",
+                [seq as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if row.is_some() {
+            return Ok(row);
+        }
+        let tx = self.conn.unchecked_transaction()?;
+        let anchor = audit_anchor(&tx)?;
+        Ok(anchor
+            .filter(|a| a.base_seq == seq && seq > 0)
+            .map(|a| a.base_link))
+    }
+
+    fn key_fingerprint(&self) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM store_meta WHERE key = 'key-fingerprint'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn set_key_fingerprint(&mut self, fingerprint: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO store_meta (key, value) VALUES ('key-fingerprint', ?1)",
+            [fingerprint],
+        )?;
+        Ok(())
+    }
+
     fn audit_rows_naming(&self, tokens: &[String]) -> Result<Vec<AuditRow>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_log \
@@ -1101,8 +1155,12 @@ impl Records for SqliteStore {
             "DELETE FROM loans WHERE returned_on IS NOT NULL AND returned_on < ?1",
             [&loans],
         )?;
+        // Only closed holds: an open one is a reader still waiting, however
+        // long ago it was placed. Closed is FOLIO's `Closed - ...`, or a
+        // plain final state; an unknown status is kept.
         let holds_removed = tx.execute(
-            "DELETE FROM holds WHERE placed_on < ?1",
+            "DELETE FROM holds WHERE placed_on < ?1 AND (lower(status) LIKE 'closed%' \
+             OR lower(status) IN ('cancelled', 'canceled', 'filled', 'fulfilled', 'expired'))",
             [cutoff(retention.holds)],
         )?;
         let uses_removed =
@@ -1140,6 +1198,23 @@ impl Records for SqliteStore {
             messages_removed,
             audit_removed,
         })
+    }
+}
+
+/// Creates the store's file, if it is not there, readable by its owner
+/// only; SQLite gives its WAL and shared-memory files the same mode.
+fn create_private(path: &Path) -> Result<()> {
+    if path.as_os_str() == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("failed to create the store {}", path.display())),
     }
 }
 
