@@ -355,6 +355,32 @@ fn marketing_needs_consent_and_reading_history_and_stops_at_the_daily_limit() {
     assert_eq!(dev.len(), 1, "{dev:#?}");
     assert!(dev[0].reason.contains("reading history"), "{dev:#?}");
 
+    // Consent is read again at sending: cleo withdraws the use of her
+    // reading history, and her new-arrival message, built on it, is
+    // cancelled; ana's still goes.
+    rusqlite::Connection::open(store.path())
+        .unwrap()
+        .execute_batch("UPDATE patrons SET consent_reading_history = 0 WHERE id = 'cleo'")
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    deliver(&mut store, &maildir_config(out.path(), ""));
+    let states: Vec<(String, MessageState, Option<String>)> = store
+        .outbox_messages(None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.event_kind == "new-arrival")
+        .map(|m| (m.patron, m.state, m.error))
+        .collect();
+    for (patron, state, why) in &states {
+        match patron.as_str() {
+            "cleo" => {
+                assert_eq!(*state, MessageState::Cancelled, "{states:?}");
+                assert!(why.as_deref().unwrap_or("").contains("reading history"));
+            }
+            _ => assert_eq!(*state, MessageState::Sent, "{states:?}"),
+        }
+    }
+
     // ana already has four notices today: with a limit of 3, marketing stops.
     let dir = tempfile::tempdir().unwrap();
     let mut store = library(&dir.path().join("lib.db"));

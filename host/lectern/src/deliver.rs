@@ -536,6 +536,12 @@ impl Deliverer {
         for c in batch {
             let reason = if c.marketing && !c.marketing_consent {
                 Some("the patron no longer consents to marketing".to_string())
+            } else if c.event_kind == "new-arrival" && !c.history_consent {
+                Some(
+                    "the patron no longer consents to the use of their reading history, which \
+                     this message was built on"
+                        .to_string(),
+                )
             } else if c.opted_out.contains(&c.channel) {
                 Some(format!("the patron opted out of {}", c.channel.as_str()))
             } else {

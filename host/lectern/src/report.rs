@@ -211,17 +211,24 @@ impl SegmentReport {
             "<h2>Readers per segment</h2>\n{}",
             bar_chart("segment-sizes", &sizes)
         );
-        let since = self.previous_run.map_or("—".into(), |r| r.to_string());
-        let _ = writeln!(body, "<h2>Movement since run {since}</h2>");
-        if self.movement.is_empty() {
-            body.push_str("<p class=\"note\">No movement to show.</p>\n");
-        } else {
-            let moves: Vec<(String, usize)> = self
-                .movement
-                .iter()
-                .map(|m| (format!("{} → {}", m.from, m.to), m.patrons))
-                .collect();
-            body.push_str(&bar_chart("movement", &moves));
+        match self.previous_run {
+            None => body.push_str(
+                "<h2>Movement</h2>\n<p class=\"note\">This is the first run of this scorer; \
+                 movement shows from the next one.</p>\n",
+            ),
+            Some(run) => {
+                let _ = writeln!(body, "<h2>Movement since run {run}</h2>");
+                if self.movement.is_empty() {
+                    body.push_str("<p class=\"note\">No movement to show.</p>\n");
+                } else {
+                    let moves: Vec<(String, usize)> = self
+                        .movement
+                        .iter()
+                        .map(|m| (format!("{} → {}", m.from, m.to), m.patrons))
+                        .collect();
+                    body.push_str(&bar_chart("movement", &moves));
+                }
+            }
         }
         body.push_str(
             "<h2>By branch and category</h2>\n<table id=\"groups\"><tr><th>segment</th><th>branch</th>\

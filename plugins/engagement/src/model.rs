@@ -80,8 +80,9 @@ pub fn score(p: &Input<'_>, t: &Thresholds) -> Output {
     let frequency = 40.0 * ((1.0 + p.loans_365d as f32).ln() / 61f32.ln()).min(1.0)
         + (p.renewals_and_holds as f32 / 4.0).min(5.0);
     if p.loans_365d > 0 {
+        let items = if p.loans_365d == 1 { "item" } else { "items" };
         reasons.push(format!(
-            "borrowed {} items in the last year ({} in the last 90 days)",
+            "borrowed {} {items} in the last year ({} in the last 90 days)",
             p.loans_365d, p.loans_90d
         ));
     }

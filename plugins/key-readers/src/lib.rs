@@ -17,8 +17,9 @@ impl Scorer for KeyReaders {
         // Volume: up to 40 points, 1 per loan up to 40 a year.
         let volume = (a.loans_365d as f32).min(40.0);
         if a.loans_365d > 0 {
+            let items = if a.loans_365d == 1 { "item" } else { "items" };
             reasons.push(format!(
-                "+{volume:.0}: borrowed {} items this year",
+                "+{volume:.0}: borrowed {} {items} this year",
                 a.loans_365d
             ));
         }

@@ -153,6 +153,10 @@ pub struct Claimed {
     pub marketing_consent: bool,
     /// The channels the patron opted out of, now.
     pub opted_out: Vec<Channel>,
+    /// Whether the patron consents, now, to the use of their reading
+    /// history: a message built on it (a new arrival in their subjects)
+    /// goes only with it.
+    pub history_consent: bool,
 }
 
 /// How a claimed message ends its attempt.

@@ -206,7 +206,8 @@ fn time(ts: i64) -> DateTime<Utc> {
 
 const CLAIMED: &str = "SELECT o.id, o.dedupe_key, o.patron_id, o.event_kind, o.marketing, o.channel, \
      o.locale, o.subject, o.body, o.day, o.digest, o.attempts, p.email, p.phone, \
-     COALESCE(p.consent_marketing, 0) AND NOT p.no_marketing, p.opted_out, o.not_before \
+     COALESCE(p.consent_marketing, 0) AND NOT p.no_marketing, p.opted_out, o.not_before, \
+     COALESCE(p.consent_reading_history, 0) \
      FROM outbox o JOIN patrons p ON p.id = o.patron_id";
 
 fn claimed(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
@@ -227,6 +228,7 @@ fn claimed(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
         phone: r.get(13)?,
         marketing_consent: r.get(14)?,
         opted_out: channels_from(r.get(15)?),
+        history_consent: r.get(17)?,
     })
 }
 
