@@ -332,7 +332,8 @@ fn fuzz(args: &[String]) -> Result<()> {
                 minutes = args
                     .next()
                     .and_then(|m| m.parse().ok())
-                    .context("--minutes takes a whole number of minutes")?;
+                    .filter(|m| *m > 0)
+                    .context("--minutes takes a whole number of minutes, at least 1")?;
             }
             t => targets.push(t.to_string()),
         }
@@ -353,8 +354,11 @@ fn fuzz(args: &[String]) -> Result<()> {
     // nothing the panics do not; without it a run covers about twice the
     // inputs. Debug assertions stay on.
     let fuzz = |sub: &str| {
-        let mut c = cargo();
-        c.args(["+nightly", "fuzz", sub, "--fuzz-dir"])
+        // rustup's `cargo`, not the one running xtask: only the proxy
+        // understands `+nightly`.
+        let mut c = Command::new("cargo");
+        c.current_dir(repo_root())
+            .args(["+nightly", "fuzz", sub, "--fuzz-dir"])
             .arg(&fuzz_dir)
             .args(["--sanitizer", "none", "--debug-assertions"]);
         c
