@@ -222,19 +222,24 @@ fn a_store_without_its_keyring_or_with_another_is_refused_never_rekeyed() {
     assert!(run(&["audit", "verify"]).status.success());
 }
 
-#[test]
-fn an_audit_log_deleted_whole_or_rolled_back_is_found() {
+/// A store made by `lectern import` of Koha's sample patrons, with its
+/// keyring and audit head beside it.
+fn koha_library() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lectern.db");
     let patrons = write(dir.path(), "patrons.json", koha("patrons.json"));
-    assert!(
-        cli(&db)
-            .args(["import", "--format", "koha"])
-            .arg(&patrons)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let imported = cli(&db)
+        .args(["import", "--format", "koha"])
+        .arg(&patrons)
+        .status()
+        .unwrap();
+    assert!(imported.success());
+    (dir, db)
+}
+
+#[test]
+fn an_audit_log_deleted_whole_or_rolled_back_is_found() {
+    let (_dir, db) = koha_library();
     let export = |id: &str| {
         assert!(
             cli(&db)
@@ -281,17 +286,7 @@ fn an_audit_log_deleted_whole_or_rolled_back_is_found() {
 
 #[test]
 fn retention_cannot_run_in_the_future_or_empty_the_audit_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("lectern.db");
-    let patrons = write(dir.path(), "patrons.json", koha("patrons.json"));
-    assert!(
-        cli(&db)
-            .args(["import", "--format", "koha"])
-            .arg(&patrons)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let (_dir, db) = koha_library();
     for args in [
         &["retention", "apply", "--as-of", "2100-01-01"][..],
         &["retention", "apply", "--audit-days", "0"][..],

@@ -399,8 +399,44 @@ impl Sink<'_> {
 
 /// Checks that no text field of `record` is over [`MAX_FIELD_BYTES`].
 fn within_caps(record: &Record) -> Result<(), BadField> {
-    let over = |field: &str, v: &Option<String>| match v {
-        Some(v) if v.len() > MAX_FIELD_BYTES => Err((
+    let fields: Vec<(&str, Option<&str>)> = match record {
+        Record::Patron(r) => {
+            let p = &r.patron;
+            let mut fields = vec![
+                ("id", Some(p.id.as_str())),
+                ("card_number", p.card_number.as_deref()),
+                ("name", p.name.as_deref()),
+                ("email", p.email.as_deref()),
+                ("phone", p.phone.as_deref()),
+                ("category", p.category.as_deref()),
+                ("home_branch", p.home_branch.as_deref()),
+                ("locale", p.locale.as_deref()),
+            ];
+            for (k, v) in p.attributes.iter().flatten() {
+                fields.push(("attributes", Some(k.as_str())));
+                fields.push(("attributes", Some(v.as_str())));
+            }
+            fields
+        }
+        Record::Loan(l, _) => vec![
+            ("id", Some(l.id.as_str())),
+            ("item", l.item.as_deref()),
+            ("title", l.title.as_deref()),
+            ("subject", l.subject.as_deref()),
+        ],
+        Record::Hold(h, _) => vec![
+            ("id", Some(h.id.as_str())),
+            ("title", h.title.as_deref()),
+            ("status", h.status.as_deref()),
+            ("pickup_branch", h.pickup_branch.as_deref()),
+        ],
+        Record::Use(u, _) => vec![("patron_id", Some(u.patron.as_str()))],
+    };
+    match fields
+        .into_iter()
+        .find_map(|(field, v)| v.filter(|v| v.len() > MAX_FIELD_BYTES).map(|v| (field, v)))
+    {
+        Some((field, v)) => Err((
             field.to_string(),
             format!(
                 "{} bytes, over the cap of {MAX_FIELD_BYTES} for one field; starts `{}`",
@@ -408,51 +444,7 @@ fn within_caps(record: &Record) -> Result<(), BadField> {
                 excerpt(v)
             ),
         )),
-        _ => Ok(()),
-    };
-    match record {
-        Record::Patron(r) => {
-            let p = &r.patron;
-            over("id", &Some(p.id.clone()))?;
-            for (field, v) in [
-                ("card_number", &p.card_number),
-                ("name", &p.name),
-                ("email", &p.email),
-                ("phone", &p.phone),
-                ("category", &p.category),
-                ("home_branch", &p.home_branch),
-                ("locale", &p.locale),
-            ] {
-                over(field, v)?;
-            }
-            for (k, v) in p.attributes.iter().flatten() {
-                over("attributes", &Some(format!("{k}{v}")))?;
-            }
-            Ok(())
-        }
-        Record::Loan(l, _) => {
-            for (field, v) in [
-                ("id", &Some(l.id.clone())),
-                ("item", &l.item),
-                ("title", &l.title),
-                ("subject", &l.subject),
-            ] {
-                over(field, v)?;
-            }
-            Ok(())
-        }
-        Record::Hold(h, _) => {
-            for (field, v) in [
-                ("id", &Some(h.id.clone())),
-                ("title", &h.title),
-                ("status", &h.status),
-                ("pickup_branch", &h.pickup_branch),
-            ] {
-                over(field, v)?;
-            }
-            Ok(())
-        }
-        Record::Use(u, _) => over("patron_id", &Some(u.patron.clone())),
+        None => Ok(()),
     }
 }
 
