@@ -24,8 +24,10 @@ fn import(format: Format, files: &[PathBuf], encoding: Encoding) -> (SqliteStore
     let options = ImportOptions {
         strict: false,
         encoding,
+        ..ImportOptions::default()
     };
-    let report = lectern::import(&mut store, format, files, options, &mut |_| {}).unwrap();
+    let keys = lectern::Pseudonyms::ephemeral();
+    let report = lectern::import(&mut store, format, files, options, &keys, &mut |_| {}).unwrap();
     (store, report)
 }
 

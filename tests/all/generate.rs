@@ -69,6 +69,7 @@ fn a_generated_library_imports_cleanly_and_looks_like_a_library() {
             strict: true,
             ..Default::default()
         },
+        &lectern::Pseudonyms::ephemeral(),
         &mut |_| {},
     )
     .unwrap();

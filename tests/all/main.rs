@@ -4,6 +4,8 @@ mod audit;
 mod cli;
 mod damaged;
 mod generate;
+mod identity;
+mod letters;
 mod manifest;
 mod messaging;
 mod notices;

@@ -686,32 +686,38 @@ fn email_arrives_at_a_real_smtp_server_with_subject_body_and_locale() {
     notify_at(&mut store, &config, &Campaigns::default(), now());
     let report = deliver(&mut store, &config);
     assert_eq!((report.sent, report.failed), (6, 0), "{report:?}");
+    // One letter per reader for the day, listing every notice.
+    assert_eq!(report.sends, 2, "{report:?}");
     let mail = smtp.received();
-    assert_eq!(mail.len(), 6);
+    assert_eq!(mail.len(), 2);
     let to = |addr: &str| -> Vec<&serde_json::Value> {
         mail.iter().filter(|m| m["to"][0] == addr).collect()
     };
     let ana = to("ana@example.org");
-    let due = ana
-        .iter()
-        .find(|m| m["subject"] == "Due in 2 days: Organic Chemistry")
-        .expect("ana's due-soon notice");
-    assert_eq!(due["language"], "en");
-    assert!(due["body"].as_str().unwrap().contains("Dear Ana Souza"));
+    assert_eq!(ana.len(), 1);
+    let letter = ana[0];
+    assert_eq!(letter["subject"], "Your library notices for today (4)");
+    assert_eq!(letter["language"], "en");
+    let body = letter["body"].as_str().unwrap();
+    assert!(body.contains("Due in 2 days: Organic Chemistry"), "{body}");
+    assert!(body.contains("Dear Ana Souza"), "{body}");
     assert!(
-        due["message_id"]
+        letter["message_id"]
             .as_str()
             .unwrap()
             .ends_with("@lectern.invalid>")
     );
     let li = to("li@example.org");
-    assert_eq!(li.len(), 2);
-    let due = li
-        .iter()
-        .find(|m| m["subject"] == "到期提醒：《红楼梦》")
-        .expect("li's notice, subject decoded");
-    assert_eq!(due["language"], "zh-CN");
-    assert!(due["body"].as_str().unwrap().contains("李明，您好"));
+    assert_eq!(li.len(), 1);
+    let letter = li[0];
+    assert_eq!(
+        letter["subject"], "图书馆今日通知（2 条）",
+        "subject decoded"
+    );
+    assert_eq!(letter["language"], "zh-CN");
+    let body = letter["body"].as_str().unwrap();
+    assert!(body.contains("到期提醒：《红楼梦》"), "{body}");
+    assert!(body.contains("李明，您好"), "{body}");
 }
 
 #[test]
@@ -865,10 +871,11 @@ fn webhooks_are_signed_and_carry_only_what_the_channel_needs() {
     ));
     notify_at(&mut store, &config, &Campaigns::default(), now());
     let report = deliver(&mut store, &config);
-    // li's two SMS pass; ana's four emails go with a signature made under
-    // the wrong secret, and the receiver refuses them for good (HTTP 401).
+    // li's two SMS pass; ana's four notices go as one email letter with a
+    // signature made under the wrong secret, and the receiver refuses it
+    // for good (HTTP 401).
     assert_eq!((report.sent, report.failed), (2, 4), "{report:?}");
-    assert_eq!(*rx.bad_signatures.lock().unwrap(), 4);
+    assert_eq!(*rx.bad_signatures.lock().unwrap(), 1);
     let requests = rx.requests.lock().unwrap();
     for (key, body) in requests.iter() {
         assert_eq!(body["id"], key.as_str());
@@ -991,7 +998,7 @@ fn erasing_a_patron_removes_their_messages() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = library(&dir.path().join("lib.db"));
     notify_at(&mut store, &config(""), &Campaigns::default(), now());
-    let erased = store.erase_patron("ana").unwrap();
+    let erased = store.erase_patron("ana", "t-ana").unwrap();
     assert_eq!(erased.messages, 4);
     assert_eq!(store.rows_mentioning("outbox", "ana").unwrap(), 0);
     let left: BTreeMap<String, usize> =
@@ -1017,7 +1024,8 @@ fn retention_removes_settled_messages_past_their_time_and_keeps_the_queue() {
         event_kind: "due-soon".into(),
         marketing: false,
         plugin: "notices".into(),
-        channel: Channel::Email,
+        // SMS: one message a send, so each is settled on its own.
+        channel: Channel::Sms,
         locale: "en".into(),
         subject: "Due".into(),
         body: "Due soon".into(),
@@ -1038,7 +1046,7 @@ fn retention_removes_settled_messages_past_their_time_and_keeps_the_queue() {
         .claim(
             now(),
             now() + chrono::Duration::seconds(60),
-            &[Channel::Email],
+            &[Channel::Sms],
         )
         .unwrap()
         .pop()
@@ -1219,11 +1227,12 @@ fn every_hand_over_to_a_channel_is_audited_and_shown_to_the_patron() {
     let mut library = lib(&store, &config);
     let composed = library.verify_audit().unwrap().entries;
     let report = library.deliver(Until::NothingDue, &mut |_| {}).unwrap();
-    assert_eq!(report.sends, 8, "{report:?}");
+    // ana's four notices go in one letter, her new-title alert in another.
+    assert_eq!((report.sent, report.sends), (8, 5), "{report:?}");
     let check = library.verify_audit().unwrap();
     assert_eq!(
         (check.entries, check.broken_at),
-        (composed + 8, None),
+        (composed + 5, None),
         "one entry per hand-over"
     );
 
@@ -1242,13 +1251,14 @@ fn every_hand_over_to_a_channel_is_audited_and_shown_to_the_patron() {
             )
         })
         .collect();
-    // Four notices and one new-title alert, each to her email address.
+    // A letter of four notices and one new-title alert, each to her email
+    // address.
     assert_eq!(
         handed
             .iter()
             .filter(|r| **r == ("email", "messaging-transactional", "email"))
             .count(),
-        4,
+        1,
         "{handed:?}"
     );
     assert_eq!(

@@ -293,6 +293,21 @@ fn aggregates_hide_groups_smaller_than_k() {
         [4, 3]
     );
     assert_eq!(k3.hidden_groups, 3);
+    // Five readers in the three hidden groups: at least k, so said.
+    assert_eq!(k3.hidden_readers, Some(5));
+    assert_eq!(
+        k3.hidden().to_string(),
+        "5 readers in 3 groups of fewer than 3 readers each are not shown"
+    );
+    let k5 = pipeline
+        .aggregate(&ctx, &patrons, &[lectern::Field::Category], 5)
+        .unwrap();
+    // Every group is under 5: twelve readers, at least k, so said.
+    assert_eq!(k5.hidden_readers, Some(12));
+    let k13 = pipeline
+        .aggregate(&ctx, &patrons, &[lectern::Field::Category], 13)
+        .unwrap();
+    assert_eq!((k13.hidden_groups, k13.hidden_readers), (5, None));
     let default = pipeline
         .aggregate(
             &ctx,

@@ -200,10 +200,16 @@ fn the_segment_report_shows_sizes_movement_and_hides_small_groups() {
             "a group under k was shown: {group}"
         );
     }
+    let hidden = &json["hidden_groups"];
     assert!(
-        json["hidden"].as_u64().unwrap() > 0,
+        hidden["groups"].as_u64().unwrap() > 0,
         "an 800-reader library has small groups"
     );
+    // Counted in readers, never fewer than k of them, or the total would
+    // tell one small group's size.
+    if let Some(readers) = hidden["readers"].as_u64() {
+        assert!(readers >= 10, "{hidden}");
+    }
 
     let dom = render(&page, &dir.path().join("profile"));
     assert!(
@@ -223,10 +229,19 @@ fn the_segment_report_shows_sizes_movement_and_hides_small_groups() {
         let bar = format!("data-value=\"{}\"", s["patrons"]);
         assert!(dom.contains(&bar), "no bar for {s}");
     }
-    assert!(dom.contains(&format!(
-        "{} groups of fewer than 10 readers are not shown.",
-        json["hidden"]
-    )));
+    let note = match hidden["readers"].as_u64() {
+        Some(n) => format!(
+            "{n} readers in {} groups of fewer than 10 readers each are not shown.",
+            hidden["groups"]
+        ),
+        None => format!(
+            "Fewer than 10 readers, in {} groups of fewer than 10, are not shown.",
+            hidden["groups"]
+        ),
+    };
+    assert!(dom.contains(&note), "{note}");
+    // The chart says what it leaves out.
+    assert!(dom.contains("id=\"segments-hidden\""));
     let rows = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(rows.lines().next(), Some("segment,branch,category,patrons"));
     assert_eq!(

@@ -289,8 +289,15 @@ fn a_plugin_that_sleeps_fails_at_its_deadline_and_never_holds_the_host() {
             started.elapsed()
         );
     }
-    // A short sleep still works, and the plugin's clock says it slept.
-    assert_eq!(run(&host, "nap").unwrap(), ["slept 50 ms"]);
+    // A short sleep still works, and the plugin's clock says it slept: the
+    // 50 ms, plus the moment the call itself took on a busy machine.
+    let nap = run(&host, "nap").unwrap();
+    let slept: u64 = nap[0]
+        .strip_prefix("slept ")
+        .and_then(|s| s.strip_suffix(" ms"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{nap:?}"));
+    assert!((50..500).contains(&slept), "{nap:?}");
     still_serves(&host);
 }
 

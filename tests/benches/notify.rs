@@ -39,6 +39,7 @@ fn main() {
             strict: true,
             ..Default::default()
         },
+        &lectern::Pseudonyms::ephemeral(),
         &mut |_| {},
     )
     .unwrap();
@@ -241,6 +242,7 @@ fn main() {
                     locale: c.locale.clone(),
                     subject: c.subject.clone(),
                     body: c.body.clone(),
+                    recipient: None,
                 })
                 .unwrap();
             }

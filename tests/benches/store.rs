@@ -54,6 +54,7 @@ fn main() {
             strict: true,
             ..Default::default()
         },
+        &lectern::Pseudonyms::ephemeral(),
         &mut |_| {},
     )
     .unwrap();

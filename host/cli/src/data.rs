@@ -26,6 +26,10 @@ pub enum Command {
         /// or latin1
         #[arg(long, default_value = "utf-8")]
         encoding: lectern::Encoding,
+        /// Import patrons who were erased, too: the library has decided to
+        /// bring them back. Without it their records are withheld
+        #[arg(long)]
+        readmit: bool,
         /// The files to import
 
         #[arg(required = true)]
@@ -139,8 +143,19 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
             format,
             strict,
             encoding,
+            readmit,
             files,
-        } => import(ctx, format, ImportOptions { strict, encoding }, &files),
+        } => import(
+            ctx,
+            format,
+            ImportOptions {
+                strict,
+                encoding,
+                readmit,
+                ..ImportOptions::default()
+            },
+            &files,
+        ),
         Command::Gen {
             patrons,
             seed,
@@ -269,14 +284,18 @@ fn patron(ctx: &Ctx, command: PatronCommand) -> Result<()> {
                 return print_json(&json!({
                     "patron": id, "loans": e.loans, "holds": e.holds, "attributes": e.attributes,
                     "uses": e.uses, "scores": e.scores, "messages": e.messages,
+                    "files": e.files,
                 }));
             }
             out!(
-                "erased patron {id}: {} loans, {} holds, {} attributes, {} scores",
+                "erased patron {id}: {} loans, {} holds, {} attributes, {} scores, {} messages, \
+                 {} delivered files",
                 e.loans,
                 e.holds,
                 e.attributes,
-                e.scores
+                e.scores,
+                e.messages,
+                e.files
             );
             Ok(())
         }
@@ -289,6 +308,11 @@ fn patron(ctx: &Ctx, command: PatronCommand) -> Result<()> {
 /// nothing was imported.
 fn import(ctx: &Ctx, format: Format, options: ImportOptions, files: &[PathBuf]) -> Result<()> {
     let mut library = ctx.open(None)?;
+    // Date-times with a zone count on the library's own days.
+    let options = ImportOptions {
+        clock: library.config().notify.clock,
+        ..options
+    };
     let bar = bar(ctx.json, None, "{spinner} {msg} [{elapsed}]");
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let report = library.import(format, files, options, &mut |n| {
@@ -307,10 +331,25 @@ fn import(ctx: &Ctx, format: Format, options: ImportOptions, files: &[PathBuf]) 
             "updated": report.written.updated,
             "skipped": skipped,
             "impossible_dates": report.impossible_dates,
+            "withheld_erased": report.withheld_erased,
+            "readmitted": report.readmitted,
         }))?;
     } else {
         for s in &report.skipped {
             out!("skipped {s}");
+        }
+        if report.withheld_erased > 0 {
+            out!(
+                "{} records of erased patrons were withheld; to bring a patron back on purpose, \
+                 import with --readmit",
+                report.withheld_erased
+            );
+        }
+        if report.readmitted > 0 {
+            out!(
+                "{} erased patrons were imported again (--readmit)",
+                report.readmitted
+            );
         }
         if report.impossible_dates > 0 {
             out!(
@@ -327,7 +366,7 @@ fn import(ctx: &Ctx, format: Format, options: ImportOptions, files: &[PathBuf]) 
             ctx.db.display()
         );
     }
-    if report.written.imported + report.written.updated == 0 {
+    if report.written.imported + report.written.updated == 0 && report.withheld_erased == 0 {
         return Err(lectern::Error::invalid(
             "import",
             "nothing was imported; see what was skipped above, fix the files and import again",

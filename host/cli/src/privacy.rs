@@ -77,11 +77,7 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
                 t.add_row(row);
             }
             out!("{t}");
-            out!(
-                "{} groups shown; {} groups of fewer than {k} patrons hidden",
-                agg.groups.len(),
-                agg.hidden_groups
-            );
+            out!("{} groups shown; {}", agg.groups.len(), agg.hidden());
             Ok(())
         }
         Command::Filter {

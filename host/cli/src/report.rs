@@ -162,12 +162,13 @@ fn segments(
         );
     }
     out!(
-        "run {} of {} {} as of {}; {} groups of fewer than {k} readers hidden",
+        "run {} of {} {} as of {}\nsegments: {}\nmovement: {}",
         report.run,
         report.plugin,
         report.version,
         report.as_of,
-        report.hidden
+        report.hidden_segments,
+        report.hidden_moves
     );
     Ok(())
 }

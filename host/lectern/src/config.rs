@@ -138,7 +138,7 @@ pub struct NoticeRules {
 impl Default for NoticeRules {
     fn default() -> Self {
         NoticeRules {
-            clock: Clock::Offset(FixedOffset::east_opt(0).expect("zero is a valid offset")),
+            clock: Clock::default(),
             quiet_hours: Some((
                 NaiveTime::from_hms_opt(21, 0, 0).expect("valid"),
                 NaiveTime::from_hms_opt(8, 0, 0).expect("valid"),
@@ -162,6 +162,13 @@ pub enum Clock {
     Zone(chrono_tz::Tz),
     /// A fixed offset, such as `+08:00`.
     Offset(FixedOffset),
+}
+
+impl Default for Clock {
+    /// UTC.
+    fn default() -> Self {
+        Clock::Offset(FixedOffset::east_opt(0).expect("zero is a valid offset"))
+    }
 }
 
 impl Clock {

@@ -37,6 +37,18 @@ pub const CHECKS: &[Check] = &[
         batches_cover_every_patron,
     ),
     ("erasure leaves nothing", erasure_leaves_nothing),
+    (
+        "erasure leaves a tombstone, which a readmission lifts",
+        erasure_leaves_a_tombstone,
+    ),
+    (
+        "a card number finds its patron, and a patron takes a new id whole",
+        card_numbers_and_rekeying,
+    ),
+    (
+        "a postal address is kept line by line",
+        addresses_round_trip,
+    ),
     ("the export has every section", export_has_every_section),
     ("runs are atomic and ordered", runs_are_atomic_and_ordered),
     ("outbox leases", outbox_leases),
@@ -304,7 +316,7 @@ fn erasure_leaves_nothing(store: &mut dyn Backend) {
     let id = "erase-me";
     everything_about(store, id);
     assert!(!store.traces_of(id).unwrap().is_empty());
-    let erased = store.erase_patron(id).unwrap();
+    let erased = store.erase_patron(id, "t-erase-me").unwrap();
     assert_eq!(
         (erased.patrons, erased.loans, erased.holds, erased.uses),
         (1, 1, 1, 1)
@@ -323,7 +335,64 @@ fn erasure_leaves_nothing(store: &mut dyn Backend) {
         store.run_scores(store.runs().unwrap()[0].id).unwrap().len(),
         1
     );
-    assert_eq!(store.erase_patron(id).unwrap().patrons, 0);
+    assert_eq!(store.erase_patron(id, "t-erase-me").unwrap().patrons, 0);
+}
+
+fn erasure_leaves_a_tombstone(store: &mut dyn Backend) {
+    library(store, &["gone"]);
+    store.erase_patron("gone", "t-gone").unwrap();
+    let mut tx = store.import("csv").unwrap();
+    assert!(tx.is_erased("t-gone").unwrap(), "the tombstone is kept");
+    assert!(!tx.is_erased("t-other").unwrap());
+    tx.readmit("t-gone").unwrap();
+    assert!(!tx.is_erased("t-gone").unwrap(), "a readmission lifts it");
+    drop(tx);
+    let mut tx = store.import("csv").unwrap();
+    assert!(
+        tx.is_erased("t-gone").unwrap(),
+        "a readmission not committed lifts nothing"
+    );
+}
+
+fn card_numbers_and_rekeying(store: &mut dyn Backend) {
+    let mut tx = store.import("koha-csv").unwrap();
+    let mut by_card = patron("2900123");
+    by_card.patron.card_number = Some("2900123".into());
+    tx.put_patron(&by_card).unwrap();
+    tx.put_loan(&loan("L-card", "2900123", "2026-11-01"))
+        .unwrap();
+    assert_eq!(
+        tx.card_holder("2900123").unwrap().as_deref(),
+        Some("2900123")
+    );
+    assert_eq!(tx.card_holder("nobody's").unwrap(), None);
+    tx.commit(Written::default(), 0).unwrap();
+    let mut tx = store.import("koha").unwrap();
+    tx.rekey_patron("2900123", "51").unwrap();
+    let mut by_id = patron("51");
+    by_id.patron.card_number = Some("2900123".into());
+    assert_eq!(tx.put_patron(&by_id).unwrap(), Put::Updated);
+    assert_eq!(tx.card_holder("2900123").unwrap().as_deref(), Some("51"));
+    tx.commit(Written::default(), 0).unwrap();
+    assert!(!store.has_patron("2900123").unwrap());
+    let p = store.patron("51", day("2026-11-28")).unwrap().unwrap();
+    assert_eq!(
+        p.activity.unwrap().loans_30d,
+        1,
+        "the loan followed its patron to the new id"
+    );
+    assert_eq!(store.patron_count().unwrap(), 1);
+}
+
+fn addresses_round_trip(store: &mut dyn Backend) {
+    let mut tx = store.import("csv").unwrap();
+    let mut p = patron("a");
+    let lines = vec!["12 Main Street".to_string(), "Springfield IL 62701".into()];
+    p.patron.address = Some(lines.clone());
+    tx.put_patron(&p).unwrap();
+    tx.commit(Written::default(), 0).unwrap();
+    let back = store.patron("a", day("2026-11-28")).unwrap().unwrap();
+    assert_eq!(back.address, Some(lines));
 }
 
 fn export_has_every_section(store: &mut dyn Backend) {

@@ -13,6 +13,13 @@
 //! `Idempotency-Key`, a maildir file is named by the key, and SMTP sets
 //! `Message-ID` from it, which a receiving server may or may not use to
 //! drop the copy.
+//!
+//! **Letters.** On print and email, a patron's notices for one day go out
+//! together, as one letter listing every item. A printed letter opens with
+//! the block a window envelope shows: the patron's name, postal address and
+//! card number, each as the privacy policy lets it out for the message's
+//! purpose to the print channel. A maildir file names its patron only by
+//! keyed token, so an erasure can find and remove it.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -30,7 +37,8 @@ use crate::audit::{AuditEntry, AuditLog};
 use crate::config::{
     Config, DeliveryRules, NoticeRules, Secret, SmtpTls, TransportConfig, local_day, quiet_until,
 };
-use crate::model::Channel;
+use crate::model::{Channel, Patron};
+use crate::pipeline::Pipeline;
 use crate::privacy::{AccessContext, Actor, Field, Pseudonyms, Purpose};
 use crate::store::{Claimed, Outbox, Settle};
 
@@ -67,6 +75,11 @@ pub struct Outgoing {
     pub subject: String,
     /// The text.
     pub body: String,
+    /// The patron's keyed token: a maildir file carries it, so that the
+    /// patron's delivered files can be found and removed when they are
+    /// erased. It is never sent on a network channel.
+    #[serde(skip)]
+    pub recipient: Option<String>,
 }
 
 /// Sends messages on one channel; several at once from several threads.
@@ -289,6 +302,9 @@ impl Transport for Maildir {
             if let Some(to) = &m.to {
                 writeln!(f, "To: {to}")?;
             }
+            if let Some(token) = &m.recipient {
+                writeln!(f, "{RECIPIENT_HEADER}: {token}")?;
+            }
             write!(
                 f,
                 "Subject: {}\nContent-Language: {}\nContent-Type: text/plain; charset=utf-8\n\n{}\n",
@@ -299,6 +315,40 @@ impl Transport for Maildir {
         };
         write().map_err(|e| SendError::Transient(format!("maildir {}: {e}", self.dir.display())))
     }
+}
+
+/// The maildir header that names a file's patron by keyed token.
+const RECIPIENT_HEADER: &str = "X-Lectern-Patron";
+
+/// Removes every message file in the maildir `dir` whose patron is
+/// `token`, and returns how many went. A file is read only as far as its
+/// headers.
+pub(crate) fn remove_delivered(dir: &std::path::Path, token: &str) -> Result<usize> {
+    use std::io::BufRead as _;
+    let wanted = format!("{RECIPIENT_HEADER}: {token}");
+    let mut removed = 0;
+    for sub in ["new", "cur", "tmp"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry?.path();
+            let Ok(file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            let mine = std::io::BufReader::new(file)
+                .lines()
+                .map_while(|l| l.ok())
+                .take_while(|l| !l.is_empty())
+                .any(|l| l == wanted);
+            if mine {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Refuses a message whose header values (subject, locale, address) hold
@@ -354,6 +404,9 @@ pub struct Deliverer {
     /// patron's token. A hand-over whose entry cannot be written does not
     /// happen; the message waits for a retry.
     audit: (Arc<dyn AuditLog>, Pseudonyms),
+    /// Asks the privacy policy what a printed letter's address block may
+    /// carry, and audits the read.
+    letters: Pipeline,
 }
 
 /// How long [`Deliverer::run`] goes on.
@@ -377,6 +430,7 @@ impl Deliverer {
         config: &Config,
         audit: Arc<dyn AuditLog>,
         keys: Pseudonyms,
+        letters: Pipeline,
     ) -> Result<Deliverer> {
         let mut transports = BTreeMap::new();
         for (channel, t) in &config.channels {
@@ -396,6 +450,7 @@ impl Deliverer {
             rules: config.deliver.clone(),
             notice: config.notify.clone(),
             audit: (audit, keys),
+            letters,
         })
     }
 
@@ -406,12 +461,14 @@ impl Deliverer {
         notice: NoticeRules,
         audit: Arc<dyn AuditLog>,
         keys: Pseudonyms,
+        letters: Pipeline,
     ) -> Deliverer {
         Deliverer {
             transports,
             rules,
             notice,
             audit: (audit, keys),
+            letters,
         }
     }
 
@@ -592,14 +649,80 @@ impl Deliverer {
             report.failed += ids.len();
             return Ok(None);
         }
+        let marketing = live.iter().any(|c| c.marketing);
+        let letterhead = if first.channel == Channel::Print {
+            match self.letterhead(first, marketing) {
+                Ok(head) => Some(head),
+                Err(e) => {
+                    // Without the policy's word, nothing about the patron
+                    // is printed; the letter waits.
+                    let error = format!("the privacy policy could not rule on the letter: {e}");
+                    let not_before =
+                        now + chrono::Duration::from_std(self.backoff(first.attempts))?;
+                    outbox.settle(&ids, &Settle::Retry { not_before, error }, now)?;
+                    report.retried += ids.len();
+                    return Ok(None);
+                }
+            }
+        } else {
+            None
+        };
+        let mut outgoing = outgoing(&live, to, letterhead.as_ref().map(|h| h.lines.as_slice()));
+        if matches!(first.channel, Channel::Print | Channel::Email) {
+            outgoing.recipient = Some(self.audit.1.patron_token(&first.patron));
+        }
         Ok(Some(Ready {
             patron: first.patron.clone(),
-            marketing: live.iter().any(|c| c.marketing),
+            marketing,
             channel: first.channel,
             attempts: first.attempts,
-            outgoing: outgoing(&live, to),
+            fields: letterhead.map(|h| h.fields).unwrap_or_default(),
+            outgoing,
             ids,
         }))
+    }
+
+    /// The block a printed letter opens with: the patron's name, postal
+    /// address and card number, as the policy lets them out to the print
+    /// channel for the letter's purpose. The read is audited.
+    fn letterhead(&self, first: &Claimed, marketing: bool) -> crate::Result<Letterhead> {
+        let patron = Patron {
+            id: first.patron.clone(),
+            name: first.name.clone(),
+            card_number: first.card_number.clone(),
+            address: first.address.clone(),
+            ..Patron::default()
+        };
+        let ctx = AccessContext {
+            purpose: purpose(marketing),
+            actor: Actor::Channel(Channel::Print.as_str().to_string()),
+        };
+        let seen = self
+            .letters
+            .filter(&ctx, std::slice::from_ref(&patron))?
+            .pop()
+            .unwrap_or_default();
+        let zh = first.locale.to_ascii_lowercase().starts_with("zh");
+        let mut lines = Vec::new();
+        let mut fields = Vec::new();
+        if let Some(name) = seen.name {
+            lines.push(name);
+            fields.push(Field::Name);
+        }
+        if let Some(address) = seen.address {
+            lines.extend(address);
+            fields.push(Field::Address);
+        }
+        if let Some(card) = seen.card_number {
+            lines.push(String::new());
+            lines.push(if zh {
+                format!("读者证号：{card}")
+            } else {
+                format!("Card number: {card}")
+            });
+            fields.push(Field::CardNumber);
+        }
+        Ok(Letterhead { lines, fields })
     }
 
     fn audit_hand_over(&self, r: &Ready) -> Result<()> {
@@ -607,16 +730,12 @@ impl Deliverer {
         let fields = match r.channel {
             Channel::Email => vec![Field::Email],
             Channel::Sms => vec![Field::Phone],
-            Channel::Webhook | Channel::Print => Vec::new(),
+            Channel::Webhook | Channel::Print => r.fields.clone(),
         };
         log.append(&AuditEntry {
             at: Utc::now(),
             context: AccessContext {
-                purpose: if r.marketing {
-                    Purpose::MessagingMarketing
-                } else {
-                    Purpose::MessagingTransactional
-                },
+                purpose: purpose(r.marketing),
                 actor: Actor::Channel(r.channel.as_str().to_string()),
             },
             fields,
@@ -662,18 +781,44 @@ impl Deliverer {
     }
 }
 
+/// The purpose a message is handed over for.
+fn purpose(marketing: bool) -> Purpose {
+    if marketing {
+        Purpose::MessagingMarketing
+    } else {
+        Purpose::MessagingTransactional
+    }
+}
+
 /// A message that passed every check, ready to send.
 struct Ready {
     patron: String,
     marketing: bool,
     channel: Channel,
     attempts: u32,
+    /// The patron fields the host itself adds (a letter's address block).
+    fields: Vec<Field>,
     outgoing: Outgoing,
     ids: Vec<i64>,
 }
 
-/// One outgoing message from a claimed message, or from a digest of them.
-fn outgoing(batch: &[Claimed], to: Option<String>) -> Outgoing {
+/// A printed letter's opening block, and the fields it carries.
+struct Letterhead {
+    lines: Vec<String>,
+    fields: Vec<Field>,
+}
+
+/// One outgoing message from a claimed message, or from a digest or a
+/// day's letter of them, under `letterhead` where one is given.
+fn outgoing(batch: &[Claimed], to: Option<String>, letterhead: Option<&[String]>) -> Outgoing {
+    let mut out = compose(batch, to);
+    if let Some(head) = letterhead.filter(|h| !h.is_empty()) {
+        out.body = format!("{}\n\n{}", head.join("\n"), out.body);
+    }
+    out
+}
+
+fn compose(batch: &[Claimed], to: Option<String>) -> Outgoing {
     let first = &batch[0];
     let patron = (first.channel == Channel::Webhook).then(|| first.patron.clone());
     let events = batch.iter().map(|c| c.event_kind.clone()).collect();
@@ -687,6 +832,7 @@ fn outgoing(batch: &[Claimed], to: Option<String>) -> Outgoing {
             locale: first.locale.clone(),
             subject: first.subject.clone(),
             body: first.body.clone(),
+            recipient: None,
         };
     }
     let mut key = Sha256::new();
@@ -719,6 +865,7 @@ fn outgoing(batch: &[Claimed], to: Option<String>) -> Outgoing {
         locale: first.locale.clone(),
         subject,
         body,
+        recipient: None,
     }
 }
 
@@ -736,6 +883,7 @@ mod tests {
             locale: "en".into(),
             subject: subject.into(),
             body: "Please bring it back.".into(),
+            recipient: Some("t-abc".into()),
         }
     }
 

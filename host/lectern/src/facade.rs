@@ -233,8 +233,13 @@ impl Lectern {
     /// A deliverer with a transport for every channel in the configuration,
     /// auditing every hand-over.
     pub fn deliverer(&self) -> Result<Deliverer> {
-        Deliverer::from_config(&self.config, self.audit.clone(), self.keyring.pseudonyms())
-            .map_err(Error::config)
+        Deliverer::from_config(
+            &self.config,
+            self.audit.clone(),
+            self.keyring.pseudonyms(),
+            self.pipeline(Utc::now().date_naive()),
+        )
+        .map_err(Error::config)
     }
 
     /// A deliverer with the given transports instead of the configured
@@ -249,6 +254,7 @@ impl Lectern {
             self.config.notify.clone(),
             self.audit.clone(),
             self.keyring.pseudonyms(),
+            self.pipeline(Utc::now().date_naive()),
         )
     }
 
@@ -282,7 +288,8 @@ impl Lectern {
         options: ImportOptions,
         progress: &mut dyn FnMut(u64),
     ) -> Result<ImportReport> {
-        crate::import::import(self.store.as_mut(), format, paths, options, progress)
+        let keys = self.keyring.pseudonyms();
+        crate::import::import(self.store.as_mut(), format, paths, options, &keys, progress)
     }
 
     /// Scores every patron in the store as of `as_of`, a batch at a time on
@@ -622,14 +629,34 @@ impl Lectern {
 
     /// Removes patron `id` and everything stored about them, audited as
     /// `role` before it happens, and checks that the store holds no trace
-    /// of them after.
+    /// of them after. Their delivered files in a configured maildir go too.
+    ///
+    /// What remains, on purpose: the audit log's entries about them, under
+    /// their keyed token (the log must stay whole to prove what was done
+    /// with their data), and the same token as a tombstone, so that the
+    /// next import from the ILS does not bring them back unasked
+    /// ([`ImportOptions::readmit`](crate::ImportOptions::readmit)). Neither
+    /// leads back to them without the library's key.
     pub fn erase_patron(&mut self, id: &str, role: &str) -> Result<Erased> {
         if !self.store.has_patron(id).map_err(Error::store)? {
             return Err(not_found(id));
         }
         // The erasure is a staff action on the patron; no field leaves.
         self.audit_read(staff(Purpose::StaffView, role), Vec::new(), &[id])?;
-        let erased = self.store.erase_patron(id).map_err(Error::store)?;
+        let token = self.keyring.pseudonyms().patron_token(id);
+        let mut erased = self.store.erase_patron(id, &token).map_err(Error::store)?;
+        // Letters and emails already written to a maildir go too.
+        for transport in self.config.channels.values() {
+            if let crate::config::TransportConfig::Maildir { dir } = transport {
+                erased.files += crate::deliver::remove_delivered(dir, &token).map_err(|e| {
+                    Error::store(e.context(format!(
+                        "patron `{id}` was erased from the store, but their delivered files in \
+                         {} could not all be removed; remove them, or run the erasure again",
+                        dir.display()
+                    )))
+                })?;
+            }
+        }
         let traces = self.store.traces_of(id).map_err(Error::store)?;
         if !traces.is_empty() {
             return Err(Error::store(anyhow::anyhow!(

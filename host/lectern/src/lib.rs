@@ -125,7 +125,7 @@ pub use crate::model::{
 };
 pub use crate::notify::{Arrival, Campaigns, NotifyReport, Survey, dedupe_key};
 pub use crate::pipeline::{
-    Aggregate, ComposeReport, DEFAULT_K, Group, Pipeline, suppress_small_groups,
+    Aggregate, ComposeReport, DEFAULT_K, Group, Hidden, Pipeline, suppress_small_groups,
 };
 pub use crate::plugin::{ComponentInfo, Messenger, Plugin, PrivacyFilter, Scorer};
 pub use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};

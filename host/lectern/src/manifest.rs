@@ -261,9 +261,21 @@ impl Manifest {
             .inputs
             .fields
             .iter()
-            .map(|f| {
-                f.parse()
-                    .map_err(|m| err(format!("`inputs.fields` = {f:?}: {m}")))
+            .map(|f| match f.parse() {
+                Ok(Field::Address) => Err(err(format!(
+                    "`inputs.fields` = {f:?}: the postal address is never handed to a plugin; \
+                     the host prints it on letters itself"
+                ))),
+                Ok(field) => Ok(field),
+                Err(_) => Err(err(format!(
+                    "`inputs.fields` = {f:?}: unknown field `{f}`; the fields are: {}",
+                    Field::ALL
+                        .into_iter()
+                        .filter(|f| *f != Field::Address)
+                        .map(Field::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
             })
             .collect::<Result<Vec<Field>>>()?;
         if let Some(events) = &raw.inputs.events {

@@ -28,6 +28,11 @@ pub struct Patron {
     /// The mobile number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+    /// The postal address, as the lines of an envelope below the name:
+    /// `["12 Main Street", "Springfield IL 62701", "USA"]`. Only the host
+    /// prints it, on letters; no plugin is ever handed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Vec<String>>,
     /// The date of birth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub birth_date: Option<NaiveDate>,
@@ -114,6 +119,13 @@ impl std::str::FromStr for Channel {
 }
 
 impl Channel {
+    /// Whether the channel carries letters: a patron's notices for one day
+    /// on it go out together, as one letter that lists every item (and
+    /// marketing in a letter of its own).
+    pub fn is_letter(self) -> bool {
+        matches!(self, Channel::Print | Channel::Email)
+    }
+
     /// The channel's name as the contract spells it.
     pub fn as_str(self) -> &'static str {
         match self {

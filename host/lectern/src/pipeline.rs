@@ -46,9 +46,22 @@ pub struct Aggregate {
     pub k: usize,
     /// The groups shown, largest first.
     pub groups: Vec<Group>,
-    /// How many groups were hidden for being smaller than `k`. Their
-    /// patrons are not counted anywhere, so no difference reveals them.
+    /// How many groups were hidden for being smaller than `k`.
     pub hidden_groups: usize,
+    /// The readers in them together, only when that is at least `k`, so
+    /// that no total tells the size of one small group.
+    pub hidden_readers: Option<usize>,
+}
+
+impl Aggregate {
+    /// What was hidden, as one note.
+    pub fn hidden(&self) -> Hidden {
+        Hidden {
+            groups: self.hidden_groups,
+            readers: self.hidden_readers,
+            k: self.k,
+        }
+    }
 }
 
 /// One group of an [`Aggregate`].
@@ -65,15 +78,63 @@ pub struct Group {
 /// The smallest group an aggregate shows by default.
 pub const DEFAULT_K: usize = 10;
 
-/// Keeps the groups of at least `k`; returns them and how many were hidden.
+/// What k-suppression hid: how many groups, holding how many readers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Hidden {
+    /// Groups smaller than k.
+    pub groups: usize,
+    /// The readers in them together, only when that is at least k: a
+    /// smaller total would tell the size of a hidden group.
+    pub readers: Option<usize>,
+    /// The k the groups were held to.
+    pub k: usize,
+}
+
+impl std::fmt::Display for Hidden {
+    /// `12 readers in 3 groups of fewer than 10 readers each are not shown`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let groups = match self.groups {
+            1 => "1 group".to_string(),
+            n => format!("{n} groups"),
+        };
+        let k = self.k;
+        match (self.groups, self.readers) {
+            (0, _) => write!(f, "no group is smaller than {k} readers; none is hidden"),
+            (1, Some(n)) => write!(f, "{n} readers in 1 group of fewer than {k} are not shown"),
+            (_, Some(n)) => write!(
+                f,
+                "{n} readers in {groups} of fewer than {k} readers each are not shown"
+            ),
+            (_, None) => write!(
+                f,
+                "fewer than {k} readers, in {groups} of fewer than {k}, are not shown"
+            ),
+        }
+    }
+}
+
+/// Keeps the groups of at least `k`; returns them and what was hidden.
 pub fn suppress_small_groups<K, V>(
     groups: Vec<(K, V)>,
     k: usize,
     size: impl Fn(&V) -> usize,
-) -> (Vec<(K, V)>, usize) {
-    let before = groups.len();
-    let kept: Vec<(K, V)> = groups.into_iter().filter(|(_, v)| size(v) >= k).collect();
-    let hidden = before - kept.len();
+) -> (Vec<(K, V)>, Hidden) {
+    let (mut hidden_groups, mut readers) = (0, 0);
+    let mut kept = Vec::with_capacity(groups.len());
+    for (key, v) in groups {
+        let n = size(&v);
+        if n >= k {
+            kept.push((key, v));
+        } else {
+            hidden_groups += 1;
+            readers += n;
+        }
+    }
+    let hidden = Hidden {
+        groups: hidden_groups,
+        readers: (readers >= k).then_some(readers),
+        k,
+    };
     (kept, hidden)
 }
 
@@ -298,8 +359,7 @@ impl Pipeline {
                 g.2 += 1;
             }
         }
-        let (kept, hidden_groups) =
-            suppress_small_groups(groups.into_iter().collect(), k.max(1), |g| g.0);
+        let (kept, hidden) = suppress_small_groups(groups.into_iter().collect(), k.max(1), |g| g.0);
         let mut groups: Vec<Group> = kept
             .into_iter()
             .map(|(key, (n, loans, with))| Group {
@@ -313,7 +373,8 @@ impl Pipeline {
             by: by.to_vec(),
             k,
             groups,
-            hidden_groups,
+            hidden_groups: hidden.groups,
+            hidden_readers: hidden.readers,
         })
     }
 
@@ -330,12 +391,6 @@ impl Pipeline {
 
     /// The policy for `ctx`, asked of the plugin once per context.
     fn policy_rules(&self, ctx: &AccessContext) -> Result<Arc<(Rules, bool)>> {
-        if let Actor::Channel(name) = &ctx.actor {
-            return Err(Error::Denied(format!(
-                "no privacy policy is asked about the {name} channel: a channel gets the message \
-                 as composed, and the delivery is audited"
-            )));
-        }
         if ctx.purpose == Purpose::Maintenance || matches!(ctx.actor, Actor::Task(_)) {
             return Err(Error::Denied(
                 "the host's own upkeep reads no patron field; no policy is asked about it".into(),
@@ -506,6 +561,7 @@ fn has(p: &Patron, field: Field) -> bool {
         Field::Activity => p.activity.is_some(),
         Field::Interests => p.interests.is_some(),
         Field::Segments => p.segments.is_some(),
+        Field::Address => p.address.is_some(),
     }
 }
 

@@ -40,11 +40,15 @@ pub enum Field {
     Activity,
     Interests,
     Segments,
+    /// The postal address. Plugin API 0.1 has no word for it: no manifest
+    /// declares it, and a 0.1 policy's rule for `name` stands for it (kept
+    /// where the name is kept whole, dropped otherwise).
+    Address,
 }
 
 impl Field {
-    /// Every field, in the contract's order.
-    pub const ALL: [Field; 17] = [
+    /// Every field: the contract's order, then the host's own.
+    pub const ALL: [Field; 18] = [
         Field::CardNumber,
         Field::Name,
         Field::Email,
@@ -62,6 +66,7 @@ impl Field {
         Field::Activity,
         Field::Interests,
         Field::Segments,
+        Field::Address,
     ];
 
     /// The kebab-case name, as in a manifest.
@@ -84,6 +89,7 @@ impl Field {
             Field::Activity => "activity",
             Field::Interests => "interests",
             Field::Segments => "segments",
+            Field::Address => "address",
         }
     }
 }
@@ -190,8 +196,10 @@ pub enum Actor {
     /// A staff member, by role.
     Staff(String),
     /// A delivery channel the host hands a message to, by name (`email`,
-    /// `sms`, `webhook`, `print`). Only the audit log names it: no privacy
-    /// policy is asked about a channel, which gets the message as composed.
+    /// `sms`, `webhook`, `print`). A channel gets the message as composed;
+    /// the print channel also gets the letter's name, address and card
+    /// number block, as the policy allows for the message's purpose (a 0.1
+    /// policy is asked as the staff role `channel:print`).
     Channel(String),
     /// The host itself, running a task (`retention`, `key-rotation`). Only
     /// the audit log names it.
@@ -361,6 +369,11 @@ impl Rules {
                 None => None,
             },
             segments: plain(Field::Segments).and(patron.segments.clone()),
+            // Lines of an address masked or tokenised would help no one.
+            address: match self.get(Field::Address) {
+                Action::Keep => patron.address.clone(),
+                _ => None,
+            },
         }
     }
 }

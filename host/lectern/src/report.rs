@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::pipeline::suppress_small_groups;
+use crate::pipeline::{Hidden, suppress_small_groups};
 use crate::store::{RunScore, ScoreRun};
 
 /// Segment sizes from one run, and how readers moved since the run before.
@@ -32,8 +32,12 @@ pub struct SegmentReport {
     pub groups: Vec<Count>,
     /// Readers who moved from one segment to another.
     pub movement: Vec<Move>,
-    /// Groups and moves hidden for being smaller than k.
-    pub hidden: usize,
+    /// Segments hidden for being smaller than k.
+    pub hidden_segments: Hidden,
+    /// Groups by segment, branch and category hidden for the same.
+    pub hidden_groups: Hidden,
+    /// Moves between segments hidden for the same.
+    pub hidden_moves: Hidden,
 }
 
 /// A count of readers.
@@ -102,7 +106,13 @@ pub fn segment_report(
             });
             suppress_small_groups(counted(moves), k, |n| *n)
         }
-        None => (Vec::new(), 0),
+        None => (
+            Vec::new(),
+            Hidden {
+                k,
+                ..Hidden::default()
+            },
+        ),
     };
     let mut segments: Vec<Count> = segments
         .into_iter()
@@ -139,7 +149,9 @@ pub fn segment_report(
         segments,
         groups,
         movement,
-        hidden: h1 + h2 + h3,
+        hidden_segments: h1,
+        hidden_groups: h2,
+        hidden_moves: h3,
     }
 }
 
@@ -208,8 +220,9 @@ impl SegmentReport {
             .map(|c| (c.segment.clone(), c.patrons))
             .collect();
         let mut body = format!(
-            "<h2>Readers per segment</h2>\n{}",
-            bar_chart("segment-sizes", &sizes)
+            "<h2>Readers per segment</h2>\n{}<p class=\"note\" id=\"segments-hidden\">{}.</p>\n",
+            bar_chart("segment-sizes", &sizes),
+            sentence(&self.hidden_segments)
         );
         match self.previous_run {
             None => body.push_str(
@@ -228,6 +241,11 @@ impl SegmentReport {
                         .collect();
                     body.push_str(&bar_chart("movement", &moves));
                 }
+                let _ = writeln!(
+                    body,
+                    "<p class=\"note\" id=\"moves-hidden\">{}.</p>",
+                    sentence(&self.hidden_moves)
+                );
             }
         }
         body.push_str(
@@ -246,11 +264,19 @@ impl SegmentReport {
         }
         let _ = writeln!(
             body,
-            "</table>\n<p class=\"note\" id=\"suppressed\">{} groups of fewer than {} readers are not shown.</p>",
-            self.hidden, self.k
+            "</table>\n<p class=\"note\" id=\"suppressed\">{}.</p>",
+            sentence(&self.hidden_groups)
         );
         page(&title, &body)
     }
+}
+
+/// What was hidden, as a sentence for a page: capitalised, HTML-escaped.
+fn sentence(hidden: &Hidden) -> String {
+    let text = hidden.to_string();
+    let mut chars = text.chars();
+    let first = chars.next().map(|c| c.to_uppercase().to_string());
+    esc(&format!("{}{}", first.unwrap_or_default(), chars.as_str()))
 }
 
 /// A horizontal bar chart as inline SVG.

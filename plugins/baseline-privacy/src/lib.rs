@@ -41,8 +41,11 @@ impl PrivacyFilter for Baseline {
                     // itself, so scoring needs no call per record.
                     false,
                 ),
+                // A printed letter also carries the card number, and the
+                // address the host keeps where the name is kept.
                 (Purpose::MessagingTransactional, _) => (
                     &[
+                        (F::CardNumber, Keep),
                         (F::Name, Keep),
                         (F::Email, Keep),
                         (F::Phone, Keep),

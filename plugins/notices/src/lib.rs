@@ -4,7 +4,7 @@
 
 use lectern_plugin::host::today;
 use lectern_plugin::{
-    Channel, Date, Event, EventKind, Message, Messenger, Patron, PluginError, library_name,
+    Channel, Date, Event, EventKind, Loan, Message, Messenger, Patron, PluginError, library_name,
 };
 
 struct Notices;
@@ -57,6 +57,17 @@ fn overdue_stage(days: u32) -> u8 {
     }
 }
 
+/// The loan's item as a letter names it: the title, and the barcode on the
+/// book where the library's export gives one.
+fn item(loan: &Loan, lang: Lang) -> String {
+    match (&loan.barcode, lang) {
+        (Some(b), Lang::En) => format!("\"{}\" (barcode {b})", loan.title),
+        (None, Lang::En) => format!("\"{}\"", loan.title),
+        (Some(b), Lang::Zh) => format!("《{}》（条码 {b}）", loan.title),
+        (None, Lang::Zh) => format!("《{}》", loan.title),
+    }
+}
+
 /// The notice's stage tag, subject and body; `None` for events this plugin
 /// does not handle.
 fn text(
@@ -74,8 +85,8 @@ fn text(
                 "due-soon".to_string(),
                 format!("Due {days}: {}", loan.title),
                 format!(
-                    "{greeting}\n\n\"{}\" is due back {days} ({}). You can renew it online or at any desk.\n\n{library}",
-                    loan.title,
+                    "{greeting}\n\n{} is due back {days} ({}). You can renew it online or at any desk.\n\n{library}",
+                    item(loan, lang),
                     loan.due_on.iso()
                 ),
             )
@@ -84,8 +95,8 @@ fn text(
             "due-soon".to_string(),
             format!("到期提醒：《{}》", loan.title),
             format!(
-                "{greeting}\n\n您借阅的《{}》将于 {} 到期，可在网上或到服务台办理续借。\n\n{library}",
-                loan.title,
+                "{greeting}\n\n您借阅的{}将于 {} 到期，可在网上或到服务台办理续借。\n\n{library}",
+                item(loan, lang),
                 loan.due_on.iso()
             ),
         ),
@@ -104,14 +115,14 @@ fn text(
             };
             let body = match lang {
                 Lang::En => format!(
-                    "{greeting}\n\n\"{}\" was due on {} and is {} days overdue. {ask}\n\n{library}",
-                    o.loan.title,
+                    "{greeting}\n\n{} was due on {} and is {} days overdue. {ask}\n\n{library}",
+                    item(&o.loan, lang),
                     o.loan.due_on.iso(),
                     o.days_overdue
                 ),
                 Lang::Zh => format!(
-                    "{greeting}\n\n您借阅的《{}》应于 {} 归还，已逾期 {} 天。{ask}\n\n{library}",
-                    o.loan.title,
+                    "{greeting}\n\n您借阅的{}应于 {} 归还，已逾期 {} 天。{ask}\n\n{library}",
+                    item(&o.loan, lang),
                     o.loan.due_on.iso(),
                     o.days_overdue
                 ),

@@ -196,7 +196,7 @@ pub(crate) fn access_context(c: &crate::AccessContext) -> wit::AccessContext {
         actor: match &c.actor {
             crate::Actor::Plugin(id) => wit::Actor::Plugin(id.clone()),
             crate::Actor::Staff(role) => wit::Actor::Staff(role.clone()),
-            // Never reached: the pipeline asks no policy about a channel.
+            // The print channel's letter block: 0.1 has no channel actor.
             crate::Actor::Channel(name) => wit::Actor::Staff(format!("channel:{name}")),
             crate::Actor::Task(name) => wit::Actor::Staff(format!("task:{name}")),
         },

@@ -99,6 +99,12 @@ fn patron(row: Row<'_>) -> Result<PatronRecord, BadField> {
             name: get("name"),
             email: get("email"),
             phone: get("phone"),
+            address: get("address").map(|a| {
+                a.split(';')
+                    .map(|l| l.trim().to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            }),
             birth_date: day(get("birth_date"), "birth_date")?,
             age_band: get("age_band"),
             category: get("category"),

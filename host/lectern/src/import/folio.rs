@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{Origin, Parsed, Record, Sink, Stop, day, json_records, required, required_day, text};
+use super::{
+    Origin, Parsed, Record, Sink, Stop, day, json_records, postal_address, required, required_day,
+    text,
+};
 use crate::model::{Channel, Patron};
 use crate::store::{HoldRecord, LoanRecord, PatronRecord};
 
@@ -77,6 +80,26 @@ fn user(v: &Value, groups: &HashMap<String, String>) -> Result<PatronRecord, sup
         })
         .collect();
     let category = text(v, &["patronGroup"]).map(|g| groups.get(&g).cloned().unwrap_or(g));
+    // The primary address, or the first.
+    let addresses = v.pointer("/personal/addresses").and_then(Value::as_array);
+    let address = addresses
+        .and_then(|a| {
+            a.iter()
+                .find(|a| a.get("primaryAddress").and_then(Value::as_bool) == Some(true))
+                .or_else(|| a.first())
+        })
+        .and_then(|a| {
+            postal_address(
+                [text(a, &["addressLine1"]), None, None],
+                text(a, &["addressLine2"]),
+                [
+                    text(a, &["city"]),
+                    text(a, &["region"]),
+                    text(a, &["postalCode"]),
+                ],
+                text(a, &["countryId"]),
+            )
+        });
     Ok(PatronRecord {
         patron: Patron {
             id: required(text(v, &["id"]), "id")?,
@@ -90,6 +113,7 @@ fn user(v: &Value, groups: &HashMap<String, String>) -> Result<PatronRecord, sup
                 "personal.dateOfBirth",
             )?,
             category,
+            address,
             enrolled_on: day(text(v, &["enrollmentDate"]), "enrollmentDate")?,
             expires_on: day(text(v, &["expirationDate"]), "expirationDate")?,
             channels: (!channels.is_empty()).then_some(channels),
@@ -104,7 +128,8 @@ fn loan(v: &Value) -> Result<LoanRecord, super::BadField> {
     Ok(LoanRecord {
         id: required(text(v, &["id"]), "id")?,
         patron: required(text(v, &["userId"]), "userId")?,
-        item: text(v, &["itemId"]),
+        // The barcode is what is on the book; the item's id is a fallback.
+        item: text(v, &["item", "barcode"]).or_else(|| text(v, &["itemId"])),
         title: text(v, &["item", "title"]),
         subject: None,
         loaned_on: required_day(text(v, &["loanDate"]), "loanDate")?,

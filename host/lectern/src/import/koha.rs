@@ -5,29 +5,71 @@
 //! my history forever) is consent; `1` (the library's default) and `2`
 //! (never) are not. Koha records no marketing consent, so none is assumed.
 //! A patron's channels are email if they have an address, then SMS if they
-//! have a mobile number.
+//! have a mobile number. The primary postal address is kept for letters.
+//!
+//! Checkouts name their item only by Koha's internal `item_id`, and holds
+//! their record by `biblio_id`. Given the items too (`/api/v1/items` with
+//! `x-koha-embed: biblio`) or the records (`/api/v1/biblios`), checkouts get
+//! the item's barcode and title, and holds the record's title.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::{
-    BadField, Origin, Parsed, Record, Row, Sink, Stop, csv_records, day, json_records, required,
-    required_day, text,
+    BadField, Origin, Parsed, Record, Row, Sink, Stop, csv_records, day, json_records,
+    postal_address, required, required_day, text,
 };
 use crate::model::{Channel, Consents, Patron};
 use crate::store::{HoldRecord, LoanRecord, PatronRecord};
 
-/// Reads a Koha REST JSON file: an array of patrons, checkouts or holds (or
-/// one of them).
-pub(crate) fn read_json(path: &Path, sink: &mut Sink<'_>) -> Result<(), Stop> {
+/// What Koha's items and records say about the items loans and holds name.
+#[derive(Default)]
+pub(crate) struct Catalogue {
+    /// Barcode and title, by `item_id`.
+    items: HashMap<String, (Option<String>, Option<String>)>,
+    /// Title, by `biblio_id`.
+    titles: HashMap<String, String>,
+}
+
+/// Reads the items and records among `paths`, to join to loans and holds.
+pub(crate) fn catalogue(paths: &[PathBuf]) -> Catalogue {
+    let mut cat = Catalogue::default();
+    for path in paths {
+        // Unreadable files are reported when the records are read.
+        let _ = json_records(path, &[], &mut |_, v| {
+            let title = text(&v, &["biblio", "title"]).or_else(|| text(&v, &["title"]));
+            let biblio = text(&v, &["biblio_id"]);
+            if let (Some(b), Some(t)) = (&biblio, &title) {
+                cat.titles.insert(b.clone(), t.clone());
+            }
+            if is_item(&v)
+                && let Some(item) = text(&v, &["item_id"])
+            {
+                cat.items.insert(item, (text(&v, &["external_id"]), title));
+            }
+            Ok(())
+        });
+    }
+    cat
+}
+
+fn is_item(v: &Value) -> bool {
+    v.get("item_id").is_some() && v.get("external_id").is_some() && v.get("checkout_id").is_none()
+}
+
+/// Reads a Koha REST JSON file: an array of patrons, checkouts, holds,
+/// items or records (or one of them).
+pub(crate) fn read_json(path: &Path, cat: &Catalogue, sink: &mut Sink<'_>) -> Result<(), Stop> {
     json_records(path, &[], &mut |i, v| {
         let has = |k: &str| v.get(k).is_some();
         let parsed = if has("checkout_id") {
-            Parsed::activity(checkout(&v).map(|l| Record::Loan(l, "patron_id")))
+            Parsed::activity(checkout(&v, cat).map(|l| Record::Loan(l, "patron_id")))
         } else if has("hold_id") {
-            Parsed::activity(hold(&v).map(|h| Record::Hold(h, "patron_id")))
+            Parsed::activity(hold(&v, cat).map(|h| Record::Hold(h, "patron_id")))
+        } else if is_item(&v) || (has("biblio_id") && !has("patron_id")) {
+            return Ok(()); // an item or a record, read by `catalogue`
         } else if has("patron_id") || has("cardnumber") {
             Parsed::patron(patron(&v))
         } else {
@@ -94,6 +136,20 @@ fn patron(v: &Value) -> Result<PatronRecord, BadField> {
             enrolled_on: day(text(v, &["date_enrolled"]), "date_enrolled")?,
             expires_on,
             locale: locale(text(v, &["lang"])),
+            address: postal_address(
+                [
+                    text(v, &["street_number"]),
+                    text(v, &["address"]),
+                    text(v, &["street_type"]),
+                ],
+                text(v, &["address2"]),
+                [
+                    text(v, &["city"]),
+                    text(v, &["state"]),
+                    text(v, &["postal_code"]),
+                ],
+                text(v, &["country"]),
+            ),
             consents: consents(text(v, &["privacy"])),
             attributes: (!attributes.is_empty()).then_some(attributes),
             ..Patron::default()
@@ -103,12 +159,19 @@ fn patron(v: &Value) -> Result<PatronRecord, BadField> {
     })
 }
 
-fn checkout(v: &Value) -> Result<LoanRecord, BadField> {
+fn checkout(v: &Value, cat: &Catalogue) -> Result<LoanRecord, BadField> {
+    let item = text(v, &["item_id"]);
+    let (barcode, title) = item
+        .as_ref()
+        .and_then(|i| cat.items.get(i))
+        .cloned()
+        .unwrap_or_default();
     Ok(LoanRecord {
         id: required(text(v, &["checkout_id"]), "checkout_id")?,
         patron: required(text(v, &["patron_id"]), "patron_id")?,
-        item: text(v, &["item_id"]),
-        title: None,
+        // The barcode is what is on the book; the internal id is a fallback.
+        item: barcode.or(item),
+        title,
         subject: None,
         loaned_on: required_day(text(v, &["checkout_date"]), "checkout_date")?,
         due_on: day(text(v, &["due_date"]), "due_date")?,
@@ -117,11 +180,17 @@ fn checkout(v: &Value) -> Result<LoanRecord, BadField> {
     })
 }
 
-fn hold(v: &Value) -> Result<HoldRecord, BadField> {
+fn hold(v: &Value, cat: &Catalogue) -> Result<HoldRecord, BadField> {
+    let title = text(v, &["biblio_id"])
+        .and_then(|b| cat.titles.get(&b).cloned())
+        .or_else(|| {
+            let item = text(v, &["item_id"])?;
+            cat.items.get(&item)?.1.clone()
+        });
     Ok(HoldRecord {
         id: required(text(v, &["hold_id"]), "hold_id")?,
         patron: required(text(v, &["patron_id"]), "patron_id")?,
-        title: None,
+        title,
         placed_on: required_day(
             text(v, &["hold_date"]).or_else(|| text(v, &["waiting_date"])),
             "hold_date",
@@ -132,8 +201,9 @@ fn hold(v: &Value) -> Result<HoldRecord, BadField> {
     })
 }
 
-/// Reads Koha's patron-import CSV. Patrons are keyed by card number, which
-/// is what that file identifies them by.
+/// Reads Koha's patron-import CSV. That file has no `borrowernumber`, so
+/// patrons are keyed by card number: a card the store knows updates the
+/// patron who holds it, whichever format wrote them.
 pub(crate) fn read_csv(path: &Path, sink: &mut Sink<'_>) -> Result<(), Stop> {
     csv_records(path, &["cardnumber", "categorycode"], &mut |i, row| {
         sink.accept(Origin::new(path, i), Parsed::patron(csv_patron(row)))
@@ -170,6 +240,12 @@ fn csv_patron(row: Row<'_>) -> Result<PatronRecord, BadField> {
             enrolled_on: day(get("dateenrolled"), "dateenrolled")?,
             expires_on: day(get("dateexpiry"), "dateexpiry")?,
             consents: consents(get("privacy")),
+            address: postal_address(
+                [get("streetnumber"), get("address"), get("streettype")],
+                get("address2"),
+                [get("city"), get("state"), get("zipcode")],
+                get("country"),
+            ),
             attributes: (!attributes.is_empty()).then_some(attributes),
             ..Patron::default()
         },

@@ -7,6 +7,12 @@
 //! - reads the files twice, patrons first and then loans, holds and use, so
 //!   the order of the files does not matter;
 //! - is idempotent: records are keyed by the ILS's ids and updated in place;
+//! - keeps one identity per patron: the card number is a second unique key,
+//!   so a format keyed by card (Koha's patron CSV) updates the patron an
+//!   id-keyed format (Koha's JSON) wrote, and a card claimed by two ids is
+//!   reported;
+//! - does not bring back a patron who was erased, unless told to
+//!   ([`ImportOptions::readmit`]);
 //! - never drops a record silently: a bad record is skipped and reported with
 //!   its file, record and field, or with `strict` the whole import stops and
 //!   nothing is written.
@@ -22,6 +28,8 @@ use std::str::FromStr;
 use anyhow::Context as _;
 use serde_json::Value;
 
+use crate::config::Clock;
+use crate::privacy::Pseudonyms;
 use crate::store::{
     HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Store, UseRecord, Written,
 };
@@ -33,7 +41,9 @@ pub enum Format {
     /// file or a collection such as `{"users": [...]}`.
     Folio,
     /// Koha's REST API JSON: `/api/v1/patrons`, `/api/v1/checkouts` (with
-    /// `checked_in=true` for history) and `/api/v1/holds`.
+    /// `checked_in=true` for history) and `/api/v1/holds`, with
+    /// `/api/v1/items` (embedding `biblio`) or `/api/v1/biblios` for the
+    /// titles and barcodes of what is borrowed and held.
     Koha,
     /// Koha's patron-import CSV.
     KohaCsv,
@@ -42,7 +52,7 @@ pub enum Format {
     ///
     /// | file | required columns | optional columns |
     /// |---|---|---|
-    /// | patrons | `id` | `card_number`, `name`, `email`, `phone`, `birth_date`, `age_band`, `category`, `home_branch`, `enrolled_on`, `expires_on`, `locale`, `channels` (`email;sms`), `consent_reading_history`, `consent_marketing` (`true`/`false`), `active` (default `true`), `attributes` (`key=value;key=value`) |
+    /// | patrons | `id` | `card_number`, `name`, `email`, `phone`, `address` (lines, `;` between), `birth_date`, `age_band`, `category`, `home_branch`, `enrolled_on`, `expires_on`, `locale`, `channels` (`email;sms`), `consent_reading_history`, `consent_marketing` (`true`/`false`), `active` (default `true`), `attributes` (`key=value;key=value`) |
     /// | loans | `id`, `patron_id`, `loaned_on` | `item_id`, `title`, `subject`, `due_on`, `returned_on`, `renewals` |
     /// | holds | `id`, `patron_id`, `placed_on` | `title`, `status`, `pickup_branch`, `expires_on` |
     /// | use | `patron_id`, `day`, `kind` (`visit` or `eresource`), `count` | |
@@ -115,6 +125,11 @@ pub struct ImportReport {
     /// Dates that cannot be (such as Koha's `0000-00-00`), read as absent;
     /// their records were kept.
     pub impossible_dates: usize,
+    /// Records of patrons who were erased, withheld: the patron and their
+    /// loans, holds and use.
+    pub withheld_erased: usize,
+    /// Erased patrons imported again, as [`ImportOptions::readmit`] asked.
+    pub readmitted: usize,
 }
 
 /// Options every importer takes.
@@ -124,6 +139,13 @@ pub struct ImportOptions {
     pub strict: bool,
     /// The files' character encoding.
     pub encoding: Encoding,
+    /// The library's clock: a date-time with a zone or an offset, such as
+    /// FOLIO's `2020-11-14T04:59:59Z`, counts on the local day it falls on
+    /// here (13 November at UTC-5). One without a zone is already local.
+    pub clock: Clock,
+    /// Import patrons who were erased, lifting their tombstones. Without it
+    /// their records are withheld and counted.
+    pub readmit: bool,
 }
 
 /// A file's character encoding.
@@ -154,17 +176,19 @@ impl FromStr for Encoding {
 /// record, since no name, title or address is that long.
 pub const MAX_FIELD_BYTES: usize = 4096;
 
-/// Imports `paths` in `format` into `store`, in one transaction.
-/// `progress` is called with the number of records read so far, now and
-/// then.
+/// Imports `paths` in `format` into `store`, in one transaction. `keys`
+/// are the library's pseudonym keys, which erased patrons' tombstones are
+/// under. `progress` is called with the number of records read so far, now
+/// and then.
 pub fn import(
     store: &mut dyn Store,
     format: Format,
     paths: &[PathBuf],
     options: ImportOptions,
+    keys: &Pseudonyms,
     progress: &mut dyn FnMut(u64),
 ) -> crate::Result<ImportReport> {
-    import_into(store, format, paths, options, progress).map_err(crate::Error::store)
+    import_into(store, format, paths, options, keys, progress).map_err(crate::Error::store)
 }
 
 fn import_into(
@@ -172,6 +196,7 @@ fn import_into(
     format: Format,
     paths: &[PathBuf],
     options: ImportOptions,
+    keys: &Pseudonyms,
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<ImportReport> {
     let groups = if format == Format::Folio {
@@ -179,13 +204,23 @@ fn import_into(
     } else {
         Default::default()
     };
+    let catalogue = if format == Format::Koha {
+        koha::catalogue(paths)
+    } else {
+        Default::default()
+    };
     IMPOSSIBLE_DATES.with(|n| n.set(0));
     ENCODING.with(|e| e.set(options.encoding));
+    CLOCK.with(|c| c.set(options.clock));
     let tx = store.import(format.as_str())?;
     let mut sink = Sink {
         tx,
         written: Written::default(),
         skipped: Vec::new(),
+        keys,
+        by_card: format == Format::KohaCsv,
+        withheld_erased: 0,
+        readmitted: 0,
         options,
         pass: Pass::Patrons,
         read: 0,
@@ -196,7 +231,7 @@ fn import_into(
         for path in paths {
             let result = match format {
                 Format::Folio => folio::read(path, &groups, &mut sink),
-                Format::Koha => koha::read_json(path, &mut sink),
+                Format::Koha => koha::read_json(path, &catalogue, &mut sink),
                 Format::KohaCsv => koha::read_csv(path, &mut sink),
                 Format::Csv => csv::read(path, &mut sink),
             };
@@ -216,6 +251,8 @@ fn import_into(
         tx,
         written,
         skipped,
+        withheld_erased,
+        readmitted,
         ..
     } = sink;
     tx.commit(written, skipped.len())?;
@@ -225,6 +262,8 @@ fn import_into(
         written,
         skipped,
         impossible_dates,
+        withheld_erased,
+        readmitted,
     })
 }
 
@@ -233,6 +272,8 @@ thread_local! {
     static IMPOSSIBLE_DATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// The encoding of the files this thread's import reads.
     static ENCODING: std::cell::Cell<Encoding> = const { std::cell::Cell::new(Encoding::Utf8) };
+    /// The library's clock, for this thread's import.
+    static CLOCK: std::cell::Cell<Clock> = std::cell::Cell::new(Clock::default());
 }
 
 /// Why reading stopped early.
@@ -337,6 +378,11 @@ pub(crate) struct Sink<'a> {
     tx: Box<dyn ImportTx + 'a>,
     written: Written,
     skipped: Vec<Skip>,
+    keys: &'a Pseudonyms,
+    /// The format keys patrons by card number: its ids are card numbers.
+    by_card: bool,
+    withheld_erased: usize,
+    readmitted: usize,
     options: ImportOptions,
     pass: Pass,
     read: u64,
@@ -353,13 +399,27 @@ impl Sink<'_> {
         if self.read.is_multiple_of(10_000) {
             (self.progress)(self.read);
         }
-        let record = match parsed.record.and_then(|r| within_caps(&r).map(|()| r)) {
+        let mut record = match parsed.record.and_then(|r| within_caps(&r).map(|()| r)) {
             Ok(r) => r,
             Err((field, reason)) => {
                 let field = (!field.is_empty()).then_some(field.as_str());
                 return self.skip(origin.skip(field, reason));
             }
         };
+        if let Record::Patron(p) = &mut record {
+            if let Err(skip) = self.one_identity(&origin, p)? {
+                return self.skip(skip);
+            }
+            let token = self.keys.patron_token(&p.patron.id);
+            if self.tx.is_erased(&token)? {
+                if !self.options.readmit {
+                    self.withheld_erased += 1;
+                    return Ok(());
+                }
+                self.tx.readmit(&token)?;
+                self.readmitted += 1;
+            }
+        }
         let patron = match &record {
             Record::Patron(_) => None,
             Record::Loan(l, field) => Some((&l.patron, *field)),
@@ -369,6 +429,10 @@ impl Sink<'_> {
         if let Some((patron, field)) = patron
             && !self.tx.has_patron(patron)?
         {
+            if self.tx.is_erased(&self.keys.patron_token(patron))? {
+                self.withheld_erased += 1;
+                return Ok(());
+            }
             let reason = format!("no patron with id `{patron}`; import the patron first");
             return self.skip(origin.skip(Some(field), reason));
         }
@@ -385,6 +449,43 @@ impl Sink<'_> {
         }
         self.written.count(put);
         Ok(())
+    }
+
+    /// Makes the card number a second unique key. A format keyed by card
+    /// takes the id of the patron who holds the card; a patron an import
+    /// keyed by card wrote (whose id is the card) takes the ILS's id when
+    /// one arrives. A card another id holds is a conflict, reported.
+    fn one_identity(
+        &mut self,
+        origin: &Origin,
+        p: &mut PatronRecord,
+    ) -> anyhow::Result<Result<(), Skip>> {
+        let Some(card) = p.patron.card_number.as_deref() else {
+            return Ok(Ok(()));
+        };
+        let Some(holder) = self.tx.card_holder(card)? else {
+            return Ok(Ok(()));
+        };
+        if holder == p.patron.id {
+            return Ok(Ok(()));
+        }
+        if self.by_card {
+            p.patron.id = holder;
+            return Ok(Ok(()));
+        }
+        if holder == card && !self.tx.has_patron(&p.patron.id)? {
+            self.tx.rekey_patron(&holder, &p.patron.id)?;
+            return Ok(Ok(()));
+        }
+        Ok(Err(origin.skip(
+            Some("card_number"),
+            format!(
+                "card number `{}` already belongs to patron `{}`, and one card is one patron; \
+                 correct the card number in the ILS, or erase the stale patron, then import again",
+                excerpt(card),
+                excerpt(&holder)
+            ),
+        )))
     }
 
     fn skip(&mut self, skip: Skip) -> Result<(), Stop> {
@@ -412,6 +513,9 @@ fn within_caps(record: &Record) -> Result<(), BadField> {
                 ("home_branch", p.home_branch.as_deref()),
                 ("locale", p.locale.as_deref()),
             ];
+            for line in p.address.iter().flatten() {
+                fields.push(("address", Some(line.as_str())));
+            }
             for (k, v) in p.attributes.iter().flatten() {
                 fields.push(("attributes", Some(k.as_str())));
                 fields.push(("attributes", Some(v.as_str())));
@@ -701,7 +805,9 @@ pub(crate) fn csv_records(
     }
 }
 
-/// A date, or a date-time, as the day it falls on.
+/// A date, or a date-time, as the library's local day it falls on: a
+/// date-time with a zone or an offset is moved to the library's clock
+/// first; one without is taken as already local.
 pub(crate) fn day(
     value: Option<String>,
     field: &str,
@@ -712,6 +818,9 @@ pub(crate) fn day(
         IMPOSSIBLE_DATES.with(|n| n.set(n.get() + 1));
         return Ok(None);
     }
+    if let Some(at) = zoned(&s) {
+        return Ok(Some(CLOCK.with(|c| c.get()).local(at).date()));
+    }
     let head = s.get(..10).unwrap_or(&s);
     chrono::NaiveDate::parse_from_str(head, "%Y-%m-%d")
         .map(Some)
@@ -721,6 +830,41 @@ pub(crate) fn day(
                 format!("`{}` is not a real date (YYYY-MM-DD)", excerpt(&s)),
             )
         })
+}
+
+/// A date-time that names its zone or offset (`Z`, `+08:00`, `-0500`),
+/// as the moment it is.
+fn zoned(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    if s.len() <= 10 {
+        return None;
+    }
+    let at = chrono::DateTime::parse_from_rfc3339(s)
+        .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%z"))
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(&s.replacen(' ', "T", 1)))
+        .ok()?;
+    Some(at.with_timezone(&chrono::Utc))
+}
+
+/// A postal address as envelope lines, from the parts an ILS keeps: the
+/// street line (number, street, type), a second line, then town, region and
+/// postal code on one line, then the country. Blank parts are left out;
+/// `None` when every part is blank.
+pub(crate) fn postal_address(
+    street: [Option<String>; 3],
+    second: Option<String>,
+    town: [Option<String>; 3],
+    country: Option<String>,
+) -> Option<Vec<String>> {
+    let line = |parts: [Option<String>; 3]| {
+        let words: Vec<String> = parts.into_iter().flatten().collect();
+        (!words.is_empty()).then(|| words.join(" "))
+    };
+    let lines: Vec<String> = [line(street), second, line(town), country]
+        .into_iter()
+        .flatten()
+        .collect();
+    (!lines.is_empty()).then_some(lines)
 }
 
 /// A required date.

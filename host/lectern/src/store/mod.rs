@@ -43,7 +43,8 @@ pub struct LoanRecord {
     pub id: String,
     /// The patron's id.
     pub patron: String,
-    /// The item's id, where known.
+    /// The item's barcode where the export gives it, or else the ILS's id
+    /// for the item, where known.
     pub item: Option<String>,
     /// The title, where known.
     pub title: Option<String>,
@@ -150,6 +151,8 @@ pub struct Erased {
     pub scores: usize,
     /// Messages in the outbox, whatever their state.
     pub messages: usize,
+    /// Delivered message files (letters, emails in a maildir) removed.
+    pub files: usize,
 }
 
 /// Which scorer made a run of scores, as of when.
@@ -243,6 +246,16 @@ pub trait ImportTx {
     fn put_use(&mut self, r: &UseRecord) -> anyhow::Result<Put>;
     /// Whether the patron exists, counting what this import wrote.
     fn has_patron(&mut self, id: &str) -> anyhow::Result<bool>;
+    /// The id of the patron who holds card number `card`, if one does.
+    fn card_holder(&mut self, card: &str) -> anyhow::Result<Option<String>>;
+    /// Gives patron `from`, and everything stored about them, the id `to`,
+    /// which no patron has.
+    fn rekey_patron(&mut self, from: &str, to: &str) -> anyhow::Result<()>;
+    /// Whether a patron with this keyed token was erased.
+    fn is_erased(&mut self, token: &str) -> anyhow::Result<bool>;
+    /// Lifts the erasure tombstone `token`: the library imports the patron
+    /// again on purpose.
+    fn readmit(&mut self, token: &str) -> anyhow::Result<()>;
     /// Makes the import permanent, with its counts recorded as an import run.
     fn commit(self: Box<Self>, written: Written, skipped: usize) -> anyhow::Result<()>;
 }
@@ -268,8 +281,10 @@ pub trait Store {
         f: &mut dyn FnMut(Vec<Patron>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()>;
 
-    /// Removes the patron and everything stored about them.
-    fn erase_patron(&mut self, id: &str) -> anyhow::Result<Erased>;
+    /// Removes the patron and everything stored about them, and keeps
+    /// `tombstone` (their keyed token) so that a later import does not bring
+    /// them back unasked.
+    fn erase_patron(&mut self, id: &str, tombstone: &str) -> anyhow::Result<Erased>;
 
     /// One patron with their activity summary as of `as_of`, and their
     /// segments.
@@ -321,7 +336,8 @@ pub struct OpenLoan {
     pub patron: String,
     /// The title, where known.
     pub title: Option<String>,
-    /// The item's id, where known.
+    /// The item's barcode where the export gives it, or else the ILS's id
+    /// for the item, where known.
     pub item: Option<String>,
     /// When it is due.
     pub due_on: NaiveDate,

@@ -157,6 +157,12 @@ pub struct Claimed {
     /// history: a message built on it (a new arrival in their subjects)
     /// goes only with it.
     pub history_consent: bool,
+    /// The patron's name now, for a letter's address block.
+    pub name: Option<String>,
+    /// The patron's card number now, for a letter.
+    pub card_number: Option<String>,
+    /// The patron's postal address now, for a letter.
+    pub address: Option<Vec<String>>,
 }
 
 /// How a claimed message ends its attempt.
@@ -251,7 +257,9 @@ pub trait Outbox {
     /// (queued and due, or left `sending` by a deliverer whose lease ran
     /// out), marks it `sending` under a lease until `lease_until`, and
     /// commits. A digest takes every due digest message of the same patron
-    /// and channel with it. Empty when nothing is due.
+    /// and channel with it; a letter (print or email) every due message of
+    /// the same patron, channel and day, marketing apart from the rest.
+    /// Empty when nothing is due.
     fn claim(
         &mut self,
         now: DateTime<Utc>,

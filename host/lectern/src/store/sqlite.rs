@@ -184,6 +184,14 @@ CREATE TABLE store_meta (
     value TEXT NOT NULL
 );
 "#,
+    r#"
+ALTER TABLE patrons ADD COLUMN address TEXT;
+CREATE INDEX patrons_by_card ON patrons (card_number) WHERE card_number IS NOT NULL;
+CREATE TABLE erased_patrons (
+    token TEXT PRIMARY KEY,
+    erased_on TEXT NOT NULL
+);
+"#,
 ];
 
 /// A store in one SQLite file.
@@ -366,12 +374,13 @@ impl ImportTx for SqliteImport<'_> {
             return Ok(put);
         }
         let channels = p.channels.as_ref().map(serde_json::to_string).transpose()?;
+        let address = p.address.as_ref().map(serde_json::to_string).transpose()?;
         self.tx
             .prepare_cached(
                 "INSERT INTO patrons (id, source, active, card_number, name, email, phone, birth_date, \
                  age_band, category, home_branch, enrolled_on, expires_on, locale, channels, \
-                 consent_reading_history, consent_marketing, run_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
+                 consent_reading_history, consent_marketing, run_id, address) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) \
                  ON CONFLICT (id) DO UPDATE SET source = excluded.source, active = excluded.active, \
                  card_number = excluded.card_number, name = excluded.name, email = excluded.email, \
                  phone = excluded.phone, birth_date = excluded.birth_date, age_band = excluded.age_band, \
@@ -379,7 +388,8 @@ impl ImportTx for SqliteImport<'_> {
                  enrolled_on = excluded.enrolled_on, expires_on = excluded.expires_on, \
                  locale = excluded.locale, channels = excluded.channels, \
                  consent_reading_history = excluded.consent_reading_history, \
-                 consent_marketing = excluded.consent_marketing, run_id = excluded.run_id",
+                 consent_marketing = excluded.consent_marketing, run_id = excluded.run_id, \
+                 address = excluded.address",
             )?
             .execute(params![
                 p.id,
@@ -400,6 +410,7 @@ impl ImportTx for SqliteImport<'_> {
                 p.consents.map(|c| c.reading_history),
                 p.consents.map(|c| c.marketing),
                 self.run,
+                address,
             ])?;
         self.tx
             .prepare_cached("DELETE FROM patron_attributes WHERE patron_id = ?1")?
@@ -511,6 +522,49 @@ impl ImportTx for SqliteImport<'_> {
         Ok(exists)
     }
 
+    fn card_holder(&mut self, card: &str) -> Result<Option<String>> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT id FROM patrons WHERE card_number = ?1 LIMIT 1")?
+            .query_row([card], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn rekey_patron(&mut self, from: &str, to: &str) -> Result<()> {
+        // Children follow their patron; the keys are checked at commit.
+        self.tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+        self.tx
+            .execute("UPDATE patrons SET id = ?2 WHERE id = ?1", [from, to])?;
+        for table in [
+            "patron_attributes",
+            "loans",
+            "holds",
+            "uses",
+            "scores",
+            "outbox",
+        ] {
+            self.tx.execute(
+                &format!("UPDATE {table} SET patron_id = ?2 WHERE patron_id = ?1"),
+                [from, to],
+            )?;
+        }
+        self.last_patron.clear();
+        Ok(())
+    }
+
+    fn is_erased(&mut self, token: &str) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT 1 FROM erased_patrons WHERE token = ?1")?
+            .exists([token])?)
+    }
+
+    fn readmit(&mut self, token: &str) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM erased_patrons WHERE token = ?1", [token])?;
+        Ok(())
+    }
+
     fn commit(self: Box<Self>, written: Written, skipped: usize) -> Result<()> {
         self.tx.execute(
             "UPDATE import_runs SET finished_at = ?2, imported = ?3, updated = ?4, skipped = ?5 WHERE id = ?1",
@@ -583,8 +637,12 @@ impl Store for SqliteStore {
         }
     }
 
-    fn erase_patron(&mut self, id: &str) -> Result<Erased> {
+    fn erase_patron(&mut self, id: &str, tombstone: &str) -> Result<Erased> {
         let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO erased_patrons (token, erased_on) VALUES (?1, date('now'))",
+            [tombstone],
+        )?;
         let count = |table: &str| -> Result<usize> {
             Ok(tx.query_row(
                 &format!("SELECT COUNT(*) FROM {table} WHERE patron_id = ?1"),
@@ -600,6 +658,7 @@ impl Store for SqliteStore {
             scores: count("scores")?,
             messages: count("outbox")?,
             patrons: tx.execute("DELETE FROM patrons WHERE id = ?1", [id])?,
+            files: 0,
         };
         // Foreign keys cascade; checked here so that a schema change that
         // forgets one fails loudly instead of leaving data behind.
@@ -703,7 +762,7 @@ impl SqliteStore {
                 COALESCE(h.h365, 0), COALESCE(l.overdue, 0),
                 CAST(julianday(?1) - julianday(NULLIF(
                     MAX(COALESCE(l.last, ''), COALESCE(h.last, ''), COALESCE(u.last, '')), '')) AS INTEGER),
-                COALESCE(u.v365, 0), COALESCE(u.e365, 0)
+                COALESCE(u.v365, 0), COALESCE(u.e365, 0), p.address
             FROM patrons p
             LEFT JOIN l ON l.patron_id = p.id
             LEFT JOIN h ON h.patron_id = p.id
@@ -749,6 +808,9 @@ impl SqliteStore {
                         visits_365d: visits.then(|| r.get(22)).transpose()?,
                         eresource_sessions_365d: eresources.then(|| r.get(23)).transpose()?,
                     }),
+                    address: r
+                        .get::<_, Option<String>>(24)?
+                        .and_then(|a| serde_json::from_str(&a).ok()),
                     attributes: None,
                     interests: None,
                     segments: None,

@@ -207,7 +207,7 @@ fn time(ts: i64) -> DateTime<Utc> {
 const CLAIMED: &str = "SELECT o.id, o.dedupe_key, o.patron_id, o.event_kind, o.marketing, o.channel, \
      o.locale, o.subject, o.body, o.day, o.digest, o.attempts, p.email, p.phone, \
      COALESCE(p.consent_marketing, 0) AND NOT p.no_marketing, p.opted_out, o.not_before, \
-     COALESCE(p.consent_reading_history, 0) \
+     COALESCE(p.consent_reading_history, 0), p.name, p.card_number, p.address \
      FROM outbox o JOIN patrons p ON p.id = o.patron_id";
 
 fn claimed(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
@@ -229,6 +229,11 @@ fn claimed(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
         marketing_consent: r.get(14)?,
         opted_out: channels_from(r.get(15)?),
         history_consent: r.get(17)?,
+        name: r.get(18)?,
+        card_number: r.get(19)?,
+        address: r
+            .get::<_, Option<String>>(20)?
+            .and_then(|a| serde_json::from_str(&a).ok()),
     })
 }
 
@@ -352,6 +357,22 @@ impl Outbox for SqliteStore {
             ))?;
             stmt.query_map(
                 params![now_ts, first.patron, first.channel.as_str()],
+                claimed,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+        } else if first.channel.is_letter() {
+            let mut stmt = tx.prepare(&format!(
+                "{CLAIMED} WHERE o.patron_id = ?2 AND o.channel = ?3 AND o.day = ?4 \
+                 AND o.marketing = ?5 AND o.digest = 0 AND {due} ORDER BY o.id"
+            ))?;
+            stmt.query_map(
+                params![
+                    now_ts,
+                    first.patron,
+                    first.channel.as_str(),
+                    first.day.to_string(),
+                    first.marketing
+                ],
                 claimed,
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?
