@@ -3,6 +3,7 @@
 mod audit;
 mod cli;
 mod damaged;
+mod delivery;
 mod generate;
 mod identity;
 mod letters;

@@ -398,31 +398,41 @@ fn lectern_csv_imports_patrons_loans_and_use() {
 fn a_csv_with_bad_rows_skips_them_and_keeps_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("patrons.csv");
-    std::fs::write(
-        &path,
-        "id,name,expires_on,consent_marketing\nA,Ann,2027-01-01,yes\nB,Bob,2027-13-01,no\nC,Cy\n,Nobody,,\nA,Ann again,,\n",
-    )
-    .unwrap();
+    // The same lines, as Unix and as Windows write them: the same lines
+    // are named.
+    for eol in ["\n", "\r\n"] {
+        let lines = [
+            "id,name,expires_on,consent_marketing",
+            "A,Ann,2027-01-01,yes",
+            "B,Bob,2027-13-01,no",
+            "C,Cy",
+            ",Nobody,,",
+            "A,Ann again,,",
+        ];
+        std::fs::write(&path, lines.join(eol) + eol).unwrap();
+        let mut store = SqliteStore::temporary().unwrap();
+        let report = import(&mut store, Format::Csv, std::slice::from_ref(&path), false).unwrap();
+        let got: Vec<String> = report
+            .skipped
+            .iter()
+            .map(|s| {
+                s.to_string()
+                    .replace(&path.display().to_string(), "patrons.csv")
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "patrons.csv: record 2 (line 3): field `expires_on`: `2027-13-01` is not a real date (YYYY-MM-DD)",
+                "patrons.csv: record 3 (line 4): not a valid CSV row: 2 fields where the header has 4",
+                "patrons.csv: record 4 (line 5): field `id`: missing",
+                "patrons.csv: record 5 (line 6): field `id`: duplicate: this import already has a record with id `A`; keep one",
+            ],
+            "{eol:?}"
+        );
+        assert_eq!(store.count("patrons").unwrap(), 1);
+    }
     let mut store = SqliteStore::temporary().unwrap();
-    let report = import(&mut store, Format::Csv, std::slice::from_ref(&path), false).unwrap();
-    let got: Vec<String> = report
-        .skipped
-        .iter()
-        .map(|s| {
-            s.to_string()
-                .replace(&path.display().to_string(), "patrons.csv")
-        })
-        .collect();
-    assert_eq!(
-        got,
-        [
-            "patrons.csv: record 2: field `expires_on`: `2027-13-01` is not a real date (YYYY-MM-DD)",
-            "patrons.csv: record 3: not a valid CSV row: line 4: 2 fields where the header has 4",
-            "patrons.csv: record 4: field `id`: missing",
-            "patrons.csv: record 5: field `id`: duplicate: this import already has a record with id `A`; keep one",
-        ]
-    );
-    assert_eq!(store.count("patrons").unwrap(), 1);
     let missing = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(missing.path(), "patron,when\nA,2020-01-01\n").unwrap();
     let report = import(

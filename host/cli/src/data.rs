@@ -324,7 +324,7 @@ fn import(ctx: &Ctx, format: Format, options: ImportOptions, files: &[PathBuf]) 
         let skipped: Vec<_> = report
             .skipped
             .iter()
-            .map(|s| json!({"file": s.file, "record": s.record, "field": s.field, "reason": s.reason}))
+            .map(|s| json!({"file": s.file, "record": s.record, "line": s.line, "field": s.field, "reason": s.reason}))
             .collect();
         print_json(&json!({
             "imported": report.written.imported,

@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{
-    BadField, Origin, Parsed, Record, Row, Sink, Stop, csv_records, day, required, required_day,
-};
+use super::{BadField, Parsed, Record, Row, Sink, Stop, csv_records, day, required, required_day};
 use crate::model::{Channel, Consents, Patron};
 use crate::store::{HoldRecord, LoanRecord, PatronRecord, UseKind, UseRecord};
 
@@ -34,14 +32,14 @@ pub(crate) fn read(path: &Path, sink: &mut Sink<'_>) -> Result<(), Stop> {
     } else {
         (Kind::Patrons, &["id"])
     };
-    csv_records(path, required_columns, &mut |i, row| {
+    csv_records(path, required_columns, &mut |origin, row| {
         let parsed = match kind {
             Kind::Patrons => Parsed::patron(patron(row)),
             Kind::Loans => Parsed::activity(loan(row).map(|l| Record::Loan(l, "patron_id"))),
             Kind::Holds => Parsed::activity(hold(row).map(|h| Record::Hold(h, "patron_id"))),
             Kind::Use => Parsed::activity(usage(row).map(|u| Record::Use(u, "patron_id"))),
         };
-        sink.accept(Origin::new(path, i), parsed)
+        sink.accept(origin, parsed)
     })
 }
 

@@ -205,8 +205,8 @@ fn hold(v: &Value, cat: &Catalogue) -> Result<HoldRecord, BadField> {
 /// patrons are keyed by card number: a card the store knows updates the
 /// patron who holds it, whichever format wrote them.
 pub(crate) fn read_csv(path: &Path, sink: &mut Sink<'_>) -> Result<(), Stop> {
-    csv_records(path, &["cardnumber", "categorycode"], &mut |i, row| {
-        sink.accept(Origin::new(path, i), Parsed::patron(csv_patron(row)))
+    csv_records(path, &["cardnumber", "categorycode"], &mut |origin, row| {
+        sink.accept(origin, Parsed::patron(csv_patron(row)))
     })
 }
 

@@ -94,6 +94,8 @@ pub struct Skip {
     /// The record's position in the file, from 1 (a CSV file's header is
     /// not a record); 0 when the whole file was skipped.
     pub record: usize,
+    /// The line the record starts on, in a CSV file.
+    pub line: Option<u64>,
     /// The field at fault, when one is.
     pub field: Option<String>,
     /// Why, and what to do.
@@ -105,6 +107,9 @@ impl fmt::Display for Skip {
         write!(f, "{}", self.file.display())?;
         if self.record > 0 {
             write!(f, ": record {}", self.record)?;
+        }
+        if let Some(line) = self.line {
+            write!(f, " (line {line})")?;
         }
         if let Some(field) = &self.field {
             write!(f, ": field `{field}`")?;
@@ -311,6 +316,7 @@ enum Pass {
 pub(crate) struct Origin {
     file: PathBuf,
     record: usize,
+    line: Option<u64>,
 }
 
 impl Origin {
@@ -318,6 +324,7 @@ impl Origin {
         Origin {
             file: file.to_path_buf(),
             record,
+            line: None,
         }
     }
 
@@ -325,6 +332,7 @@ impl Origin {
         Skip {
             file: self.file.clone(),
             record: self.record,
+            line: self.line,
             field: field.map(str::to_string),
             reason: reason.into(),
         }
@@ -736,16 +744,19 @@ pub(crate) fn json_records(
 /// A CSV row, by header name, or why it could not be read.
 pub(crate) type Row<'r> = Result<&'r dyn Fn(&str) -> Option<String>, String>;
 
-/// Calls `f` with each row of a CSV file. A file whose header lacks a field
-/// in `required` is skipped as a whole; a malformed row reaches `f` as an
-/// error, and reading goes on.
+/// Calls `f` with each row of a CSV file and where it is. A file whose
+/// header lacks a field in `required` is skipped as a whole; a malformed row
+/// reaches `f` as an error, and reading goes on.
 pub(crate) fn csv_records(
     path: &Path,
     required: &[&str],
-    f: &mut dyn FnMut(usize, Row<'_>) -> Result<(), Stop>,
+    f: &mut dyn FnMut(Origin, Row<'_>) -> Result<(), Stop>,
 ) -> Result<(), Stop> {
-    let mut reader =
-        ::csv::ReaderBuilder::new().from_reader(open(path, ENCODING.with(|e| e.get()))?);
+    // Records end at LF alone, so that a line number is the file's own in
+    // CRLF files too (the CR is trimmed with the rest of the whitespace).
+    let mut reader = ::csv::ReaderBuilder::new()
+        .terminator(::csv::Terminator::Any(b'\n'))
+        .from_reader(open(path, ENCODING.with(|e| e.get()))?);
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| Stop::File(format!("cannot read the header: {e}")))?
@@ -760,6 +771,11 @@ pub(crate) fn csv_records(
     }
     let mut row = ::csv::StringRecord::new();
     let mut i = 0;
+    let origin = |record: usize, pos: Option<&::csv::Position>| Origin {
+        file: path.to_path_buf(),
+        record,
+        line: pos.map(::csv::Position::line),
+    };
     loop {
         i += 1;
         match reader.read_record(&mut row) {
@@ -772,7 +788,7 @@ pub(crate) fn csv_records(
                         .filter(|v| !v.is_empty())
                         .map(clean)
                 };
-                f(i, Ok(&get))?;
+                f(origin(i, row.position()), Ok(&get))?;
             }
             Err(e) if e.is_io_error() => {
                 return Err(Stop::Strict(anyhow::anyhow!(
@@ -783,23 +799,20 @@ pub(crate) fn csv_records(
             Err(e) => {
                 let why = match e.kind() {
                     ::csv::ErrorKind::UnequalLengths {
-                        pos,
-                        expected_len,
-                        len,
-                    } => format!(
-                        "line {}: {len} fields where the header has {expected_len}",
-                        pos.as_ref().map_or(0, |p| p.line())
-                    ),
-                    ::csv::ErrorKind::Utf8 { pos, err } => format!(
-                        "line {}, column {}: {NOT_UTF8}",
-                        pos.as_ref().map_or(0, |p| p.line()),
+                        expected_len, len, ..
+                    } => format!("{len} fields where the header has {expected_len}"),
+                    // The column by its header's name; by its number, from
+                    // 1, past the header's last.
+                    ::csv::ErrorKind::Utf8 { err, .. } => format!(
+                        "column {}: {NOT_UTF8}",
                         headers
                             .get(err.field())
                             .map_or_else(|| (err.field() + 1).to_string(), |h| format!("`{h}`"))
                     ),
                     _ => e.to_string(),
                 };
-                f(i, Err(format!("not a valid CSV row: {why}")))?
+                let at = origin(i, e.position());
+                f(at, Err(format!("not a valid CSV row: {why}")))?
             }
         }
     }
