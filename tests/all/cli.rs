@@ -148,7 +148,7 @@ fn inspect_describes_a_plugin_and_a_bare_component() {
         .unwrap());
     assert!(out.contains("plugin     engagement 0.1.0"), "{out}");
     assert!(
-        out.contains("world      scorer (lectern:crm@0.1.0)"),
+        out.contains("world      scorer (lectern:crm@0.2.0)"),
         "{out}"
     );
     assert!(
@@ -160,7 +160,7 @@ fn inspect_describes_a_plugin_and_a_bare_component() {
         "{out}"
     );
     assert!(
-        out.contains("exports    lectern:crm/scoring@0.1.0"),
+        out.contains("exports    lectern:crm/scoring@0.2.0"),
         "{out}"
     );
 
@@ -180,7 +180,7 @@ fn inspect_describes_a_plugin_and_a_bare_component() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|i| i == "lectern:crm/host@0.1.0")
+            .any(|i| i == "lectern:crm/host@0.2.0")
     );
 }
 

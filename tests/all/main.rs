@@ -2,6 +2,7 @@
 
 mod audit;
 mod cli;
+mod compat;
 mod damaged;
 mod delivery;
 mod generate;

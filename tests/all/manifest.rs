@@ -66,11 +66,11 @@ fn a_component_of_another_world_is_refused_by_name() {
     let err = host.load(dir.path()).unwrap_err().to_string();
     assert!(err.starts_with("plugin `engagement`: "), "{err}");
     assert!(
-        err.contains("says world `messenger`, which exports `lectern:crm/messaging@0.1.0`"),
+        err.contains("says world `messenger`, which exports `lectern:crm/messaging@0.2.0`"),
         "{err}"
     );
     assert!(
-        err.contains("it exports lectern:crm/scoring@0.1.0, so it was built for world `scorer`"),
+        err.contains("it exports lectern:crm/scoring@0.2.0, so it was built for world `scorer`"),
         "{err}"
     );
     assert!(err.contains("lectern_plugin::export_messenger!"), "{err}");

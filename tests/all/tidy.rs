@@ -57,7 +57,23 @@ fn no_file_names_a_path_on_the_developers_machine() {
 
 #[test]
 fn every_item_of_the_contract_is_documented() {
-    let wit = std::fs::read_to_string(repo().join("wit/crm.wit")).unwrap();
+    let mut undocumented = Vec::new();
+    for version in lectern::SUPPORTED_API_VERSIONS {
+        let path = format!("wit/v{version}/crm.wit");
+        let wit = std::fs::read_to_string(repo().join(&path)).unwrap();
+        undocumented.extend(
+            undocumented_items(&wit)
+                .into_iter()
+                .map(|l| format!("{path}: {l}")),
+        );
+    }
+    assert!(
+        undocumented.is_empty(),
+        "add a `///` doc to: {undocumented:#?}"
+    );
+}
+
+fn undocumented_items(wit: &str) -> Vec<String> {
     let lines: Vec<&str> = wit.lines().map(str::trim).collect();
     let mut undocumented = Vec::new();
     for (i, line) in lines.iter().enumerate() {
@@ -74,8 +90,5 @@ fn every_item_of_the_contract_is_documented() {
             undocumented.push(format!("line {}: {line}", i + 1));
         }
     }
-    assert!(
-        undocumented.is_empty(),
-        "add a `///` doc to: {undocumented:#?}"
-    );
+    undocumented
 }

@@ -9,6 +9,10 @@ use anyhow::{Context, Result, bail};
 /// The target every plugin is built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
 
+/// The `lectern:crm` version the bundled plugins are built against: the
+/// newest, whose package is `wit/v<API_VERSION>/`.
+pub const API_VERSION: &str = "0.2.0";
+
 /// A plugin ready to load: a directory with `plugin.toml` and `<id>.wasm`.
 #[derive(Debug, Clone)]
 pub struct Packaged {
@@ -202,7 +206,7 @@ pub fn build_python_plugins(root: &Path, out: &Path) -> Result<Vec<Packaged>> {
         std::fs::create_dir_all(&dest)?;
         let status = Command::new("componentize-py")
             .arg("-d")
-            .arg(root.join("wit"))
+            .arg(root.join("wit").join(format!("v{API_VERSION}")))
             .args(["-w", &world, "componentize", "app", "-p"])
             .arg(&src)
             .arg("-o")

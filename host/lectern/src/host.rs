@@ -174,7 +174,14 @@ impl HostBuilder {
         )
         .map_err(setup)?;
         linker.allow_shadowing(false);
+        // Every supported version's host interface, each under its own
+        // versioned name.
         crate::api::v0_1::scorer::Scorer::add_to_linker::<_, HasSelf<StoreState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(setup)?;
+        crate::api::v0_2::scorer::Scorer::add_to_linker::<_, HasSelf<StoreState>>(
             &mut linker,
             |s| s,
         )

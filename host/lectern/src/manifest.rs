@@ -244,10 +244,9 @@ impl Manifest {
         }
         if !crate::api::supported(&p.api_version) {
             return Err(err(format!(
-                "`plugin.api-version` = {:?}: this host runs plugins built against \
-                 lectern:crm@{}; rebuild the plugin against one of them",
+                "`plugin.api-version` = {:?}: {}",
                 p.api_version,
-                crate::api::SUPPORTED_API_VERSIONS.join(", @")
+                crate::api::unsupported_advice(&p.api_version)
             )));
         }
         let component = p.component.unwrap_or_else(|| format!("{}.wasm", p.id));

@@ -169,25 +169,14 @@ pub(crate) fn policy(rules: &[(Field, Action)]) -> Result<Rules, String> {
     for &(field, action) in rules {
         out.set(field, action);
     }
-    Ok(address_follows_name(out))
-}
-
-/// A 0.1 policy has no word for the postal address: it goes where the
-/// name goes whole, and nowhere else.
-fn address_follows_name(mut rules: Rules) -> Rules {
-    let action = match rules.get(Field::Name) {
-        Action::Keep => Action::Keep,
-        _ => Action::Drop,
-    };
-    rules.set(Field::Address, action);
-    rules
+    Ok(out)
 }
 
 /// Applies a per-record refinement to `policy`: it may only tighten, and
 /// may name each field once.
 pub(crate) fn refinement(policy: &Rules, refinement: &[(Field, Action)]) -> Result<Rules, String> {
     once_each(refinement, "the refinement")?;
-    policy.tighten(refinement).map(address_follows_name)
+    policy.tighten(refinement)
 }
 
 fn once_each(rules: &[(Field, Action)], what: &str) -> Result<(), String> {

@@ -13,10 +13,7 @@ use wasmtime::component::InstancePre;
 use wasmtime::component::types::ComponentExtern;
 
 use crate::api::SUPPORTED_API_VERSIONS;
-use crate::api::v0_1::messenger::MessengerPre;
-use crate::api::v0_1::privacy_filter::PrivacyFilterPre;
-use crate::api::v0_1::scorer::ScorerPre;
-use crate::api::v0_1::{self as bindings, wit};
+use crate::api::{Api, Versioned, per_version, v0_1, v0_2};
 use crate::error::{Error, Failure, GuestError, PluginRef, Result};
 use crate::host::{CacheStatus, Host, load_error};
 use crate::limits::Limits;
@@ -305,6 +302,28 @@ fn check_world(manifest: &Manifest, info: &ComponentInfo) -> Result<()> {
     let id = &manifest.id;
     let version = manifest.api_version.as_str();
     let want = manifest.world.interface(version);
+    // The component names the version it was built against in its exports.
+    let built = info
+        .exports
+        .iter()
+        .find_map(|e| e.strip_prefix(&format!("lectern:crm/{}@", manifest.world.export())));
+    if let Some(built) = built.filter(|b| *b != version) {
+        let advice = if crate::api::supported(built) {
+            format!(
+                "set `plugin.api-version = \"{built}\"` in {}",
+                manifest.path.display()
+            )
+        } else {
+            crate::api::unsupported_advice(built)
+        };
+        return Err(load_error(
+            id,
+            format!(
+                "the component was built against lectern:crm@{built}, but its manifest says \
+                 api-version {version}; {advice}"
+            ),
+        ));
+    }
     if !info.exports.contains(&want) {
         let lectern: Vec<&str> = info
             .exports
@@ -395,21 +414,46 @@ impl Plugin {
         &self.inner.manifest.fields
     }
 
+    /// The contract version it was built against.
+    fn api(&self) -> Api {
+        // The manifest was checked against the supported versions at load.
+        Api::of(&self.inner.manifest.api_version).unwrap_or(Api::V0_1)
+    }
+
     /// This plugin as a scorer, if it is one.
     pub fn into_scorer(self) -> Result<Scorer> {
-        let pre = self.typed(World::Scorer, ScorerPre::new)?;
+        let pre = match self.api() {
+            Api::V0_1 => Versioned::V0_1(self.typed(World::Scorer, v0_1::scorer::ScorerPre::new)?),
+            Api::V0_2 => Versioned::V0_2(self.typed(World::Scorer, v0_2::scorer::ScorerPre::new)?),
+        };
         Ok(Scorer { plugin: self, pre })
     }
 
     /// This plugin as a messenger, if it is one.
     pub fn into_messenger(self) -> Result<Messenger> {
-        let pre = self.typed(World::Messenger, MessengerPre::new)?;
+        let pre = match self.api() {
+            Api::V0_1 => {
+                Versioned::V0_1(self.typed(World::Messenger, v0_1::messenger::MessengerPre::new)?)
+            }
+            Api::V0_2 => {
+                Versioned::V0_2(self.typed(World::Messenger, v0_2::messenger::MessengerPre::new)?)
+            }
+        };
         Ok(Messenger { plugin: self, pre })
     }
 
     /// This plugin as a privacy filter, if it is one.
     pub fn into_privacy_filter(self) -> Result<PrivacyFilter> {
-        let pre = self.typed(World::PrivacyFilter, PrivacyFilterPre::new)?;
+        let pre = match self.api() {
+            Api::V0_1 => Versioned::V0_1(self.typed(
+                World::PrivacyFilter,
+                v0_1::privacy_filter::PrivacyFilterPre::new,
+            )?),
+            Api::V0_2 => Versioned::V0_2(self.typed(
+                World::PrivacyFilter,
+                v0_2::privacy_filter::PrivacyFilterPre::new,
+            )?),
+        };
         Ok(PrivacyFilter { plugin: self, pre })
     }
 
@@ -490,7 +534,7 @@ debug_via_plugin!(Scorer, Messenger, PrivacyFilter);
 #[derive(Clone)]
 pub struct Scorer {
     plugin: Plugin,
-    pre: ScorerPre<StoreState>,
+    pre: Versioned<v0_1::scorer::ScorerPre<StoreState>, v0_2::scorer::ScorerPre<StoreState>>,
 }
 
 impl Scorer {
@@ -506,15 +550,17 @@ impl Scorer {
         today: NaiveDate,
         patrons: Vec<Patron>,
     ) -> Result<Vec<Scored>> {
-        let patrons: Vec<wit::Patron> = patrons.into_iter().map(bindings::patron).collect();
-        let out = self.plugin.call(today, |store| {
-            let scorer = self.pre.instantiate(&mut *store)?;
-            scorer
-                .lectern_crm_scoring()
-                .call_score_batch(store, &patrons)
-        })?;
-        let scores = out.map_err(|e| self.plugin.fail(Failure::Guest(bindings::guest_error(e))))?;
-        Ok(scores.into_iter().map(bindings::score).collect())
+        per_version!(&self.pre, |b, pre| {
+            let patrons: Vec<b::wit::Patron> = patrons.into_iter().map(b::patron).collect();
+            let out = self.plugin.call(today, |store| {
+                let scorer = pre.instantiate(&mut *store)?;
+                scorer
+                    .lectern_crm_scoring()
+                    .call_score_batch(store, &patrons)
+            })?;
+            let scores = out.map_err(|e| self.plugin.fail(Failure::Guest(b::guest_error(e))))?;
+            Ok(scores.into_iter().map(b::score).collect())
+        })
     }
 }
 
@@ -522,7 +568,10 @@ impl Scorer {
 #[derive(Clone)]
 pub struct Messenger {
     plugin: Plugin,
-    pre: MessengerPre<StoreState>,
+    pre: Versioned<
+        v0_1::messenger::MessengerPre<StoreState>,
+        v0_2::messenger::MessengerPre<StoreState>,
+    >,
 }
 
 /// One request's messages, or the plugin's error for it.
@@ -540,22 +589,24 @@ impl Messenger {
         today: NaiveDate,
         requests: Vec<(&Event, Patron)>,
     ) -> Result<Vec<Composition>> {
-        let requests: Vec<_> = requests
-            .into_iter()
-            .map(|(e, p)| bindings::request(e, p))
-            .collect();
-        let out = self.plugin.call(today, |store| {
-            let m = self.pre.instantiate(&mut *store)?;
-            m.lectern_crm_messaging()
-                .call_compose_batch(store, &requests)
-        })?;
-        Ok(out
-            .into_iter()
-            .map(|r| {
-                r.map(|ms| ms.into_iter().map(bindings::draft).collect())
-                    .map_err(bindings::guest_error)
-            })
-            .collect())
+        per_version!(&self.pre, |b, pre| {
+            let requests: Vec<_> = requests
+                .into_iter()
+                .map(|(e, p)| b::request(e, p))
+                .collect();
+            let out = self.plugin.call(today, |store| {
+                let m = pre.instantiate(&mut *store)?;
+                m.lectern_crm_messaging()
+                    .call_compose_batch(store, &requests)
+            })?;
+            Ok(out
+                .into_iter()
+                .map(|r| {
+                    r.map(|ms| ms.into_iter().map(b::draft).collect())
+                        .map_err(b::guest_error)
+                })
+                .collect())
+        })
     }
 }
 
@@ -563,7 +614,10 @@ impl Messenger {
 #[derive(Clone)]
 pub struct PrivacyFilter {
     plugin: Plugin,
-    pre: PrivacyFilterPre<StoreState>,
+    pre: Versioned<
+        v0_1::privacy_filter::PrivacyFilterPre<StoreState>,
+        v0_2::privacy_filter::PrivacyFilterPre<StoreState>,
+    >,
 }
 
 /// A policy as the host holds it: an action per field.
@@ -579,15 +633,19 @@ impl PrivacyFilter {
     }
 
     pub(crate) fn policy_for(&self, today: NaiveDate, ctx: &AccessContext) -> Result<PolicyRules> {
-        let ctx = bindings::access_context(ctx);
-        let out = self.plugin.call(today, |store| {
-            let p = self.pre.instantiate(&mut *store)?;
-            p.lectern_crm_privacy().call_policy_for(store, &ctx)
-        })?;
-        let policy = out.map_err(|e| self.plugin.fail(Failure::Guest(bindings::guest_error(e))))?;
-        Ok(PolicyRules {
-            rules: policy.rules.iter().map(bindings::field_rule).collect(),
-            refine_per_record: policy.refine_per_record,
+        per_version!(&self.pre, |b, pre| {
+            let ctx = b::access_context(ctx);
+            let out = self.plugin.call(today, |store| {
+                let p = pre.instantiate(&mut *store)?;
+                p.lectern_crm_privacy().call_policy_for(store, &ctx)
+            })?;
+            let policy = out.map_err(|e| self.plugin.fail(Failure::Guest(b::guest_error(e))))?;
+            let mut rules = policy.rules.iter().map(b::field_rule).collect();
+            address_follows_name(self.plugin.api(), &mut rules, false);
+            Ok(PolicyRules {
+                rules,
+                refine_per_record: policy.refine_per_record,
+            })
         })
     }
 
@@ -598,21 +656,45 @@ impl PrivacyFilter {
         ctx: &AccessContext,
         records: Vec<Patron>,
     ) -> Result<Vec<Vec<(Field, Action)>>> {
-        let ctx = bindings::access_context(ctx);
-        let records: Vec<wit::Patron> = records.into_iter().map(bindings::patron).collect();
-        let out = self.plugin.call(today, |store| {
-            let p = self.pre.instantiate(&mut *store)?;
-            let api = p.lectern_crm_privacy();
-            records
-                .iter()
-                .map(|r| api.call_refine(&mut *store, &ctx, r))
-                .collect::<wasmtime::Result<Vec<_>>>()
-        })?;
-        out.into_iter()
-            .map(|r| {
-                r.map(|rules| rules.iter().map(bindings::field_rule).collect())
-                    .map_err(|e| self.plugin.fail(Failure::Guest(bindings::guest_error(e))))
-            })
-            .collect()
+        per_version!(&self.pre, |b, pre| {
+            let ctx = b::access_context(ctx);
+            let records: Vec<b::wit::Patron> = records.into_iter().map(b::patron).collect();
+            let out = self.plugin.call(today, |store| {
+                let p = pre.instantiate(&mut *store)?;
+                let api = p.lectern_crm_privacy();
+                records
+                    .iter()
+                    .map(|r| api.call_refine(&mut *store, &ctx, r))
+                    .collect::<wasmtime::Result<Vec<_>>>()
+            })?;
+            out.into_iter()
+                .map(|r| {
+                    let mut rules: Vec<_> = r
+                        .map_err(|e| self.plugin.fail(Failure::Guest(b::guest_error(e))))?
+                        .iter()
+                        .map(b::field_rule)
+                        .collect();
+                    address_follows_name(self.plugin.api(), &mut rules, true);
+                    Ok(rules)
+                })
+                .collect()
+        })
+    }
+}
+
+/// A 0.1 policy has no word for the postal address (0.2 added it): for one,
+/// the address goes where the name goes whole, and nowhere else. A policy
+/// that keeps the name keeps the address; a refinement that withholds or
+/// masks the name drops the address.
+fn address_follows_name(api: Api, rules: &mut Vec<(Field, Action)>, refinement: bool) {
+    if api != Api::V0_1 {
+        return;
+    }
+    match rules.iter().find(|(f, _)| *f == Field::Name) {
+        Some((_, Action::Keep)) if !refinement => rules.push((Field::Address, Action::Keep)),
+        Some((_, action)) if refinement && *action != Action::Keep => {
+            rules.push((Field::Address, Action::Drop))
+        }
+        _ => {}
     }
 }

@@ -16,7 +16,8 @@ use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamResult, subscribe};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::api::v0_1::{self as bindings, wit};
+use crate::api::v0_1;
+use crate::api::v0_2 as newest;
 use crate::error::{Error, Failure, PluginRef};
 use crate::limits::Limits;
 use crate::log::{LogLevel, LogLine, LogSink, LogSource};
@@ -152,10 +153,11 @@ impl WasiView for StoreState {
     }
 }
 
-impl bindings::scorer::lectern::crm::types::Host for StoreState {}
+impl newest::scorer::lectern::crm::types::Host for StoreState {}
 
-impl bindings::scorer::lectern::crm::host::Host for StoreState {
-    fn log(&mut self, level: bindings::LogLevel, message: String) {
+/// The host interface, for the newest contract.
+impl newest::scorer::lectern::crm::host::Host for StoreState {
+    fn log(&mut self, level: newest::LogLevel, message: String) {
         let mut budget = self.log.lock().unwrap();
         if budget.lines >= MAX_LOG_LINES {
             budget.dropped += message.len();
@@ -171,10 +173,10 @@ impl bindings::scorer::lectern::crm::host::Host for StoreState {
         let line = LogLine {
             plugin: self.plugin.to_string(),
             level: match level {
-                bindings::LogLevel::Debug => LogLevel::Debug,
-                bindings::LogLevel::Info => LogLevel::Info,
-                bindings::LogLevel::Warn => LogLevel::Warn,
-                bindings::LogLevel::Error => LogLevel::Error,
+                newest::LogLevel::Debug => LogLevel::Debug,
+                newest::LogLevel::Info => LogLevel::Info,
+                newest::LogLevel::Warn => LogLevel::Warn,
+                newest::LogLevel::Error => LogLevel::Error,
             },
             source: LogSource::Log,
             // One line per call of `log`: a newline cannot forge another.
@@ -187,8 +189,31 @@ impl bindings::scorer::lectern::crm::host::Host for StoreState {
         self.config.get(&key).cloned()
     }
 
-    fn today(&mut self) -> wit::Date {
-        bindings::date(self.today)
+    fn today(&mut self) -> newest::wit::Date {
+        newest::date(self.today)
+    }
+}
+
+impl v0_1::scorer::lectern::crm::types::Host for StoreState {}
+
+/// 0.1.0's host interface: each call forwards to the newest.
+impl v0_1::scorer::lectern::crm::host::Host for StoreState {
+    fn log(&mut self, level: v0_1::LogLevel, message: String) {
+        let level = match level {
+            v0_1::LogLevel::Debug => newest::LogLevel::Debug,
+            v0_1::LogLevel::Info => newest::LogLevel::Info,
+            v0_1::LogLevel::Warn => newest::LogLevel::Warn,
+            v0_1::LogLevel::Error => newest::LogLevel::Error,
+        };
+        newest::scorer::lectern::crm::host::Host::log(self, level, message)
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        newest::scorer::lectern::crm::host::Host::config(self, key)
+    }
+
+    fn today(&mut self) -> v0_1::wit::Date {
+        v0_1::date(self.today)
     }
 }
 

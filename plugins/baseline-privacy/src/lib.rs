@@ -41,12 +41,14 @@ impl PrivacyFilter for Baseline {
                     // itself, so scoring needs no call per record.
                     false,
                 ),
-                // A printed letter also carries the card number, and the
-                // address the host keeps where the name is kept.
+                // A printed letter also carries the card number and the
+                // postal address, which only the host prints: no plugin
+                // is ever handed the address.
                 (Purpose::MessagingTransactional, _) => (
                     &[
                         (F::CardNumber, Keep),
                         (F::Name, Keep),
+                        (F::Address, Keep),
                         (F::Email, Keep),
                         (F::Phone, Keep),
                         (F::Locale, Keep),

@@ -31,7 +31,7 @@ pub mod __private {
     /// The `scorer` world.
     pub mod scorer {
         wit_bindgen::generate!({
-            path: "../../wit",
+            path: "../../wit/v0.2.0",
             world: "scorer",
             additional_derives: [PartialEq],
             pub_export_macro: true,
@@ -43,14 +43,14 @@ pub mod __private {
     /// The `messenger` world.
     pub mod messenger {
         wit_bindgen::generate!({
-            path: "../../wit",
+            path: "../../wit/v0.2.0",
             world: "messenger",
             pub_export_macro: true,
             export_macro_name: "export_messenger_world",
             default_bindings_module: "lectern_plugin::__private::messenger",
             with: {
-                "lectern:crm/types@0.1.0": crate::__private::scorer::lectern::crm::types,
-                "lectern:crm/host@0.1.0": crate::__private::scorer::lectern::crm::host,
+                "lectern:crm/types@0.2.0": crate::__private::scorer::lectern::crm::types,
+                "lectern:crm/host@0.2.0": crate::__private::scorer::lectern::crm::host,
             },
         });
     }
@@ -58,14 +58,14 @@ pub mod __private {
     /// The `privacy-filter` world.
     pub mod privacy_filter {
         wit_bindgen::generate!({
-            path: "../../wit",
+            path: "../../wit/v0.2.0",
             world: "privacy-filter",
             pub_export_macro: true,
             export_macro_name: "export_privacy_filter_world",
             default_bindings_module: "lectern_plugin::__private::privacy_filter",
             with: {
-                "lectern:crm/types@0.1.0": crate::__private::scorer::lectern::crm::types,
-                "lectern:crm/host@0.1.0": crate::__private::scorer::lectern::crm::host,
+                "lectern:crm/types@0.2.0": crate::__private::scorer::lectern::crm::types,
+                "lectern:crm/host@0.2.0": crate::__private::scorer::lectern::crm::host,
             },
         });
     }
@@ -149,7 +149,7 @@ impl Score {
 }
 
 /// Every patron field, in the contract's order.
-pub const ALL_FIELDS: [PatronField; 17] = [
+pub const ALL_FIELDS: [PatronField; 18] = [
     PatronField::CardNumber,
     PatronField::Name,
     PatronField::Email,
@@ -167,6 +167,7 @@ pub const ALL_FIELDS: [PatronField; 17] = [
     PatronField::Activity,
     PatronField::Interests,
     PatronField::Segments,
+    PatronField::Address,
 ];
 
 impl Policy {
