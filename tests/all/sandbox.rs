@@ -322,3 +322,44 @@ fn plugin_text_cannot_forge_lines_or_drive_the_terminal_and_errors_are_capped() 
     );
     assert!(message.len() < 2048, "{} bytes of error", message.len());
 }
+
+/// testkit in `mode` with a fuel budget of `fuel` and a deadline long
+/// enough that only the budget can stop it.
+fn fueled(host: &Host, mode: &str, fuel: u64) -> lectern::Result<Vec<String>> {
+    let dir = lectern_tests::plugin_copy(plugins::TESTKIT, |m| {
+        m.replace("mode = \"echo\"", &format!("mode = \"{mode}\""))
+            .replace(
+                "deadline-ms = 500",
+                &format!("deadline-ms = 30000\nfuel = {fuel}"),
+            )
+    });
+    let scorer = host.load_scorer(dir.path())?;
+    assert_eq!(scorer.plugin().limits().fuel, Some(fuel));
+    Ok(pipeline()
+        .score(&scorer, &[patron("P0001")])?
+        .remove(0)
+        .reasons)
+}
+
+#[test]
+fn a_fuel_budget_stops_a_loop_the_same_way_on_every_machine() {
+    let (host, _) = host();
+    // A loop that would run for the whole 30 s deadline stops when its
+    // budget is spent, whatever the machine's speed.
+    let err = fueled(&host, "loop", 50_000_000).unwrap_err();
+    assert_eq!(
+        err.failure(),
+        Some(&Failure::OutOfFuel { fuel: 50_000_000 }),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.starts_with("plugin `testkit` 0.1.0 failed: used up its budget of 50000000 fuel"),
+        "{message}"
+    );
+    assert!(message.contains("raise `limits.fuel`"), "{message}");
+    // The same budget is plenty for honest work, and unmetered plugins in
+    // the same host go on as before.
+    assert!(fueled(&host, "echo", 50_000_000).unwrap()[0].starts_with("id:"));
+    still_serves(&host);
+}

@@ -147,6 +147,41 @@ fn main() {
         append.as_secs_f64() * 1e6 / 1000.0
     );
 
+    // A fuel budget: the same scorer on the metering engine, interleaved
+    // with the unmetered one.
+    let metered_dir = lectern_tests::plugin_copy(plugins::ENGAGEMENT, |m| {
+        m.replace(
+            "deadline-ms = 5000",
+            "deadline-ms = 5000\nfuel = 1000000000000",
+        )
+    });
+    let metered = host.load_scorer(metered_dir.path()).unwrap();
+    assert_eq!(
+        pipeline.score(&metered, &patrons[..100]).unwrap(),
+        pipeline.score(&engagement, &patrons[..100]).unwrap()
+    );
+    let (mut free, mut counted) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        for (scorer, times) in [(&engagement, &mut free), (&metered, &mut counted)] {
+            let start = Instant::now();
+            std::hint::black_box(pipeline.score(scorer, &patrons).unwrap());
+            times.push(start.elapsed());
+        }
+    }
+    let (free, counted) = (middle(free), middle(counted));
+    println!(
+        "| without a fuel budget (interleaved with the one below), per patron | {:.3} µs |",
+        per(free)
+    );
+    println!(
+        "| with a fuel budget (`limits.fuel`, metering engine), per patron | {:.3} µs |",
+        per(counted)
+    );
+    println!(
+        "| **fuel metering overhead: budget / none** | **{:+.1}%** |",
+        (per(counted) / per(free) - 1.0) * 100.0
+    );
+
     // 2. A fresh instance and its first call, one patron.
     let one = &patrons[..1];
     let first_call = median_of(200, || {
@@ -158,6 +193,13 @@ fn main() {
     println!(
         "| fresh instance + first call, 1 patron (pooling) | {:.1} µs |",
         first_call.as_secs_f64() * 1e6
+    );
+    let first_metered = median_of(200, || {
+        std::hint::black_box(pipeline.score(&metered, one).unwrap());
+    });
+    println!(
+        "| the same with a fuel budget | {:.1} µs |",
+        first_metered.as_secs_f64() * 1e6
     );
     println!(
         "| the same patron natively | {:.2} µs |",

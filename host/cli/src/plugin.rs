@@ -67,6 +67,7 @@ fn inspect(host: &Host, path: &Path, json: bool) -> Result<()> {
                     "memory_bytes": limits.memory_bytes,
                     "output_bytes": limits.output_bytes,
                     "log_bytes": limits.log_bytes,
+                    "fuel": limits.fuel,
                 },
             })
             .as_object()
@@ -99,11 +100,15 @@ fn inspect(host: &Host, path: &Path, json: bool) -> Result<()> {
         out!("config     {k} = {v}");
     }
     out!(
-        "limits     deadline {} ms, memory {} MiB, output {} KiB, log {} KiB",
+        "limits     deadline {} ms, memory {} MiB, output {} KiB, log {} KiB{}",
         limits.deadline.as_millis(),
         limits.memory_bytes >> 20,
         limits.output_bytes >> 10,
-        limits.log_bytes >> 10
+        limits.log_bytes >> 10,
+        limits
+            .fuel
+            .map(|f| format!(", fuel {f} per call"))
+            .unwrap_or_default()
     );
     out!("component  {}", info.path.display());
     print_component(info);

@@ -169,6 +169,11 @@ pub enum Failure {
         /// The deadline it had.
         deadline: Duration,
     },
+    /// It used up its deterministic budget of work.
+    OutOfFuel {
+        /// The budget it had.
+        fuel: u64,
+    },
     /// It tried to grow its memory past its cap.
     OutOfMemory {
         /// The cap, in bytes.
@@ -205,6 +210,11 @@ pub enum Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Failure::OutOfFuel { fuel } => write!(
+                f,
+                "used up its budget of {fuel} fuel (about one unit per instruction); if the \
+                 plugin needs more, raise `limits.fuel` in its plugin.toml"
+            ),
             Failure::Timeout { deadline } => write!(
                 f,
                 "timed out after its deadline of {} ms; if the plugin needs longer, raise \

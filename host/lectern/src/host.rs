@@ -132,14 +132,8 @@ impl HostBuilder {
         self
     }
 
-    /// Builds the engine and starts the deadline clock.
-    pub fn build(self) -> Result<Host> {
-        if self.defaults.memory_bytes > self.maxima.memory_bytes {
-            return Err(Error::config(anyhow::anyhow!(
-                "the default memory limit is over the maximum; raise the maximum or lower the \
-                 default"
-            )));
-        }
+    /// An engine and its linker, counting fuel if `metered`.
+    fn runtime(&self, metered: bool) -> Result<Runtime> {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(self.max_instances)
             .total_core_instances(self.max_instances * 4)
@@ -158,6 +152,7 @@ impl HostBuilder {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
+            .consume_fuel(metered)
             .max_wasm_stack(self.max_wasm_stack)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let setup = |e: wasmtime::Error| Error::config(anyhow::anyhow!(e));
@@ -186,6 +181,21 @@ impl HostBuilder {
             |s| s,
         )
         .map_err(setup)?;
+        Ok(Runtime { engine, linker })
+    }
+
+    /// Builds the engines and starts the deadline clock.
+    pub fn build(self) -> Result<Host> {
+        if self.defaults.memory_bytes > self.maxima.memory_bytes {
+            return Err(Error::config(anyhow::anyhow!(
+                "the default memory limit is over the maximum; raise the maximum or lower the \
+                 default"
+            )));
+        }
+        // Two engines: plugins without a fuel budget run unmetered, at full
+        // speed; those with one on an engine that counts fuel.
+        let plain = self.runtime(false)?;
+        let metered = self.runtime(true)?;
 
         let cache = match &self.cache_dir {
             Some(dir) => Some(Cache::open(dir).map_err(Error::config)?),
@@ -194,15 +204,18 @@ impl HostBuilder {
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
-            let (engine, stop, tick) = (engine.weak(), stop.clone(), self.epoch_tick);
+            let engines = [plain.engine.weak(), metered.engine.weak()];
+            let (stop, tick) = (stop.clone(), self.epoch_tick);
             std::thread::Builder::new()
                 .name("lectern-epoch".into())
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(tick);
-                        match engine.upgrade() {
-                            Some(e) => e.increment_epoch(),
-                            None => break,
+                        for engine in &engines {
+                            match engine.upgrade() {
+                                Some(e) => e.increment_epoch(),
+                                None => return,
+                            }
                         }
                     }
                 })
@@ -212,8 +225,8 @@ impl HostBuilder {
 
         Ok(Host {
             inner: Arc::new(HostInner {
-                engine,
-                linker,
+                plain,
+                metered,
                 max_component_bytes: self.max_component_bytes,
                 memory: MemoryBudget::new(self.memory_budget),
                 cache,
@@ -236,9 +249,17 @@ pub struct Host {
     pub(crate) inner: Arc<HostInner>,
 }
 
-pub(crate) struct HostInner {
+/// An engine and the linker that offers plugins the sandbox's imports.
+pub(crate) struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<StoreState>,
+}
+
+pub(crate) struct HostInner {
+    /// Plugins without a fuel budget.
+    plain: Runtime,
+    /// Plugins with one: the engine counts fuel.
+    metered: Runtime,
     pub(crate) max_component_bytes: u64,
     pub(crate) memory: MemoryBudget,
     cache: Option<Cache>,
@@ -250,6 +271,13 @@ pub(crate) struct HostInner {
     pub(crate) plugin_config: BTreeMap<String, BTreeMap<String, String>>,
     stop: Arc<AtomicBool>,
     _ticker: std::thread::JoinHandle<()>,
+}
+
+impl HostInner {
+    /// The runtime for a plugin with a fuel budget (`metered`) or without.
+    pub(crate) fn runtime(&self, metered: bool) -> &Runtime {
+        if metered { &self.metered } else { &self.plain }
+    }
 }
 
 impl Drop for HostInner {
@@ -289,9 +317,10 @@ impl Host {
     pub(crate) fn compile(
         &self,
         bytes: &[u8],
+        metered: bool,
     ) -> anyhow::Result<(Component, CacheStatus, Duration)> {
         let start = Instant::now();
-        let engine = &self.inner.engine;
+        let engine = &self.inner.runtime(metered).engine;
         let Some(cache) = &self.inner.cache else {
             let c = Component::new(engine, bytes).map_err(|e| anyhow::anyhow!(e))?;
             return Ok((c, CacheStatus::Uncached, start.elapsed()));

@@ -15,6 +15,7 @@ use std::time::Duration;
 /// | linear memory | 128 MiB | 1 GiB | `limits.memory-mib` |
 /// | text returned (messages, reasons, segments) | 4 MiB | 64 MiB | `limits.output-kib` |
 /// | log and stdout/stderr | 64 KiB | 1 MiB | `limits.log-kib` |
+/// | work, in fuel (about one unit per instruction) | none | none | `limits.fuel` |
 ///
 /// The wasm stack is capped for the whole engine, at 1 MiB by default (see
 /// [`HostBuilder::max_wasm_stack`](crate::HostBuilder::max_wasm_stack)):
@@ -30,6 +31,11 @@ pub struct Limits {
     /// The most log and stdout/stderr text kept per call, in bytes; the rest is
     /// counted and dropped.
     pub log_bytes: usize,
+    /// A deterministic budget of work per call, in wasmtime fuel (about one
+    /// unit per WebAssembly instruction), beside the wall-clock deadline:
+    /// the same plugin on the same input runs out at the same point on every
+    /// machine. `None`: no budget, and no metering cost.
+    pub fuel: Option<u64>,
 }
 
 impl Default for Limits {
@@ -39,6 +45,7 @@ impl Default for Limits {
             memory_bytes: 128 << 20,
             output_bytes: 4 << 20,
             log_bytes: 64 << 10,
+            fuel: None,
         }
     }
 }
@@ -51,6 +58,8 @@ impl Limits {
             memory_bytes: 1 << 30,
             output_bytes: 64 << 20,
             log_bytes: 1 << 20,
+            // A budget only ever restricts: no ceiling on it.
+            fuel: None,
         }
     }
 }

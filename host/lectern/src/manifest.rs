@@ -124,6 +124,8 @@ pub struct LimitOverrides {
     pub output_kib: Option<u64>,
     /// `log-kib = 64`
     pub log_kib: Option<u64>,
+    /// `fuel = 500_000_000`: a deterministic budget of work per call.
+    pub fuel: Option<u64>,
 }
 
 /// The file as written. Field docs show the TOML form.
@@ -403,6 +405,18 @@ impl Manifest {
             .map_or(defaults.output_bytes, |v| v as usize),
             log_bytes: check("log-kib", o.log_kib, 1 << 10, maxima.log_bytes as u64)?
                 .map_or(defaults.log_bytes, |v| v as usize),
+            fuel: match o.fuel {
+                Some(0) => {
+                    return Err(Error::Manifest {
+                        path: self.path.clone(),
+                        message: "`limits.fuel` = 0 would stop the plugin before it starts; \
+                                  give a budget, or leave it out for none"
+                            .into(),
+                    });
+                }
+                Some(f) => Some(f),
+                None => defaults.fuel,
+            },
         })
     }
 }

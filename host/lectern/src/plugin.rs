@@ -125,7 +125,7 @@ impl Host {
         }
 
         let (component, info) = self
-            .inspect(&manifest.component, bytes)
+            .inspect(&manifest.component, bytes, limits.fuel.is_some())
             .map_err(|e| match e {
                 Error::Load { message, .. } => load_error(&id, message),
                 other => other,
@@ -133,6 +133,7 @@ impl Host {
         check_world(&manifest, &info)?;
         let pre = self
             .inner
+            .runtime(limits.fuel.is_some())
             .linker
             .instantiate_pre(&component)
             .map_err(|e| load_error(&id, format!("cannot be linked in the sandbox: {e:#}")))?;
@@ -176,7 +177,7 @@ impl Host {
     /// exports and imports. No manifest is needed.
     pub fn inspect_component(&self, path: impl AsRef<Path>) -> Result<ComponentInfo> {
         let path = path.as_ref();
-        self.inspect(path, &read_component(path)?)
+        self.inspect(path, &read_component(path)?, false)
             .map(|(_, info)| info)
     }
 
@@ -185,6 +186,7 @@ impl Host {
         &self,
         path: &Path,
         bytes: &[u8],
+        metered: bool,
     ) -> Result<(wasmtime::component::Component, ComponentInfo)> {
         let name = path.display().to_string();
         if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
@@ -198,9 +200,9 @@ impl Host {
             ));
         }
         let (component, cache, load_time) = self
-            .compile(bytes)
+            .compile(bytes, metered)
             .map_err(|e| load_error(&name, format!("{name} is not a valid component: {e:#}")))?;
-        let engine = &self.inner.engine;
+        let engine = &self.inner.runtime(metered).engine;
         let ty = component.component_type();
         let names = |items: &mut dyn Iterator<Item = (&str, ComponentExtern<'_>)>| -> Vec<String> {
             items.map(|(n, _)| n.to_string()).collect()
@@ -489,7 +491,7 @@ impl Plugin {
         // The host-wide memory budget: this call's cap, held while it runs.
         let _memory = host.memory.reserve(self.inner.limits.memory_bytes);
         CallSetup {
-            engine: &host.engine,
+            engine: &host.runtime(self.inner.limits.fuel.is_some()).engine,
             plugin: &self.inner.reference,
             limits: &self.inner.limits,
             epoch_tick: host.epoch_tick,

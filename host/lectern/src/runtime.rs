@@ -376,6 +376,12 @@ impl CallSetup<'_> {
             .div_ceil(self.epoch_tick.as_nanos().max(1));
         store.set_epoch_deadline(ticks as u64);
         store.epoch_deadline_trap();
+        // Only a plugin with a budget runs on the metering engine.
+        if let Some(fuel) = self.limits.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| Error::config(anyhow::anyhow!(e)))?;
+        }
 
         let result = f(&mut store);
         drop(store);
@@ -419,6 +425,11 @@ fn classify(e: &wasmtime::Error, limits: &Limits, stderr: &str) -> Failure {
         Some(Trap::Interrupt) => {
             return Failure::Timeout {
                 deadline: limits.deadline,
+            };
+        }
+        Some(Trap::OutOfFuel) => {
+            return Failure::OutOfFuel {
+                fuel: limits.fuel.unwrap_or_default(),
             };
         }
         Some(Trap::StackOverflow) => return Failure::StackOverflow,
