@@ -340,8 +340,10 @@ fn erasure_leaves_nothing(store: &mut dyn Backend) {
 
 fn erasure_leaves_a_tombstone(store: &mut dyn Backend) {
     library(store, &["gone"]);
+    assert!(!store.import("csv").unwrap().has_tombstones());
     store.erase_patron("gone", "t-gone").unwrap();
     let mut tx = store.import("csv").unwrap();
+    assert!(tx.has_tombstones());
     assert!(tx.is_erased("t-gone").unwrap(), "the tombstone is kept");
     assert!(!tx.is_erased("t-other").unwrap());
     tx.readmit("t-gone").unwrap();

@@ -418,14 +418,17 @@ impl Sink<'_> {
             if let Err(skip) = self.one_identity(&origin, p)? {
                 return self.skip(skip);
             }
-            let token = self.keys.patron_token(&p.patron.id);
-            if self.tx.is_erased(&token)? {
-                if !self.options.readmit {
-                    self.withheld_erased += 1;
-                    return Ok(());
+            // Most stores never erased anyone: then no token is made.
+            if self.tx.has_tombstones() {
+                let token = self.keys.patron_token(&p.patron.id);
+                if self.tx.is_erased(&token)? {
+                    if !self.options.readmit {
+                        self.withheld_erased += 1;
+                        return Ok(());
+                    }
+                    self.tx.readmit(&token)?;
+                    self.readmitted += 1;
                 }
-                self.tx.readmit(&token)?;
-                self.readmitted += 1;
             }
         }
         let patron = match &record {
@@ -437,7 +440,7 @@ impl Sink<'_> {
         if let Some((patron, field)) = patron
             && !self.tx.has_patron(patron)?
         {
-            if self.tx.is_erased(&self.keys.patron_token(patron))? {
+            if self.tx.has_tombstones() && self.tx.is_erased(&self.keys.patron_token(patron))? {
                 self.withheld_erased += 1;
                 return Ok(());
             }

@@ -251,6 +251,9 @@ pub trait ImportTx {
     /// Gives patron `from`, and everything stored about them, the id `to`,
     /// which no patron has.
     fn rekey_patron(&mut self, from: &str, to: &str) -> anyhow::Result<()>;
+    /// Whether any patron was erased before this import began: when none
+    /// was, no record needs its token made and looked up.
+    fn has_tombstones(&self) -> bool;
     /// Whether a patron with this keyed token was erased.
     fn is_erased(&mut self, token: &str) -> anyhow::Result<bool>;
     /// Lifts the erasure tombstone `token`: the library imports the patron

@@ -342,6 +342,9 @@ struct SqliteImport<'a> {
     /// The last patron found to exist: exports list a patron's loans
     /// together, so this spares most lookups.
     last_patron: String,
+    /// Whether any patron was ever erased: most stores have no tombstone,
+    /// and then no record needs a lookup for one.
+    tombstones: bool,
 }
 
 impl SqliteImport<'_> {
@@ -552,7 +555,14 @@ impl ImportTx for SqliteImport<'_> {
         Ok(())
     }
 
+    fn has_tombstones(&self) -> bool {
+        self.tombstones
+    }
+
     fn is_erased(&mut self, token: &str) -> Result<bool> {
+        if !self.tombstones {
+            return Ok(false);
+        }
         Ok(self
             .tx
             .prepare_cached("SELECT 1 FROM erased_patrons WHERE token = ?1")?
@@ -587,10 +597,14 @@ impl Store for SqliteStore {
             params![format, now()],
         )?;
         let run = tx.last_insert_rowid();
+        let tombstones = tx
+            .prepare("SELECT 1 FROM erased_patrons LIMIT 1")?
+            .exists([])?;
         Ok(Box::new(SqliteImport {
             tx,
             run,
             last_patron: String::new(),
+            tombstones,
         }))
     }
 
