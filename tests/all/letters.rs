@@ -222,4 +222,23 @@ fn erasing_a_reader_removes_their_delivered_letters_and_keeps_them_out_of_the_ne
         .unwrap();
     assert_eq!((readmitted.readmitted, readmitted.withheld_erased), (1, 0));
     assert!(library.store().has_patron("53").unwrap());
+
+    // Nor does Koha's patron CSV, keyed by his card alone.
+    library.erase_patron("53", "privacy-officer").unwrap();
+    let csv = write(
+        dir.path(),
+        "patrons.csv",
+        "cardnumber,surname,firstname,branchcode,categorycode\n\
+         23529000197062,Moreau,Jean,CPL,PT\n",
+    );
+    let by_card = library
+        .import(
+            Format::KohaCsv,
+            &[csv],
+            ImportOptions::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(by_card.withheld_erased, 1, "{by_card:?}");
+    assert_eq!(library.store().patron_count().unwrap(), 2);
 }

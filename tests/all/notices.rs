@@ -998,7 +998,7 @@ fn erasing_a_patron_removes_their_messages() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = library(&dir.path().join("lib.db"));
     notify_at(&mut store, &config(""), &Campaigns::default(), now());
-    let erased = store.erase_patron("ana", "t-ana").unwrap();
+    let erased = store.erase_patron("ana", &["t-ana".to_string()]).unwrap();
     assert_eq!(erased.messages, 4);
     assert_eq!(store.rows_mentioning("outbox", "ana").unwrap(), 0);
     let left: BTreeMap<String, usize> =

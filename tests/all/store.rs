@@ -267,7 +267,9 @@ fn erasure_leaves_nothing_behind_in_any_table() {
     let mut store = SqliteStore::temporary().unwrap();
     import(&mut store, Format::Folio, &all_folio(), false).unwrap();
     let penelope = "d0fc4228-2e42-49b2-a5b0-9df48897e8c0";
-    let erased = store.erase_patron(penelope, "t-penelope").unwrap();
+    let erased = store
+        .erase_patron(penelope, &["t-penelope".to_string()])
+        .unwrap();
     assert_eq!((erased.patrons, erased.loans), (1, 1));
     assert!(!store.has_patron(penelope).unwrap());
     // Every table, whatever its columns: no row may still hold her id.

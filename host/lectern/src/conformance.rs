@@ -316,7 +316,7 @@ fn erasure_leaves_nothing(store: &mut dyn Backend) {
     let id = "erase-me";
     everything_about(store, id);
     assert!(!store.traces_of(id).unwrap().is_empty());
-    let erased = store.erase_patron(id, "t-erase-me").unwrap();
+    let erased = store.erase_patron(id, &["t-erase-me".to_string()]).unwrap();
     assert_eq!(
         (erased.patrons, erased.loans, erased.holds, erased.uses),
         (1, 1, 1, 1)
@@ -335,13 +335,19 @@ fn erasure_leaves_nothing(store: &mut dyn Backend) {
         store.run_scores(store.runs().unwrap()[0].id).unwrap().len(),
         1
     );
-    assert_eq!(store.erase_patron(id, "t-erase-me").unwrap().patrons, 0);
+    assert_eq!(
+        store
+            .erase_patron(id, &["t-erase-me".to_string()])
+            .unwrap()
+            .patrons,
+        0
+    );
 }
 
 fn erasure_leaves_a_tombstone(store: &mut dyn Backend) {
     library(store, &["gone"]);
     assert!(!store.import("csv").unwrap().has_tombstones());
-    store.erase_patron("gone", "t-gone").unwrap();
+    store.erase_patron("gone", &["t-gone".to_string()]).unwrap();
     let mut tx = store.import("csv").unwrap();
     assert!(tx.has_tombstones());
     assert!(tx.is_erased("t-gone").unwrap(), "the tombstone is kept");

@@ -668,9 +668,8 @@ impl Deliverer {
             None
         };
         let mut outgoing = outgoing(&live, to, letterhead.as_ref().map(|h| h.lines.as_slice()));
-        if matches!(first.channel, Channel::Print | Channel::Email) {
-            outgoing.recipient = Some(self.audit.1.patron_token(&first.patron));
-        }
+        // A maildir file on any channel names its patron by token only.
+        outgoing.recipient = Some(self.audit.1.patron_token(&first.patron));
         Ok(Some(Ready {
             patron: first.patron.clone(),
             marketing,

@@ -643,8 +643,21 @@ impl Lectern {
         }
         // The erasure is a staff action on the patron; no field leaves.
         self.audit_read(staff(Purpose::StaffView, role), Vec::new(), &[id])?;
-        let token = self.keyring.pseudonyms().patron_token(id);
-        let mut erased = self.store.erase_patron(id, &token).map_err(Error::store)?;
+        let keys = self.keyring.pseudonyms();
+        let token = keys.patron_token(id);
+        // Tombstones for the id and the card, so that an import keyed by
+        // either (Koha's patron CSV is keyed by card) withholds them.
+        let card = self
+            .store
+            .patron(id, Utc::now().date_naive())
+            .map_err(Error::store)?
+            .and_then(|p| p.card_number);
+        let mut tombstones = vec![token.clone()];
+        tombstones.extend(card.map(|c| keys.value_token(Field::CardNumber, &c)));
+        let mut erased = self
+            .store
+            .erase_patron(id, &tombstones)
+            .map_err(Error::store)?;
         // Letters and emails already written to a maildir go too.
         for transport in self.config.channels.values() {
             if let crate::config::TransportConfig::Maildir { dir } = transport {

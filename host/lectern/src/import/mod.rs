@@ -29,7 +29,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use crate::config::Clock;
-use crate::privacy::Pseudonyms;
+use crate::privacy::{Field, Pseudonyms};
 use crate::store::{
     HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, Store, UseRecord, Written,
 };
@@ -420,13 +420,22 @@ impl Sink<'_> {
             }
             // Most stores never erased anyone: then no token is made.
             if self.tx.has_tombstones() {
-                let token = self.keys.patron_token(&p.patron.id);
-                if self.tx.is_erased(&token)? {
+                let mut tokens = vec![self.keys.patron_token(&p.patron.id)];
+                if let Some(card) = &p.patron.card_number {
+                    tokens.push(self.keys.value_token(Field::CardNumber, card));
+                }
+                let mut erased = false;
+                for token in &tokens {
+                    erased |= self.tx.is_erased(token)?;
+                }
+                if erased {
                     if !self.options.readmit {
                         self.withheld_erased += 1;
                         return Ok(());
                     }
-                    self.tx.readmit(&token)?;
+                    for token in &tokens {
+                        self.tx.readmit(token)?;
+                    }
                     self.readmitted += 1;
                 }
             }

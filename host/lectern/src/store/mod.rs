@@ -285,9 +285,10 @@ pub trait Store {
     ) -> anyhow::Result<()>;
 
     /// Removes the patron and everything stored about them, and keeps
-    /// `tombstone` (their keyed token) so that a later import does not bring
-    /// them back unasked.
-    fn erase_patron(&mut self, id: &str, tombstone: &str) -> anyhow::Result<Erased>;
+    /// `tombstones` (keyed tokens of their id and of their card number) so
+    /// that a later import, keyed either way, does not bring them back
+    /// unasked.
+    fn erase_patron(&mut self, id: &str, tombstones: &[String]) -> anyhow::Result<Erased>;
 
     /// One patron with their activity summary as of `as_of`, and their
     /// segments.

@@ -651,12 +651,14 @@ impl Store for SqliteStore {
         }
     }
 
-    fn erase_patron(&mut self, id: &str, tombstone: &str) -> Result<Erased> {
+    fn erase_patron(&mut self, id: &str, tombstones: &[String]) -> Result<Erased> {
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT OR REPLACE INTO erased_patrons (token, erased_on) VALUES (?1, date('now'))",
-            [tombstone],
-        )?;
+        for tombstone in tombstones {
+            tx.execute(
+                "INSERT OR REPLACE INTO erased_patrons (token, erased_on) VALUES (?1, date('now'))",
+                [tombstone],
+            )?;
+        }
         let count = |table: &str| -> Result<usize> {
             Ok(tx.query_row(
                 &format!("SELECT COUNT(*) FROM {table} WHERE patron_id = ?1"),
