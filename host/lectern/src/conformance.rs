@@ -28,6 +28,10 @@ pub type Check = (&'static str, fn(&mut dyn Backend));
 pub const CHECKS: &[Check] = &[
     ("import is idempotent", import_is_idempotent),
     (
+        "the first import into empty tables still finds duplicates",
+        first_import_finds_duplicates,
+    ),
+    (
         "an import not committed writes nothing",
         uncommitted_import_writes_nothing,
     ),
@@ -214,6 +218,39 @@ fn import_is_idempotent(store: &mut dyn Backend) {
     assert!(tx.has_patron("c").unwrap());
     tx.commit(Written::default(), 0).unwrap();
     assert!(store.has_patron("c").unwrap());
+}
+
+fn first_import_finds_duplicates(store: &mut dyn Backend) {
+    let mut tx = store.import("csv").unwrap();
+    assert_eq!(tx.put_patron(&patron("a")).unwrap(), Put::New);
+    assert_eq!(tx.put_patron(&patron("a")).unwrap(), Put::Duplicate);
+    let l = loan("L1", "a", "2026-11-01");
+    assert_eq!(tx.put_loan(&l).unwrap(), Put::New);
+    assert_eq!(tx.put_loan(&l).unwrap(), Put::Duplicate);
+    let h = HoldRecord {
+        id: "H1".into(),
+        patron: "a".into(),
+        title: None,
+        placed_on: day("2026-11-10"),
+        status: None,
+        pickup_branch: None,
+        expires_on: None,
+    };
+    assert_eq!(tx.put_hold(&h).unwrap(), Put::New);
+    assert_eq!(tx.put_hold(&h).unwrap(), Put::Duplicate);
+    let u = UseRecord {
+        patron: "a".into(),
+        on: day("2026-11-12"),
+        kind: UseKind::Visit,
+        count: 2,
+    };
+    assert_eq!(tx.put_use(&u).unwrap(), Put::New);
+    assert_eq!(tx.put_use(&u).unwrap(), Put::Duplicate);
+    tx.commit(Written::default(), 0).unwrap();
+    // The first record of each stands.
+    assert_eq!(store.patron_count().unwrap(), 1);
+    let mut tx = store.import("csv").unwrap();
+    assert_eq!(tx.put_patron(&patron("a")).unwrap(), Put::Updated);
 }
 
 fn uncommitted_import_writes_nothing(store: &mut dyn Backend) {

@@ -327,12 +327,42 @@ fn parse_date(s: Option<String>) -> Option<NaiveDate> {
     s.and_then(|s| s.parse().ok())
 }
 
-/// The tables whose rows are keyed by the ILS's id.
+/// Inserts into tables that were empty when the import began: a conflict
+/// is a record this import already wrote, left as the first one was.
+const FRESH_PATRON: &str = "INSERT INTO patrons (id, source, active, card_number, name, email, \
+     phone, birth_date, age_band, category, home_branch, enrolled_on, expires_on, locale, \
+     channels, consent_reading_history, consent_marketing, run_id, address) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) \
+     ON CONFLICT (id) DO NOTHING";
+const FRESH_LOAN: &str = "INSERT INTO loans (id, patron_id, item_id, title, subject, loaned_on, \
+     due_on, returned_on, renewals, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+     ON CONFLICT (id) DO NOTHING";
+const FRESH_HOLD: &str = "INSERT INTO holds (id, patron_id, title, placed_on, status, \
+     pickup_branch, expires_on, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+     ON CONFLICT (id) DO NOTHING";
+const FRESH_USE: &str = "INSERT INTO uses (patron_id, day, kind, count, run_id) \
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (patron_id, day, kind) DO NOTHING";
+
+/// The tables whose rows are keyed by the ILS's id, and the days of use.
 #[derive(Clone, Copy)]
 enum Keyed {
     Patrons,
     Loans,
     Holds,
+    Uses,
+}
+
+impl Keyed {
+    const ALL: [Keyed; 4] = [Keyed::Patrons, Keyed::Loans, Keyed::Holds, Keyed::Uses];
+
+    fn table(self) -> &'static str {
+        match self {
+            Keyed::Patrons => "patrons",
+            Keyed::Loans => "loans",
+            Keyed::Holds => "holds",
+            Keyed::Uses => "uses",
+        }
+    }
 }
 
 /// An import in progress: one SQLite transaction.
@@ -345,6 +375,10 @@ struct SqliteImport<'a> {
     /// Whether any patron was ever erased: most stores have no tombstone,
     /// and then no record needs a lookup for one.
     tombstones: bool,
+    /// The tables that were empty when the import began. A row in one of
+    /// them can only have come from this import, so a record needs no
+    /// lookup first: a plain insert that meets a conflict is a duplicate.
+    fresh: [bool; 4],
 }
 
 impl SqliteImport<'_> {
@@ -355,6 +389,7 @@ impl SqliteImport<'_> {
             Keyed::Patrons => "SELECT run_id FROM patrons WHERE id = ?1",
             Keyed::Loans => "SELECT run_id FROM loans WHERE id = ?1",
             Keyed::Holds => "SELECT run_id FROM holds WHERE id = ?1",
+            Keyed::Uses => unreachable!("days of use are keyed by patron, day and kind"),
         };
         let prev: Option<Option<i64>> = self
             .tx
@@ -372,14 +407,22 @@ impl SqliteImport<'_> {
 impl ImportTx for SqliteImport<'_> {
     fn put_patron(&mut self, r: &PatronRecord) -> Result<Put> {
         let p = &r.patron;
-        let put = self.put_kind(Keyed::Patrons, &p.id)?;
+        let fresh = self.fresh[Keyed::Patrons as usize];
+        let put = if fresh {
+            Put::New
+        } else {
+            self.put_kind(Keyed::Patrons, &p.id)?
+        };
         if put == Put::Duplicate {
             return Ok(put);
         }
         let channels = p.channels.as_ref().map(serde_json::to_string).transpose()?;
         let address = p.address.as_ref().map(serde_json::to_string).transpose()?;
-        self.tx
-            .prepare_cached(
+        let written = self
+            .tx
+            .prepare_cached(if fresh {
+                FRESH_PATRON
+            } else {
                 "INSERT INTO patrons (id, source, active, card_number, name, email, phone, birth_date, \
                  age_band, category, home_branch, enrolled_on, expires_on, locale, channels, \
                  consent_reading_history, consent_marketing, run_id, address) \
@@ -392,8 +435,8 @@ impl ImportTx for SqliteImport<'_> {
                  locale = excluded.locale, channels = excluded.channels, \
                  consent_reading_history = excluded.consent_reading_history, \
                  consent_marketing = excluded.consent_marketing, run_id = excluded.run_id, \
-                 address = excluded.address",
-            )?
+                 address = excluded.address"
+            })?
             .execute(params![
                 p.id,
                 r.source,
@@ -415,9 +458,15 @@ impl ImportTx for SqliteImport<'_> {
                 self.run,
                 address,
             ])?;
-        self.tx
-            .prepare_cached("DELETE FROM patron_attributes WHERE patron_id = ?1")?
-            .execute([&p.id])?;
+        if written == 0 {
+            // A fresh table's conflict: this import already wrote the id.
+            return Ok(Put::Duplicate);
+        }
+        if !fresh {
+            self.tx
+                .prepare_cached("DELETE FROM patron_attributes WHERE patron_id = ?1")?
+                .execute([&p.id])?;
+        }
         let mut attr = self.tx.prepare_cached(
             "INSERT INTO patron_attributes (patron_id, key, value) VALUES (?1, ?2, ?3)",
         )?;
@@ -428,19 +477,27 @@ impl ImportTx for SqliteImport<'_> {
     }
 
     fn put_loan(&mut self, l: &LoanRecord) -> Result<Put> {
-        let put = self.put_kind(Keyed::Loans, &l.id)?;
+        let fresh = self.fresh[Keyed::Loans as usize];
+        let put = if fresh {
+            Put::New
+        } else {
+            self.put_kind(Keyed::Loans, &l.id)?
+        };
         if put == Put::Duplicate {
             return Ok(put);
         }
-        self.tx
-            .prepare_cached(
+        let written = self
+            .tx
+            .prepare_cached(if fresh {
+                FRESH_LOAN
+            } else {
                 "INSERT INTO loans (id, patron_id, item_id, title, subject, loaned_on, due_on, returned_on, \
                  renewals, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
                  ON CONFLICT (id) DO UPDATE SET patron_id = excluded.patron_id, item_id = excluded.item_id, \
                  title = excluded.title, subject = excluded.subject, loaned_on = excluded.loaned_on, \
                  due_on = excluded.due_on, returned_on = excluded.returned_on, renewals = excluded.renewals, \
-                 run_id = excluded.run_id",
-            )?
+                 run_id = excluded.run_id"
+            })?
             .execute(params![
                 l.id,
                 l.patron,
@@ -454,22 +511,30 @@ impl ImportTx for SqliteImport<'_> {
                 self.run,
             ])
             .with_context(|| format!("failed to store loan `{}` of patron `{}`", l.id, l.patron))?;
-        Ok(put)
+        Ok(if written == 0 { Put::Duplicate } else { put })
     }
 
     fn put_hold(&mut self, h: &HoldRecord) -> Result<Put> {
-        let put = self.put_kind(Keyed::Holds, &h.id)?;
+        let fresh = self.fresh[Keyed::Holds as usize];
+        let put = if fresh {
+            Put::New
+        } else {
+            self.put_kind(Keyed::Holds, &h.id)?
+        };
         if put == Put::Duplicate {
             return Ok(put);
         }
-        self.tx
-            .prepare_cached(
+        let written = self
+            .tx
+            .prepare_cached(if fresh {
+                FRESH_HOLD
+            } else {
                 "INSERT INTO holds (id, patron_id, title, placed_on, status, pickup_branch, expires_on, run_id) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
                  ON CONFLICT (id) DO UPDATE SET patron_id = excluded.patron_id, title = excluded.title, \
                  placed_on = excluded.placed_on, status = excluded.status, \
-                 pickup_branch = excluded.pickup_branch, expires_on = excluded.expires_on, run_id = excluded.run_id",
-            )?
+                 pickup_branch = excluded.pickup_branch, expires_on = excluded.expires_on, run_id = excluded.run_id"
+            })?
             .execute(params![
                 h.id,
                 h.patron,
@@ -481,7 +546,7 @@ impl ImportTx for SqliteImport<'_> {
                 self.run,
             ])
             .with_context(|| format!("failed to store hold `{}` of patron `{}`", h.id, h.patron))?;
-        Ok(put)
+        Ok(if written == 0 { Put::Duplicate } else { put })
     }
 
     fn put_use(&mut self, u: &UseRecord) -> Result<Put> {
@@ -490,6 +555,13 @@ impl ImportTx for SqliteImport<'_> {
             UseKind::Eresource => "eresource",
         };
         let day = u.on.to_string();
+        if self.fresh[Keyed::Uses as usize] {
+            let written = self
+                .tx
+                .prepare_cached(FRESH_USE)?
+                .execute(params![u.patron, day, kind, u.count, self.run])?;
+            return Ok(if written == 0 { Put::Duplicate } else { Put::New });
+        }
         let prev: Option<Option<i64>> = self
             .tx
             .prepare_cached(
@@ -600,11 +672,18 @@ impl Store for SqliteStore {
         let tombstones = tx
             .prepare("SELECT 1 FROM erased_patrons LIMIT 1")?
             .exists([])?;
+        let mut fresh = [false; 4];
+        for keyed in Keyed::ALL {
+            fresh[keyed as usize] = !tx
+                .prepare(&format!("SELECT 1 FROM {} LIMIT 1", keyed.table()))?
+                .exists([])?;
+        }
         Ok(Box::new(SqliteImport {
             tx,
             run,
             last_patron: String::new(),
             tombstones,
+            fresh,
         }))
     }
 
