@@ -560,7 +560,11 @@ impl ImportTx for SqliteImport<'_> {
                 .tx
                 .prepare_cached(FRESH_USE)?
                 .execute(params![u.patron, day, kind, u.count, self.run])?;
-            return Ok(if written == 0 { Put::Duplicate } else { Put::New });
+            return Ok(if written == 0 {
+                Put::Duplicate
+            } else {
+                Put::New
+            });
         }
         let prev: Option<Option<i64>> = self
             .tx
