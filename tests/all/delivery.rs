@@ -84,7 +84,8 @@ fn a_webhook_that_redirects_is_refused_and_the_redirect_is_never_followed() {
     let store = queued(&db, 1, Channel::Webhook);
     let config = Config::parse(
         &format!(
-            "[channels.webhook]\ntransport = \"webhook\"\nurl = \"{base}/hook\"\n\
+            "[notify]\nquiet-hours = \"none\"\n\
+             [channels.webhook]\ntransport = \"webhook\"\nurl = \"{base}/hook\"\n\
              secret = \"s3cret\"\n"
         ),
         Path::new("."),
