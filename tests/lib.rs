@@ -201,3 +201,27 @@ pub fn bench_size(default: u64) -> u64 {
         .find_map(|a| a.parse().ok())
         .unwrap_or(default)
 }
+
+/// A Koha sample from `tests/fixtures/koha/`, as text.
+pub fn koha_fixture(name: &str) -> String {
+    std::fs::read_to_string(repo().join("tests/fixtures/koha").join(name)).unwrap()
+}
+
+/// Writes `bytes` to `dir/name`, and returns its path.
+pub fn write_file(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// The files in the maildir `dir`'s `new`, as text, in order.
+pub fn maildir_files(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir.join("new"))
+        .map(|d| {
+            d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}

@@ -7,17 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use lectern::{Encoding, Format, ImportOptions, ImportReport, SqliteStore, Store};
-use lectern_tests::{lectern_command, repo};
-
-fn koha(name: &str) -> String {
-    std::fs::read_to_string(repo().join("tests/fixtures/koha").join(name)).unwrap()
-}
-
-fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
+use lectern_tests::{koha_fixture as koha, lectern_command, write_file as write};
 
 fn import(format: Format, files: &[PathBuf], encoding: Encoding) -> (SqliteStore, ImportReport) {
     let mut store = SqliteStore::temporary().unwrap();

@@ -6,17 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use lectern::{Format, ImportOptions, ImportReport, Records as _, SqliteStore, Store as _};
-use lectern_tests::{lectern_command, repo};
-
-fn koha(name: &str) -> String {
-    std::fs::read_to_string(repo().join("tests/fixtures/koha").join(name)).unwrap()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use lectern_tests::{koha_fixture as koha, lectern_command, repo, write_file as write};
 
 /// Koha's patron-import CSV of the same three readers the JSON holds,
 /// keyed, as that file is, by card number only.

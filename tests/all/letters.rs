@@ -8,21 +8,14 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use lectern::{Campaigns, Config, Format, ImportOptions, Lectern, SqliteStore, Until};
-use lectern_tests::{keyring, plugins, repo, shared_host};
+use lectern_tests::{
+    keyring, koha_fixture as koha, maildir_files as letters, plugins, shared_host,
+    write_file as write,
+};
 
 /// 10:00 on 28 November 2026 in the library (Asia/Shanghai).
 fn now() -> DateTime<Utc> {
     "2026-11-28T02:00:00Z".parse().unwrap()
-}
-
-fn koha(name: &str) -> String {
-    std::fs::read_to_string(repo().join("tests/fixtures/koha").join(name)).unwrap()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// Koha's sample library, in which Jean Moreau has no email and so is
@@ -85,18 +78,6 @@ fn delivered(dir: &Path, policy: Option<&str>) -> Lectern {
     assert!(queued.queued >= 4, "{queued:#?}");
     library.deliver(Until::NothingDue, &mut |_| {}).unwrap();
     library
-}
-
-/// The files in a maildir's `new`, as text.
-fn letters(dir: &Path) -> Vec<String> {
-    let mut out: Vec<String> = std::fs::read_dir(dir.join("new"))
-        .map(|d| {
-            d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
 }
 
 #[test]

@@ -15,7 +15,9 @@ use lectern::{
     MessageState, Messenger, Outbox, Patron, PatronRecord, Preferences, Queued, Runs, ScoreRun,
     Scored, SqliteStore, Store, Until, Written,
 };
-use lectern_tests::{host, keyring, lectern_bin, plugins, repo, shared_host};
+use lectern_tests::{
+    host, keyring, lectern_bin, maildir_files as files, plugins, repo, shared_host,
+};
 
 /// The library over the same file as `store`, under `config` with
 /// `baseline-privacy` as its policy unless it names one: what `lectern
@@ -245,17 +247,6 @@ fn json_of(c: &mut Command) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn files(dir: &Path) -> Vec<String> {
-    let mut out: Vec<String> = std::fs::read_dir(dir.join("new"))
-        .map(|d| {
-            d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
 }
 
 #[test]

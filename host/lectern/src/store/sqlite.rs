@@ -343,6 +343,17 @@ const FRESH_HOLD: &str = "INSERT INTO holds (id, patron_id, title, placed_on, st
 const FRESH_USE: &str = "INSERT INTO uses (patron_id, day, kind, count, run_id) \
      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (patron_id, day, kind) DO NOTHING";
 
+/// The tables whose rows belong to one patron, by `patron_id`: what an
+/// erasure removes and a new id carries with it.
+const PATRON_TABLES: [&str; 6] = [
+    "patron_attributes",
+    "loans",
+    "holds",
+    "uses",
+    "scores",
+    "outbox",
+];
+
 /// The tables whose rows are keyed by the ILS's id, and the days of use.
 #[derive(Clone, Copy)]
 enum Keyed {
@@ -614,14 +625,7 @@ impl ImportTx for SqliteImport<'_> {
         self.tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
         self.tx
             .execute("UPDATE patrons SET id = ?2 WHERE id = ?1", [from, to])?;
-        for table in [
-            "patron_attributes",
-            "loans",
-            "holds",
-            "uses",
-            "scores",
-            "outbox",
-        ] {
+        for table in PATRON_TABLES {
             self.tx.execute(
                 &format!("UPDATE {table} SET patron_id = ?2 WHERE patron_id = ?1"),
                 [from, to],
@@ -761,14 +765,7 @@ impl Store for SqliteStore {
         };
         // Foreign keys cascade; checked here so that a schema change that
         // forgets one fails loudly instead of leaving data behind.
-        for table in [
-            "patron_attributes",
-            "loans",
-            "holds",
-            "uses",
-            "scores",
-            "outbox",
-        ] {
+        for table in PATRON_TABLES {
             anyhow::ensure!(count(table)? == 0, "erasing `{id}` left rows in {table}");
         }
         tx.commit()?;
