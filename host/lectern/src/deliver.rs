@@ -538,7 +538,7 @@ impl Deliverer {
                         let error =
                             format!("cannot write the audit log, so nothing was sent: {e:#}");
                         let result = Err(SendError::Transient(error));
-                        self.settle(outbox, r, result, &mut report)?;
+                        self.settle(outbox, r.attempt(), result, &mut report)?;
                     }
                 }
             }
@@ -563,7 +563,7 @@ impl Deliverer {
                     .collect()
             });
             for (r, result) in ready.into_iter().zip(results) {
-                self.settle(outbox, r, result, &mut report)?;
+                self.settle(outbox, r.attempt(), result, &mut report)?;
             }
             progress(&report);
         }
@@ -655,12 +655,15 @@ impl Deliverer {
                 Ok(head) => Some(head),
                 Err(e) => {
                     // Without the policy's word, nothing about the patron
-                    // is printed; the letter waits.
+                    // is printed: the letter waits, as for a failed send,
+                    // and is given up after the most attempts.
                     let error = format!("the privacy policy could not rule on the letter: {e}");
-                    let not_before =
-                        now + chrono::Duration::from_std(self.backoff(first.attempts))?;
-                    outbox.settle(&ids, &Settle::Retry { not_before, error }, now)?;
-                    report.retried += ids.len();
+                    let attempt = Attempt {
+                        ids: &ids,
+                        channel: first.channel,
+                        attempts: first.attempts,
+                    };
+                    self.settle(outbox, attempt, Err(SendError::Transient(error)), report)?;
                     return Ok(None);
                 }
             }
@@ -742,11 +745,12 @@ impl Deliverer {
         })
     }
 
-    /// Records how a send went.
+    /// Records how an attempt went: sent, failed for good, given up after
+    /// the most attempts, or retried after a backoff.
     fn settle(
         &self,
         outbox: &mut dyn Outbox,
-        r: Ready,
+        r: Attempt<'_>,
         result: Result<(), SendError>,
         report: &mut DeliverReport,
     ) -> Result<()> {
@@ -754,25 +758,25 @@ impl Deliverer {
         let now = Utc::now();
         match result {
             Ok(()) => {
-                outbox.settle(&r.ids, &Settle::Sent, now)?;
+                outbox.settle(r.ids, &Settle::Sent, now)?;
                 report.sent += r.ids.len();
                 report.sends += 1;
             }
             Err(SendError::Permanent(error)) => {
                 tracing::warn!(channel, %error, "message failed for good");
-                outbox.settle(&r.ids, &Settle::Failed { error }, now)?;
+                outbox.settle(r.ids, &Settle::Failed { error }, now)?;
                 report.failed += r.ids.len();
             }
             Err(SendError::Transient(error)) if r.attempts >= self.rules.max_attempts => {
                 let error = format!("gave up after {} attempts: {error}", r.attempts);
                 tracing::warn!(channel, %error, "message failed for good");
-                outbox.settle(&r.ids, &Settle::Failed { error }, now)?;
+                outbox.settle(r.ids, &Settle::Failed { error }, now)?;
                 report.failed += r.ids.len();
             }
             Err(SendError::Transient(error)) => {
                 let not_before = now + chrono::Duration::from_std(self.backoff(r.attempts))?;
                 tracing::info!(channel, %error, %not_before, "will retry");
-                outbox.settle(&r.ids, &Settle::Retry { not_before, error }, now)?;
+                outbox.settle(r.ids, &Settle::Retry { not_before, error }, now)?;
                 report.retried += r.ids.len();
             }
         }
@@ -799,6 +803,23 @@ struct Ready {
     fields: Vec<Field>,
     outgoing: Outgoing,
     ids: Vec<i64>,
+}
+
+impl Ready {
+    fn attempt(&self) -> Attempt<'_> {
+        Attempt {
+            ids: &self.ids,
+            channel: self.channel,
+            attempts: self.attempts,
+        }
+    }
+}
+
+/// One attempt at messages: which, on what channel, and its number.
+struct Attempt<'a> {
+    ids: &'a [i64],
+    channel: Channel,
+    attempts: u32,
 }
 
 /// A printed letter's opening block, and the fields it carries.
