@@ -39,7 +39,7 @@ fn import(store: &mut SqliteStore, format: Format, file: &Path) -> ImportReport 
 #[test]
 fn koha_json_then_koha_csv_holds_each_reader_once() {
     let dir = tempfile::tempdir().unwrap();
-    let json = write(dir.path(), "patrons.json", &koha("patrons.json"));
+    let json = write(dir.path(), "patrons.json", koha("patrons.json"));
     let csv = same_readers_as_csv(dir.path());
     let mut store = SqliteStore::temporary().unwrap();
     import(&mut store, Format::Koha, &json);
@@ -65,7 +65,7 @@ fn koha_json_then_koha_csv_holds_each_reader_once() {
 #[test]
 fn koha_csv_then_koha_json_holds_each_reader_once_under_kohas_id() {
     let dir = tempfile::tempdir().unwrap();
-    let json = write(dir.path(), "patrons.json", &koha("patrons.json"));
+    let json = write(dir.path(), "patrons.json", koha("patrons.json"));
     let csv = same_readers_as_csv(dir.path());
     let mut store = SqliteStore::temporary().unwrap();
     import(&mut store, Format::KohaCsv, &csv);

@@ -31,7 +31,7 @@ fn koha_files(dir: &Path) -> Vec<PathBuf> {
     vec![
         write(dir, "patrons.json", &patrons),
         write(dir, "checkouts.json", checkouts),
-        write(dir, "items.json", &koha("items.json")),
+        write(dir, "items.json", koha("items.json")),
     ]
 }
 
