@@ -64,3 +64,103 @@ fn the_readmes_compatibility_table_is_the_hosts() {
         assert!(row.contains(&format!("{v}: ")), "{row} says nothing of {v}");
     }
 }
+
+/// Every field a columnar batch can carry, for a `testkit` that dumps what
+/// it saw.
+const COLUMN_FIELDS: &str = r#"fields = ["birth-date", "age-band", "category", "home-branch", "enrolled-on", "expires-on", "attributes", "consents", "locale", "channels", "activity", "interests", "segments"]"#;
+
+#[test]
+fn a_scorer_sees_the_same_records_in_columns_as_in_records_under_every_policy() {
+    let dir = lectern_tests::plugin_copy(plugins::TESTKIT, |m| {
+        m.replace("mode = \"echo\"", "mode = \"dump\"")
+            .replace(r#"fields = ["category", "activity"]"#, COLUMN_FIELDS)
+    });
+    let columns = shared_host().load_scorer(dir.path()).unwrap();
+    assert!(columns.is_columnar(), "an SDK scorer takes columns");
+    let records = columns.clone().with_records();
+    assert!(!records.is_columnar());
+
+    // The samples, and patrons with little or nothing known: absences must
+    // survive the columns as absences, and empty lists as empty lists.
+    let mut patrons = sample_patrons();
+    patrons.push(lectern::Patron {
+        id: "bare".into(),
+        ..lectern::Patron::default()
+    });
+    patrons.push(lectern::Patron {
+        id: "empty-lists".into(),
+        attributes: Some(Default::default()),
+        interests: Some(Default::default()),
+        channels: Some(Vec::new()),
+        activity: Some(lectern::Activity::default()),
+        ..lectern::Patron::default()
+    });
+    for policy in [plugins::BASELINE_PRIVACY, plugins::KEEP_ALL_PRIVACY] {
+        let library = lectern::Lectern::open(
+            shared_host(),
+            lectern::SqliteStore::temporary().unwrap(),
+            lectern_tests::keyring(),
+            lectern::Config {
+                policy: Some(policy.into()),
+                ..lectern::Config::default()
+            },
+        )
+        .unwrap();
+        let pipeline = library.pipeline(lectern_tests::as_of()).batch_size(5);
+        let (a, b) = (
+            pipeline.score(&columns, &patrons).unwrap(),
+            pipeline.score(&records, &patrons).unwrap(),
+        );
+        assert_eq!(a, b, "{policy}: columns and records differ");
+        let seen: Vec<&str> = a
+            .iter()
+            .flat_map(|s| &s.reasons)
+            .map(String::as_str)
+            .collect();
+        for shown in [
+            "interests=Some([SubjectCount",
+            "interests=None",
+            "attributes=Some([])",
+            "activity=None",
+            "name=None",
+        ] {
+            assert!(
+                seen.contains(&shown) || seen.iter().any(|r| r.starts_with(shown)),
+                "{policy}: nothing shows {shown}"
+            );
+        }
+        assert!(!seen.iter().any(|r| r.starts_with("name=Some")), "{policy}");
+        // The baseline keeps channels from scoring; keep-all lets them in.
+        let channels = seen.iter().any(|r| r.starts_with("channels=Some([])"));
+        assert_eq!(channels, policy == plugins::KEEP_ALL_PRIVACY, "{policy}");
+    }
+}
+
+#[test]
+fn the_engagement_scorer_gives_the_same_scores_in_columns_and_in_records() {
+    let columns = shared_host().load_scorer(plugins::ENGAGEMENT).unwrap();
+    assert!(columns.is_columnar());
+    let records = columns.clone().with_records();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, files) = lectern_tests::generated_library(dir.path(), 2000);
+    let mut library = lectern_tests::library();
+    library
+        .import(
+            lectern::Format::Csv,
+            &files,
+            lectern::ImportOptions::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    let as_of = lectern_tests::as_of();
+    let (_, a) = library
+        .score_store(&columns, as_of, &mut |_, _| {})
+        .unwrap();
+    let (_, b) = library
+        .score_store(&records, as_of, &mut |_, _| {})
+        .unwrap();
+    assert_eq!(a.len(), 2000);
+    assert_eq!(a, b);
+    let segments: std::collections::BTreeSet<_> = a.iter().map(|s| s.segment.as_str()).collect();
+    assert!(segments.len() >= 3, "{segments:?}");
+}

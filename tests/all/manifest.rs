@@ -70,9 +70,10 @@ fn a_component_of_another_world_is_refused_by_name() {
         "{err}"
     );
     assert!(
-        err.contains("it exports lectern:crm/scoring@0.2.0, so it was built for world `scorer`"),
+        err.contains("it exports lectern:crm/scoring@0.2.0, lectern:crm/columnar-scoring@0.2.0"),
         "{err}"
     );
+    assert!(err.contains("so it was built for world `scorer`"), "{err}");
     assert!(err.contains("lectern_plugin::export_messenger!"), "{err}");
 }
 

@@ -13,7 +13,7 @@ use wasmtime::component::InstancePre;
 use wasmtime::component::types::ComponentExtern;
 
 use crate::api::SUPPORTED_API_VERSIONS;
-use crate::api::{Api, Versioned, per_version, v0_1, v0_2};
+use crate::api::{Api, Versioned, columns, per_version, v0_1, v0_2};
 use crate::error::{Error, Failure, GuestError, PluginRef, Result};
 use crate::host::{CacheStatus, Host, load_error};
 use crate::limits::Limits;
@@ -422,13 +422,35 @@ impl Plugin {
         Api::of(&self.inner.manifest.api_version).unwrap_or(Api::V0_1)
     }
 
-    /// This plugin as a scorer, if it is one.
+    /// This plugin as a scorer, if it is one. A 0.2 scorer that also
+    /// exports `columnar-scoring`, and declares no field without a column,
+    /// is called in columns.
     pub fn into_scorer(self) -> Result<Scorer> {
         let pre = match self.api() {
             Api::V0_1 => Versioned::V0_1(self.typed(World::Scorer, v0_1::scorer::ScorerPre::new)?),
             Api::V0_2 => Versioned::V0_2(self.typed(World::Scorer, v0_2::scorer::ScorerPre::new)?),
         };
-        Ok(Scorer { plugin: self, pre })
+        let columnar = self.api() == Api::V0_2
+            && columns::fit(self.declared_fields())
+            && self
+                .inner
+                .info
+                .exports
+                .contains(&crate::api::interface("columnar-scoring", "0.2.0"));
+        let columnar = if columnar {
+            let pre = self.typed(World::Scorer, v0_2::columnar::ColumnarScorerPre::new)?;
+            Some(Arc::new(Columnar {
+                pre,
+                codes: std::sync::OnceLock::new(),
+            }))
+        } else {
+            None
+        };
+        Ok(Scorer {
+            plugin: self,
+            pre,
+            columnar,
+        })
     }
 
     /// This plugin as a messenger, if it is one.
@@ -537,12 +559,33 @@ debug_via_plugin!(Scorer, Messenger, PrivacyFilter);
 pub struct Scorer {
     plugin: Plugin,
     pre: Versioned<v0_1::scorer::ScorerPre<StoreState>, v0_2::scorer::ScorerPre<StoreState>>,
+    /// Its columnar export, when the host calls that instead.
+    columnar: Option<Arc<Columnar>>,
+}
+
+/// A scorer's `columnar-scoring` export and the codes it described.
+struct Columnar {
+    pre: v0_2::columnar::ColumnarScorerPre<StoreState>,
+    codes: std::sync::OnceLock<v0_2::columnar::Codes>,
 }
 
 impl Scorer {
     /// The plugin behind it.
     pub fn plugin(&self) -> &Plugin {
         &self.plugin
+    }
+
+    /// Whether its batches go in columns (`columnar-scoring`) rather than
+    /// as records (`scoring`).
+    pub fn is_columnar(&self) -> bool {
+        self.columnar.is_some()
+    }
+
+    /// The same scorer, called with records even when it takes columns: for
+    /// comparing the two forms, which must give the same scores.
+    pub fn with_records(mut self) -> Scorer {
+        self.columnar = None;
+        self
     }
 
     /// Scores projected `patrons`; each score names its patron as the
@@ -552,6 +595,9 @@ impl Scorer {
         today: NaiveDate,
         patrons: Vec<Patron>,
     ) -> Result<Vec<Scored>> {
+        if let Some(columnar) = &self.columnar {
+            return self.score_columns(columnar, today, &patrons);
+        }
         per_version!(&self.pre, |b, pre| {
             let patrons: Vec<b::wit::Patron> = patrons.into_iter().map(b::patron).collect();
             let out = self.plugin.call(today, |store| {
@@ -563,6 +609,50 @@ impl Scorer {
             let scores = out.map_err(|e| self.plugin.fail(Failure::Guest(b::guest_error(e))))?;
             Ok(scores.into_iter().map(b::score).collect())
         })
+    }
+}
+
+impl Scorer {
+    /// Scores projected `patrons` in columns, in one fresh instance: the
+    /// codes first, the first time, then the batch.
+    fn score_columns(
+        &self,
+        columnar: &Columnar,
+        today: NaiveDate,
+        patrons: &[Patron],
+    ) -> Result<Vec<Scored>> {
+        let batch = columns::encode(patrons);
+        let known = columnar.codes.get().is_some();
+        let (codes, out) = self.plugin.call(today, |store| {
+            let scorer = columnar.pre.instantiate(&mut *store)?;
+            let api = scorer.lectern_crm_columnar_scoring();
+            let codes = if known {
+                None
+            } else {
+                Some(api.call_describe(&mut *store)?)
+            };
+            Ok((codes, api.call_score_columns(&mut *store, &batch)?))
+        })?;
+        if let Some(codes) = codes {
+            let size = codes
+                .segments
+                .iter()
+                .chain(&codes.reasons)
+                .map(String::len)
+                .sum();
+            self.plugin.check_output(size)?;
+            let _ = columnar.codes.set(codes);
+        }
+        let codes = columnar.codes.get().expect("described above");
+        let scores = out.map_err(|e| self.plugin.fail(Failure::Guest(v0_2::guest_error(e))))?;
+        let tokens: Vec<String> = patrons.iter().map(|p| p.id.clone()).collect();
+        columns::decode(
+            codes,
+            scores,
+            &tokens,
+            self.plugin.inner.limits.output_bytes,
+        )
+        .map_err(|failure| self.plugin.fail(failure))
     }
 }
 

@@ -10,6 +10,16 @@ use lectern_plugin::{Patron, PluginError, Score, Scorer};
 struct Engagement;
 
 impl Scorer for Engagement {
+    const SEGMENTS: &'static [&'static str] =
+        &["key-reader", "active", "occasional", "lapsing", "dormant"];
+    const REASONS: &'static [&'static str] = &[
+        "active today",
+        "last active yesterday",
+        "no recorded activity",
+        "leads or works on a research project",
+        "has stopped borrowing after an active year",
+    ];
+
     fn score(patron: &Patron) -> Result<Score, PluginError> {
         Self::score_batch(vec![patron.clone()]).map(|mut s| s.remove(0))
     }

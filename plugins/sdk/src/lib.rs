@@ -28,14 +28,15 @@ pub mod __private {
     //! Generated bindings, one module per world. They share the `types` and
     //! `host` interfaces, which the scorer module generates.
 
-    /// The `scorer` world.
+    /// The `columnar-scorer` world: a scorer exports both forms, and the
+    /// host picks the faster one it can use.
     pub mod scorer {
         wit_bindgen::generate!({
             path: "../../wit/v0.2.0",
-            world: "scorer",
+            world: "columnar-scorer",
             additional_derives: [PartialEq],
             pub_export_macro: true,
-            export_macro_name: "export_scorer_world",
+            export_macro_name: "export_columnar_scorer_world",
             default_bindings_module: "lectern_plugin::__private::scorer",
         });
     }
@@ -71,6 +72,8 @@ pub mod __private {
     }
 }
 
+#[doc(hidden)]
+pub mod columns;
 mod date;
 pub mod host;
 
@@ -94,6 +97,16 @@ pub use __private::scorer::lectern::crm::types::Patron;
 /// Implement [`Scorer::score`]; override [`Scorer::score_batch`] only to share
 /// work across a batch.
 pub trait Scorer {
+    /// The segments this scorer puts patrons in, named once so that a batch's
+    /// results can give them by number. Only an optimisation: a segment not
+    /// listed still goes back, as text.
+    const SEGMENTS: &'static [&'static str] = &[];
+
+    /// Reasons that never vary (`"no recorded activity"`), named once like
+    /// [`Scorer::SEGMENTS`]. Reasons with numbers in them go as text, once
+    /// per batch.
+    const REASONS: &'static [&'static str] = &[];
+
     /// Scores one patron.
     fn score(patron: &Patron) -> Result<Score, PluginError>;
 
@@ -308,7 +321,9 @@ impl Channel {
     }
 }
 
-/// Registers a [`Scorer`] as this component's `scoring` export.
+/// Registers a [`Scorer`] as this component's `scoring` export, and as its
+/// `columnar-scoring` export: the host takes whichever is faster, and the
+/// columns never reach the author's code.
 #[macro_export]
 macro_rules! export_scorer {
     ($ty:ty) => {
@@ -323,7 +338,25 @@ macro_rules! export_scorer {
             }
         }
 
-        $crate::__private::scorer::export_scorer_world!(
+        impl $crate::__private::scorer::exports::lectern::crm::columnar_scoring::Guest
+            for __LecternScorer
+        {
+            fn describe() -> $crate::__private::scorer::exports::lectern::crm::columnar_scoring::Codes
+            {
+                $crate::columns::describe::<$ty>()
+            }
+
+            fn score_columns(
+                batch: $crate::__private::scorer::exports::lectern::crm::columnar_scoring::PatronColumns,
+            ) -> ::core::result::Result<
+                $crate::__private::scorer::exports::lectern::crm::columnar_scoring::Scores,
+                $crate::PluginError,
+            > {
+                $crate::columns::score_columns::<$ty>(batch)
+            }
+        }
+
+        $crate::__private::scorer::export_columnar_scorer_world!(
             __LecternScorer with_types_in $crate::__private::scorer
         );
     };

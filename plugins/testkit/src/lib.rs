@@ -5,6 +5,7 @@
 //! | mode | what it does |
 //! |---|---|
 //! | `echo` | reports, as reasons, the id it saw (`id:TOKEN`) and which patron fields arrived (`field:NAME`) |
+//! | `dump` | reports every field of the record it saw, one reason each (`activity=Some(…)`) |
 //! | `loop` | spins forever |
 //! | `alloc` | allocates and touches 1 GiB |
 //! | `panic` | panics |
@@ -37,6 +38,7 @@ impl Scorer for Testkit {
                 .fold(score.reason(format!("id:{}", patron.id)), |s, f| {
                     s.reason(format!("field:{f}"))
                 })),
+            "dump" => Ok(dump(patron).into_iter().fold(score, Score::reason)),
             "loop" => {
                 let mut n: u64 = 0;
                 loop {
@@ -84,6 +86,29 @@ impl Scorer for Testkit {
             other => Err(PluginError::BadConfig(format!("unknown mode `{other}`"))),
         }
     }
+}
+
+fn dump(p: &Patron) -> Vec<String> {
+    vec![
+        format!("id={:?}", p.id),
+        format!("card-number={:?}", p.card_number),
+        format!("name={:?}", p.name),
+        format!("email={:?}", p.email),
+        format!("phone={:?}", p.phone),
+        format!("birth-date={:?}", p.birth_date),
+        format!("age-band={:?}", p.age_band),
+        format!("category={:?}", p.category),
+        format!("home-branch={:?}", p.home_branch),
+        format!("enrolled-on={:?}", p.enrolled_on),
+        format!("expires-on={:?}", p.expires_on),
+        format!("attributes={:?}", p.attributes),
+        format!("consents={:?}", p.consents),
+        format!("locale={:?}", p.locale),
+        format!("channels={:?}", p.channels),
+        format!("activity={:?}", p.activity),
+        format!("interests={:?}", p.interests),
+        format!("segments={:?}", p.segments),
+    ]
 }
 
 fn present_fields(p: &Patron) -> Vec<&'static str> {

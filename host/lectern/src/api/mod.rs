@@ -9,6 +9,7 @@
 //! The host's own `host` interface is implemented once, for the newest
 //! version; an older version's calls forward to it.
 
+pub(crate) mod columns;
 mod contract;
 pub(crate) mod v0_1;
 pub(crate) mod v0_2;
