@@ -153,12 +153,14 @@ fn the_engagement_scorer_gives_the_same_scores_in_columns_and_in_records() {
         )
         .unwrap();
     let as_of = lectern_tests::as_of();
-    let (_, a) = library
-        .score_store(&columns, as_of, &mut |_, _| {})
-        .unwrap();
-    let (_, b) = library
-        .score_store(&records, as_of, &mut |_, _| {})
-        .unwrap();
+    let a = library
+        .score_store(&columns, as_of, lectern::Keep::All, &mut |_, _| {})
+        .unwrap()
+        .scores;
+    let b = library
+        .score_store(&records, as_of, lectern::Keep::All, &mut |_, _| {})
+        .unwrap()
+        .scores;
     assert_eq!(a.len(), 2000);
     assert_eq!(a, b);
     let segments: std::collections::BTreeSet<_> = a.iter().map(|s| s.segment.as_str()).collect();

@@ -68,7 +68,9 @@ fn main() {
     // Segments for the win-back and the early hold.
     for scorer in [plugins::CHURN_RISK, plugins::KEY_READERS] {
         let scorer = host.load_scorer(scorer).unwrap();
-        library.score_store(&scorer, today, &mut |_, _| {}).unwrap();
+        library
+            .score_store(&scorer, today, lectern::Keep::Top(0), &mut |_, _| {})
+            .unwrap();
     }
     let campaigns = Campaigns {
         arrivals: ["QD", "HB", "K", "PS", "QA"]

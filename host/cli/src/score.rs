@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use chrono::NaiveDate;
 use clap::Subcommand;
-use lectern::{Event, Patron, Scored, read_jsonl};
+use lectern::{Event, Keep, Patron, Scored, ScoredRun, read_jsonl};
 use serde_json::json;
 
 use crate::output::{bar, print_json, table};
@@ -93,7 +93,7 @@ fn score(
         let library = ctx.open(common.policy.as_deref())?;
         let scorer = ctx.host.load_scorer(&plugins[0])?;
         let scores = library.score(&scorer, &patrons, as_of)?;
-        return print_scores(ctx, &scorer, None, &scores, top);
+        return print_scores(ctx, &scorer, None, &scores, &segment_counts(&scores), top);
     }
     let mut library = ctx.open_existing(
         common.policy.as_deref(),
@@ -103,16 +103,27 @@ fn score(
     let mut failed = Vec::new();
     // Each scorer runs alone: one that fails is reported, and the others
     // still run and store their runs.
+    let keep = match top {
+        Some(n) if !ctx.json => Keep::Top(n),
+        _ => Keep::All,
+    };
     for path in plugins {
-        match score_one(ctx, &mut library, path, as_of) {
-            Ok((run, _, scores)) if ctx.json => runs.push(json!({
-                "run": run.id,
-                "plugin": run.run.plugin,
-                "version": run.run.version,
+        match score_one(ctx, &mut library, path, as_of, keep) {
+            Ok((scored, _)) if ctx.json => runs.push(json!({
+                "run": scored.run.id,
+                "plugin": scored.run.run.plugin,
+                "version": scored.run.run.version,
                 "as_of": as_of,
-                "scores": scores,
+                "scores": scored.scores,
             })),
-            Ok((run, scorer, scores)) => print_scores(ctx, &scorer, Some(run.id), &scores, top)?,
+            Ok((scored, scorer)) => print_scores(
+                ctx,
+                &scorer,
+                Some(scored.run.id),
+                &scored.scores,
+                &scored.segments,
+                top,
+            )?,
             Err(e) => {
                 eprintln!("error: {e:#}");
                 failed.push(json!({"plugin": path, "error": format!("{e:#}")}));
@@ -133,13 +144,16 @@ fn score(
     Ok(())
 }
 
-/// Scores the store with the scorer at `path` and stores the run.
+/// Scores the store with the scorer at `path` and stores the run. Every
+/// score is handed back only where it is printed: for `--top`, the highest
+/// are, and memory stays flat however large the library.
 fn score_one(
     ctx: &Ctx,
     library: &mut lectern::Lectern,
     path: &Path,
     as_of: NaiveDate,
-) -> Result<(lectern::StoredRun, lectern::Scorer, Vec<Scored>)> {
+    keep: Keep,
+) -> Result<(ScoredRun, lectern::Scorer)> {
     let scorer = ctx.host.load_scorer(path)?;
     let bar = bar(
         ctx.json,
@@ -147,13 +161,21 @@ fn score_one(
         "{msg} {bar:40} {pos}/{len} patrons [{elapsed}, {eta} left]",
     );
     bar.set_message(scorer.plugin().id().to_string());
-    let run = library.score_store(&scorer, as_of, &mut |done, total| {
+    let run = library.score_store(&scorer, as_of, keep, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     });
     bar.finish_and_clear();
-    let (run, scores) = run?;
-    Ok((run, scorer, scores))
+    Ok((run?, scorer))
+}
+
+/// How many patrons each segment holds.
+fn segment_counts(scores: &[Scored]) -> BTreeMap<String, usize> {
+    let mut segments = BTreeMap::new();
+    for s in scores {
+        *segments.entry(s.segment.clone()).or_default() += 1;
+    }
+    segments
 }
 
 fn print_scores(
@@ -161,6 +183,7 @@ fn print_scores(
     scorer: &lectern::Scorer,
     run: Option<i64>,
     scores: &[Scored],
+    segments: &BTreeMap<String, usize>,
     top: Option<usize>,
 ) -> Result<()> {
     if ctx.json {
@@ -170,10 +193,6 @@ fn print_scores(
             "version": scorer.plugin().version(),
             "scores": scores,
         }));
-    }
-    let mut segments: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in scores {
-        *segments.entry(&s.segment).or_default() += 1;
     }
     let mut shown: Vec<&Scored> = scores.iter().collect();
     if let Some(n) = top {
@@ -198,7 +217,7 @@ fn print_scores(
         .unwrap_or_default();
     out!(
         "{} patrons scored by {} {}{stored}: {}",
-        scores.len(),
+        segments.values().sum::<usize>(),
         scorer.plugin().id(),
         scorer.plugin().version(),
         summary.join(", ")

@@ -55,6 +55,14 @@ pub const CHECKS: &[Check] = &[
     ),
     ("the export has every section", export_has_every_section),
     ("runs are atomic and ordered", runs_are_atomic_and_ordered),
+    (
+        "a run written a batch at a time is seen only once committed",
+        streamed_runs_are_seen_only_once_committed,
+    ),
+    (
+        "ranges and readers cover every patron in id order",
+        ranges_cover_every_patron,
+    ),
     ("outbox leases", outbox_leases),
     (
         "preferences cancel what they refuse",
@@ -316,6 +324,86 @@ fn batches_cover_every_patron(store: &mut dyn Backend) {
         .map(|p| p.id)
         .collect();
     assert_eq!(all, ids);
+}
+
+fn ranges_cover_every_patron(store: &mut dyn Backend) {
+    let ids: Vec<String> = (0..25).map(|i| format!("p{i:02}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    library(store, &refs);
+    let ranges = store.patron_ranges(10).unwrap();
+    assert_eq!(
+        ranges,
+        [("p00", "p09"), ("p10", "p19"), ("p20", "p24")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    // Readers on other threads see what the store's own batches see.
+    let mut batches = Vec::new();
+    store
+        .for_each_patron(day("2026-11-28"), 10, &mut |b| {
+            batches.push(b);
+            Ok(())
+        })
+        .unwrap();
+    let readers: Vec<_> = (0..2).map(|_| store.patron_reader().unwrap()).collect();
+    std::thread::scope(|s| {
+        for (i, reader) in readers.into_iter().enumerate() {
+            let (ranges, batches) = (&ranges, &batches);
+            s.spawn(move || {
+                for (j, (lo, hi)) in ranges.iter().enumerate().skip(i).step_by(2) {
+                    let read = reader.patrons_between(lo, hi, day("2026-11-28")).unwrap();
+                    assert_eq!(read, batches[j], "range {lo}..={hi}");
+                }
+            });
+        }
+    });
+    assert!(store.patron_ranges(10).is_ok_and(|r| r.len() == 3));
+}
+
+fn streamed_runs_are_seen_only_once_committed(store: &mut dyn Backend) {
+    library(store, &["a", "b", "c"]);
+    let run = ScoreRun {
+        plugin: "engagement".into(),
+        version: "1".into(),
+        as_of: day("2026-11-28"),
+        fields: None,
+    };
+    let score = |p: &str| Scored {
+        patron: p.into(),
+        value: 60.0,
+        segment: "key-reader".into(),
+        reasons: Vec::new(),
+    };
+    let mut writer = store.begin_run(&run).unwrap();
+    writer.append(&[score("a"), score("b")]).unwrap();
+    writer.append(&[score("c")]).unwrap();
+    assert!(
+        store.runs().unwrap().is_empty(),
+        "a run showed before its end"
+    );
+    assert!(
+        store
+            .segment_members("engagement", "key-reader")
+            .unwrap()
+            .is_empty()
+    );
+    let id = writer.commit().unwrap();
+    let runs = store.runs().unwrap();
+    assert_eq!((runs.len(), runs[0].id, runs[0].patrons), (1, id, 3));
+    assert_eq!(
+        store.segment_members("engagement", "key-reader").unwrap(),
+        ["a", "b", "c"]
+    );
+
+    // A run given up half-way leaves nothing, not even its scores.
+    let mut writer = store.begin_run(&run).unwrap();
+    writer.append(&[score("a")]).unwrap();
+    drop(writer);
+    assert_eq!(store.runs().unwrap().len(), 1);
+    let a = store.patron_data("a", day("2026-11-28")).unwrap().unwrap();
+    assert_eq!(a.scores.len(), 1, "the abandoned run's score is gone");
+    // A batch that fails (a patron who does not exist) fails the append.
+    let mut writer = store.begin_run(&run).unwrap();
+    assert!(writer.append(&[score("ghost")]).is_err());
 }
 
 /// A patron with a row of every kind: record, attributes, loan, hold, use,

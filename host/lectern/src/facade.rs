@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -28,7 +29,7 @@ use crate::privacy::{AccessContext, Action, Actor, Field, Purpose};
 use crate::report::{ListedReader, ReaderList, SegmentReport};
 use crate::store::{
     AuditStore, Backend, ChannelStats, Erased, MessageState, OutboxRow, PatronData, Preferences,
-    Retained, Retention, RunScore, ScoreRun, StoredRun,
+    Retained, Retention, RunScore, RunWriter, ScoreRun, StoredRun,
 };
 use crate::witness::HeadFile;
 
@@ -36,7 +37,7 @@ use crate::witness::HeadFile;
 /// the privacy policy always on.
 ///
 /// ```no_run
-/// use lectern::{Config, Host, Keyring, Lectern, SqliteStore};
+/// use lectern::{Config, Host, Keep, Keyring, Lectern, SqliteStore};
 ///
 /// fn main() -> lectern::Result<()> {
 ///     let host = Host::builder().cache_dir("/var/cache/lectern").build()?;
@@ -46,8 +47,8 @@ use crate::witness::HeadFile;
 ///     let mut library = Lectern::open(&host, store, keys, config)?;
 ///     let scorer = host.load_scorer("plugins/engagement")?;
 ///     let today = chrono::Utc::now().date_naive();
-///     let (run, _scores) = library.score_store(&scorer, today, &mut |_done, _total| {})?;
-///     println!("run {} scored {} patrons", run.id, run.patrons);
+///     let scored = library.score_store(&scorer, today, Keep::Top(10), &mut |_done, _total| {})?;
+///     println!("run {} scored {} patrons", scored.run.id, scored.run.patrons);
 ///     Ok(())
 /// }
 /// ```
@@ -293,24 +294,18 @@ impl Lectern {
     }
 
     /// Scores every patron in the store as of `as_of`, a batch at a time on
-    /// every core, and saves the run, whole or not at all. Returns the run
-    /// and its scores in order of patron id.
+    /// every core, and stores the run, whole or not at all. Each batch's
+    /// scores are written as they are made, so memory does not grow with
+    /// the library unless `keep` asks for every score back.
     pub fn score_store(
         &mut self,
         scorer: &Scorer,
         as_of: NaiveDate,
+        keep: Keep,
         progress: &mut dyn Progress,
-    ) -> Result<(StoredRun, Vec<Scored>)> {
+    ) -> Result<ScoredRun> {
         let total = self.store.patron_count().map_err(Error::store)? as u64;
         let pipeline = self.pipeline(as_of);
-        let scores = score_in_parallel(
-            self.store.as_ref(),
-            &pipeline,
-            scorer,
-            as_of,
-            total,
-            progress,
-        )?;
         // What the scorer could see is what its reasons may reveal.
         let ctx = AccessContext {
             purpose: Purpose::Scoring,
@@ -323,13 +318,24 @@ impl Lectern {
             as_of,
             fields: Some(received),
         };
-        let id = self.store.save_run(&run, &scores).map_err(Error::store)?;
-        let stored = StoredRun {
-            id,
-            run,
-            patrons: scores.len(),
-        };
-        Ok((stored, scores))
+        let writer = self.store.begin_run(&run).map_err(Error::store)?;
+        let mut tally = Tally::new(keep);
+        let writer = score_in_parallel(
+            self.store.as_ref(),
+            &pipeline,
+            scorer,
+            as_of,
+            total,
+            Mutex::new((writer, &mut tally)),
+            progress,
+        )?;
+        let id = writer.commit().map_err(Error::store)?;
+        let patrons = tally.scored;
+        Ok(ScoredRun {
+            run: StoredRun { id, run, patrons },
+            segments: std::mem::take(&mut tally.segments),
+            scores: tally.into_scores(),
+        })
     }
 
     /// Scores `patrons` read from elsewhere (a file, a request), without
@@ -849,68 +855,170 @@ fn pick(scores: Vec<RunScore>, segments: &[String], by_segment: bool, top: usize
     picked
 }
 
-/// Scores every patron in the store, a batch at a time, on every core: one
-/// thread reads batches, the others score them.
+/// Which scores [`Lectern::score_store`] hands back; every one is stored
+/// either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Every score, in order of patron id: memory grows with the library.
+    All,
+    /// The `n` highest, highest first (ties by patron id).
+    Top(usize),
+}
+
+/// A stored run, with what [`Keep`] asked for.
+#[derive(Debug, Clone)]
+pub struct ScoredRun {
+    /// The run as stored.
+    pub run: StoredRun,
+    /// How many patrons each segment holds.
+    pub segments: BTreeMap<String, usize>,
+    /// The scores kept: see [`Keep`].
+    pub scores: Vec<Scored>,
+}
+
+/// What a run keeps in memory while its scores go to the store.
+struct Tally {
+    keep: Keep,
+    scored: usize,
+    segments: BTreeMap<String, usize>,
+    /// Batches by their place in the library, for [`Keep::All`].
+    batches: Vec<(usize, Vec<Scored>)>,
+    /// The highest so far, for [`Keep::Top`]: at most twice `n`, cut back
+    /// to `n` when it fills.
+    top: Vec<Scored>,
+}
+
+impl Tally {
+    fn new(keep: Keep) -> Tally {
+        Tally {
+            keep,
+            scored: 0,
+            segments: BTreeMap::new(),
+            batches: Vec::new(),
+            top: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, batch: usize, scores: Vec<Scored>) {
+        self.scored += scores.len();
+        for s in &scores {
+            *self.segments.entry(s.segment.clone()).or_default() += 1;
+        }
+        match self.keep {
+            Keep::All => self.batches.push((batch, scores)),
+            Keep::Top(n) => {
+                self.top.extend(scores);
+                if self.top.len() > 2 * n.max(1) {
+                    self.cut(n);
+                }
+            }
+        }
+    }
+
+    fn cut(&mut self, n: usize) {
+        self.top.sort_by(|a, b| {
+            b.value
+                .total_cmp(&a.value)
+                .then_with(|| a.patron.cmp(&b.patron))
+        });
+        self.top.truncate(n);
+    }
+
+    fn into_scores(mut self) -> Vec<Scored> {
+        match self.keep {
+            Keep::All => {
+                self.batches.sort_by_key(|(i, _)| *i);
+                self.batches.into_iter().flat_map(|(_, s)| s).collect()
+            }
+            Keep::Top(n) => {
+                self.cut(n);
+                self.top
+            }
+        }
+    }
+}
+
+/// Scores every patron in the store on every core. Each worker takes the
+/// next range of ids, reads it on its own connection (summaries are the
+/// costliest part of a run), scores it, and hands the scores to the run's
+/// writer; this thread only reports progress. Returns the writer, every
+/// score written, for the caller to commit.
 fn score_in_parallel(
     store: &dyn Backend,
     pipeline: &Pipeline,
     scorer: &Scorer,
     as_of: NaiveDate,
     total: u64,
+    sink: Mutex<(Box<dyn RunWriter>, &mut Tally)>,
     progress: &mut dyn Progress,
-) -> Result<Vec<Scored>> {
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let (send, receive) = std::sync::mpsc::sync_channel::<(usize, Vec<Patron>)>(workers * 2);
-    let receive = Mutex::new(receive);
-    let done = Mutex::new((Vec::new(), 0u64));
+) -> Result<Box<dyn RunWriter>> {
+    const BATCH: usize = 1000;
+    let ranges = store.patron_ranges(BATCH).map_err(Error::store)?;
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(ranges.len().max(1));
+    let next = AtomicUsize::new(0);
+    let running = AtomicUsize::new(workers);
+    let scored = AtomicU64::new(0);
     let failed: Mutex<Option<Error>> = Mutex::new(None);
-    let read = std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    let job = receive.lock().expect("a worker panicked").recv();
-                    let Ok((i, batch)) = job else { return };
-                    // After a failure, keep draining so the reader never
-                    // blocks, but score nothing more.
-                    if failed.lock().expect("a worker panicked").is_some() {
-                        continue;
+    let fail = |e: Error| {
+        failed.lock().expect("a worker panicked").get_or_insert(e);
+    };
+    // Opened here: the store itself stays on this thread.
+    let readers = (0..workers)
+        .map(|_| store.patron_reader())
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map_err(Error::store)?;
+    std::thread::scope(|s| {
+        for reader in readers {
+            let (next, running, scored, ranges, sink) = (&next, &running, &scored, &ranges, &sink);
+            let fail = &fail;
+            let failed = &failed;
+            s.spawn(move || {
+                // However this worker ends, the progress loop hears of it.
+                struct Done<'a>(&'a AtomicUsize);
+                impl Drop for Done<'_> {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::Release);
                     }
-                    match pipeline.score(scorer, &batch) {
-                        Ok(scores) => {
-                            let mut d = done.lock().expect("a worker panicked");
-                            d.0.push((i, scores));
-                            d.1 += batch.len() as u64;
+                }
+                let _done = Done(running);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((lo, hi)) = ranges.get(i) else {
+                        return;
+                    };
+                    if failed.lock().expect("a worker panicked").is_some() {
+                        return;
+                    }
+                    let stored = reader
+                        .patrons_between(lo, hi, as_of)
+                        .map_err(Error::store)
+                        .and_then(|batch| {
+                            let scores = pipeline.score(scorer, &batch)?;
+                            let mut sink = sink.lock().expect("a worker panicked");
+                            sink.0.append(&scores).map_err(Error::store)?;
+                            sink.1.add(i, scores);
+                            Ok(batch.len())
+                        });
+                    match stored {
+                        Ok(n) => {
+                            scored.fetch_add(n as u64, Ordering::Relaxed);
                         }
-                        Err(e) => {
-                            failed.lock().expect("a worker panicked").get_or_insert(e);
-                        }
+                        Err(e) => return fail(e),
                     }
                 }
             });
         }
-        let mut i = 0;
-        // The reading thread reports progress: as far as the workers got.
-        let read = store.for_each_patron(as_of, 1000, &mut |batch| {
-            anyhow::ensure!(
-                failed.lock().expect("a worker panicked").is_none(),
-                "scoring stopped"
-            );
-            let scored = done.lock().expect("a worker panicked").1;
-            progress.advance(scored, total);
-            send.send((i, batch))
-                .map_err(|_| anyhow::anyhow!("scoring stopped"))?;
-            i += 1;
-            Ok(())
-        });
-        drop(send);
-        read
+        while running.load(Ordering::Acquire) > 0 {
+            progress.advance(scored.load(Ordering::Relaxed), total);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     });
+    // On any failure the writer is dropped here, and takes its rows along.
     if let Some(e) = failed.into_inner().expect("a worker panicked") {
         return Err(e);
     }
-    read.map_err(Error::store)?;
-    let (mut done, scored) = done.into_inner().expect("a worker panicked");
-    progress.advance(scored, total);
-    done.sort_by_key(|(i, _)| *i);
-    Ok(done.into_iter().flat_map(|(_, s)| s).collect())
+    progress.advance(scored.load(Ordering::Relaxed), total);
+    Ok(sink.into_inner().expect("a worker panicked").0)
 }

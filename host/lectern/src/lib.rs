@@ -109,7 +109,9 @@ pub use crate::deliver::{
     webhook_signature,
 };
 pub use crate::error::{Error, ErrorKind, Failure, GuestError, PluginRef, Result};
-pub use crate::facade::{AuditRead, Lectern, ListKind, MIN_AUDIT_DAYS, PatronExport, Progress};
+pub use crate::facade::{
+    AuditRead, Keep, Lectern, ListKind, MIN_AUDIT_DAYS, PatronExport, Progress, ScoredRun,
+};
 pub use crate::generate::{GenOptions, GenSummary, generate};
 pub use crate::host::{CacheStatus, Host, HostBuilder};
 pub use crate::import::{
@@ -132,7 +134,7 @@ pub use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpos
 pub use crate::report::{Count, ListedReader, Move, ReaderList, SegmentReport, segment_report};
 pub use crate::store::{
     AuditStore, Backend, ChannelStats, Claimed, Enqueued, Erased, HoldRecord, ImportTx, LoanRecord,
-    MessageState, OpenLoan, Outbox, OutboxRow, PatronData, PatronRecord, Preferences, Put, Queued,
-    Records, Retained, Retention, RunScore, Runs, ScoreRun, Settle, SqliteStore, Store,
-    StoredMessage, StoredRun, StoredScore, UseKind, UseRecord, Written,
+    MessageState, OpenLoan, Outbox, OutboxRow, PatronData, PatronReader, PatronRecord, Preferences,
+    Put, Queued, Records, Retained, Retention, RunScore, RunWriter, Runs, ScoreRun, Settle,
+    SqliteStore, Store, StoredMessage, StoredRun, StoredScore, UseKind, UseRecord, Written,
 };

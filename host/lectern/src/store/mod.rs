@@ -284,6 +284,13 @@ pub trait Store {
         f: &mut dyn FnMut(Vec<Patron>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()>;
 
+    /// Splits the patrons, in order of id, into ranges of at most `batch`:
+    /// the first and last id of each, both included.
+    fn patron_ranges(&self, batch: usize) -> anyhow::Result<Vec<(String, String)>>;
+
+    /// A second handle for reading patrons on another thread.
+    fn patron_reader(&self) -> anyhow::Result<Box<dyn PatronReader>>;
+
     /// Removes the patron and everything stored about them, and keeps
     /// `tombstones` (keyed tokens of their id and of their card number) so
     /// that a later import, keyed either way, does not bring them back
@@ -395,11 +402,39 @@ pub struct RunScore {
     pub home_branch: Option<String>,
 }
 
+/// A run being stored. Scores go in a batch at a time as they are made, so
+/// memory holds one batch and not the library; the run becomes visible,
+/// whole, only at [`RunWriter::commit`]. Dropped before that, it removes
+/// what it wrote; a process killed mid-run leaves a run no reader sees,
+/// which a later [`Runs::begin_run`] removes.
+pub trait RunWriter: Send {
+    /// Stores a batch of scores.
+    fn append(&mut self, scores: &[Scored]) -> anyhow::Result<()>;
+
+    /// Makes the run visible, with every score appended; returns its id.
+    fn commit(self: Box<Self>) -> anyhow::Result<i64>;
+}
+
+/// A handle that reads patrons with their summaries, for a thread of its
+/// own: a run reads several id ranges at once, each on its own handle.
+pub trait PatronReader: Send {
+    /// The patrons with ids from `lo` to `hi`, both included, in order of
+    /// id, with their activity summaries as of `as_of`.
+    fn patrons_between(&self, lo: &str, hi: &str, as_of: NaiveDate) -> anyhow::Result<Vec<Patron>>;
+}
+
 /// Scoring runs: each one stored whole or not at all.
 pub trait Runs {
+    /// Starts storing `run`; see [`RunWriter`].
+    fn begin_run(&self, run: &ScoreRun) -> anyhow::Result<Box<dyn RunWriter>>;
+
     /// Stores one run, all of it or nothing: a run that fails or is stopped
     /// leaves the earlier runs as they were. Returns the run's id.
-    fn save_run(&mut self, run: &ScoreRun, scores: &[Scored]) -> anyhow::Result<i64>;
+    fn save_run(&mut self, run: &ScoreRun, scores: &[Scored]) -> anyhow::Result<i64> {
+        let mut writer = self.begin_run(run)?;
+        writer.append(scores)?;
+        writer.commit()
+    }
 
     /// Every stored run, newest first.
     fn runs(&self) -> anyhow::Result<Vec<StoredRun>>;

@@ -12,8 +12,8 @@ mod outbox;
 
 use super::{
     AuditStore, Backend, Erased, HoldRecord, ImportTx, LoanRecord, MessageState, PatronData,
-    PatronRecord, Put, Reanchor, Records, Retained, Retention, RunScore, Runs, ScoreRun, Store,
-    StoredMessage, StoredRun, StoredScore, UseKind, UseRecord, Written,
+    PatronReader, PatronRecord, Put, Reanchor, Records, Retained, Retention, RunScore, RunWriter,
+    Runs, ScoreRun, Store, StoredMessage, StoredRun, StoredScore, UseKind, UseRecord, Written,
 };
 use crate::audit::{AuditAnchor, AuditHead, AuditRow};
 use crate::model::{Activity, Channel, Consents, Patron, Scored};
@@ -191,6 +191,10 @@ CREATE TABLE erased_patrons (
     token TEXT PRIMARY KEY,
     erased_on TEXT NOT NULL
 );
+"#,
+    // A run is written a batch at a time and shown only when complete.
+    r#"
+ALTER TABLE score_runs ADD COLUMN complete INTEGER NOT NULL DEFAULT 1;
 "#,
 ];
 
@@ -738,6 +742,39 @@ impl Store for SqliteStore {
         }
     }
 
+    fn patron_ranges(&self, batch: usize) -> Result<Vec<(String, String)>> {
+        let batch = batch.max(1);
+        let mut ranges = Vec::new();
+        let mut stmt = self.conn.prepare("SELECT id FROM patrons ORDER BY id")?;
+        let mut rows = stmt.query([])?;
+        let (mut n, mut lo, mut last) = (0usize, None::<String>, String::new());
+        while let Some(row) = rows.next()? {
+            last = row.get(0)?;
+            if lo.is_none() {
+                lo = Some(last.clone());
+            }
+            n += 1;
+            if n == batch {
+                ranges.push((lo.take().expect("set above"), std::mem::take(&mut last)));
+                n = 0;
+            }
+        }
+        if let Some(lo) = lo {
+            ranges.push((lo, last));
+        }
+        Ok(ranges)
+    }
+
+    fn patron_reader(&self) -> Result<Box<dyn PatronReader>> {
+        let mut handle = SqliteStore::open_at(&self.path)?;
+        handle._temporary = self._temporary.clone();
+        let uses = handle.uses_provided()?;
+        Ok(Box::new(SqliteReader {
+            store: handle,
+            uses,
+        }))
+    }
+
     fn erase_patron(&mut self, id: &str, tombstones: &[String]) -> Result<Erased> {
         let tx = self.conn.transaction()?;
         for tombstone in tombstones {
@@ -933,7 +970,7 @@ impl SqliteStore {
         fill_maps(
             conn,
             "SELECT s.patron_id, r.plugin, s.segment FROM scores s
-             JOIN (SELECT plugin, MAX(id) AS id FROM score_runs GROUP BY plugin) r ON r.id = s.run_id
+             JOIN (SELECT plugin, MAX(id) AS id FROM score_runs WHERE complete = 1 GROUP BY plugin) r ON r.id = s.run_id
              WHERE s.patron_id BETWEEN ?1 AND ?2",
             &[&lo, &hi],
             &index,
@@ -1218,7 +1255,7 @@ impl Records for SqliteStore {
         let scores = tx
             .prepare(
                 "SELECT r.id, r.plugin, r.version, r.as_of, s.value, s.segment, s.reasons, r.fields \
-                 FROM scores s JOIN score_runs r ON r.id = s.run_id WHERE s.patron_id = ?1 ORDER BY r.id",
+                 FROM scores s JOIN score_runs r ON r.id = s.run_id WHERE s.patron_id = ?1 AND r.complete = 1 ORDER BY r.id",
             )?
             .query_map([id], |r| {
                 let reasons: String = r.get(6)?;
@@ -1409,46 +1446,41 @@ fn stored_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
 }
 
 impl Runs for SqliteStore {
-    fn save_run(&mut self, run: &ScoreRun, scores: &[Scored]) -> Result<i64> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO score_runs (plugin, version, as_of, finished_at, patrons, fields) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    fn begin_run(&self, run: &ScoreRun) -> Result<Box<dyn RunWriter>> {
+        let mut handle = SqliteStore::open_at(&self.path)?;
+        handle._temporary = self._temporary.clone();
+        // Runs begun over a day ago and never finished are a killed
+        // process's: no reader sees them, and they go now.
+        let stale = (chrono::Utc::now() - chrono::Days::new(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        handle.conn.execute(
+            "DELETE FROM score_runs WHERE complete = 0 AND finished_at < ?1",
+            [stale],
+        )?;
+        handle.conn.execute(
+            "INSERT INTO score_runs (plugin, version, as_of, finished_at, patrons, fields, complete) \
+             VALUES (?1, ?2, ?3, ?4, 0, ?5, 0)",
             params![
                 run.plugin,
                 run.version,
                 run.as_of.to_string(),
                 now(),
-                scores.len() as i64,
                 run.fields.as_ref().map(|f| fields_text(f))
             ],
         )?;
-        let id = tx.last_insert_rowid();
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO scores (run_id, patron_id, value, segment, reasons) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for s in scores {
-                insert
-                    .execute(params![
-                        id,
-                        s.patron,
-                        s.value,
-                        s.segment,
-                        serde_json::to_string(&s.reasons)?
-                    ])
-                    .with_context(|| {
-                        format!("failed to store the score of patron `{}`", s.patron)
-                    })?;
-            }
-        }
-        tx.commit()?;
-        Ok(id)
+        let id = handle.conn.last_insert_rowid();
+        Ok(Box::new(SqliteRun {
+            store: handle,
+            id,
+            patrons: 0,
+            committed: false,
+        }))
     }
 
     fn runs(&self) -> Result<Vec<StoredRun>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, plugin, version, as_of, patrons, fields FROM score_runs ORDER BY id DESC",
+            "SELECT id, plugin, version, as_of, patrons, fields FROM score_runs WHERE complete = 1 \
+             ORDER BY id DESC",
         )?;
         let runs = stmt
             .query_map([], stored_run)?
@@ -1459,7 +1491,7 @@ impl Runs for SqliteStore {
     fn latest_runs(&self, scorer: &str, n: usize) -> Result<Vec<StoredRun>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, plugin, version, as_of, patrons, fields FROM score_runs WHERE plugin = ?1 \
-             ORDER BY id DESC LIMIT ?2",
+             AND complete = 1 ORDER BY id DESC LIMIT ?2",
         )?;
         let runs = stmt
             .query_map(params![scorer, n as i64], stored_run)?
@@ -1499,5 +1531,79 @@ impl Backend for SqliteStore {
 
     fn describe(&self) -> String {
         self.path.display().to_string()
+    }
+}
+
+/// A run being written on a connection of its own, a batch per transaction,
+/// invisible until it is committed.
+struct SqliteRun {
+    store: SqliteStore,
+    id: i64,
+    patrons: usize,
+    committed: bool,
+}
+
+impl RunWriter for SqliteRun {
+    fn append(&mut self, scores: &[Scored]) -> Result<()> {
+        let tx = self.store.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO scores (run_id, patron_id, value, segment, reasons) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for s in scores {
+                insert
+                    .execute(params![
+                        self.id,
+                        s.patron,
+                        s.value,
+                        s.segment,
+                        serde_json::to_string(&s.reasons)?
+                    ])
+                    .with_context(|| {
+                        format!("failed to store the score of patron `{}`", s.patron)
+                    })?;
+            }
+        }
+        tx.commit()?;
+        self.patrons += scores.len();
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<i64> {
+        self.store.conn.execute(
+            "UPDATE score_runs SET complete = 1, patrons = ?2, finished_at = ?3 WHERE id = ?1",
+            params![self.id, self.patrons as i64, now()],
+        )?;
+        self.committed = true;
+        Ok(self.id)
+    }
+}
+
+impl Drop for SqliteRun {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Best effort: a run left behind is invisible, and a later run
+            // removes it.
+            let _ = self
+                .store
+                .conn
+                .execute("DELETE FROM score_runs WHERE id = ?1", [self.id]);
+        }
+    }
+}
+
+/// Reads patrons on a connection of its own.
+struct SqliteReader {
+    store: SqliteStore,
+    /// Whether the library counts visits and e-resource sessions.
+    uses: (bool, bool),
+}
+
+impl PatronReader for SqliteReader {
+    fn patrons_between(&self, lo: &str, hi: &str, as_of: NaiveDate) -> Result<Vec<Patron>> {
+        let (visits, eresources) = self.uses;
+        self.store
+            .summaries(&as_of.to_string(), lo, hi, visits, eresources)
     }
 }

@@ -115,7 +115,7 @@ pub(super) fn segment_members(
 ) -> Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(
         "SELECT patron_id FROM scores WHERE segment = ?2 AND run_id = \
-         (SELECT MAX(id) FROM score_runs WHERE plugin = ?1) ORDER BY patron_id",
+         (SELECT MAX(id) FROM score_runs WHERE plugin = ?1 AND complete = 1) ORDER BY patron_id",
     )?;
     let ids = stmt
         .query_map([scorer, segment], |r| r.get(0))?
