@@ -284,6 +284,36 @@ fn main() {
         per_patron.as_secs_f64() / batch.as_secs_f64()
     );
 
+    // 5. The Python scorer (`loyalty`, record form: Python authors write
+    // `scoring`), against the same model written natively.
+    let loyalty = host.load_scorer(plugins::LOYALTY).unwrap();
+    let python_n = n.min(2_000);
+    let few = &patrons[..python_n];
+    let scored = pipeline.score(&loyalty, &few[..100]).unwrap();
+    for (s, p) in scored.iter().zip(few) {
+        assert_eq!(s.segment, loyalty_native(p).1, "{}", p.id);
+    }
+    let python = median(|| {
+        std::hint::black_box(pipeline.score(&loyalty, few).unwrap());
+    });
+    let native_loyalty = median(|| {
+        let out: Vec<_> = few.iter().map(loyalty_native).collect();
+        std::hint::black_box(out);
+    });
+    let per_few = |d: Duration| d.as_secs_f64() * 1e6 / python_n as f64;
+    println!(
+        "| Python scorer (`loyalty`, records), whole pipeline, per patron ({python_n} patrons) | {:.3} µs |",
+        per_few(python)
+    );
+    println!(
+        "| the same model natively, per patron | {:.3} µs |",
+        per_few(native_loyalty)
+    );
+    println!(
+        "| **ratio, Python pipeline / native model** | **{:.1}×** |",
+        python.as_secs_f64() / native_loyalty.as_secs_f64()
+    );
+
     // 3. Cold compile against the cache.
     let cache = tempfile::tempdir().unwrap();
     let cached = Host::builder().cache_dir(cache.path()).build().unwrap();
@@ -314,6 +344,54 @@ fn main() {
         "| **ratio, cold / cached** | **{:.0}×** |",
         cold.as_secs_f64() / warm.as_secs_f64()
     );
+    // The largest component there is: the Python scorer, a whole
+    // interpreter.
+    let size = std::fs::metadata(loyalty.plugin().component().path.clone()).map_or(0, |m| m.len());
+    let cold = cached.load(plugins::LOYALTY).unwrap().component().load_time;
+    let warm = sorted(
+        (0..RUNS)
+            .map(|_| cached.load(plugins::LOYALTY).unwrap().component().load_time)
+            .collect(),
+    )[RUNS / 2];
+    println!(
+        "| compile the Python component ({} MB) cold / load it from the cache | {:.0} ms / {:.2} ms ({:.0}×) |",
+        size >> 20,
+        cold.as_secs_f64() * 1e3,
+        warm.as_secs_f64() * 1e3,
+        cold.as_secs_f64() / warm.as_secs_f64()
+    );
+}
+
+/// `plugins/python/loyalty/app.py`, natively: value and segment.
+fn loyalty_native(p: &Patron) -> (f32, &'static str, Vec<String>) {
+    let mut reasons = Vec::new();
+    let mut years = 0.0f64;
+    if let Some(e) = p.enrolled_on {
+        years = ((as_of() - e).num_days() as f64 / 365.25).max(0.0);
+        reasons.push(format!("a member for {years:.1} years"));
+    }
+    let tenure = years.min(10.0) * 4.0;
+    let mut steadiness = 0.0;
+    if let Some(a) = p.activity.filter(|a| a.loans_365d > 0) {
+        let even = (f64::from(a.loans_90d) / (f64::from(a.loans_365d) / 4.0)).min(1.0);
+        steadiness = 40.0 * even + f64::from(a.loans_365d.min(20));
+        reasons.push(format!(
+            "borrowed {} items this year, {} of them lately",
+            a.loans_365d, a.loans_90d
+        ));
+    }
+    let value = (tenure + steadiness).clamp(0.0, 100.0);
+    let segment = if value >= 70.0 {
+        "loyal"
+    } else if value >= 35.0 {
+        "regular"
+    } else {
+        "new-or-occasional"
+    };
+    if reasons.is_empty() {
+        reasons.push("no membership date or use recorded".to_string());
+    }
+    (value as f32, segment, reasons)
 }
 
 /// What the plugin does per patron, natively: read the fields it declares
@@ -419,6 +497,7 @@ fn synthetic(n: usize) -> Vec<Patron> {
                     ..Activity::default()
                 }),
                 interests: Some(interests),
+                enrolled_on: as_of().checked_sub_days(chrono::Days::new(next(5000))),
                 ..Patron::default()
             }
         })
