@@ -363,3 +363,40 @@ fn a_fuel_budget_stops_a_loop_the_same_way_on_every_machine() {
     assert!(fueled(&host, "echo", 50_000_000).unwrap()[0].starts_with("id:"));
     still_serves(&host);
 }
+
+/// A scorer that lies in its columnar results, written against the raw
+/// export: each lie fails it alone, by name, before any of its text is
+/// built, and the host carries on.
+#[test]
+fn a_columnar_scorer_that_lies_about_rows_codes_or_offsets_is_refused() {
+    let (host, _) = host();
+    let patrons = sample_patrons();
+    for (mode, want) in [
+        ("short", "values and"),
+        ("bad-code", "a segment code 7 names nothing"),
+        ("bad-offsets", "reason-starts are not"),
+    ] {
+        let dir = lectern_tests::plugin_copy(plugins::ROGUE_SCORER, |m| {
+            m.replace("mode = \"short\"", &format!("mode = \"{mode}\""))
+        });
+        let rogue = host.load_scorer(dir.path()).unwrap();
+        assert!(rogue.is_columnar(), "{mode}");
+        let err = pipeline().score(&rogue, &patrons).unwrap_err();
+        let Some(Failure::BadOutput { message }) = err.failure() else {
+            panic!("{mode}: {err}");
+        };
+        assert!(message.contains(want), "{mode}: {message}");
+        assert!(err.to_string().starts_with("plugin `rogue-scorer"), "{err}");
+    }
+    // A few bytes of codes that would expand to 10 MB of reasons per patron.
+    let dir = lectern_tests::plugin_copy(plugins::ROGUE_SCORER, |m| {
+        m.replace("mode = \"short\"", "mode = \"amplify\"")
+    });
+    let rogue = host.load_scorer(dir.path()).unwrap();
+    let err = pipeline().score(&rogue, &patrons).unwrap_err();
+    assert!(
+        matches!(err.failure(), Some(Failure::OutputTooLarge { size, limit }) if size > limit),
+        "{err}"
+    );
+    still_serves(&host);
+}
