@@ -58,11 +58,11 @@ fn column<'p, T>(
         .then(|| patrons.iter().map(&mut value).collect())
 }
 
-/// A ragged column. `entries` pushes a patron's entries (a value per key
-/// when `with_values`) and says whether the field is there at all.
+/// A ragged column. `entries` pushes a patron's entries (a value per key,
+/// or no values at all for a field of keys only) and says whether the field
+/// is there at all.
 fn ragged<'p>(
     patrons: &'p [Patron],
-    with_values: bool,
     mut entries: impl FnMut(&'p Patron, &mut Vec<u32>, &mut Vec<u32>) -> bool,
 ) -> Option<Ragged> {
     let mut out = Ragged {
@@ -80,9 +80,6 @@ fn ragged<'p>(
             out.absent_rows.push(row as u32);
         }
         out.starts.push(out.keys.len() as u32);
-    }
-    if !with_values {
-        out.values.clear();
     }
     any.then_some(out)
 }
@@ -134,16 +131,13 @@ pub(crate) fn encode(patrons: &[Patron]) -> PatronColumns {
                 })
             },
         ),
-        channels: ragged(patrons, false, |p, keys, values| {
+        channels: ragged(patrons, |p, keys, _| {
             let Some(cs) = &p.channels else { return false };
-            for &c in cs {
-                keys.push(channel(c));
-                values.push(0);
-            }
+            keys.extend(cs.iter().map(|&c| channel(c)));
             true
         }),
         activity: activity(patrons),
-        attributes: ragged(patrons, true, |p, keys, values| {
+        attributes: ragged(patrons, |p, keys, values| {
             let Some(a) = &p.attributes else { return false };
             for (k, v) in a {
                 keys.push(table.of(k));
@@ -151,7 +145,7 @@ pub(crate) fn encode(patrons: &[Patron]) -> PatronColumns {
             }
             true
         }),
-        interests: ragged(patrons, true, |p, keys, values| {
+        interests: ragged(patrons, |p, keys, values| {
             let Some(i) = &p.interests else { return false };
             for (subject, &loans) in i {
                 keys.push(table.of(subject));
@@ -159,7 +153,7 @@ pub(crate) fn encode(patrons: &[Patron]) -> PatronColumns {
             }
             true
         }),
-        segments: ragged(patrons, true, |p, keys, values| {
+        segments: ragged(patrons, |p, keys, values| {
             let Some(s) = &p.segments else { return false };
             for (scorer, segment) in s {
                 keys.push(table.of(scorer));
