@@ -4,8 +4,20 @@
 //! and the compiled bytes: an entry swapped for another component's, or
 //! edited, is compiled afresh. The directory must belong to the user
 //! running the host and be writable by nobody else.
+//!
+//! Checking that MAC, and hashing the component to find its entry, reads
+//! every byte of both: tens of megabytes for a Python or JavaScript
+//! plugin. So each check is remembered under a *stamp* of the file it
+//! covered (device, inode, size, modification and change times). Any
+//! write to a file changes its change time, which only the kernel sets, and
+//! a replaced file has a new inode; a stamp that still matches therefore
+//! means the same bytes, and the load maps the entry into memory without
+//! reading it. A stamp is itself MACed, so it cannot be forged without
+//! the key, and a file changed too recently for its times to tell (within
+//! [`RACY`]) is never stamped, as git does for its index.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, Result, bail};
 use hmac::{Hmac, Mac};
@@ -15,10 +27,22 @@ use sha2::{Digest, Sha256};
 pub(crate) struct Cache {
     dir: PathBuf,
     key: Vec<u8>,
+    /// How recently changed a file must not be, to be stamped: [`RACY`].
+    racy: Duration,
 }
 
 const MAC_LEN: usize = 32;
-
+/// A stamp: device, inode, size, and the modification and change times
+/// in seconds and nanoseconds.
+const STAMP_LEN: usize = 7 * 8;
+/// A file changed this recently is not stamped: another change within
+/// the same clock tick would leave its times as they were.
+const RACY: Duration = Duration::from_secs(2);
+/// A remembered component hash: its stamp, its SHA-256, the MAC.
+const MEMO_LEN: usize = STAMP_LEN + 32 + MAC_LEN;
+/// An entry's side file: the MAC over the code, the stamp of the entry
+/// when that MAC was last checked, and the MAC of that stamp.
+const SIDE_LEN: usize = MAC_LEN + STAMP_LEN + MAC_LEN;
 impl Cache {
     /// Opens the cache in `dir`, making it (mode 0700) and its key the
     /// first time; refuses a directory someone else could write to.
@@ -58,6 +82,7 @@ impl Cache {
         Ok(Cache {
             dir: dir.to_path_buf(),
             key,
+            racy: RACY,
         })
     }
 
@@ -68,58 +93,211 @@ impl Cache {
             .join(format!("{}-{engine:016x}.cwasm", hex::encode(component)))
     }
 
-    fn mac(&self, component: &[u8; 32], compiled: &[u8]) -> [u8; MAC_LEN] {
+    fn hmac(&self, parts: &[&[u8]]) -> [u8; MAC_LEN] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
-        mac.update(component);
-        mac.update(compiled);
+        for part in parts {
+            mac.update(part);
+        }
         mac.finalize().into_bytes().into()
     }
 
-    /// The compiled bytes for `bytes`, if an entry is there and its MAC
-    /// holds; the reason it is not used otherwise.
-    pub(crate) fn get(&self, engine: u64, bytes: &[u8]) -> Result<Option<Vec<u8>>> {
-        let component: [u8; 32] = Sha256::digest(bytes).into();
-        let path = self.path(engine, &component);
-        match std::fs::symlink_metadata(&path) {
+    fn code_mac(&self, component: &[u8; 32], compiled: &[u8]) -> [u8; MAC_LEN] {
+        self.hmac(&[b"code", component, compiled])
+    }
+
+    fn stamp_mac(&self, what: &[u8], subject: &[u8], stamp: &[u8; STAMP_LEN]) -> [u8; MAC_LEN] {
+        self.hmac(&[what, &(subject.len() as u64).to_le_bytes(), subject, stamp])
+    }
+
+    /// Where the hash of the component at `real` (a canonical path) is
+    /// remembered.
+    fn memo_path(&self, real: &Path) -> PathBuf {
+        let name: [u8; 32] = Sha256::digest(real.as_os_str().as_encoded_bytes()).into();
+        self.dir.join(format!("{}.memo", hex::encode(name)))
+    }
+
+    /// The SHA-256 of the component file at `path`, if this host hashed it
+    /// before and the file has not changed since.
+    pub(crate) fn known_hash(&self, path: &Path) -> Option<[u8; 32]> {
+        let real = std::fs::canonicalize(path).ok()?;
+        let stamp = stamp(&std::fs::metadata(&real).ok()?)?;
+        let memo = read_small(&self.memo_path(&real), MEMO_LEN)?;
+        let (kept, rest) = memo.split_at(STAMP_LEN);
+        let (hash, mac) = rest.split_at(32);
+        let subject = [real.as_os_str().as_encoded_bytes(), hash].concat();
+        (kept == stamp && mac == self.stamp_mac(b"memo", &subject, &stamp))
+            .then(|| hash.try_into().expect("32 bytes"))
+    }
+
+    /// Remembers that the component file at `path`, whose metadata was
+    /// `before` when it was read, hashes to `hash`. Nothing is remembered
+    /// if the file changed meanwhile or too recently to tell; a memo that
+    /// cannot be written only costs the next load a hash.
+    pub(crate) fn remember_hash(&self, path: &Path, before: &std::fs::Metadata, hash: &[u8; 32]) {
+        let Ok(real) = std::fs::canonicalize(path) else {
+            return;
+        };
+        let (Some(was), Some(now)) = (
+            stamp(before),
+            std::fs::metadata(&real).ok().as_ref().and_then(stamp),
+        ) else {
+            return;
+        };
+        if was != now || racy(before, self.racy) {
+            return;
+        }
+        let subject = [real.as_os_str().as_encoded_bytes(), hash].concat();
+        let memo = [&now[..], hash, &self.stamp_mac(b"memo", &subject, &now)].concat();
+        if let Err(e) = self.write_atomic(&self.memo_path(&real), &[&memo]) {
+            tracing::debug!("not remembering a component's hash: {e:#}");
+        }
+    }
+
+    /// The entry compiled for `component`, if there is one and its MAC
+    /// holds: a file [`wasmtime::component::Component::deserialize_file`]
+    /// may map. The reason it is not used otherwise.
+    pub(crate) fn get(&self, engine: u64, component: &[u8; 32]) -> Result<Option<PathBuf>> {
+        let path = self.path(engine, component);
+        let meta = match std::fs::symlink_metadata(&path) {
             Err(_) => return Ok(None),
             Ok(m) if !m.file_type().is_file() => {
                 bail!("{} is not a plain file", path.display())
             }
-            Ok(_) => {}
+            Ok(m) => m,
+        };
+        let side_path = side(&path);
+        let Some(side) = read_small(&side_path, SIDE_LEN) else {
+            bail!("{} has no MAC beside it", path.display());
+        };
+        let (code_mac, rest) = side.split_at(MAC_LEN);
+        let (kept, seen_mac) = rest.split_at(STAMP_LEN);
+        let now = stamp(&meta);
+        if let Some(now) = now
+            && kept == now
+            && seen_mac == self.stamp_mac(b"seen", &entry_subject(engine, component), &now)
+        {
+            return Ok(Some(path));
         }
-        let mut entry = std::fs::read(&path)?;
-        if entry.len() < MAC_LEN {
-            bail!("{} is truncated", path.display());
-        }
-        let compiled = entry.split_off(MAC_LEN);
-        if entry != self.mac(&component, &compiled) {
+        // Not checked since it last changed: read it all.
+        let compiled = std::fs::read(&path)?;
+        if code_mac != self.code_mac(component, &compiled) {
             bail!(
                 "{} does not carry this host's MAC for this component: it was edited, swapped \
                  or written by another host",
                 path.display()
             );
         }
-        Ok(Some(compiled))
+        if let Some(now) = now
+            && !racy(&meta, self.racy)
+        {
+            let seen = self.stamp_mac(b"seen", &entry_subject(engine, component), &now);
+            if let Err(e) = self.write_atomic(&side_path, &[code_mac, &now, &seen]) {
+                tracing::debug!("not stamping a checked cache entry: {e:#}");
+            }
+        }
+        Ok(Some(path))
     }
 
-    /// Stores `compiled` for `bytes`, atomically: a uniquely named file,
-    /// renamed into place.
-    pub(crate) fn put(&self, engine: u64, bytes: &[u8], compiled: &[u8]) -> Result<()> {
-        let component: [u8; 32] = Sha256::digest(bytes).into();
-        let path = self.path(engine, &component);
+    /// Stores `compiled` for `component`, atomically: a uniquely named
+    /// file, renamed into place, then its MAC beside it. Returns the
+    /// entry's path.
+    pub(crate) fn put(
+        &self,
+        engine: u64,
+        component: &[u8; 32],
+        compiled: &[u8],
+    ) -> Result<PathBuf> {
+        let path = self.path(engine, component);
+        self.write_atomic(&path, &[compiled])
+            .with_context(|| format!("failed to write the cache entry {}", path.display()))?;
+        // The new file is too recent to stamp; the first load that finds
+        // it older checks the whole MAC once and stamps it.
+        let none = [0u8; STAMP_LEN];
+        let code_mac = self.code_mac(component, compiled);
+        self.write_atomic(&side(&path), &[&code_mac, &none, &[0u8; MAC_LEN]])
+            .with_context(|| format!("failed to write the cache entry {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Writes `parts` to `path` through a uniquely named file renamed into
+    /// place, so a reader sees the old file or the new one, never half.
+    fn write_atomic(&self, path: &Path, parts: &[&[u8]]) -> Result<()> {
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).with_context(|| {
             format!(
                 "failed to write to the cache directory {}",
                 self.dir.display()
             )
         })?;
-        std::io::Write::write_all(&mut tmp, &self.mac(&component, compiled))?;
-        std::io::Write::write_all(&mut tmp, compiled)?;
-        tmp.persist(&path)
-            .map_err(|e| e.error)
-            .with_context(|| format!("failed to write the cache entry {}", path.display()))?;
+        for part in parts {
+            std::io::Write::write_all(&mut tmp, part)?;
+        }
+        tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
     }
+}
+
+/// The side file holding the MAC of the entry at `entry`.
+fn side(entry: &Path) -> PathBuf {
+    let mut name = entry.as_os_str().to_owned();
+    name.push(".mac");
+    PathBuf::from(name)
+}
+
+/// What a stamp of an entry is bound to: the engine and the component.
+fn entry_subject(engine: u64, component: &[u8; 32]) -> Vec<u8> {
+    [&engine.to_le_bytes()[..], component].concat()
+}
+
+/// The whole of a small file that must be exactly `len` bytes long.
+fn read_small(path: &Path, len: usize) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(path).ok()?;
+    (bytes.len() == len).then_some(bytes)
+}
+
+/// The stamp of a file: what changes whenever its bytes may have. `None`
+/// where the platform does not give one; every load then reads the file.
+fn stamp(meta: &std::fs::Metadata) -> Option<[u8; STAMP_LEN]> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let fields = [
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime() as u64,
+            meta.mtime_nsec() as u64,
+            meta.ctime() as u64,
+            meta.ctime_nsec() as u64,
+        ];
+        let mut out = [0u8; STAMP_LEN];
+        for (chunk, field) in out.chunks_exact_mut(8).zip(fields) {
+            chunk.copy_from_slice(&field.to_le_bytes());
+        }
+        Some(out)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// Whether a file changed so recently that a further change in the same
+/// clock tick would not show in its times.
+fn racy(meta: &std::fs::Metadata, window: Duration) -> bool {
+    #[cfg(unix)]
+    let changed = {
+        use std::os::unix::fs::MetadataExt as _;
+        let ctime = SystemTime::UNIX_EPOCH
+            + Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec() as u32);
+        meta.modified().map_or(ctime, |m| m.max(ctime))
+    };
+    #[cfg(not(unix))]
+    let changed = meta.modified().unwrap_or(SystemTime::now());
+    SystemTime::now()
+        .duration_since(changed)
+        .is_ok_and(|age| age < window)
+        || changed > SystemTime::now()
 }
 
 /// Refuses a cache directory that is a link, belongs to another user, or
@@ -160,37 +338,98 @@ fn check_private(dir: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn hash(bytes: &[u8]) -> [u8; 32] {
+        Sha256::digest(bytes).into()
+    }
+
+    /// A cache that stamps files however recent they are; the tests wait
+    /// out a clock tick themselves before changing a stamped file.
+    fn eager(dir: &Path) -> Cache {
+        Cache {
+            racy: Duration::ZERO,
+            ..Cache::open(dir).unwrap()
+        }
+    }
+
+    fn tick() {
+        std::thread::sleep(Duration::from_millis(30));
+    }
+
+    fn stamped(entry: &Path) -> bool {
+        std::fs::read(side(entry)).unwrap()[MAC_LEN..MAC_LEN + STAMP_LEN] != [0; STAMP_LEN]
+    }
+
     #[test]
     fn an_entry_swapped_or_edited_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
-        cache.put(7, b"component a", b"code of a").unwrap();
-        cache.put(7, b"component b", b"code of b").unwrap();
-        assert_eq!(
-            cache.get(7, b"component a").unwrap().as_deref(),
-            Some(&b"code of a"[..])
+        let cache = eager(dir.path());
+        let (a, b) = (hash(b"component a"), hash(b"component b"));
+        let pa = cache.put(7, &a, b"code of a").unwrap();
+        let pb = cache.put(7, &b, b"code of b").unwrap();
+        assert!(
+            !stamped(&pa),
+            "a new entry is checked in full on its first load"
         );
-        // Swap the two entries' files.
-        let a = cache.path(7, &Sha256::digest(b"component a").into());
-        let b = cache.path(7, &Sha256::digest(b"component b").into());
-        let (ea, eb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
-        std::fs::write(&a, &eb).unwrap();
-        std::fs::write(&b, &ea).unwrap();
-        assert!(cache.get(7, b"component a").is_err());
-        // An entry with its code edited.
-        cache.put(7, b"component a", b"code of a").unwrap();
-        let mut edited = std::fs::read(&a).unwrap();
-        *edited.last_mut().unwrap() ^= 1;
-        std::fs::write(&a, &edited).unwrap();
-        assert!(cache.get(7, b"component a").is_err());
+        assert_eq!(cache.get(7, &a).unwrap().as_deref(), Some(pa.as_path()));
+        assert!(stamped(&pa), "a checked entry is stamped");
+        assert_eq!(std::fs::read(&pa).unwrap(), b"code of a");
+        assert_eq!(cache.get(7, &a).unwrap().as_deref(), Some(pa.as_path()));
+        // Swap the two entries' code; their side files stay.
+        tick();
+        let (ea, eb) = (std::fs::read(&pa).unwrap(), std::fs::read(&pb).unwrap());
+        std::fs::write(&pa, &eb).unwrap();
+        std::fs::write(&pb, &ea).unwrap();
+        assert!(cache.get(7, &a).is_err());
+        assert!(cache.get(7, &b).is_err());
+        // A stamped entry edited in place, same size.
+        cache.put(7, &a, b"code of a").unwrap();
+        cache.get(7, &a).unwrap();
+        assert!(stamped(&pa));
+        tick();
+        std::fs::write(&pa, b"code of A").unwrap();
+        assert!(cache.get(7, &a).is_err(), "the stamp no longer matches");
+        // A stamp copied to another entry does not vouch for it.
+        let pc = cache.put(7, &hash(b"c"), b"code of a").unwrap();
+        cache.put(7, &a, b"code of a").unwrap();
+        cache.get(7, &a).unwrap();
+        std::fs::copy(side(&pa), side(&pc)).unwrap();
+        assert!(cache.get(7, &hash(b"c")).is_err());
         // Another host's key does not vouch for this host's entries.
         let other = Cache {
-            dir: dir.path().to_path_buf(),
             key: vec![9; 32],
+            ..eager(dir.path())
         };
-        cache.put(7, b"component a", b"code of a").unwrap();
-        assert!(other.get(7, b"component a").is_err());
-        assert_eq!(cache.get(7, b"component c").unwrap(), None);
+        assert!(other.get(7, &a).is_err());
+        assert_eq!(cache.get(7, &hash(b"component d")).unwrap(), None);
+        // An entry without its MAC is not used.
+        std::fs::remove_file(side(&pa)).unwrap();
+        assert!(cache.get(7, &a).is_err());
+    }
+
+    #[test]
+    fn a_component_hash_is_remembered_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = eager(dir.path());
+        let file = dir.path().join("plugin.wasm");
+        std::fs::write(&file, b"one").unwrap();
+        assert_eq!(cache.known_hash(&file), None);
+        let before = std::fs::metadata(&file).unwrap();
+        cache.remember_hash(&file, &before, &hash(b"one"));
+        assert_eq!(cache.known_hash(&file), Some(hash(b"one")));
+        tick();
+        std::fs::write(&file, b"two").unwrap();
+        assert_eq!(cache.known_hash(&file), None, "same size, new bytes");
+        // A file that changed between the stat and the hash is not remembered.
+        let before = std::fs::metadata(&file).unwrap();
+        tick();
+        std::fs::write(&file, b"three").unwrap();
+        cache.remember_hash(&file, &before, &hash(b"two"));
+        assert_eq!(cache.known_hash(&file), None);
+        // Nor is one changed too recently to tell, by a host that waits.
+        let careful = Cache::open(dir.path()).unwrap();
+        let before = std::fs::metadata(&file).unwrap();
+        careful.remember_hash(&file, &before, &hash(b"three"));
+        assert_eq!(careful.known_hash(&file), None);
     }
 
     #[cfg(unix)]

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -289,6 +290,68 @@ impl Drop for HostInner {
     }
 }
 
+/// A component to compile.
+#[derive(Clone, Copy)]
+pub(crate) enum Source<'a> {
+    /// A file, read only if it must be.
+    File(&'a Path),
+    /// Bytes in memory, as a registry hands them over.
+    Bytes(&'a [u8]),
+}
+
+/// A compiled component, with what was learnt on the way.
+pub(crate) struct Compiled {
+    pub(crate) component: Component,
+    pub(crate) cache: CacheStatus,
+    pub(crate) load_time: Duration,
+    pub(crate) size: u64,
+    pub(crate) sha256: [u8; 32],
+}
+
+impl Compiled {
+    fn new(
+        component: Component,
+        cache: CacheStatus,
+        start: Instant,
+        size: u64,
+        sha256: [u8; 32],
+    ) -> Compiled {
+        Compiled {
+            component,
+            cache,
+            load_time: start.elapsed(),
+            size,
+            sha256,
+        }
+    }
+}
+
+/// Refuses a core WebAssembly module, with how to build a component.
+fn check_not_core(name: &str, bytes: &[u8]) -> Result<()> {
+    if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
+        return Err(load_error(
+            name,
+            format!(
+                "{name} is a core WebAssembly module, not a component; build it with \
+                 `cargo build --target wasm32-wasip2` (not wasm32-unknown-unknown or \
+                 wasm32-wasip1)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A component file that cannot be read, with how to make one.
+pub(crate) fn unreadable(name: &str, e: &std::io::Error) -> Error {
+    load_error(
+        name,
+        format!(
+            "cannot read the component {name}: {e}; build the plugin for wasm32-wasip2 and \
+             put the .wasm file beside its plugin.toml"
+        ),
+    )
+}
+
 /// How a component got compiled code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheStatus {
@@ -316,47 +379,100 @@ impl Host {
         self.inner.defaults
     }
 
-    /// Compiles `bytes`, or loads the compiled code from the cache.
+    /// Compiles a component, or loads its compiled code from the cache.
+    /// A file is read only if it must be: when the cache has hashed it
+    /// before and it has not changed since, a hit maps the entry without
+    /// reading either file. `name` names the component in errors.
     pub(crate) fn compile(
         &self,
-        bytes: &[u8],
+        name: &str,
+        source: Source<'_>,
         metered: bool,
-    ) -> anyhow::Result<(Component, CacheStatus, Duration)> {
+    ) -> Result<Compiled> {
         let start = Instant::now();
         let engine = &self.inner.runtime(metered).engine;
-        let Some(cache) = &self.inner.cache else {
-            let c = Component::new(engine, bytes).map_err(|e| anyhow::anyhow!(e))?;
-            return Ok((c, CacheStatus::Uncached, start.elapsed()));
+        let cache = self.inner.cache.as_ref();
+        let invalid = |e: wasmtime::Error| {
+            load_error(name, format!("{name} is not a valid component: {e:#}"))
+        };
+        let (mut bytes, mut hash, before) = match source {
+            Source::Bytes(b) => (Some(b.to_vec()), None, None),
+            Source::File(path) => {
+                let meta = std::fs::metadata(path).map_err(|e| unreadable(name, &e))?;
+                self.check_size(name, meta.len())?;
+                (None, cache.and_then(|c| c.known_hash(path)), Some(meta))
+            }
+        };
+        let read = |bytes: &mut Option<Vec<u8>>| -> Result<Vec<u8>> {
+            match (bytes.take(), source) {
+                (Some(b), _) => Ok(b),
+                (None, Source::File(path)) => std::fs::read(path).map_err(|e| unreadable(name, &e)),
+                (None, Source::Bytes(b)) => Ok(b.to_vec()),
+            }
+        };
+        let hash = match hash.take() {
+            Some(h) => h,
+            None => {
+                let b = read(&mut bytes)?;
+                let h: [u8; 32] = Sha256::digest(&b).into();
+                if let (Some(cache), Source::File(path), Some(before)) = (cache, source, &before) {
+                    cache.remember_hash(path, before, &h);
+                }
+                bytes = Some(b);
+                h
+            }
+        };
+        let size = match (&bytes, &before) {
+            (Some(b), _) => b.len() as u64,
+            (None, Some(meta)) => meta.len(),
+            (None, None) => 0,
+        };
+        let Some(cache) = cache else {
+            let b = read(&mut bytes)?;
+            check_not_core(name, &b)?;
+            let component = Component::new(engine, &b).map_err(invalid)?;
+            return Ok(Compiled::new(
+                component,
+                CacheStatus::Uncached,
+                start,
+                size,
+                hash,
+            ));
         };
         let engine_hash = {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             engine.precompile_compatibility_hash().hash(&mut h);
             h.finish()
         };
-        match cache.get(engine_hash, bytes) {
-            Ok(Some(compiled)) => {
-                // SAFETY: the bytes carry this host's MAC over the component's
-                // hash and the code, so they are what this host compiled for
-                // this component, with an engine of the same compatibility
-                // hash (part of the entry's name).
+        match cache.get(engine_hash, &hash) {
+            Ok(Some(entry)) => {
+                // SAFETY: the entry carries this host's MAC over the
+                // component's hash and the code (checked in full, or
+                // remembered under a MACed stamp of this very file), so it
+                // is what this host compiled for this component, with an
+                // engine of the same compatibility hash (in the entry's
+                // name). Entries are only ever replaced by renaming a new
+                // file over them, never written in place, so the mapping
+                // stays whole.
                 #[allow(unsafe_code)]
-                match unsafe { Component::deserialize(engine, &compiled) } {
-                    Ok(c) => return Ok((c, CacheStatus::Hit, start.elapsed())),
+                match unsafe { Component::deserialize_file(engine, &entry) } {
+                    Ok(c) => return Ok(Compiled::new(c, CacheStatus::Hit, start, size, hash)),
                     Err(e) => tracing::warn!("ignoring a cache entry wasmtime refuses: {e}"),
                 }
             }
             Ok(None) => {}
             Err(e) => tracing::warn!("not using a cache entry: {e:#}; compiling again"),
         }
-        let compiled = engine
-            .precompile_component(bytes)
-            .map_err(|e| anyhow::anyhow!(e))?;
-        cache.put(engine_hash, bytes, &compiled)?;
+        let b = read(&mut bytes)?;
+        check_not_core(name, &b)?;
+        let compiled = engine.precompile_component(&b).map_err(invalid)?;
+        cache
+            .put(engine_hash, &hash, &compiled)
+            .map_err(Error::config)?;
         #[allow(unsafe_code)]
         // SAFETY: `compiled` was produced just now by this engine.
-        let c =
-            unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| anyhow::anyhow!(e))?;
-        Ok((c, CacheStatus::Stored, start.elapsed()))
+        let c = unsafe { Component::deserialize(engine, &compiled) }.map_err(invalid)?;
+        Ok(Compiled::new(c, CacheStatus::Stored, start, size, hash))
     }
 
     /// The cache entries' directory, if any.

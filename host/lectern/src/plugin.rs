@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use sha2::{Digest, Sha256};
 use wasmtime::component::InstancePre;
 use wasmtime::component::types::ComponentExtern;
 
 use crate::api::SUPPORTED_API_VERSIONS;
 use crate::api::{Api, Versioned, columns, per_version, v0_1, v0_2};
 use crate::error::{Error, Failure, GuestError, PluginRef, Result};
-use crate::host::{CacheStatus, Host, load_error};
+use crate::host::{CacheStatus, Host, Source, load_error};
 use crate::limits::Limits;
 use crate::manifest::{MANIFEST_FILE, Manifest, World};
 use crate::model::{Draft, Event, Patron, Scored};
@@ -97,11 +96,8 @@ impl Host {
         // the component is read.
         manifest.limits(&self.inner.defaults, &self.inner.maxima)?;
         inside_plugin_dir(&manifest_path, &manifest.component)?;
-        if let Ok(meta) = std::fs::metadata(&manifest.component) {
-            self.check_size(&manifest.id, meta.len())?;
-        }
-        let bytes = read_component(&manifest.component)?;
-        self.load_bytes(manifest, &bytes)
+        let component = manifest.component.clone();
+        self.load_from(manifest, Source::File(&component))
     }
 
     /// Loads a plugin from its manifest and its component's bytes, as a
@@ -109,9 +105,13 @@ impl Host {
     /// comes from [`Manifest::parse`]; its `component` path only names the
     /// plugin in messages.
     pub fn load_bytes(&self, manifest: Manifest, bytes: &[u8]) -> Result<Plugin> {
+        self.check_size(&manifest.id, bytes.len() as u64)?;
+        self.load_from(manifest, Source::Bytes(bytes))
+    }
+
+    fn load_from(&self, manifest: Manifest, source: Source<'_>) -> Result<Plugin> {
         let limits = manifest.limits(&self.inner.defaults, &self.inner.maxima)?;
         let id = manifest.id.clone();
-        self.check_size(&id, bytes.len() as u64)?;
         if limits.memory_bytes > self.inner.memory.total() {
             return Err(load_error(
                 &id,
@@ -125,7 +125,7 @@ impl Host {
         }
 
         let (component, info) = self
-            .inspect(&manifest.component, bytes, limits.fuel.is_some())
+            .inspect(&manifest.component, source, limits.fuel.is_some())
             .map_err(|e| match e {
                 Error::Load { message, .. } => load_error(&id, message),
                 other => other,
@@ -177,31 +177,20 @@ impl Host {
     /// exports and imports. No manifest is needed.
     pub fn inspect_component(&self, path: impl AsRef<Path>) -> Result<ComponentInfo> {
         let path = path.as_ref();
-        self.inspect(path, &read_component(path)?, false)
+        self.inspect(path, Source::File(path), false)
             .map(|(_, info)| info)
     }
 
-    /// Compiles `bytes`, named `path` in messages and in its info.
+    /// Compiles `source`, named `path` in messages and in its info.
     fn inspect(
         &self,
         path: &Path,
-        bytes: &[u8],
+        source: Source<'_>,
         metered: bool,
     ) -> Result<(wasmtime::component::Component, ComponentInfo)> {
         let name = path.display().to_string();
-        if bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0] {
-            return Err(load_error(
-                &name,
-                format!(
-                    "{name} is a core WebAssembly module, not a component; build it with \
-                     `cargo build --target wasm32-wasip2` (not wasm32-unknown-unknown or \
-                     wasm32-wasip1)"
-                ),
-            ));
-        }
-        let (component, cache, load_time) = self
-            .compile(bytes, metered)
-            .map_err(|e| load_error(&name, format!("{name} is not a valid component: {e:#}")))?;
+        let compiled = self.compile(&name, source, metered)?;
+        let component = compiled.component;
         let engine = &self.inner.runtime(metered).engine;
         let ty = component.component_type();
         let names = |items: &mut dyn Iterator<Item = (&str, ComponentExtern<'_>)>| -> Vec<String> {
@@ -216,13 +205,13 @@ impl Host {
         });
         let info = ComponentInfo {
             path: path.to_path_buf(),
-            size: bytes.len() as u64,
-            sha256: hex::encode(Sha256::digest(bytes)),
+            size: compiled.size,
+            sha256: hex::encode(compiled.sha256),
             exports,
             imports,
             world,
-            cache,
-            load_time,
+            cache: compiled.cache,
+            load_time: compiled.load_time,
         };
         Ok((component, info))
     }
@@ -258,7 +247,7 @@ fn inside_plugin_dir(manifest: &Path, file: &Path) -> Result<()> {
 
 impl Host {
     /// Refuses a component larger than the host loads.
-    fn check_size(&self, name: &str, size: u64) -> Result<()> {
+    pub(crate) fn check_size(&self, name: &str, size: u64) -> Result<()> {
         let cap = self.inner.max_component_bytes;
         if size > cap {
             return Err(load_error(
@@ -282,20 +271,6 @@ fn human_size(n: u64) -> String {
     } else {
         format!("{n} bytes")
     }
-}
-
-/// Reads the component at `path`, with an error that says how to build one.
-fn read_component(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
-        let name = path.display().to_string();
-        load_error(
-            &name,
-            format!(
-                "cannot read the component {name}: {e}; build the plugin for wasm32-wasip2 and \
-                 put the .wasm file beside its plugin.toml"
-            ),
-        )
-    })
 }
 
 /// Checks that the component exports its manifest's world at this host's
