@@ -518,20 +518,67 @@ pub(crate) fn compose_per_patron(
         });
         group.push((i, (event, patron)));
     }
-    let mut out: Vec<Option<Composition>> = (0..total).map(|_| None).collect();
-    for token in order {
-        let (slots, batch): (Vec<usize>, Vec<(&Event, Patron)>) = groups
-            .remove(&token)
-            .unwrap_or_default()
-            .into_iter()
-            .unzip();
-        let results = messenger.compose_batch(as_of, batch)?;
-        if results.len() != slots.len() {
-            return Err(plugin.fail(Failure::BadOutput {
-                message: format!("{} results for {} requests", results.len(), slots.len()),
-            }));
+    // Each patron's call on its own fresh instance, on as many threads as
+    // there are cores; results go back to their requests' places.
+    // Each call: the requests' places, and the requests.
+    type Call<'e> = (Vec<usize>, Vec<(&'e Event, Patron)>);
+    let calls: Vec<Call<'_>> = order
+        .into_iter()
+        .map(|token| {
+            groups
+                .remove(&token)
+                .unwrap_or_default()
+                .into_iter()
+                .unzip()
+        })
+        .collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(calls.len() / 16 + 1);
+    let calls = Mutex::new(calls.into_iter());
+    let call = || -> Result<Vec<(usize, Composition)>> {
+        let mut mine = Vec::new();
+        loop {
+            let next = calls.lock().expect("a composing thread panicked").next();
+            let Some((slots, batch)) = next else {
+                return Ok(mine);
+            };
+            let results = messenger
+                .compose_batch(as_of, batch)
+                .and_then(|results| {
+                    if results.len() == slots.len() {
+                        Ok(results)
+                    } else {
+                        Err(plugin.fail(Failure::BadOutput {
+                            message: format!(
+                                "{} results for {} requests",
+                                results.len(),
+                                slots.len()
+                            ),
+                        }))
+                    }
+                })
+                .inspect_err(|_| {
+                    // The messenger has failed: no other thread starts a call.
+                    *calls.lock().expect("a composing thread panicked") = Vec::new().into_iter();
+                })?;
+            mine.extend(slots.into_iter().zip(results));
         }
-        for (slot, result) in slots.into_iter().zip(results) {
+    };
+    let done: Vec<Result<Vec<(usize, Composition)>>> = if workers <= 1 {
+        vec![call()]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers).map(|_| s.spawn(call)).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a composing thread panicked"))
+                .collect()
+        })
+    };
+    let mut out: Vec<Option<Composition>> = (0..total).map(|_| None).collect();
+    for part in done {
+        for (slot, result) in part? {
             out[slot] = Some(result);
         }
     }
