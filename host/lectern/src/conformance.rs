@@ -63,6 +63,10 @@ pub const CHECKS: &[Check] = &[
         "ranges and readers cover every patron in id order",
         ranges_cover_every_patron,
     ),
+    (
+        "patrons read at once are the patrons read one by one",
+        patrons_among_are_patrons_one_by_one,
+    ),
     ("outbox leases", outbox_leases),
     (
         "preferences cancel what they refuse",
@@ -357,6 +361,43 @@ fn ranges_cover_every_patron(store: &mut dyn Backend) {
         }
     });
     assert!(store.patron_ranges(10).is_ok_and(|r| r.len() == 3));
+}
+
+fn patrons_among_are_patrons_one_by_one(store: &mut dyn Backend) {
+    library(store, &["a", "b", "c"]);
+    let run = ScoreRun {
+        plugin: "engagement".into(),
+        version: "1".into(),
+        as_of: day("2026-11-28"),
+        fields: None,
+    };
+    let scored = Scored {
+        patron: "c".into(),
+        value: 1.0,
+        segment: "regular".into(),
+        reasons: Vec::new(),
+    };
+    store.save_run(&run, &[scored]).unwrap();
+    // More ids than one statement may take, unknown and repeated ones
+    // among them, out of order.
+    let mut ids: Vec<String> = (0..1200).map(|i| format!("nobody{i}")).collect();
+    ids.extend(["c", "a", "a"].map(String::from));
+    for as_of in [day("2026-11-28"), day("2026-10-01")] {
+        let mut read = store.patrons_among(&ids, as_of).unwrap();
+        read.sort_by(|x, y| x.id.cmp(&y.id));
+        let one_by_one: Vec<_> = ["a", "c"]
+            .iter()
+            .map(|id| store.patron(id, as_of).unwrap().unwrap())
+            .collect();
+        assert_eq!(read, one_by_one, "as of {as_of}");
+        assert!(read[1].segments.is_some() && read[0].attributes.is_some());
+    }
+    assert!(
+        store
+            .patrons_among(&[], day("2026-11-28"))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn streamed_runs_are_seen_only_once_committed(store: &mut dyn Backend) {

@@ -320,20 +320,18 @@ pub(crate) fn notify<S: Store + Outbox + ?Sized>(
         *report.by_kind.entry(e.kind.name().to_string()).or_default() += 1;
     }
 
+    // Every recipient read at once, in a few statements.
+    let mut ids: Vec<String> = events.iter().map(|e| e.patron.clone()).collect();
+    ids.sort_unstable();
+    ids.dedup();
     let mut patrons: HashMap<String, (Patron, Preferences)> = HashMap::new();
-    for e in events {
-        if patrons.contains_key(&e.patron) {
-            continue;
-        }
-        if let (Some(mut p), Some(prefs)) = (
-            store.patron(&e.patron, today)?,
-            store.preferences(&e.patron)?,
-        ) {
+    for mut p in store.patrons_among(&ids, today)? {
+        if let Some(prefs) = store.preferences(&p.id)? {
             // A messenger picks among the channels the patron still takes.
             if let Some(channels) = &mut p.channels {
                 channels.retain(|c| !prefs.opted_out.contains(c));
             }
-            patrons.insert(e.patron.clone(), (p, prefs));
+            patrons.insert(p.id.clone(), (p, prefs));
         }
     }
     // Route events to messengers; matching on reading history needs consent.

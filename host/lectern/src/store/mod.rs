@@ -301,6 +301,17 @@ pub trait Store {
     /// segments.
     fn patron(&self, id: &str, as_of: NaiveDate) -> anyhow::Result<Option<Patron>>;
 
+    /// The patrons among `ids` that exist, each as [`Store::patron`] gives
+    /// them, in any order: what reads the recipients of a day's notices in
+    /// a few statements rather than one each.
+    fn patrons_among(&self, ids: &[String], as_of: NaiveDate) -> anyhow::Result<Vec<Patron>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.patron(id, as_of)?);
+        }
+        Ok(out)
+    }
+
     /// Loans that are out (not returned) and due on or before `due_by`,
     /// oldest due date first.
     fn open_loans(&self, due_by: NaiveDate) -> anyhow::Result<Vec<OpenLoan>>;

@@ -736,7 +736,7 @@ impl Store for SqliteStore {
             let (Some(lo), Some(hi)) = (ids.first(), ids.last()) else {
                 return Ok(());
             };
-            let chunk = self.summaries(&d, lo, hi, visits, eresources)?;
+            let chunk = self.summaries(&d, Which::Range(lo, hi), visits, eresources)?;
             after = hi.clone();
             f(chunk)?;
         }
@@ -818,8 +818,19 @@ impl Store for SqliteStore {
     fn patron(&self, id: &str, as_of: NaiveDate) -> Result<Option<Patron>> {
         let (visits, eresources) = self.uses_provided()?;
         Ok(self
-            .summaries(&as_of.to_string(), id, id, visits, eresources)?
+            .summaries(&as_of.to_string(), Which::Range(id, id), visits, eresources)?
             .pop())
+    }
+
+    fn patrons_among(&self, ids: &[String], as_of: NaiveDate) -> Result<Vec<Patron>> {
+        let (visits, eresources) = self.uses_provided()?;
+        let d = as_of.to_string();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(AMONG) {
+            let json = serde_json::to_string(chunk)?;
+            out.extend(self.summaries(&d, Which::Ids(&json), visits, eresources)?);
+        }
+        Ok(out)
     }
 
     fn open_loans(&self, due_by: NaiveDate) -> Result<Vec<super::OpenLoan>> {
@@ -860,14 +871,13 @@ impl SqliteStore {
     fn summaries(
         &self,
         d: &str,
-        lo: &str,
-        hi: &str,
+        which: Which<'_>,
         visits: bool,
         eresources: bool,
     ) -> Result<Vec<Patron>> {
         // One pass over loans and one over holds, grouped by patron: the
         // indexes on (patron_id, date) serve both.
-        let mut stmt = self.conn.prepare_cached(
+        let sql = which.sql(
             "WITH l AS (
                 SELECT patron_id,
                     SUM(loaned_on > date(?1, '-30 days')) AS l30,
@@ -876,16 +886,16 @@ impl SqliteStore {
                     SUM(CASE WHEN loaned_on > date(?1, '-365 days') THEN renewals ELSE 0 END) AS renewals,
                     SUM(due_on < ?1 AND (returned_on IS NULL OR returned_on > ?1)) AS overdue,
                     MAX(MAX(loaned_on), COALESCE(MAX(CASE WHEN returned_on <= ?1 THEN returned_on END), '')) AS last
-                FROM loans WHERE patron_id BETWEEN ?2 AND ?3 AND loaned_on <= ?1 GROUP BY patron_id
+                FROM loans WHERE patron_id {WHO} AND loaned_on <= ?1 GROUP BY patron_id
             ), h AS (
                 SELECT patron_id, SUM(placed_on > date(?1, '-365 days')) AS h365, MAX(placed_on) AS last
-                FROM holds WHERE patron_id BETWEEN ?2 AND ?3 AND placed_on <= ?1 GROUP BY patron_id
+                FROM holds WHERE patron_id {WHO} AND placed_on <= ?1 GROUP BY patron_id
             ), u AS (
                 SELECT patron_id,
                     SUM(CASE WHEN kind = 'visit' AND day > date(?1, '-365 days') THEN count ELSE 0 END) AS v365,
                     SUM(CASE WHEN kind = 'eresource' AND day > date(?1, '-365 days') THEN count ELSE 0 END) AS e365,
                     MAX(day) AS last
-                FROM uses WHERE patron_id BETWEEN ?2 AND ?3 AND day <= ?1 GROUP BY patron_id
+                FROM uses WHERE patron_id {WHO} AND day <= ?1 GROUP BY patron_id
             )
             SELECT p.id, p.card_number, p.name, p.email, p.phone, p.birth_date, p.age_band, p.category,
                 p.home_branch, p.enrolled_on, p.expires_on, p.locale, p.channels,
@@ -900,11 +910,12 @@ impl SqliteStore {
             LEFT JOIN l ON l.patron_id = p.id
             LEFT JOIN h ON h.patron_id = p.id
             LEFT JOIN u ON u.patron_id = p.id
-            WHERE p.id BETWEEN ?2 AND ?3
+            WHERE p.id {WHO}
             ORDER BY p.id",
-        )?;
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut patrons = stmt
-            .query_map(params![d, lo, hi], |r| {
+            .query_map(which.params(&d).as_slice(), |r| {
                 let channels: Option<String> = r.get(12)?;
                 let consent = |a: Option<bool>, b: Option<bool>| match (a, b) {
                     (None, None) => None,
@@ -961,34 +972,74 @@ impl SqliteStore {
         let conn = &self.conn;
         fill_maps(
             conn,
-            "SELECT patron_id, key, value FROM patron_attributes WHERE patron_id BETWEEN ?1 AND ?2",
-            &[&lo, &hi],
+            &which.sql(
+                "SELECT patron_id, key, value FROM patron_attributes \
+                 WHERE patron_id {WHO} AND ?1 IS NOT NULL",
+            ),
+            &which.params(&d),
             &index,
             &mut patrons,
             |p| &mut p.attributes,
         )?;
         fill_maps(
             conn,
-            "SELECT s.patron_id, r.plugin, s.segment FROM scores s
+            &which.sql(
+                "SELECT s.patron_id, r.plugin, s.segment FROM scores s
              JOIN (SELECT plugin, MAX(id) AS id FROM score_runs WHERE complete = 1 GROUP BY plugin) r ON r.id = s.run_id
-             WHERE s.patron_id BETWEEN ?1 AND ?2",
-            &[&lo, &hi],
+             WHERE s.patron_id {WHO} AND ?1 IS NOT NULL",
+            ),
+            &which.params(&d),
             &index,
             &mut patrons,
             |p| &mut p.segments,
         )?;
         fill_maps(
             conn,
-            "SELECT patron_id, subject, COUNT(*) FROM loans
-             WHERE patron_id BETWEEN ?2 AND ?3 AND subject IS NOT NULL
-                AND loaned_on <= ?1 AND loaned_on > date(?1, '-365 days')
-             GROUP BY patron_id, subject",
-            &[&d, &lo, &hi],
+            &which.sql(
+                "SELECT patron_id, subject, COUNT(*) FROM loans
+                 WHERE patron_id {WHO} AND subject IS NOT NULL
+                    AND loaned_on <= ?1 AND loaned_on > date(?1, '-365 days')
+                 GROUP BY patron_id, subject",
+            ),
+            &which.params(&d),
             &index,
             &mut patrons,
             |p| &mut p.interests,
         )?;
         Ok(patrons)
+    }
+}
+
+/// How many ids one statement of [`Store::patrons_among`] reads.
+const AMONG: usize = 500;
+
+/// Which patrons a summary query reads: `?1` is always the date, and
+/// `{WHO}` in the SQL becomes the condition on a patron id.
+#[derive(Clone, Copy)]
+enum Which<'a> {
+    /// Ids from the first to the second, both included.
+    Range(&'a str, &'a str),
+    /// The ids in a JSON array: a set of patrons read in one statement
+    /// instead of one statement each.
+    Ids(&'a str),
+}
+
+impl Which<'_> {
+    fn sql(&self, template: &str) -> String {
+        template.replace(
+            "{WHO}",
+            match self {
+                Which::Range(..) => "BETWEEN ?2 AND ?3",
+                Which::Ids(_) => "IN (SELECT value FROM json_each(?2))",
+            },
+        )
+    }
+
+    fn params<'p>(&'p self, d: &'p &'p str) -> Vec<&'p dyn rusqlite::ToSql> {
+        match self {
+            Which::Range(lo, hi) => vec![d, lo, hi],
+            Which::Ids(json) => vec![d, json],
+        }
     }
 }
 
@@ -1604,6 +1655,6 @@ impl PatronReader for SqliteReader {
     fn patrons_between(&self, lo: &str, hi: &str, as_of: NaiveDate) -> Result<Vec<Patron>> {
         let (visits, eresources) = self.uses;
         self.store
-            .summaries(&as_of.to_string(), lo, hi, visits, eresources)
+            .summaries(&as_of.to_string(), Which::Range(lo, hi), visits, eresources)
     }
 }
