@@ -6,19 +6,32 @@
 
 use chrono::NaiveDate;
 
-use crate::model::{Event, Patron};
-use crate::plugin::Messenger;
+use crate::model::{Event, Patron, Scored};
+use crate::plugin::{Messenger, Scorer};
 use crate::{Result, pipeline};
 
 /// What the pipeline does: each patron's requests in a call of their own,
-/// on a fresh instance. Returns the number of messages composed.
+/// on a fresh instance, on `threads` threads. Returns the number of
+/// messages composed.
 pub fn compose_one_patron_per_call(
     messenger: &Messenger,
     as_of: NaiveDate,
     requests: Vec<(&Event, Patron)>,
+    threads: usize,
 ) -> Result<usize> {
-    let results = pipeline::compose_per_patron(messenger, as_of, requests)?;
+    let results = pipeline::compose_per_patron(messenger, as_of, requests, threads)?;
     Ok(count(results))
+}
+
+/// A fresh instance and one call of `scorer` for `patrons`, as the
+/// pipeline makes it, without the pipeline's projection and audit entry:
+/// what the sandbox itself costs.
+pub fn score_without_pipeline(
+    scorer: &Scorer,
+    as_of: NaiveDate,
+    patrons: Vec<Patron>,
+) -> Result<Vec<Scored>> {
+    scorer.score_batch(as_of, patrons)
 }
 
 /// What the pipeline did before issue 11, and must not do: every request

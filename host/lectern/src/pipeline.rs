@@ -260,7 +260,8 @@ impl Pipeline {
                     .zip(projected)
                     .map(|((e, _), p)| (*e, p))
                     .collect();
-                let results = compose_per_patron(messenger, self.as_of, requests)?;
+                let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+                let results = compose_per_patron(messenger, self.as_of, requests, threads)?;
                 let text: usize = results
                     .iter()
                     .flatten()
@@ -504,6 +505,7 @@ pub(crate) fn compose_per_patron(
     messenger: &Messenger,
     as_of: NaiveDate,
     requests: Vec<(&Event, Patron)>,
+    threads: usize,
 ) -> Result<Vec<Composition>> {
     let plugin = messenger.plugin();
     let total = requests.len();
@@ -518,8 +520,8 @@ pub(crate) fn compose_per_patron(
         });
         group.push((i, (event, patron)));
     }
-    // Each patron's call on its own fresh instance, on as many threads as
-    // there are cores; results go back to their requests' places.
+    // Each patron's call on its own fresh instance, on up to `threads`
+    // threads; results go back to their requests' places.
     // Each call: the requests' places, and the requests.
     type Call<'e> = (Vec<usize>, Vec<(&'e Event, Patron)>);
     let calls: Vec<Call<'_>> = order
@@ -532,9 +534,7 @@ pub(crate) fn compose_per_patron(
                 .unzip()
         })
         .collect();
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(calls.len() / 16 + 1);
+    let workers = threads.min(calls.len() / 16 + 1);
     let calls = Mutex::new(calls.into_iter());
     let call = || -> Result<Vec<(usize, Composition)>> {
         let mut mine = Vec::new();
