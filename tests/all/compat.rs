@@ -166,3 +166,35 @@ fn the_engagement_scorer_gives_the_same_scores_in_columns_and_in_records() {
     let segments: std::collections::BTreeSet<_> = a.iter().map(|s| s.segment.as_str()).collect();
     assert!(segments.len() >= 3, "{segments:?}");
 }
+
+#[test]
+fn a_python_scorer_in_columns_gives_what_it_and_the_record_scorer_give_in_records() {
+    // `loyalty-columns` is `loyalty` with the columnar export as well,
+    // written in Python: three ways to the same scores.
+    let columns = shared_host().load_scorer(plugins::LOYALTY_COLUMNS).unwrap();
+    assert!(columns.is_columnar(), "componentize-py built both exports");
+    let records = columns.clone().with_records();
+    let original = shared_host().load_scorer(plugins::LOYALTY).unwrap();
+    let mut patrons = sample_patrons();
+    patrons.push(lectern::Patron {
+        id: "bare".into(),
+        ..lectern::Patron::default()
+    });
+    let pipeline = pipeline().batch_size(4);
+    let a = pipeline.score(&columns, &patrons).unwrap();
+    assert_eq!(a, pipeline.score(&records, &patrons).unwrap());
+    let b = pipeline.score(&original, &patrons).unwrap();
+    assert_eq!(
+        a.iter()
+            .map(|s| (&s.segment, s.value, &s.reasons))
+            .collect::<Vec<_>>(),
+        b.iter()
+            .map(|s| (&s.segment, s.value, &s.reasons))
+            .collect::<Vec<_>>()
+    );
+    let bare = a.iter().find(|s| s.reasons.len() == 1 && s.value == 0.0);
+    assert_eq!(
+        bare.map(|s| s.reasons[0].as_str()),
+        Some("no membership date or use recorded")
+    );
+}

@@ -343,6 +343,30 @@ fn main() {
         "| **ratio, Python pipeline / native model** | **{:.1}×** |",
         python.as_secs_f64() / native_loyalty.as_secs_f64()
     );
+    // The same model in Python in both forms (`loyalty-columns`), the two
+    // interleaved; and the guest's share, without the pipeline.
+    let py_columns = host.load_scorer(plugins::LOYALTY_COLUMNS).unwrap();
+    assert!(py_columns.is_columnar());
+    let py_records = py_columns.clone().with_records();
+    let (mut in_columns, mut in_records) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        for (scorer, times) in [(&py_columns, &mut in_columns), (&py_records, &mut in_records)] {
+            let start = Instant::now();
+            std::hint::black_box(pipeline.score(scorer, few).unwrap());
+            times.push(start.elapsed());
+        }
+    }
+    let (py_c, py_r) = (sorted(in_columns)[RUNS / 2], sorted(in_records)[RUNS / 2]);
+    println!(
+        "| Python, both forms (`loyalty-columns`), whole pipeline, columns / records, per patron | {:.3} µs / {:.3} µs |",
+        per_few(py_c),
+        per_few(py_r)
+    );
+    println!(
+        "| **ratio, Python pipeline / native model, columns / records** | **{:.1}× / {:.1}×** |",
+        py_c.as_secs_f64() / native_loyalty.as_secs_f64(),
+        py_r.as_secs_f64() / native_loyalty.as_secs_f64()
+    );
 
     // 3. Cold compile against the cache. The cache trusts a stamp of an
     // entry only once the entry is older than a clock tick can hide (two

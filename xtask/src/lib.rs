@@ -202,6 +202,14 @@ pub fn build_python_plugins(root: &Path, out: &Path) -> Result<Vec<Packaged>> {
             .find_map(|l| l.trim().strip_prefix("world = "))
             .map(|w| w.trim_matches('"').to_string())
             .with_context(|| format!("{}/plugin.toml names no world", src.display()))?;
+        // A scorer that also implements the columnar export is built for
+        // the world with both; its manifest's role is still `scorer`.
+        let app = std::fs::read_to_string(src.join("app.py"))?;
+        let world = if world == "scorer" && app.contains("class ColumnarScoring(") {
+            "columnar-scorer".to_string()
+        } else {
+            world
+        };
         let dest = out.join(&id);
         std::fs::create_dir_all(&dest)?;
         let status = Command::new("componentize-py")
