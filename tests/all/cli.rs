@@ -488,3 +488,90 @@ fn every_read_of_patron_data_from_the_command_line_is_audited_first() {
     }
     assert!(run(&["audit", "verify"]).contains("the audit log is intact"));
 }
+
+#[test]
+fn cache_prune_shrinks_the_cache_to_the_size_asked() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut c = lectern_command();
+        c.args(["--cache-dir", dir]).args(args);
+        c.output().unwrap()
+    };
+    ok(run(&["plugin", "inspect", plugins::ENGAGEMENT]));
+    ok(run(&["plugin", "inspect", plugins::TESTKIT]));
+    let entries = || {
+        std::fs::read_dir(cache.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "cwasm")
+            })
+            .count()
+    };
+    assert_eq!(entries(), 2);
+    // Under the cap, nothing goes.
+    let kept: serde_json::Value =
+        serde_json::from_str(&ok(run(&["--json", "cache", "prune"]))).unwrap();
+    assert_eq!(
+        (kept["removed"].as_u64(), kept["kept"].as_u64()),
+        (Some(0), Some(2))
+    );
+    let pruned: serde_json::Value =
+        serde_json::from_str(&ok(run(&["--json", "cache", "prune", "--max-mib", "0"]))).unwrap();
+    assert_eq!(pruned["kept"], 0, "{pruned}");
+    assert!(pruned["freed_bytes"].as_u64().unwrap() > 0, "{pruned}");
+    assert_eq!(entries(), 0);
+    // A plugin whose entry went is compiled again.
+    ok(run(&["plugin", "inspect", plugins::ENGAGEMENT]));
+    assert_eq!(entries(), 1);
+    // Without a cache, there is nothing to prune, and it says so.
+    let out = lectern().args(["cache", "prune"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("there is no cache to prune"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn verbose_shows_plugin_log_lines_without_the_runtime_s_internals() {
+    let chatty = lectern_tests::plugin_copy(plugins::TESTKIT, |m| {
+        m.replace("mode = \"echo\"", "mode = \"chatty\"")
+    });
+    // One patron: ten thousand lines each is all the deadline allows.
+    let one = chatty.path().join("one.jsonl");
+    let all = std::fs::read_to_string(samples("patrons.jsonl")).unwrap();
+    std::fs::write(&one, all.lines().next().unwrap()).unwrap();
+    let run = |verbosity: &[&str]| {
+        let mut c = lectern();
+        c.args(verbosity).args([
+            "score",
+            "--plugin",
+            chatty.path().to_str().unwrap(),
+            "--policy",
+            plugins::BASELINE_PRIVACY,
+            "--input",
+        ]);
+        c.arg(&one);
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let quiet = run(&[]);
+    assert!(!quiet.contains("log line 0"), "{quiet}");
+    for v in ["-v", "-vv"] {
+        let said = run(&[v]);
+        assert!(said.contains("log line 0"), "{v}: {said}");
+        assert!(said.contains("stdout line 0"), "{v}: {said}");
+        // Compiling (there is no cache here) tells nothing of cranelift.
+        assert!(
+            !said.contains("cranelift") && !said.contains("wasmtime"),
+            "{v}: {}",
+            &said[..said.len().min(2000)]
+        );
+    }
+}

@@ -104,8 +104,19 @@ fn a_core_module_or_a_missing_component_says_how_to_build_one() {
 
     std::fs::remove_file(dir.path().join("engagement.wasm")).unwrap();
     let err = host.load(dir.path()).unwrap_err().to_string();
-    assert!(err.contains("cannot read the component"), "{err}");
-    assert!(err.contains("build the plugin for wasm32-wasip2"), "{err}");
+    assert!(err.contains("there is no component"), "{err}");
+    assert!(err.contains("there is no .wasm file beside it"), "{err}");
+    // Advice for every language, not Rust's alone.
+    for how in ["wasm32-wasip2", "componentize-py", "jco componentize"] {
+        assert!(err.contains(how), "{how}: {err}");
+    }
+    // A component under another name is pointed at.
+    std::fs::write(dir.path().join("engagement-0.2.wasm"), b"").unwrap();
+    let err = host.load(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("beside it are engagement-0.2.wasm; name the right one with `component = "),
+        "{err}"
+    );
 
     let empty = tempfile::tempdir().unwrap();
     let err = host.load(empty.path()).unwrap_err().to_string();

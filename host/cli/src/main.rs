@@ -62,7 +62,9 @@ struct Cli {
     /// directory if there is one]
     #[arg(long, global = true, value_name = "FILE", env = "LECTERN_CONFIG")]
     config: Option<PathBuf>,
-    /// Show plugin log lines and more (-vv for debug)
+    /// Show every plugin log line and what Lectern does (-vv: Lectern's
+    /// debug output too; -vvv: the runtime's as well). LECTERN_LOG, in
+    /// tracing's filter syntax, overrides it
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     #[command(subcommand)]
@@ -88,6 +90,11 @@ enum Command {
     Plugin {
         #[command(subcommand)]
         command: plugin::Command,
+    },
+    /// The compiled-plugin cache
+    Cache {
+        #[command(subcommand)]
+        command: plugin::CacheCommand,
     },
 }
 
@@ -176,9 +183,12 @@ impl Ctx {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Plugin log lines are `lectern::plugin`; wasmtime's and cranelift's
+    // internals stay quiet until -vvv.
     let level = match cli.verbose {
         0 => "warn",
-        1 => "info",
+        1 => "warn,lectern=info,lectern::plugin=debug",
+        2 => "warn,lectern=debug",
         _ => "debug",
     };
     tracing_subscriber::fmt()
@@ -251,6 +261,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Notices(c) => notices::run(&ctx, c),
         Command::Report { command } => report::run(&ctx, command),
         Command::Plugin { command } => plugin::run(&ctx, command),
+        Command::Cache { command } => plugin::cache(&ctx, command),
     }
 }
 

@@ -19,6 +19,54 @@ pub enum Command {
     },
 }
 
+#[derive(Subcommand)]
+pub enum CacheCommand {
+    /// Remove the compiled plugins used longest ago until the cache fits
+    /// its cap, and temporary files a killed run left behind. Every new
+    /// entry also prunes to the cap (2 GiB)
+    Prune {
+        /// The size to prune to, in MiB [default: the cap]
+        #[arg(long, value_name = "MIB")]
+        max_mib: Option<u64>,
+    },
+}
+
+/// `lectern cache`.
+pub fn cache(ctx: &Ctx, command: CacheCommand) -> Result<()> {
+    match command {
+        CacheCommand::Prune { max_mib } => {
+            let max = max_mib.map_or(ctx.host.cache_max_bytes(), |m| m << 20);
+            let Some(p) = ctx.host.prune_cache(max)? else {
+                anyhow::bail!(
+                    "there is no cache to prune: --no-cache was given, or no cache directory \
+                     could be found; name one with --cache-dir or LECTERN_CACHE_DIR"
+                );
+            };
+            let dir = ctx.host.cache_dir().map(|d| d.display().to_string());
+            if ctx.json {
+                return print_json(&json!({
+                    "dir": dir,
+                    "max_bytes": max,
+                    "removed": p.removed,
+                    "freed_bytes": p.freed_bytes,
+                    "kept": p.kept,
+                    "kept_bytes": p.kept_bytes,
+                }));
+            }
+            let mib = |b: u64| b as f64 / f64::from(1 << 20);
+            out!(
+                "removed {} file(s), {:.1} MiB; kept {} compiled plugin(s), {:.1} MiB, in {}",
+                p.removed,
+                mib(p.freed_bytes),
+                p.kept,
+                mib(p.kept_bytes),
+                dir.unwrap_or_default()
+            );
+            Ok(())
+        }
+    }
+}
+
 pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
     match command {
         Command::Inspect { path } => inspect(&ctx.host, &path, ctx.json),

@@ -176,6 +176,7 @@ impl Cache {
             && kept == now
             && seen_mac == self.stamp_mac(b"seen", &entry_subject(engine, component), &now)
         {
+            used(&side_path);
             return Ok(Some(path));
         }
         // Not checked since it last changed: read it all.
@@ -219,6 +220,57 @@ impl Cache {
         Ok(path)
     }
 
+    /// Removes the entries used longest ago until the entries take at most
+    /// `max_bytes`, and temporary files that a host killed mid-write left
+    /// behind. An entry a running host has mapped stays valid for it; the
+    /// next load compiles it again.
+    pub(crate) fn prune(&self, max_bytes: u64) -> Result<Pruned> {
+        let mut entries = Vec::new();
+        let mut pruned = Pruned::default();
+        for item in std::fs::read_dir(&self.dir)? {
+            let item = item?;
+            let path = item.path();
+            let name = item.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = item.metadata() else { continue };
+            if name.starts_with(".tmp") && is_stale(&meta) {
+                if std::fs::remove_file(&path).is_ok() {
+                    pruned.removed += 1;
+                    pruned.freed_bytes += meta.len();
+                }
+                continue;
+            }
+            if !name.ends_with(".cwasm") || !meta.is_file() {
+                continue;
+            }
+            let side = side(&path);
+            let side_meta = std::fs::metadata(&side).ok();
+            // Last used: a hit touches the side file; else when compiled.
+            let last_used = side_meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
+                .or_else(|| meta.modified().ok())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let size = meta.len() + side_meta.map_or(0, |m| m.len());
+            entries.push((last_used, size, path, side));
+        }
+        entries.sort();
+        let mut total: u64 = entries.iter().map(|e| e.1).sum();
+        for (_, size, path, side) in entries {
+            if total <= max_bytes {
+                pruned.kept += 1;
+                pruned.kept_bytes += size;
+                continue;
+            }
+            std::fs::remove_file(&path)
+                .with_context(|| format!("failed to remove the cache entry {}", path.display()))?;
+            let _ = std::fs::remove_file(&side);
+            total -= size;
+            pruned.removed += 1;
+            pruned.freed_bytes += size;
+        }
+        Ok(pruned)
+    }
+
     /// Writes `parts` to `path` through a uniquely named file renamed into
     /// place, so a reader sees the old file or the new one, never half.
     fn write_atomic(&self, path: &Path, parts: &[&[u8]]) -> Result<()> {
@@ -234,6 +286,35 @@ impl Cache {
         tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
     }
+}
+
+/// What [`Cache::prune`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Entries (and stale temporary files) removed.
+    pub removed: usize,
+    /// The bytes they took.
+    pub freed_bytes: u64,
+    /// Entries kept.
+    pub kept: usize,
+    /// The bytes they take.
+    pub kept_bytes: u64,
+}
+
+/// Marks the entry whose side file is `side` as used now, for pruning. The
+/// side file is not stamped, so its times are free to change.
+fn used(side: &Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(side) {
+        let _ = f.set_modified(SystemTime::now());
+    }
+}
+
+/// Whether a temporary file is old enough that no host is still writing it.
+fn is_stale(meta: &std::fs::Metadata) -> bool {
+    meta.modified()
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .is_some_and(|age| age > Duration::from_secs(3600))
 }
 
 /// The side file holding the MAC of the entry at `entry`.
@@ -404,6 +485,34 @@ mod tests {
         // An entry without its MAC is not used.
         std::fs::remove_file(side(&pa)).unwrap();
         assert!(cache.get(7, &a).is_err());
+    }
+
+    #[test]
+    fn pruning_removes_the_entries_used_longest_ago() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = eager(dir.path());
+        let code = vec![7u8; 1000];
+        let paths: Vec<PathBuf> = (0..4u8)
+            .map(|i| cache.put(7, &hash(&[i]), &code).unwrap())
+            .collect();
+        let old = SystemTime::now() - Duration::from_secs(600);
+        for (i, p) in paths.iter().enumerate() {
+            let f = std::fs::File::options().append(true).open(side(p)).unwrap();
+            f.set_modified(old + Duration::from_secs(i as u64)).unwrap();
+        }
+        // The oldest entry is used now, so the second oldest goes first.
+        tick();
+        cache.get(7, &hash(&[0])).unwrap();
+        cache.get(7, &hash(&[0])).unwrap();
+        let each = 1000 + SIDE_LEN as u64;
+        let pruned = cache.prune(2 * each).unwrap();
+        assert_eq!((pruned.removed, pruned.kept), (2, 2), "{pruned:?}");
+        assert_eq!(pruned.kept_bytes, 2 * each);
+        let left: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
+        assert_eq!(left, [true, false, false, true]);
+        assert!(!side(&paths[1]).exists());
+        assert_eq!(cache.prune(u64::MAX).unwrap().removed, 0);
+        assert_eq!(cache.prune(0).unwrap().kept, 0);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Pruned as CachePruned};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::log::{LogLine, LogSink, tracing_sink};
@@ -25,6 +25,7 @@ use crate::runtime::{PluginClock, StoreState};
 /// | setting | default |
 /// |---|---|
 /// | [`cache_dir`](Self::cache_dir) | none: every load compiles |
+/// | [`cache_max_bytes`](Self::cache_max_bytes) | 2 GiB: past it, the entries used longest ago are removed |
 /// | [`default_limits`](Self::default_limits) | [`Limits::default`] |
 /// | [`max_limits`](Self::max_limits) | [`Limits::maxima`] |
 /// | [`max_wasm_stack`](Self::max_wasm_stack) | 1 MiB |
@@ -37,6 +38,7 @@ use crate::runtime::{PluginClock, StoreState};
 #[derive(Clone)]
 pub struct HostBuilder {
     cache_dir: Option<PathBuf>,
+    cache_max_bytes: u64,
     defaults: Limits,
     maxima: Limits,
     max_wasm_stack: usize,
@@ -52,6 +54,7 @@ impl Default for HostBuilder {
     fn default() -> Self {
         HostBuilder {
             cache_dir: None,
+            cache_max_bytes: 2 << 30,
             defaults: Limits::default(),
             maxima: Limits::maxima(),
             max_wasm_stack: 1 << 20,
@@ -72,6 +75,14 @@ impl HostBuilder {
     /// file in it is loaded as native code.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// How large the cache may grow. After each new entry the host removes
+    /// the entries used longest ago until the rest fit; see
+    /// [`Host::prune_cache`].
+    pub fn cache_max_bytes(mut self, bytes: u64) -> Self {
+        self.cache_max_bytes = bytes;
         self
     }
 
@@ -235,6 +246,7 @@ impl HostBuilder {
                 memory: MemoryBudget::new(self.memory_budget),
                 cache,
                 cache_dir: self.cache_dir,
+                cache_max_bytes: self.cache_max_bytes,
                 defaults: self.defaults,
                 maxima: self.maxima,
                 epoch_tick: self.epoch_tick,
@@ -268,6 +280,7 @@ pub(crate) struct HostInner {
     pub(crate) memory: MemoryBudget,
     cache: Option<Cache>,
     cache_dir: Option<PathBuf>,
+    cache_max_bytes: u64,
     pub(crate) defaults: Limits,
     pub(crate) maxima: Limits,
     pub(crate) epoch_tick: Duration,
@@ -341,13 +354,36 @@ fn check_not_core(name: &str, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// A component file that cannot be read, with how to make one.
-pub(crate) fn unreadable(name: &str, e: &std::io::Error) -> Error {
+/// A component file that cannot be read, with how to make one: for a
+/// missing one, the `.wasm` files that are there instead.
+pub(crate) fn unreadable(name: &str, path: &Path, e: &std::io::Error) -> Error {
+    if e.kind() != std::io::ErrorKind::NotFound {
+        return load_error(name, format!("cannot read the component {name}: {e}"));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let mut found: Vec<String> = std::fs::read_dir(dir.unwrap_or(Path::new(".")))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".wasm"))
+        .collect();
+    found.sort();
+    let there = if found.is_empty() {
+        "there is no .wasm file beside it".to_string()
+    } else {
+        format!(
+            "beside it are {}; name the right one with `component = \"...\"` under [plugin]",
+            found.join(", ")
+        )
+    };
     load_error(
         name,
         format!(
-            "cannot read the component {name}: {e}; build the plugin for wasm32-wasip2 and \
-             put the .wasm file beside its plugin.toml"
+            "there is no component {name} (the manifest's `component`, `<id>.wasm` unless it \
+             says otherwise): {there}. Build the component (Rust: `cargo build --target \
+             wasm32-wasip2`; Python: `componentize-py`; JavaScript: `jco componentize`) and \
+             put it beside plugin.toml"
         ),
     )
 }
@@ -398,7 +434,7 @@ impl Host {
         let (mut bytes, mut hash, before) = match source {
             Source::Bytes(b) => (Some(b.to_vec()), None, None),
             Source::File(path) => {
-                let meta = std::fs::metadata(path).map_err(|e| unreadable(name, &e))?;
+                let meta = std::fs::metadata(path).map_err(|e| unreadable(name, path, &e))?;
                 self.check_size(name, meta.len())?;
                 (None, cache.and_then(|c| c.known_hash(path)), Some(meta))
             }
@@ -406,7 +442,9 @@ impl Host {
         let read = |bytes: &mut Option<Vec<u8>>| -> Result<Vec<u8>> {
             match (bytes.take(), source) {
                 (Some(b), _) => Ok(b),
-                (None, Source::File(path)) => std::fs::read(path).map_err(|e| unreadable(name, &e)),
+                (None, Source::File(path)) => {
+                    std::fs::read(path).map_err(|e| unreadable(name, path, &e))
+                }
                 (None, Source::Bytes(b)) => Ok(b.to_vec()),
             }
         };
@@ -469,10 +507,36 @@ impl Host {
         cache
             .put(engine_hash, &hash, &compiled)
             .map_err(Error::config)?;
+        match cache.prune(self.inner.cache_max_bytes) {
+            Ok(p) if p.removed > 0 => tracing::info!(
+                removed = p.removed,
+                freed_bytes = p.freed_bytes,
+                "pruned the plugin cache to its cap"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("could not prune the plugin cache: {e:#}"),
+        }
         #[allow(unsafe_code)]
         // SAFETY: `compiled` was produced just now by this engine.
         let c = unsafe { Component::deserialize(engine, &compiled) }.map_err(invalid)?;
         Ok(Compiled::new(c, CacheStatus::Stored, start, size, hash))
+    }
+
+    /// Removes the cache entries used longest ago until the rest take at
+    /// most `max_bytes`, and temporary files a killed host left behind.
+    /// `None` when the host has no cache.
+    pub fn prune_cache(&self, max_bytes: u64) -> Result<Option<CachePruned>> {
+        self.inner
+            .cache
+            .as_ref()
+            .map(|c| c.prune(max_bytes))
+            .transpose()
+            .map_err(Error::config)
+    }
+
+    /// The cache's size cap ([`HostBuilder::cache_max_bytes`]).
+    pub fn cache_max_bytes(&self) -> u64 {
+        self.inner.cache_max_bytes
     }
 
     /// The cache entries' directory, if any.

@@ -100,6 +100,7 @@ pub mod fuzzing;
 
 pub use crate::api::SUPPORTED_API_VERSIONS;
 pub use crate::audit::{AuditAnchor, AuditCheck, AuditEntry, AuditHead, AuditRow};
+pub use crate::cache::Pruned as CachePruned;
 pub use crate::config::{
     Clock, Config, DeliveryRules, NoticeRules, Secret, Segments, SmtpTls, TransportConfig,
     local_day, quiet_until,
