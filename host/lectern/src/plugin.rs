@@ -275,6 +275,21 @@ fn human_size(n: u64) -> String {
 
 /// Checks that the component exports its manifest's world at this host's
 /// API version, and imports nothing the sandbox does not offer.
+/// The WASI interfaces the host's linker defines (`wasmtime_wasi::p2::
+/// add_to_linker_sync`): what a language's standard library imports. None
+/// of them reaches a file, a socket, the environment or the wall clock:
+/// there are no preopens, no network, no variables, and the clocks are the
+/// host's fixed ones. Anything else, `wasi:http` above all, is refused by
+/// name before linking.
+const OFFERED_WASI: [&str; 6] = [
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:filesystem/",
+    "wasi:io/",
+    "wasi:random/",
+    "wasi:sockets/",
+];
+
 fn check_world(manifest: &Manifest, info: &ComponentInfo) -> Result<()> {
     let id = &manifest.id;
     let version = manifest.api_version.as_str();
@@ -322,29 +337,43 @@ fn check_world(manifest: &Manifest, info: &ComponentInfo) -> Result<()> {
             })
             .map(|w| format!(", so it was built for world `{w}`"))
             .unwrap_or_default();
+        let world = manifest.world;
+        let fix = if built_for.is_empty() {
+            format!("build the component for world `{world}` of lectern:crm@{version}")
+        } else {
+            format!(
+                "set `plugin.world` to what the component is, or build the component for \
+                 world `{world}` of lectern:crm@{version}"
+            )
+        };
         return Err(load_error(
             id,
             format!(
-                "{} says world `{}`, which exports `{want}`, but {found}{built_for}; fix \
-                 `plugin.world`, or build the component with `lectern_plugin::{}`",
+                "{} says world `{world}`, which exports `{want}`, but {found}{built_for}; {fix} \
+                 (Rust: `lectern_plugin::{}`; Python: `componentize-py -w {world}`; \
+                 JavaScript: `jco componentize -n {world}`)",
                 manifest.path.display(),
-                manifest.world,
-                manifest.world.sdk_macro()
+                world.sdk_macro()
             ),
         ));
     }
     let allowed = |i: &str| {
-        i.starts_with("wasi:")
+        OFFERED_WASI.iter().any(|w| i.starts_with(w))
             || i == crate::api::interface("host", version)
             || i == crate::api::interface("types", version)
     };
     if let Some(bad) = info.imports.iter().find(|i| !allowed(i)) {
+        let why = if bad.starts_with("wasi:http/") {
+            "plugins get no network. componentize-js adds HTTP unless told not to: \
+             build with `-d http -d fetch-event`"
+        } else {
+            "plugins may import lectern:crm/host and the parts of WASI a language's \
+             standard library needs (cli, clocks, filesystem, io, random, sockets), which \
+             the sandbox answers without a file, a socket, the environment or the real time"
+        };
         return Err(load_error(
             id,
-            format!(
-                "the component imports `{bad}`, which the sandbox does not offer; plugins may \
-                 import lectern:crm/host and the parts of WASI a standard library needs"
-            ),
+            format!("the component imports `{bad}`, which the sandbox does not offer; {why}"),
         ));
     }
     Ok(())
