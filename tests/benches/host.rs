@@ -350,7 +350,10 @@ fn main() {
     let py_records = py_columns.clone().with_records();
     let (mut in_columns, mut in_records) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
-        for (scorer, times) in [(&py_columns, &mut in_columns), (&py_records, &mut in_records)] {
+        for (scorer, times) in [
+            (&py_columns, &mut in_columns),
+            (&py_records, &mut in_records),
+        ] {
             let start = Instant::now();
             std::hint::black_box(pipeline.score(scorer, few).unwrap());
             times.push(start.elapsed());
