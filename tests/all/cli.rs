@@ -575,3 +575,75 @@ fn verbose_shows_plugin_log_lines_without_the_runtime_s_internals() {
         );
     }
 }
+
+#[test]
+fn plugin_test_runs_fixtures_reports_costs_and_fails_on_a_mismatch() {
+    // The engagement plugin's own fixtures, as its author keeps them.
+    let fixtures = repo().join("plugins/engagement/fixtures");
+    let test = |plugin: &str, fixtures: &std::path::Path, extra: &[&str]| {
+        let mut c = lectern();
+        c.args([
+            "--json",
+            "plugin",
+            "test",
+            plugin,
+            "--policy",
+            plugins::BASELINE_PRIVACY,
+        ]);
+        c.arg("--fixtures").arg(fixtures).args(extra);
+        c.output().unwrap()
+    };
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(test(plugins::ENGAGEMENT, &fixtures, &[]))).unwrap();
+    let case = &report["cases"][0];
+    assert_eq!(case["outcome"], "passed", "{report}");
+    assert!(case["fuel_used"].as_u64().unwrap() > 1000, "{case}");
+    assert!(
+        case["peak_memory_bytes"].as_u64().unwrap() >= 64 << 10,
+        "{case}"
+    );
+    assert!(case["output_bytes"].as_u64().unwrap() > 100, "{case}");
+
+    // An expected file that no longer holds: exit 1, and where it differs.
+    let copy = tempfile::tempdir().unwrap();
+    for f in ["samples.patrons.jsonl", "samples.expected.json"] {
+        std::fs::copy(fixtures.join(f), copy.path().join(f)).unwrap();
+    }
+    let expected = copy.path().join("samples.expected.json");
+    let text = std::fs::read_to_string(&expected).unwrap();
+    std::fs::write(&expected, text.replacen("\"key-reader\"", "\"regular\"", 1)).unwrap();
+    let out = test(plugins::ENGAGEMENT, copy.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["cases"][0]["outcome"], "mismatch");
+    assert!(
+        report["cases"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("expected \"regular\", got \"key-reader\""),
+        "{report}"
+    );
+    // --bless writes what the plugin gives now, and then it passes.
+    ok(test(plugins::ENGAGEMENT, copy.path(), &["--bless"]));
+    assert_eq!(std::fs::read_to_string(&expected).unwrap(), text);
+
+    // A plugin that fails, and one asking for a field the policy withholds.
+    let failing = lectern_tests::plugin_copy(plugins::TESTKIT, |m| {
+        m.replace("mode = \"echo\"", "mode = \"error\"").replace(
+            r#"fields = ["category", "activity"]"#,
+            r#"fields = ["category", "email"]"#,
+        )
+    });
+    let out = test(failing.path().to_str().unwrap(), copy.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["cases"][0]["outcome"], "failed", "{report}");
+    assert!(
+        report["cases"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("testkit failed on purpose"),
+        "{report}"
+    );
+    assert_eq!(report["withheld_fields"], serde_json::json!(["email"]));
+}

@@ -12,6 +12,7 @@ macro_rules! out {
 }
 
 mod data;
+mod harness;
 mod notices;
 mod output;
 mod plugin;

@@ -17,6 +17,29 @@ pub enum Command {
         /// A plugin directory, its plugin.toml, or a .wasm component
         path: PathBuf,
     },
+    /// Run a plugin over its fixtures and compare with what they expect,
+    /// showing each case's wall time, peak memory, fuel and output size,
+    /// and the declared fields the policy withheld. Exits 1 on a mismatch
+    /// or a failure
+    Test {
+        /// A plugin directory or its plugin.toml
+        path: PathBuf,
+        /// The fixtures: NAME.patrons.jsonl (and NAME.events.jsonl for a
+        /// messenger), with NAME.expected.json [default: fixtures/ beside
+        /// plugin.toml]
+        #[arg(long, value_name = "DIR")]
+        fixtures: Option<PathBuf>,
+        /// Write what the plugin gives now as what each case expects
+        #[arg(long)]
+        bless: bool,
+        /// The privacy-filter plugin in force [default: the library's]
+        #[arg(long, value_name = "PLUGIN")]
+        policy: Option<PathBuf>,
+        /// The day the plugin is told it is (YYYY-MM-DD) [default:
+        /// 2026-11-28, so that expected output does not age]
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<chrono::NaiveDate>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -70,6 +93,20 @@ pub fn cache(ctx: &Ctx, command: CacheCommand) -> Result<()> {
 pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
     match command {
         Command::Inspect { path } => inspect(&ctx.host, &path, ctx.json),
+        Command::Test {
+            path,
+            fixtures,
+            bless,
+            policy,
+            as_of,
+        } => crate::harness::test(
+            ctx,
+            &path,
+            fixtures.as_deref(),
+            bless,
+            policy.as_deref(),
+            as_of,
+        ),
     }
 }
 

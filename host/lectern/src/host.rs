@@ -17,7 +17,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::cache::{Cache, Pruned as CachePruned};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::log::{LogLine, LogSink, tracing_sink};
+use crate::log::{CallObserver, CallStats, LogLine, LogSink, tracing_sink};
 use crate::runtime::{PluginClock, StoreState};
 
 /// Sets up a [`Host`]. Every setting has a default:
@@ -34,6 +34,7 @@ use crate::runtime::{PluginClock, StoreState};
 /// | [`max_component_bytes`](Self::max_component_bytes) | 64 MiB: a component file larger than this is refused |
 /// | [`memory_budget`](Self::memory_budget) | 2 GiB: the memory caps of the calls running at once add up to no more; a call waits for room |
 /// | [`log_sink`](Self::log_sink) | `tracing`, target `lectern::plugin` |
+/// | [`call_observer`](Self::call_observer) | none |
 /// | [`plugin_config`](Self::plugin_config) | none: plugins see their manifest defaults |
 #[derive(Clone)]
 pub struct HostBuilder {
@@ -47,6 +48,7 @@ pub struct HostBuilder {
     max_component_bytes: u64,
     memory_budget: u64,
     log_sink: LogSink,
+    call_observer: Option<CallObserver>,
     plugin_config: BTreeMap<String, BTreeMap<String, String>>,
 }
 
@@ -63,6 +65,7 @@ impl Default for HostBuilder {
             max_component_bytes: 64 << 20,
             memory_budget: 2 << 30,
             log_sink: tracing_sink(),
+            call_observer: None,
             plugin_config: BTreeMap::new(),
         }
     }
@@ -135,6 +138,14 @@ impl HostBuilder {
     /// Where plugin log lines go.
     pub fn log_sink(mut self, sink: impl Fn(&LogLine) + Send + Sync + 'static) -> Self {
         self.log_sink = Arc::new(sink);
+        self
+    }
+
+    /// Hears what every plugin call cost ([`CallStats`]): wall time, peak
+    /// linear memory, fuel. For harnesses and metrics; the call waits for
+    /// it, so keep it quick.
+    pub fn call_observer(mut self, observe: impl Fn(&CallStats) + Send + Sync + 'static) -> Self {
+        self.call_observer = Some(Arc::new(observe));
         self
     }
 
@@ -251,6 +262,7 @@ impl HostBuilder {
                 maxima: self.maxima,
                 epoch_tick: self.epoch_tick,
                 log_sink: self.log_sink,
+                call_observer: self.call_observer,
                 plugin_config: self.plugin_config,
                 stop,
                 _ticker: ticker,
@@ -285,6 +297,7 @@ pub(crate) struct HostInner {
     pub(crate) maxima: Limits,
     pub(crate) epoch_tick: Duration,
     pub(crate) log_sink: LogSink,
+    pub(crate) call_observer: Option<CallObserver>,
     pub(crate) plugin_config: BTreeMap<String, BTreeMap<String, String>>,
     stop: Arc<AtomicBool>,
     _ticker: std::thread::JoinHandle<()>,

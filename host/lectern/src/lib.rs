@@ -121,7 +121,7 @@ pub use crate::import::{
 pub use crate::input::{InputError, read_jsonl};
 pub use crate::keys::Keyring;
 pub use crate::limits::Limits;
-pub use crate::log::{LogLevel, LogLine, LogSink, LogSource};
+pub use crate::log::{CallObserver, CallStats, LogLevel, LogLine, LogSink, LogSource};
 pub use crate::manifest::{LimitOverrides, MANIFEST_FILE, MANIFEST_VERSION, Manifest, World};
 pub use crate::model::{
     Activity, Channel, Composed, Consents, Event, EventKind, Hold, Loan, Patron, Scored, Skipped,

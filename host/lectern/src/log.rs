@@ -61,3 +61,23 @@ pub(crate) fn tracing_sink() -> LogSink {
         }
     })
 }
+
+/// What one plugin call cost: what `lectern plugin test` reports, handed to
+/// the observer set with [`HostBuilder::call_observer`](crate::HostBuilder::call_observer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallStats {
+    /// The plugin's id.
+    pub plugin: String,
+    /// From the fresh store to the call's end.
+    pub wall: std::time::Duration,
+    /// The most linear memory the plugin's instance held at once.
+    pub peak_memory_bytes: u64,
+    /// The fuel the call burned, about one unit per WebAssembly
+    /// instruction; `None` for a plugin without a fuel budget.
+    pub fuel_used: Option<u64>,
+    /// Whether the call succeeded.
+    pub ok: bool,
+}
+
+/// Where per-call statistics go.
+pub type CallObserver = Arc<dyn Fn(&CallStats) + Send + Sync>;

@@ -523,6 +523,7 @@ impl Plugin {
             epoch_tick: host.epoch_tick,
             config: &self.inner.config,
             sink: &host.log_sink,
+            observer: host.call_observer.as_ref(),
             today,
         }
         .run(f)

@@ -20,7 +20,7 @@ use crate::api::v0_1;
 use crate::api::v0_2 as newest;
 use crate::error::{Error, Failure, PluginRef};
 use crate::limits::Limits;
-use crate::log::{LogLevel, LogLine, LogSink, LogSource};
+use crate::log::{CallObserver, CallStats, LogLevel, LogLine, LogSink, LogSource};
 
 /// The most lines of `host.log` kept per call.
 const MAX_LOG_LINES: usize = 1000;
@@ -31,7 +31,7 @@ const MAX_LINE_BYTES: usize = 4096;
 pub(crate) struct StoreState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: PeakLimits,
     plugin: Arc<str>,
     config: Arc<BTreeMap<String, String>>,
     today: NaiveDate,
@@ -321,7 +321,61 @@ pub(crate) struct CallSetup<'a> {
     pub(crate) epoch_tick: std::time::Duration,
     pub(crate) config: &'a Arc<BTreeMap<String, String>>,
     pub(crate) sink: &'a LogSink,
+    pub(crate) observer: Option<&'a CallObserver>,
     pub(crate) today: NaiveDate,
+}
+
+/// The store's limits, remembering the most linear memory the instance
+/// held at once, over all its memories.
+struct PeakLimits {
+    inner: StoreLimits,
+    held: usize,
+    peak: usize,
+}
+
+impl wasmtime::ResourceLimiter for PeakLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.held = self.held.saturating_add(desired.saturating_sub(current));
+            self.peak = self.peak.max(self.held);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
 }
 
 impl CallSetup<'_> {
@@ -353,10 +407,14 @@ impl CallSetup<'_> {
         let state = StoreState {
             wasi,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes as usize)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: PeakLimits {
+                inner: StoreLimitsBuilder::new()
+                    .memory_size(self.limits.memory_bytes as usize)
+                    .trap_on_grow_failure(true)
+                    .build(),
+                held: 0,
+                peak: 0,
+            },
             plugin: Arc::from(self.plugin.id.as_str()),
             config: self.config.clone(),
             today: self.today,
@@ -383,7 +441,21 @@ impl CallSetup<'_> {
                 .map_err(|e| Error::config(anyhow::anyhow!(e)))?;
         }
 
+        let started = std::time::Instant::now();
         let result = f(&mut store);
+        if let Some(observe) = self.observer {
+            let fuel_used = self
+                .limits
+                .fuel
+                .map(|budget| budget.saturating_sub(store.get_fuel().unwrap_or(0)));
+            observe(&CallStats {
+                plugin: self.plugin.id.clone(),
+                wall: started.elapsed(),
+                peak_memory_bytes: store.data().limits.peak as u64,
+                fuel_used,
+                ok: result.is_ok(),
+            });
+        }
         drop(store);
 
         let stderr_text = stderr.contents();
