@@ -198,3 +198,27 @@ fn a_python_scorer_in_columns_gives_what_it_and_the_record_scorer_give_in_record
         Some("no membership date or use recorded")
     );
 }
+
+#[test]
+fn the_sdk_carries_the_released_wit_unchanged() {
+    // The SDK is published with the WIT inside it; the copy must be the
+    // contract as released, byte for byte.
+    let released = repo().join("wit/v0.2.0");
+    let carried = repo().join("plugins/sdk/wit/v0.2.0");
+    let names = |dir: &std::path::Path| {
+        let mut n: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&released), names(&carried));
+    for name in names(&released) {
+        assert_eq!(
+            std::fs::read(released.join(&name)).unwrap(),
+            std::fs::read(carried.join(&name)).unwrap(),
+            "plugins/sdk/wit/v0.2.0/{name} differs from wit/v0.2.0/{name}: copy it over"
+        );
+    }
+}

@@ -299,7 +299,19 @@ fn lint() -> Result<()> {
         .current_dir(&plugins)
         .args(["clippy", "--workspace", "--target-dir"])
         .arg(target().join("wasm-plugins"))
-        .args(["--", "-D", "warnings"]))
+        .args(["--", "-D", "warnings"]))?;
+    // The SDK is published on its own: it must package, and build from the
+    // package alone (its WIT inside it).
+    run(cargo()
+        .current_dir(&plugins)
+        .args([
+            "package",
+            "-p",
+            "lectern-plugin",
+            "--allow-dirty",
+            "--target-dir",
+        ])
+        .arg(target().join("wasm-plugins")))
 }
 
 /// `cargo xtask bench [host|store|notify] [ARGS]`: `host` (the default)

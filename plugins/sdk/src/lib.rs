@@ -32,7 +32,7 @@ pub mod __private {
     /// host picks the faster one it can use.
     pub mod scorer {
         wit_bindgen::generate!({
-            path: "../../wit/v0.2.0",
+            path: "wit/v0.2.0",
             world: "columnar-scorer",
             additional_derives: [PartialEq],
             pub_export_macro: true,
@@ -44,7 +44,7 @@ pub mod __private {
     /// The `messenger` world.
     pub mod messenger {
         wit_bindgen::generate!({
-            path: "../../wit/v0.2.0",
+            path: "wit/v0.2.0",
             world: "messenger",
             pub_export_macro: true,
             export_macro_name: "export_messenger_world",
@@ -59,7 +59,7 @@ pub mod __private {
     /// The `privacy-filter` world.
     pub mod privacy_filter {
         wit_bindgen::generate!({
-            path: "../../wit/v0.2.0",
+            path: "wit/v0.2.0",
             world: "privacy-filter",
             pub_export_macro: true,
             export_macro_name: "export_privacy_filter_world",
