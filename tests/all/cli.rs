@@ -647,3 +647,34 @@ fn plugin_test_runs_fixtures_reports_costs_and_fails_on_a_mismatch() {
     );
     assert_eq!(report["withheld_fields"], serde_json::json!(["email"]));
 }
+
+#[test]
+fn a_messenger_that_cannot_name_or_reach_readers_is_warned_about() {
+    let mute = lectern_tests::plugin_copy(plugins::NOTICES, |m| {
+        m.replace(
+            r#"fields = ["name", "email", "phone", "locale", "channels"]"#,
+            r#"fields = ["locale"]"#,
+        )
+    });
+    let out = ok(lectern()
+        .args(["--json", "plugin", "inspect", mute.path().to_str().unwrap()])
+        .output()
+        .unwrap());
+    let info: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let warnings: Vec<&str> = info["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("cannot address readers by name"));
+    assert!(warnings[1].contains("only print can reach readers"));
+    // The bundled messenger asks for both, and is not warned about.
+    let out = ok(lectern()
+        .args(["--json", "plugin", "inspect", plugins::NOTICES])
+        .output()
+        .unwrap());
+    let info: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(info["warnings"], serde_json::json!([]));
+}

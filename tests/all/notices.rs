@@ -1303,3 +1303,39 @@ fn only_the_channels_a_patron_chose_are_used_with_print_as_the_fallback() {
         .unwrap();
     assert_eq!(report.queued, ana.len(), "{report:#?}");
 }
+
+#[test]
+fn a_messenger_written_in_python_composes_like_any_other() {
+    // Built by componentize-py from plugins/python/pickup.
+    let messenger = shared_host().load_messenger(plugins::PICKUP).unwrap();
+    let report = lectern_tests::pipeline()
+        .compose(
+            &messenger,
+            &lectern_tests::sample_events(),
+            &lectern_tests::sample_patrons(),
+        )
+        .unwrap();
+    let by_event: HashMap<&str, &lectern::Composed> = report
+        .messages
+        .iter()
+        .map(|m| (m.event.as_str(), m))
+        .collect();
+    // Wang Li reads Chinese and takes email; Okafor reads English.
+    let hold = by_event["E1001"];
+    assert_eq!((hold.channel, hold.locale.as_str()), (Channel::Email, "zh"));
+    assert!(
+        hold.subject.contains("Principles of Physical Chemistry"),
+        "{hold:?}"
+    );
+    assert!(hold.body.starts_with("Wang Li，"), "{hold:?}");
+    let due = by_event["E1002"];
+    assert_eq!((due.channel, due.locale.as_str()), (Channel::Email, "en"));
+    assert!(due.body.contains("is due back on 2026-11-30"), "{due:?}");
+    assert!(due.body.ends_with("City University Library"), "{due:?}");
+    // An event it does not compose fails alone, with the plugin's words.
+    let overdue = report.skipped.iter().find(|s| {
+        s.reason
+            .contains("pickup does not compose EventKind_Overdue")
+    });
+    assert!(overdue.is_some(), "{:?}", report.skipped);
+}

@@ -169,6 +169,7 @@ pub fn test(
             "version": plugin.version(),
             "fixtures": fixtures,
             "withheld_fields": withheld,
+            "warnings": plugin.manifest().warnings(),
             "cases": results.iter().map(|c| json!({
                 "name": c.name,
                 "outcome": c.outcome.as_str(),
@@ -218,6 +219,9 @@ pub fn test(
                 "the policy withheld these declared fields: {}",
                 withheld.join(", ")
             );
+        }
+        for w in plugin.manifest().warnings() {
+            out!("warning: {w}");
         }
         for c in &results {
             if let Outcome::Mismatch(d) | Outcome::Failed(d) = &c.outcome {

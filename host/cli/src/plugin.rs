@@ -146,6 +146,7 @@ fn inspect(host: &Host, path: &Path, json: bool) -> Result<()> {
                 "description": m.description,
                 "authors": m.authors,
                 "fields": fields,
+                "warnings": m.warnings(),
                 "config": plugin.config(),
                 "limits": {
                     "deadline_ms": limits.deadline.as_millis() as u64,
@@ -197,6 +198,9 @@ fn inspect(host: &Host, path: &Path, json: bool) -> Result<()> {
     );
     out!("component  {}", info.path.display());
     print_component(info);
+    for w in m.warnings() {
+        out!("warning    {w}");
+    }
     Ok(())
 }
 

@@ -189,6 +189,33 @@ struct RawInputs {
 }
 
 impl Manifest {
+    /// What a manifest allows but its author most likely did not mean: a
+    /// messenger that cannot name or reach its readers.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.world == World::Messenger {
+            if !self.fields.contains(&Field::Name) {
+                out.push(
+                    "it does not ask for `name` in `inputs.fields`, so it cannot address \
+                     readers by name"
+                        .to_string(),
+                );
+            }
+            if !self
+                .fields
+                .iter()
+                .any(|f| matches!(f, Field::Email | Field::Phone))
+            {
+                out.push(
+                    "it asks for neither `email` nor `phone` in `inputs.fields`, so only \
+                     print can reach readers"
+                        .to_string(),
+                );
+            }
+        }
+        out
+    }
+
     /// Reads and checks `path`.
     pub fn from_file(path: &Path) -> Result<Manifest> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Manifest {

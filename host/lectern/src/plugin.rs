@@ -131,6 +131,9 @@ impl Host {
                 other => other,
             })?;
         check_world(&manifest, &info)?;
+        for warning in manifest.warnings() {
+            tracing::warn!(plugin = %id, "{warning}");
+        }
         let pre = self
             .inner
             .runtime(limits.fuel.is_some())
