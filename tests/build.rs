@@ -21,6 +21,11 @@ fn main() {
                 .and_then(|()| xtask::build_python_plugins(&root, &out.join("plugins")))
                 .unwrap_or_else(|e| panic!("{e:#}")),
         )
+        // JavaScript plugins need jco, which this installs from npm.
+        .chain(
+            xtask::build_js_plugins(&root, &out.join("plugins"))
+                .unwrap_or_else(|e| panic!("{e:#}")),
+        )
         .collect();
 
     for path in [
@@ -44,12 +49,15 @@ fn main() {
     let mut consts = String::new();
     for p in &packaged {
         let src = root.join("plugins").join(&p.id);
-        let src = if src.is_dir() {
-            src
-        } else {
-            root.join("plugins/python").join(&p.id)
-        };
-        for part in ["src", "Cargo.toml", "plugin.toml", "app.py"] {
+        let src = [
+            src,
+            root.join("plugins/python").join(&p.id),
+            root.join("plugins/js").join(&p.id),
+        ]
+        .into_iter()
+        .find(|d| d.is_dir())
+        .expect("a plugin's sources");
+        for part in ["src", "Cargo.toml", "plugin.toml", "app.py", "app.js"] {
             // A path that does not exist would make cargo rerun this always.
             if src.join(part).exists() {
                 println!("cargo:rerun-if-changed={}", src.join(part).display());

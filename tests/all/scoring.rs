@@ -1,7 +1,7 @@
 //! The `scorer` world end to end, with the `engagement` plugin.
 
 use lectern::Scored;
-use lectern_tests::{host, pipeline, plugins, sample_patrons};
+use lectern_tests::{host, pipeline, plugins, sample_patrons, shared_host};
 
 fn score_samples() -> Vec<Scored> {
     let (host, _) = host();
@@ -193,4 +193,26 @@ fn a_scorer_written_in_python_runs_like_any_other() {
         .score(&loyalty, &sample_patrons())
         .unwrap();
     assert_eq!(find(&later, "P0007").reasons[0], "a member for 20.6 years");
+}
+
+#[test]
+fn a_scorer_written_in_javascript_runs_like_any_other() {
+    // Built by jco (componentize-js) from plugins/js/busy, without HTTP.
+    let busy = shared_host().load_scorer(plugins::BUSY).unwrap();
+    let info = busy.plugin().component();
+    assert!(
+        info.size > 5 << 20,
+        "a JavaScript component carries its engine"
+    );
+    assert!(
+        !info.imports.iter().any(|i| i.starts_with("wasi:http")),
+        "{:?}",
+        info.imports
+    );
+    let scores = pipeline().score(&busy, &sample_patrons()).unwrap();
+    let heavy = find(&scores, "P0009"); // 33 loans this year
+    assert_eq!((heavy.segment.as_str(), heavy.value), ("busy", 55.0));
+    assert_eq!(heavy.reasons, ["33 loans in the year to 2026-11-28"]);
+    let none = find(&scores, "P0010");
+    assert_eq!((none.segment.as_str(), none.value), ("quiet", 0.0));
 }

@@ -164,6 +164,107 @@ fn pip_install(package: &str, version: &str, why: &str) -> Result<()> {
     }
 }
 
+/// The jco that builds the JavaScript plugins, and the componentize-js it
+/// drives: versions known to build `lectern:crm@0.2.0` components.
+pub const JCO: &str = "1.24.6";
+/// See [`JCO`].
+pub const COMPONENTIZE_JS: &str = "0.19.3";
+
+/// Where the JavaScript tools are installed: `target/js-tools`, so that a
+/// clean clone needs nothing but npm.
+fn js_tools(root: &Path) -> PathBuf {
+    root.join("target/js-tools")
+}
+
+/// Installs the pinned jco and componentize-js from npm into
+/// `target/js-tools`, unless they are there already.
+pub fn ensure_jco(root: &Path) -> Result<PathBuf> {
+    let tools = js_tools(root);
+    let jco = tools.join("node_modules/.bin/jco");
+    let pinned = tools.join(format!("pinned-{JCO}-{COMPONENTIZE_JS}"));
+    if jco.is_file() && pinned.is_file() {
+        return Ok(jco);
+    }
+    eprintln!(
+        "installing jco {JCO} and componentize-js {COMPONENTIZE_JS} from npm for the JavaScript plugins"
+    );
+    std::fs::create_dir_all(&tools)?;
+    let status = Command::new("npm")
+        .current_dir(&tools)
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--silent",
+            "--prefix",
+            ".",
+        ])
+        .arg(format!("@bytecodealliance/jco@{JCO}"))
+        .arg(format!(
+            "@bytecodealliance/componentize-js@{COMPONENTIZE_JS}"
+        ))
+        .status();
+    match status {
+        Ok(s) if s.success() && jco.is_file() => {
+            std::fs::write(&pinned, b"")?;
+            Ok(jco)
+        }
+        _ => bail!(
+            "jco {JCO} is missing and npm could not install it (Node.js 18 or later and npm \
+             are needed); run `npm install --prefix target/js-tools \
+             @bytecodealliance/jco@{JCO} @bytecodealliance/componentize-js@{COMPONENTIZE_JS}`"
+        ),
+    }
+}
+
+/// Builds every JavaScript plugin under `plugins/js` (a directory with
+/// `app.js` and `plugin.toml`) with jco, into `out/<id>/`. HTTP and the
+/// fetch event are left out (`-d http -d fetch-event`): the sandbox offers
+/// no network, and the host refuses a component that imports it.
+pub fn build_js_plugins(root: &Path, out: &Path) -> Result<Vec<Packaged>> {
+    let dir = root.join("plugins/js");
+    let mut packaged = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(packaged);
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.join("app.js").is_file())
+        .collect();
+    dirs.sort();
+    if dirs.is_empty() {
+        return Ok(packaged);
+    }
+    let jco = ensure_jco(root)?;
+    for src in dirs {
+        let id = src.file_name().unwrap().to_string_lossy().into_owned();
+        let manifest = std::fs::read_to_string(src.join("plugin.toml"))
+            .with_context(|| format!("failed to read {}/plugin.toml", src.display()))?;
+        let world = manifest
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("world = "))
+            .map(|w| w.trim_matches('"').to_string())
+            .with_context(|| format!("{}/plugin.toml names no world", src.display()))?;
+        let dest = out.join(&id);
+        std::fs::create_dir_all(&dest)?;
+        let status = Command::new(&jco)
+            .arg("componentize")
+            .arg(src.join("app.js"))
+            .arg("--wit")
+            .arg(root.join("wit").join(format!("v{API_VERSION}")))
+            .args(["-n", &world, "-d", "http", "-d", "fetch-event", "-o"])
+            .arg(dest.join(format!("{id}.wasm")))
+            .status()
+            .context("failed to run jco")?;
+        if !status.success() {
+            bail!("jco could not build the JavaScript plugin `{id}` ({status})");
+        }
+        std::fs::copy(src.join("plugin.toml"), dest.join("plugin.toml"))?;
+        packaged.push(Packaged { id, dir: dest });
+    }
+    Ok(packaged)
+}
+
 /// The aiosmtpd the delivery tests run as a local SMTP server.
 pub const AIOSMTPD: &str = "1.4.6";
 
