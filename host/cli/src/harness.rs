@@ -70,7 +70,10 @@ pub fn test(
         path.to_path_buf()
     };
     let mut manifest = Manifest::from_file(&manifest_path)?;
-    let dir = manifest_path.parent().unwrap_or(Path::new("."));
+    let dir = match manifest_path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let fixtures = fixtures.map_or_else(|| dir.join("fixtures"), Path::to_path_buf);
     let cases = case_names(&fixtures, manifest.world)?;
 
@@ -84,6 +87,19 @@ pub fn test(
         builder = builder.cache_dir(cache);
     }
     let host = builder.build()?;
+    // A plugin is its directory: a component linked in from elsewhere is
+    // refused here as `Host::load` refuses it.
+    if let (Ok(root), Ok(real)) = (
+        std::fs::canonicalize(dir),
+        std::fs::canonicalize(&manifest.component),
+    ) && !real.starts_with(&root)
+    {
+        bail!(
+            "{} is a link to a file outside the plugin's directory {}; copy the file in instead",
+            manifest.component.display(),
+            dir.display()
+        );
+    }
     let bytes = std::fs::read(&manifest.component).with_context(|| {
         format!(
             "cannot read the component {}; build the plugin first",

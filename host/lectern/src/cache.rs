@@ -288,7 +288,7 @@ impl Cache {
     }
 }
 
-/// What [`Cache::prune`] did.
+/// What pruning the cache did ([`Host::prune_cache`](crate::Host::prune_cache)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
     /// Entries (and stale temporary files) removed.
