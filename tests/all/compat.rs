@@ -222,3 +222,25 @@ fn the_sdk_carries_the_released_wit_unchanged() {
         );
     }
 }
+
+#[test]
+fn the_typescript_declarations_are_the_wits() {
+    // plugins/js/types is what `cargo xtask js-types` writes from the WIT;
+    // a change to the WIT must come with them regenerated.
+    let fresh = tempfile::tempdir().unwrap();
+    xtask::write_js_types(&repo(), fresh.path()).unwrap();
+    let shipped = repo().join("plugins/js/types");
+    for world in xtask::JS_WORLDS {
+        for file in [
+            format!("{world}/{world}.d.ts"),
+            format!("{world}/interfaces/lectern-crm-types.d.ts"),
+            format!("{world}/interfaces/lectern-crm-host.d.ts"),
+        ] {
+            assert_eq!(
+                std::fs::read_to_string(fresh.path().join(&file)).unwrap(),
+                std::fs::read_to_string(shipped.join(&file)).unwrap_or_default(),
+                "plugins/js/types/{file} is stale: run `cargo xtask js-types`"
+            );
+        }
+    }
+}

@@ -217,6 +217,32 @@ pub fn ensure_jco(root: &Path) -> Result<PathBuf> {
     }
 }
 
+/// The worlds a JavaScript plugin may implement, each with its
+/// TypeScript declarations in `plugins/js/types/<world>/`.
+pub const JS_WORLDS: [&str; 3] = ["scorer", "messenger", "privacy-filter"];
+
+/// Writes the TypeScript declarations of each world of the current WIT
+/// into `out/<world>/`, with jco's `guest-types`.
+pub fn write_js_types(root: &Path, out: &Path) -> Result<()> {
+    let jco = ensure_jco(root)?;
+    for world in JS_WORLDS {
+        let output = Command::new(&jco)
+            .arg("guest-types")
+            .arg(root.join("wit").join(format!("v{API_VERSION}")))
+            .args(["-n", world, "-q", "-o"])
+            .arg(out.join(world))
+            .output()
+            .context("failed to run jco")?;
+        if !output.status.success() {
+            bail!(
+                "jco guest-types failed for world `{world}`: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Builds every JavaScript plugin under `plugins/js` (a directory with
 /// `app.js` and `plugin.toml`) with jco, into `out/<id>/`. HTTP and the
 /// fetch event are left out (`-d http -d fetch-event`): the sandbox offers

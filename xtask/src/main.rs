@@ -9,6 +9,8 @@
 //! - `cargo xtask bench`: the benchmarks in BENCHMARKS.md.
 //! - `cargo xtask fuzz [--minutes N] [TARGET...]`: the fuzz targets in
 //!   `host/fuzz`, each for N minutes (default 10) over its corpus.
+//! - `cargo xtask js-types`: writes the TypeScript declarations of each
+//!   world into `plugins/js/types/`, after a change to the WIT.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,8 +27,12 @@ fn main() {
         Some("plugins") => plugins().map(|_| ()),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("js-types") => {
+            let root = repo_root();
+            xtask::write_js_types(&root, &root.join("plugins/js/types"))
+        }
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|lint|plugins|bench|fuzz>");
+            eprintln!("usage: cargo xtask <demo|test|lint|plugins|bench|fuzz|js-types>");
             std::process::exit(2);
         }
     };
