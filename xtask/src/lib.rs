@@ -248,29 +248,13 @@ pub fn write_js_types(root: &Path, out: &Path) -> Result<()> {
 /// fetch event are left out (`-d http -d fetch-event`): the sandbox offers
 /// no network, and the host refuses a component that imports it.
 pub fn build_js_plugins(root: &Path, out: &Path) -> Result<Vec<Packaged>> {
-    let dir = root.join("plugins/js");
     let mut packaged = Vec::new();
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(packaged);
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(|e| Some(e.ok()?.path()))
-        .filter(|p| p.join("app.js").is_file())
-        .collect();
-    dirs.sort();
-    if dirs.is_empty() {
+    let plugins = script_plugins(&root.join("plugins/js"), "app.js")?;
+    if plugins.is_empty() {
         return Ok(packaged);
     }
     let jco = ensure_jco(root)?;
-    for src in dirs {
-        let id = src.file_name().unwrap().to_string_lossy().into_owned();
-        let manifest = std::fs::read_to_string(src.join("plugin.toml"))
-            .with_context(|| format!("failed to read {}/plugin.toml", src.display()))?;
-        let world = manifest
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("world = "))
-            .map(|w| w.trim_matches('"').to_string())
-            .with_context(|| format!("{}/plugin.toml names no world", src.display()))?;
+    for (id, src, world) in plugins {
         let dest = out.join(&id);
         std::fs::create_dir_all(&dest)?;
         let status = Command::new(&jco)
@@ -306,29 +290,39 @@ pub fn ensure_aiosmtpd() -> Result<()> {
     pip_install("aiosmtpd", AIOSMTPD, "for the email delivery tests")
 }
 
+/// The plugins in `dir` written in a language other than Rust: each
+/// directory holding `entry` (`app.py`, `app.js`) and a `plugin.toml`, with
+/// its id and the world its manifest names, in id order.
+fn script_plugins(dir: &Path, entry: &str) -> Result<Vec<(String, PathBuf, String)>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.join(entry).is_file())
+        .collect();
+    dirs.sort();
+    dirs.into_iter()
+        .map(|src| {
+            let id = src.file_name().unwrap().to_string_lossy().into_owned();
+            let manifest = std::fs::read_to_string(src.join("plugin.toml"))
+                .with_context(|| format!("failed to read {}/plugin.toml", src.display()))?;
+            let world = manifest
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("world = "))
+                .map(|w| w.trim_matches('"').to_string())
+                .with_context(|| format!("{}/plugin.toml names no world", src.display()))?;
+            Ok((id, src, world))
+        })
+        .collect()
+}
+
 /// Builds every Python plugin under `plugins/python/` (a directory with
 /// `app.py` and `plugin.toml`) with componentize-py, and packages each into
 /// `out/<id>/`.
 pub fn build_python_plugins(root: &Path, out: &Path) -> Result<Vec<Packaged>> {
-    let dir = root.join("plugins/python");
     let mut packaged = Vec::new();
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(packaged);
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(|e| Some(e.ok()?.path()))
-        .filter(|p| p.join("app.py").is_file())
-        .collect();
-    dirs.sort();
-    for src in dirs {
-        let id = src.file_name().unwrap().to_string_lossy().into_owned();
-        let manifest = std::fs::read_to_string(src.join("plugin.toml"))
-            .with_context(|| format!("failed to read {}/plugin.toml", src.display()))?;
-        let world = manifest
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("world = "))
-            .map(|w| w.trim_matches('"').to_string())
-            .with_context(|| format!("{}/plugin.toml names no world", src.display()))?;
+    for (id, src, world) in script_plugins(&root.join("plugins/python"), "app.py")? {
         // A scorer that also implements the columnar export is built for
         // the world with both; its manifest's role is still `scorer`.
         let app = std::fs::read_to_string(src.join("app.py"))?;
