@@ -2,6 +2,7 @@
 //! interruption, one `Linker` for every world, the precompiled-component
 //! cache, and the log sink.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -432,10 +433,10 @@ impl Host {
     /// A file is read only if it must be: when the cache has hashed it
     /// before and it has not changed since, a hit maps the entry without
     /// reading either file. `name` names the component in errors.
-    pub(crate) fn compile(
+    pub(crate) fn compile<'s>(
         &self,
         name: &str,
-        source: Source<'_>,
+        source: Source<'s>,
         metered: bool,
     ) -> Result<Compiled> {
         let start = Instant::now();
@@ -444,21 +445,22 @@ impl Host {
         let invalid = |e: wasmtime::Error| {
             load_error(name, format!("{name} is not a valid component: {e:#}"))
         };
+        // The bytes, once read (or borrowed): a hit may never need them.
         let (mut bytes, mut hash, before) = match source {
-            Source::Bytes(b) => (Some(b.to_vec()), None, None),
+            Source::Bytes(b) => (Some(Cow::Borrowed(b)), None, None),
             Source::File(path) => {
                 let meta = std::fs::metadata(path).map_err(|e| unreadable(name, path, &e))?;
                 self.check_size(name, meta.len())?;
                 (None, cache.and_then(|c| c.known_hash(path)), Some(meta))
             }
         };
-        let read = |bytes: &mut Option<Vec<u8>>| -> Result<Vec<u8>> {
+        let read = |bytes: &mut Option<Cow<'s, [u8]>>| -> Result<Cow<'s, [u8]>> {
             match (bytes.take(), source) {
                 (Some(b), _) => Ok(b),
-                (None, Source::File(path)) => {
-                    std::fs::read(path).map_err(|e| unreadable(name, path, &e))
-                }
-                (None, Source::Bytes(b)) => Ok(b.to_vec()),
+                (None, Source::File(path)) => std::fs::read(path)
+                    .map(Cow::Owned)
+                    .map_err(|e| unreadable(name, path, &e)),
+                (None, Source::Bytes(b)) => Ok(Cow::Borrowed(b)),
             }
         };
         let hash = match hash.take() {
