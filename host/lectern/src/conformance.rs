@@ -69,6 +69,14 @@ pub const CHECKS: &[Check] = &[
     ),
     ("outbox leases", outbox_leases),
     (
+        "the plugin registry keeps one version per id, and its packages",
+        registry_round_trips,
+    ),
+    (
+        "trusted keys and library settings round-trip",
+        trust_and_settings_round_trip,
+    ),
+    (
         "preferences cancel what they refuse",
         preferences_cancel_what_they_refuse,
     ),
@@ -817,4 +825,94 @@ fn the_key_fingerprint_is_recorded_once(store: &mut dyn Backend) {
         Some("SHA256:aa"),
         "a recorded fingerprint is never replaced"
     );
+}
+
+fn installed(id: &str, version: &str, digest: &str) -> crate::store::InstalledPlugin {
+    crate::store::InstalledPlugin {
+        id: id.into(),
+        version: version.into(),
+        world: "scorer".into(),
+        digest: digest.into(),
+        component_sha256: "ab".repeat(32),
+        signer: Some("0123456789abcdef".into()),
+        enabled: true,
+        fields: vec!["category".into(), "activity".into()],
+        events: None,
+        config: [("busy-at".to_string(), "12".to_string())].into(),
+        source: "engagement-0.1.0.tar".into(),
+        installed_at: at("2026-11-28"),
+    }
+}
+
+fn registry_round_trips(store: &mut dyn Backend) {
+    assert!(
+        store.installed().unwrap().is_empty(),
+        "a new store has no plugins"
+    );
+    let v1 = installed("engagement", "0.1.0", "sha256:01");
+    store.put_installed(&v1, b"package one").unwrap();
+    let mut other = installed("alpha", "1.0.0", "sha256:02");
+    other.events = Some(vec!["hold-ready".into()]);
+    other.signer = None;
+    store.put_installed(&other, b"package two").unwrap();
+    assert_eq!(
+        store.installed_plugin("engagement").unwrap(),
+        Some(v1.clone())
+    );
+    let ids: Vec<String> = store
+        .installed()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(ids, ["alpha", "engagement"], "listed by id");
+    assert_eq!(
+        store.package("sha256:01").unwrap().as_deref(),
+        Some(&b"package one"[..])
+    );
+
+    // An upgrade replaces the row, and the old package goes with it.
+    let v2 = installed("engagement", "0.2.0", "sha256:03");
+    store.put_installed(&v2, b"package three").unwrap();
+    assert_eq!(store.installed_plugin("engagement").unwrap(), Some(v2));
+    assert_eq!(
+        store.package("sha256:01").unwrap(),
+        None,
+        "the old package is gone"
+    );
+    assert_eq!(store.installed().unwrap().len(), 2);
+
+    assert!(store.remove_installed("engagement").unwrap());
+    assert!(
+        !store.remove_installed("engagement").unwrap(),
+        "removed once"
+    );
+    assert_eq!(store.package("sha256:03").unwrap(), None);
+    assert_eq!(store.installed_plugin("alpha").unwrap(), Some(other));
+}
+
+fn trust_and_settings_round_trip(store: &mut dyn Backend) {
+    let key = crate::store::TrustedKey {
+        key_id: "0123456789abcdef".into(),
+        name: "Publisher".into(),
+        public_key: vec![7; 32],
+        added_at: at("2026-11-28"),
+    };
+    assert!(store.trust_key(&key).unwrap());
+    assert!(!store.trust_key(&key).unwrap(), "trusted once");
+    assert_eq!(store.trusted_keys().unwrap(), vec![key.clone()]);
+    assert!(store.distrust_key(&key.key_id).unwrap());
+    assert!(store.trusted_keys().unwrap().is_empty());
+
+    assert_eq!(store.setting("privacy-policy").unwrap(), None);
+    store.set_setting("privacy-policy", Some("strict")).unwrap();
+    store
+        .set_setting("privacy-policy", Some("baseline"))
+        .unwrap();
+    assert_eq!(
+        store.setting("privacy-policy").unwrap().as_deref(),
+        Some("baseline")
+    );
+    store.set_setting("privacy-policy", None).unwrap();
+    assert_eq!(store.setting("privacy-policy").unwrap(), None);
 }

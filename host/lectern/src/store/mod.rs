@@ -8,6 +8,7 @@
 //! (`lectern::conformance`, behind the `conformance` feature).
 
 mod outbox;
+mod registry;
 mod sqlite;
 
 use chrono::NaiveDate;
@@ -17,6 +18,7 @@ pub use outbox::{
     ChannelStats, Claimed, Enqueued, MessageState, Outbox, OutboxRow, Queued, Settle,
 };
 
+pub use registry::{InstalledPlugin, Registry, TrustedKey};
 pub use sqlite::SqliteStore;
 
 use crate::audit::{AuditAnchor, AuditHead, AuditRow};
@@ -587,7 +589,7 @@ pub trait AuditStore: Send {
 }
 
 /// A complete store: what [`crate::Lectern`] opens.
-pub trait Backend: Store + Outbox + Runs + Records + AuditStore + Send {
+pub trait Backend: Store + Outbox + Runs + Records + AuditStore + Registry + Send {
     /// A second handle on the same audit log, for appends from pipelines
     /// that run beside the store's own work (a scoring thread, a
     /// deliverer).

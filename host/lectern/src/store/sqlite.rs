@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 mod outbox;
+mod registry;
 
 use super::{
     AuditStore, Backend, Erased, HoldRecord, ImportTx, LoanRecord, MessageState, PatronData,
@@ -195,6 +196,38 @@ CREATE TABLE erased_patrons (
     // A run is written a batch at a time and shown only when complete.
     r#"
 ALTER TABLE score_runs ADD COLUMN complete INTEGER NOT NULL DEFAULT 1;
+"#,
+    // Installed plugins, their packages, trusted publisher keys, and the
+    // library's settings (the privacy policy in use).
+    r#"
+CREATE TABLE plugin_packages (
+    digest TEXT PRIMARY KEY,
+    bytes BLOB NOT NULL
+);
+CREATE TABLE plugins (
+    id TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    world TEXT NOT NULL,
+    digest TEXT NOT NULL REFERENCES plugin_packages (digest),
+    component_sha256 TEXT NOT NULL,
+    signer TEXT,
+    enabled INTEGER NOT NULL,
+    fields TEXT NOT NULL,
+    events TEXT NOT NULL,
+    config TEXT NOT NULL,
+    source TEXT NOT NULL,
+    installed_at TEXT NOT NULL
+);
+CREATE TABLE trusted_keys (
+    key_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    added_at TEXT NOT NULL
+);
+CREATE TABLE library_settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 "#,
 ];
 
