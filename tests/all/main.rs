@@ -8,6 +8,7 @@ mod delivery;
 mod generate;
 mod identity;
 mod letters;
+mod lifecycle;
 mod manifest;
 mod messaging;
 mod notices;

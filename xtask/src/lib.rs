@@ -244,9 +244,9 @@ pub fn write_js_types(root: &Path, out: &Path) -> Result<()> {
 }
 
 /// Builds every JavaScript plugin under `plugins/js` (a directory with
-/// `app.js` and `plugin.toml`) with jco, into `out/<id>/`. HTTP and the
-/// fetch event are left out (`-d http -d fetch-event`): the sandbox offers
-/// no network, and the host refuses a component that imports it.
+/// `app.js` and `plugin.toml`) with jco, into `out/<id>/`. Every WASI
+/// feature is left out (`-d all`): the sandbox offers no network and no
+/// files, and install refuses a component that imports them.
 pub fn build_js_plugins(root: &Path, out: &Path) -> Result<Vec<Packaged>> {
     let mut packaged = Vec::new();
     let plugins = script_plugins(&root.join("plugins/js"), "app.js")?;
@@ -262,7 +262,7 @@ pub fn build_js_plugins(root: &Path, out: &Path) -> Result<Vec<Packaged>> {
             .arg(src.join("app.js"))
             .arg("--wit")
             .arg(root.join("wit").join(format!("v{API_VERSION}")))
-            .args(["-n", &world, "-d", "http", "-d", "fetch-event", "-o"])
+            .args(["-n", &world, "-d", "all", "-o"])
             .arg(dest.join(format!("{id}.wasm")))
             .status()
             .context("failed to run jco")?;
@@ -319,7 +319,8 @@ fn script_plugins(dir: &Path, entry: &str) -> Result<Vec<(String, PathBuf, Strin
 
 /// Builds every Python plugin under `plugins/python/` (a directory with
 /// `app.py` and `plugin.toml`) with componentize-py, and packages each into
-/// `out/<id>/`.
+/// `out/<id>/`. WASI is stubbed out (`--stub-wasi`): the component imports
+/// only the contract, so install finds no socket or preopen to refuse.
 pub fn build_python_plugins(root: &Path, out: &Path) -> Result<Vec<Packaged>> {
     let mut packaged = Vec::new();
     for (id, src, world) in script_plugins(&root.join("plugins/python"), "app.py")? {
@@ -336,7 +337,7 @@ pub fn build_python_plugins(root: &Path, out: &Path) -> Result<Vec<Packaged>> {
         let status = Command::new("componentize-py")
             .arg("-d")
             .arg(root.join("wit").join(format!("v{API_VERSION}")))
-            .args(["-w", &world, "componentize", "app", "-p"])
+            .args(["-w", &world, "componentize", "--stub-wasi", "app", "-p"])
             .arg(&src)
             .arg("-o")
             .arg(dest.join(format!("{id}.wasm")))

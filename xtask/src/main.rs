@@ -224,7 +224,18 @@ fn demo() -> Result<()> {
 
 fn test() -> Result<()> {
     ensure_wasm_target()?;
-    ensure_chromium()?;
+    ensure_debian(
+        "/usr/bin/chromium",
+        "CHROMIUM",
+        "chromium",
+        "the report tests render pages in it",
+    )?;
+    ensure_debian(
+        "/usr/bin/docker-registry",
+        "DOCKER_REGISTRY",
+        "docker-registry",
+        "the plugin tests push packages to and pull them from this OCI registry",
+    )?;
     xtask::ensure_componentize_py()?;
     xtask::ensure_aiosmtpd()?;
     run(cargo().args(["test", "--workspace"]))?;
@@ -242,24 +253,25 @@ fn test() -> Result<()> {
     lint()
 }
 
-/// The report tests render pages in headless Chromium, Debian's `chromium`.
-fn ensure_chromium() -> Result<()> {
-    if Path::new("/usr/bin/chromium").is_file() || std::env::var_os("CHROMIUM").is_some() {
+/// Installs Debian's `package`, which provides `binary`, unless it is there
+/// or `env` names another; `why` says which tests need it.
+fn ensure_debian(binary: &str, env: &str, package: &str, why: &str) -> Result<()> {
+    if Path::new(binary).is_file() || std::env::var_os(env).is_some() {
         return Ok(());
     }
-    eprintln!("installing Debian's chromium for the report tests");
+    eprintln!("installing Debian's {package}: {why}");
     let apt = |args: &[&str]| {
         Command::new("apt-get")
             .args(args)
             .status()
             .is_ok_and(|s| s.success())
     };
-    if apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "chromium"]) {
+    if apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", package]) {
         return Ok(());
     }
     bail!(
-        "the report tests need Chromium and `apt-get install chromium` failed; install Debian's \
-         chromium (or set CHROMIUM to a Chromium binary) and run this again"
+        "`apt-get install {package}` failed, and {why}; install Debian's {package} (or set {env} \
+         to its binary) and run this again"
     )
 }
 

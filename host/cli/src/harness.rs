@@ -19,8 +19,8 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use chrono::NaiveDate;
 use lectern::{
-    AccessContext, Actor, CallStats, Event, Host, Keyring, Lectern, Manifest, Patron, Purpose,
-    World, read_jsonl,
+    AccessContext, Actor, CallStats, Event, Host, Lectern, Manifest, Patron, Purpose, World,
+    read_jsonl,
 };
 use serde_json::{Value, json};
 
@@ -64,22 +64,15 @@ pub fn test(
     policy: Option<&Path>,
     as_of: Option<NaiveDate>,
 ) -> Result<()> {
-    let manifest_path = if path.is_dir() {
-        path.join(lectern::MANIFEST_FILE)
-    } else {
-        path.to_path_buf()
-    };
-    let mut manifest = Manifest::from_file(&manifest_path)?;
-    let dir = match manifest_path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let fixtures = fixtures.map_or_else(|| dir.join("fixtures"), Path::to_path_buf);
-    let cases = case_names(&fixtures, manifest.world)?;
-
-    // Every call metered, so that the fuel it burns (about one unit an
-    // instruction) is counted; a plugin with a budget keeps its own.
-    manifest.limits.fuel.get_or_insert(u64::MAX / 4);
+    // An installed plugin's id, or a plugin directory for development.
+    let spec = path.to_string_lossy();
+    let id_like = !spec.is_empty()
+        && spec
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let installed = id_like
+        && (!path.exists()
+            || (ctx.db.is_file() && ctx.open(None)?.installed_plugin(&spec).is_ok()));
     let stats: Arc<Mutex<Vec<CallStats>>> = Arc::default();
     let seen = stats.clone();
     let mut builder = Host::builder().call_observer(move |s| seen.lock().unwrap().push(s.clone()));
@@ -87,18 +80,70 @@ pub fn test(
         builder = builder.cache_dir(cache);
     }
     let host = builder.build()?;
-    let plugin = host.load_manifest(manifest)?;
+    // Every call metered, so that the fuel it burns (about one unit an
+    // instruction) is counted; a plugin with a budget keeps its own.
+    let meter = |m: &mut Manifest| {
+        m.limits.fuel.get_or_insert(u64::MAX / 4);
+    };
+    let (plugin, fixtures, policy) = if installed {
+        let id = path.to_string_lossy();
+        let real = ctx.open(None)?;
+        let plugin = real.plugin_with(&host, &id, meter)?;
+        let fixtures = fixtures.map(Path::to_path_buf).ok_or_else(|| {
+            lectern::Error::invalid(
+                "--fixtures",
+                format!(
+                    "an installed plugin carries no fixtures; give --fixtures DIR to test {id}"
+                ),
+            )
+        })?;
+        // The library's own policy, unless another is named.
+        let policy = match policy {
+            Some(p) => Some(host.load_privacy_filter(p)?),
+            None => match (&real.config().policy, real.policy_in_use()?) {
+                (Some(p), _) => Some(host.load_privacy_filter(p)?),
+                (None, Some(chosen)) => Some(
+                    real.plugin_with(&host, &chosen, |_| {})?
+                        .into_privacy_filter()?,
+                ),
+                (None, None) => None,
+            },
+        };
+        (plugin, fixtures, policy)
+    } else {
+        let manifest_path = if path.is_dir() {
+            path.join(lectern::MANIFEST_FILE)
+        } else {
+            path.to_path_buf()
+        };
+        let mut manifest = Manifest::from_file(&manifest_path)?;
+        let dir = match manifest_path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let fixtures = fixtures.map_or_else(|| dir.join("fixtures"), Path::to_path_buf);
+        meter(&mut manifest);
+        let policy = policy.map(|p| host.load_privacy_filter(p)).transpose()?;
+        (host.load_manifest(manifest)?, fixtures, policy)
+    };
+    let cases = case_names(&fixtures, plugin.world())?;
+    // A privacy filter under test is the policy its cases run under.
+    let policy = match plugin.world() {
+        World::PrivacyFilter => Some(plugin.clone().into_privacy_filter()?),
+        _ => policy,
+    };
 
-    let config = ctx.config()?;
+    let mut config = ctx.config()?;
+    // The fixtures run on a store of their own, under the policy chosen
+    // above, and pin nothing.
+    config.lockfile = None;
+    if policy.is_some() {
+        config.policy = None;
+    }
     let open = || -> Result<Lectern> {
-        let mut library = Lectern::open(
-            &host,
-            lectern::SqliteStore::temporary()?,
-            Keyring::generate()?,
-            config.clone(),
-        )?;
-        if let Some(policy) = policy {
-            library = library.with_policy(host.load_privacy_filter(policy)?);
+        let mut library = Lectern::trial(&host, config.clone())?;
+        if let Some(policy) = &policy {
+            library = library.with_policy(policy.clone());
         }
         Ok(library)
     };
@@ -119,7 +164,7 @@ pub fn test(
     let withheld: Vec<&str> = plugin
         .declared_fields()
         .iter()
-        .filter(|f| !passed.contains(f))
+        .filter(|f| plugin.world() != World::PrivacyFilter && !passed.contains(f))
         .map(|f| f.as_str())
         .collect();
 
@@ -244,10 +289,7 @@ fn case_names(dir: &Path, world: World) -> Result<Vec<String>> {
     let suffix = match world {
         World::Scorer => ".patrons.jsonl",
         World::Messenger => ".events.jsonl",
-        World::PrivacyFilter => bail!(
-            "`plugin test` runs scorers and messengers over fixtures; a privacy filter is seen \
-             at work through `lectern filter --policy`"
-        ),
+        World::PrivacyFilter => ".requests.jsonl",
     };
     let entries = std::fs::read_dir(dir).with_context(|| {
         format!(
@@ -283,13 +325,55 @@ fn run_case(
             let scorer = plugin.clone().into_scorer()?;
             serde_json::to_value(pipeline.score(&scorer, &patrons)?)?
         }
-        _ => {
+        World::PrivacyFilter => {
+            // Each request is one access context; the case shows what the
+            // policy lets out for it, field by field and record by record.
+            let requests: Vec<Request> = read_jsonl(&dir.join(format!("{name}.requests.jsonl")))?;
+            let mut out = Vec::new();
+            for r in requests {
+                let ctx = r.context()?;
+                out.push(json!({
+                    "purpose": r.purpose,
+                    "role": r.role,
+                    "plugin": r.plugin,
+                    "fields": pipeline.rules_for(&ctx, None)?.passed(),
+                    "patrons": pipeline.filter(&ctx, &patrons)?,
+                }));
+            }
+            Value::Array(out)
+        }
+        World::Messenger => {
             let messenger = plugin.clone().into_messenger()?;
             let events: Vec<Event> = read_jsonl(&dir.join(format!("{name}.events.jsonl")))?;
             let report = pipeline.compose(&messenger, &events, &patrons)?;
             json!({ "messages": report.messages, "skipped": report.skipped })
         }
     })
+}
+
+/// One line of a privacy filter's `NAME.requests.jsonl`: a purpose, and a
+/// staff role or a plugin asking.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    purpose: String,
+    role: Option<String>,
+    plugin: Option<String>,
+}
+
+impl Request {
+    fn context(&self) -> Result<AccessContext> {
+        let purpose: Purpose = self
+            .purpose
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("a request's purpose: {e}"))?;
+        let actor = match (&self.role, &self.plugin) {
+            (Some(role), None) => Actor::Staff(role.clone()),
+            (None, Some(plugin)) => Actor::Plugin(plugin.clone()),
+            _ => bail!("a request names a staff `role` or a `plugin`, and not both"),
+        };
+        Ok(AccessContext { purpose, actor })
+    }
 }
 
 /// Whether `got` is what `path` expects; what differs if not.

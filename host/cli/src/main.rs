@@ -13,11 +13,13 @@ macro_rules! out {
 
 mod data;
 mod harness;
+mod new;
 mod notices;
 mod output;
 mod plugin;
 mod prefs;
 mod privacy;
+mod registry;
 mod report;
 mod score;
 
@@ -92,6 +94,16 @@ enum Command {
         #[command(subcommand)]
         command: plugin::Command,
     },
+    /// The publisher keys this library trusts to sign plugins
+    Trust {
+        #[command(subcommand)]
+        command: registry::TrustCommand,
+    },
+    /// The library's privacy policy
+    Policy {
+        #[command(subcommand)]
+        command: registry::PolicyCommand,
+    },
     /// The compiled-plugin cache
     Cache {
         #[command(subcommand)]
@@ -116,13 +128,15 @@ impl Ctx {
     /// The configuration: the named file, else `lectern.toml` here if there
     /// is one, else the defaults.
     pub fn config(&self) -> Result<Config> {
-        Ok(match &self.config {
+        let mut config = match &self.config {
             Some(p) => Config::from_file(p)?,
             None if Path::new("lectern.toml").is_file() => {
                 Config::from_file(Path::new("lectern.toml"))?
             }
             None => Config::default(),
-        })
+        };
+        config.lockfile = Some(lectern::default_lockfile(&self.db));
+        Ok(config)
     }
 
     /// Where the keyring is: the named file, or the store's name with
@@ -161,9 +175,18 @@ impl Ctx {
     pub fn open(&self, policy: Option<&Path>) -> Result<Lectern> {
         let store = lectern::SqliteStore::open(&self.db)?;
         let keyring = self.keyring(&store)?;
-        let mut library = Lectern::open(&self.host, store, keyring, self.config()?)?;
+        let mut config = self.config()?;
+        // A policy named for this command replaces the library's, whichever
+        // place names that.
+        if policy.is_some() {
+            config.policy = None;
+        }
+        let mut library = Lectern::open(&self.host, store, keyring, config)?;
         if let Some(path) = policy {
-            library = library.with_policy(self.host.load_privacy_filter(path)?);
+            let filter = library
+                .plugin_at(&path.to_string_lossy())?
+                .into_privacy_filter()?;
+            library = library.with_policy(filter);
         }
         Ok(library)
     }
@@ -263,6 +286,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Report { command } => report::run(&ctx, command),
         Command::Plugin { command } => plugin::run(&ctx, command),
         Command::Cache { command } => plugin::cache(&ctx, command),
+        Command::Trust { command } => registry::trust(&ctx, command),
+        Command::Policy { command } => registry::policy(&ctx, command),
     }
 }
 

@@ -127,7 +127,7 @@ fn notify(ctx: &Ctx, args: NotifyArgs, policy: Option<PathBuf>) -> Result<()> {
     let messengers = args
         .plugin
         .iter()
-        .map(|p| ctx.host.load_messenger(p))
+        .map(|p| library.plugin_at(&p.to_string_lossy())?.into_messenger())
         .collect::<lectern::Result<Vec<_>>>()?;
     let now = args.now.unwrap_or_else(Utc::now);
     let report = library.notify(&messengers, &campaigns, !args.no_detect, extra, now)?;

@@ -12,6 +12,8 @@ use crate::output::print_json;
 
 #[derive(Subcommand)]
 pub enum Command {
+    #[command(flatten)]
+    Lifecycle(Lifecycle),
     /// Show a plugin's world, exports, declared fields, limits and load time
     Inspect {
         /// A plugin directory, its plugin.toml, or a .wasm component
@@ -22,7 +24,8 @@ pub enum Command {
     /// and the declared fields the policy withheld. Exits 1 on a mismatch
     /// or a failure
     Test {
-        /// A plugin directory or its plugin.toml
+        /// A plugin directory or its plugin.toml, or an installed plugin's
+        /// id
         path: PathBuf,
         /// The fixtures: NAME.patrons.jsonl (and NAME.events.jsonl for a
         /// messenger), with NAME.expected.json [default: fixtures/ beside
@@ -39,6 +42,117 @@ pub enum Command {
         /// 2026-11-28, so that expected output does not age]
         #[arg(long, value_name = "DATE")]
         as_of: Option<chrono::NaiveDate>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum Lifecycle {
+    /// Write a new plugin project from a template: it builds, and its
+    /// fixture test passes, as it is
+    New {
+        /// The plugin's id: lower-case letters, digits and hyphens
+        name: String,
+        /// What it does
+        #[arg(long, value_enum)]
+        world: crate::new::TemplateWorld,
+        /// What it is written in
+        #[arg(long, value_enum)]
+        lang: crate::new::Lang,
+        /// Where to write it [default: ./NAME]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Make an Ed25519 key pair for signing packages: NAME.key (secret)
+    /// and NAME.pub (for libraries to trust)
+    Keygen {
+        /// Where to write, without extension
+        name: PathBuf,
+    },
+    /// Pack a plugin directory into one package file: an OCI image layout
+    /// holding the component, plugin.toml, README and licence
+    Pack {
+        /// The plugin directory
+        dir: PathBuf,
+        /// The package file [default: ID-VERSION.tar]
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Sign a package with a publisher's secret key, in the WebAssembly
+    /// tool-conventions signature format
+    Sign {
+        /// The package file
+        file: PathBuf,
+        /// The secret key, from `plugin keygen`
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Where to write the signed package [default: over FILE]
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Push a package to an OCI registry
+    Push {
+        /// The package file
+        file: PathBuf,
+        /// REGISTRY/REPOSITORY:TAG
+        reference: String,
+        #[command(flatten)]
+        remote: crate::registry::Remote,
+    },
+    /// Pull a package from an OCI registry into a file
+    Pull {
+        /// REGISTRY/REPOSITORY:TAG
+        reference: String,
+        /// The package file [default: ID-VERSION.tar]
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        remote: crate::registry::Remote,
+    },
+    /// Install a package, after checking its digests and its signature,
+    /// and showing what it asks for
+    Install(crate::registry::InstallArgs),
+    /// The installed plugins
+    List,
+    /// One installed plugin: its grant, configuration, signer and digest
+    Info {
+        /// The plugin's id
+        id: String,
+    },
+    /// Let commands run an installed plugin again
+    Enable {
+        /// The plugin's id
+        id: String,
+    },
+    /// Stop commands running an installed plugin, keeping it installed
+    Disable {
+        /// The plugin's id
+        id: String,
+    },
+    /// Replace an installed plugin with a later version of it; if the new
+    /// version fails any check, the installed one stays
+    Upgrade {
+        /// The plugin's id
+        id: String,
+        #[command(flatten)]
+        install: crate::registry::InstallArgs,
+    },
+    /// Uninstall a plugin
+    Remove {
+        /// The plugin's id
+        id: String,
+    },
+    /// Show an installed plugin's configuration, or set one key, checked
+    /// against the schema in its manifest
+    Config {
+        /// The plugin's id
+        id: String,
+        /// The key
+        key: Option<String>,
+        /// The value
+        value: Option<String>,
+        /// Go back to the key's default
+        #[arg(long)]
+        unset: bool,
     },
 }
 
@@ -90,8 +204,47 @@ pub fn cache(ctx: &Ctx, command: CacheCommand) -> Result<()> {
     }
 }
 
+pub fn lifecycle(ctx: &Ctx, command: Lifecycle) -> Result<()> {
+    use crate::registry as r;
+    match command {
+        Lifecycle::New {
+            name,
+            world,
+            lang,
+            dir,
+        } => crate::new::new(ctx, &name, world, lang, dir.as_deref()),
+        Lifecycle::Keygen { name } => r::keygen(ctx, &name),
+        Lifecycle::Pack { dir, out } => r::pack(ctx, &dir, out.as_deref()),
+        Lifecycle::Sign { file, key, out } => r::sign(ctx, &file, &key, out.as_deref()),
+        Lifecycle::Push {
+            file,
+            reference,
+            remote,
+        } => r::push(ctx, &file, &reference, &remote),
+        Lifecycle::Pull {
+            reference,
+            out,
+            remote,
+        } => r::pull(ctx, &reference, out.as_deref(), &remote),
+        Lifecycle::Install(args) => r::install(ctx, &args, None),
+        Lifecycle::List => r::list(ctx),
+        Lifecycle::Info { id } => r::info(ctx, &id),
+        Lifecycle::Enable { id } => r::set_state(ctx, &id, Some(true)),
+        Lifecycle::Disable { id } => r::set_state(ctx, &id, Some(false)),
+        Lifecycle::Remove { id } => r::set_state(ctx, &id, None),
+        Lifecycle::Upgrade { id, install } => r::install(ctx, &install, Some(&id)),
+        Lifecycle::Config {
+            id,
+            key,
+            value,
+            unset,
+        } => r::config(ctx, &id, key.as_deref(), value.as_deref(), unset),
+    }
+}
+
 pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
     match command {
+        Command::Lifecycle(c) => lifecycle(ctx, c),
         Command::Inspect { path } => inspect(&ctx.host, &path, ctx.json),
         Command::Test {
             path,

@@ -91,7 +91,9 @@ fn score(
         );
         let patrons = read_patrons(input)?;
         let library = ctx.open(common.policy.as_deref())?;
-        let scorer = ctx.host.load_scorer(&plugins[0])?;
+        let scorer = library
+            .plugin_at(&plugins[0].to_string_lossy())?
+            .into_scorer()?;
         let scores = library.score(&scorer, &patrons, as_of)?;
         return print_scores(ctx, &scorer, None, &scores, &segment_counts(&scores), top);
     }
@@ -154,7 +156,7 @@ fn score_one(
     as_of: NaiveDate,
     keep: Keep,
 ) -> Result<(ScoredRun, lectern::Scorer)> {
-    let scorer = ctx.host.load_scorer(path)?;
+    let scorer = library.plugin_at(&path.to_string_lossy())?.into_scorer()?;
     let bar = bar(
         ctx.json,
         Some(0),
@@ -229,7 +231,9 @@ fn compose(ctx: &Ctx, plugin: &Path, events: &Path, patrons: &Path, common: &Com
     let event_list: Vec<Event> = read_jsonl(events)?;
     let patron_list = read_patrons(patrons)?;
     let library = ctx.open(common.policy.as_deref())?;
-    let messenger = ctx.host.load_messenger(plugin)?;
+    let messenger = library
+        .plugin_at(&plugin.to_string_lossy())?
+        .into_messenger()?;
     let report =
         library
             .pipeline(today_or(common.as_of))

@@ -85,6 +85,10 @@ pub struct Config {
     pub policy: Option<PathBuf>,
     /// Which scorer segments mean what, for reports.
     pub segments: Segments,
+    /// The lockfile that pins installed plugins' digests; the front end
+    /// puts it beside the store (`lectern.lock` for `lectern.db`). Without
+    /// one, installed plugins are pinned by the store alone.
+    pub lockfile: Option<PathBuf>,
 }
 
 /// Which scorer segments mean "key reader" and "lapsed", for the reports
@@ -519,6 +523,7 @@ impl Config {
                 key_readers: raw.segments.key_readers.unwrap_or(ds.key_readers),
                 lapsed: raw.segments.lapsed.unwrap_or(ds.lapsed),
             },
+            lockfile: None,
         })
     }
 }

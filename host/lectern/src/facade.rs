@@ -33,6 +33,10 @@ use crate::store::{
 };
 use crate::witness::HeadFile;
 
+/// The keys of every [`Lectern::trial`]: public, since a trial holds only
+/// synthetic records.
+const TRIAL_KEY: &[u8; 32] = b"lectern trial: synthetic records";
+
 /// The library: its store, keys and configuration, with the audit log and
 /// the privacy policy always on.
 ///
@@ -59,6 +63,7 @@ pub struct Lectern {
     config: Config,
     policy: Option<PrivacyFilter>,
     audit: Arc<ChainedLog>,
+    trial: bool,
 }
 
 /// A reader list's kind; which segments it takes come from the library's
@@ -164,11 +169,15 @@ impl Lectern {
         keyring: Keyring,
         config: Config,
     ) -> Result<Lectern> {
-        let policy = match &config.policy {
-            Some(path) => Some(host.load_privacy_filter(path)?),
-            None => None,
-        };
         let mut store = store;
+        let policy = crate::registry::chosen_policy(
+            host,
+            &store,
+            config.policy.as_deref(),
+            config.lockfile.as_deref(),
+        )?
+        .map(crate::plugin::Plugin::into_privacy_filter)
+        .transpose()?;
         check_fingerprint(&mut store, &keyring)?;
         let audit = Arc::new(ChainedLog {
             rows: Mutex::new(store.audit_handle().map_err(Error::store)?),
@@ -184,13 +193,43 @@ impl Lectern {
             config,
             policy,
             audit,
+            trial: false,
         })
+    }
+
+    /// A library for trying plugins on synthetic records, such as a
+    /// plugin's fixtures: a temporary store and fresh keys, gone when it is
+    /// dropped. Under `config`'s policy if it names one; otherwise, unlike
+    /// a real library, every field a plugin declares reaches it, so that
+    /// an author sees the plugin work before any library's policy applies.
+    /// No real patron can be in its store: it starts empty, and nothing
+    /// opens it but this library.
+    pub fn trial(host: &Host, mut config: Config) -> Result<Lectern> {
+        config.lockfile = None;
+        let mut library = Lectern::open(
+            host,
+            crate::store::SqliteStore::temporary()?,
+            // Fixed keys, so that a trial's tokens are the same in every
+            // run and expected output can hold them.
+            Keyring::from_keys(TRIAL_KEY, TRIAL_KEY)?,
+            config,
+        )?;
+        library.trial = true;
+        Ok(library)
     }
 
     /// Puts `policy` in force instead of the configured one.
     pub fn with_policy(mut self, policy: PrivacyFilter) -> Lectern {
         self.policy = Some(policy);
         self
+    }
+
+    pub(crate) fn set_policy(&mut self, policy: PrivacyFilter) {
+        self.policy = Some(policy);
+    }
+
+    pub(crate) fn store_mut(&mut self) -> &mut dyn Backend {
+        self.store.as_mut()
     }
 
     /// The store, for reads that hand nothing to a plugin or an output:
@@ -217,7 +256,7 @@ impl Lectern {
     /// A pipeline as of `as_of`: the policy in force, tokens under the
     /// keyring's current key, and every read audited in the store.
     pub fn pipeline(&self, as_of: NaiveDate) -> Pipeline {
-        if self.policy.is_none() {
+        if self.policy.is_none() && !self.trial {
             tracing::warn!(
                 "no privacy policy is configured, so no patron field leaves the host; set \
                  `[privacy] policy` in lectern.toml to a privacy-filter plugin"
@@ -228,6 +267,7 @@ impl Lectern {
             self.keyring.pseudonyms(),
             self.policy.clone(),
         )
+        .trial(self.trial && self.policy.is_none())
         .as_of(as_of)
     }
 

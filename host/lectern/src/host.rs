@@ -549,6 +549,12 @@ impl Host {
             .map_err(Error::config)
     }
 
+    /// The largest package file this host reads: its component cap, plus
+    /// 16 MiB for the manifest, README and licence.
+    pub fn max_package_bytes(&self) -> u64 {
+        self.inner.max_component_bytes + (16 << 20)
+    }
+
     /// The cache's size cap ([`HostBuilder::cache_max_bytes`]).
     pub fn cache_max_bytes(&self) -> u64 {
         self.inner.cache_max_bytes

@@ -73,10 +73,13 @@ mod log;
 mod manifest;
 mod model;
 mod notify;
+mod oci;
 mod outputs;
+mod package;
 mod pipeline;
 mod plugin;
 mod privacy;
+mod registry;
 mod report;
 mod runtime;
 mod store;
@@ -122,20 +125,26 @@ pub use crate::input::{InputError, read_jsonl};
 pub use crate::keys::Keyring;
 pub use crate::limits::Limits;
 pub use crate::log::{CallObserver, CallStats, LogLevel, LogLine, LogSink, LogSource};
-pub use crate::manifest::{LimitOverrides, MANIFEST_FILE, MANIFEST_VERSION, Manifest, World};
+pub use crate::manifest::{
+    ConfigKey, ConfigType, LimitOverrides, MANIFEST_FILE, MANIFEST_VERSION, Manifest, World,
+};
 pub use crate::model::{
     Activity, Channel, Composed, Consents, Event, EventKind, Hold, Loan, Patron, Scored, Skipped,
 };
 pub use crate::notify::{Arrival, Campaigns, NotifyReport, Survey, dedupe_key};
+pub use crate::oci::{RegistryOptions, pull, push};
+pub use crate::package::{Package, Signer, SigningKey, digest_of, read_public_key};
 pub use crate::pipeline::{
     Aggregate, ComposeReport, DEFAULT_K, Group, Hidden, Pipeline, suppress_small_groups,
 };
 pub use crate::plugin::{ComponentInfo, Messenger, Plugin, PrivacyFilter, Scorer};
 pub use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
+pub use crate::registry::{Grant, InstallOptions, Review, default_lockfile};
 pub use crate::report::{Count, ListedReader, Move, ReaderList, SegmentReport, segment_report};
 pub use crate::store::{
-    AuditStore, Backend, ChannelStats, Claimed, Enqueued, Erased, HoldRecord, ImportTx, LoanRecord,
-    MessageState, OpenLoan, Outbox, OutboxRow, PatronData, PatronReader, PatronRecord, Preferences,
-    Put, Queued, Records, Retained, Retention, RunScore, RunWriter, Runs, ScoreRun, Settle,
-    SqliteStore, Store, StoredMessage, StoredRun, StoredScore, UseKind, UseRecord, Written,
+    AuditStore, Backend, ChannelStats, Claimed, Enqueued, Erased, HoldRecord, ImportTx,
+    InstalledPlugin, LoanRecord, MessageState, OpenLoan, Outbox, OutboxRow, PatronData,
+    PatronReader, PatronRecord, Preferences, Put, Queued, Records, Registry, Retained, Retention,
+    RunScore, RunWriter, Runs, ScoreRun, Settle, SqliteStore, Store, StoredMessage, StoredRun,
+    StoredScore, TrustedKey, UseKind, UseRecord, Written,
 };

@@ -108,6 +108,9 @@ pub struct Manifest {
     pub segments: Vec<String>,
     /// `[config]`: defaults for the plugin's configuration keys.
     pub config: BTreeMap<String, String>,
+    /// `[config]` as a schema: each key's type, range and description. A
+    /// key written as `key = value` is typed by its value, with no range.
+    pub config_schema: BTreeMap<String, ConfigKey>,
     /// `[limits]` overrides, not yet checked against the host's maxima.
     pub limits: LimitOverrides,
 }
@@ -143,7 +146,9 @@ struct Raw {
     /// `[outputs]`
     #[serde(default)]
     outputs: RawOutputs,
-    /// `[config]`: `key = "value"`, numbers and booleans allowed.
+    /// `[config]`: `key = "value"`, numbers and booleans allowed, or
+    /// `[config.key]` with `type`, `default`, `min`, `max`, `choices` and
+    /// `description`.
     #[serde(default)]
     config: BTreeMap<String, toml::Value>,
     /// `[limits]`
@@ -279,10 +284,18 @@ impl Manifest {
             )));
         }
         let component = p.component.unwrap_or_else(|| format!("{}.wasm", p.id));
-        if component.contains(['/', '\\']) || component.starts_with('.') {
+        // A path inside the plugin's directory, such as the file itself or
+        // where cargo writes it: relative, `/`-separated, no `..` or dot
+        // files.
+        if component.contains('\\')
+            || component
+                .split('/')
+                .any(|part| part.is_empty() || part.starts_with('.'))
+        {
             return Err(err(format!(
-                "`plugin.component` = {component:?}: name a file beside plugin.toml, with no \
-                 directory"
+                "`plugin.component` = {component:?}: name a file inside the plugin's directory, \
+                 such as \"{id}.wasm\" or \"target/wasm32-wasip2/release/{id}.wasm\"",
+                id = p.id
             )));
         }
         let fields = raw
@@ -323,25 +336,15 @@ impl Manifest {
                 )));
             }
         }
-        let config = raw
-            .config
-            .into_iter()
-            .map(|(k, v)| {
-                let s = match v {
-                    toml::Value::String(s) => s,
-                    toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => {
-                        v.to_string()
-                    }
-                    other => {
-                        return Err(err(format!(
-                            "`config.{k}` = {other}: a configuration value is a string, a \
-                             number or a boolean"
-                        )));
-                    }
-                };
-                Ok((k, s))
-            })
-            .collect::<Result<_>>()?;
+        let mut config_schema = BTreeMap::new();
+        for (k, v) in raw.config {
+            let key = ConfigKey::from_toml(&k, v).map_err(|m| err(format!("`config.{k}`: {m}")))?;
+            config_schema.insert(k, key);
+        }
+        let config = config_schema
+            .iter()
+            .map(|(k, v)| (k.clone(), v.default.clone()))
+            .collect();
 
         let segments = match (p.world, raw.outputs.segments) {
             (World::Scorer, Some(list)) if !list.is_empty() => {
@@ -390,6 +393,7 @@ impl Manifest {
             events: raw.inputs.events,
             segments,
             config,
+            config_schema,
             limits: raw.limits,
         })
     }
@@ -445,6 +449,200 @@ impl Manifest {
                 None => defaults.fuel,
             },
         })
+    }
+}
+
+/// The type of a configuration value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigType {
+    /// Any text.
+    String,
+    /// A whole number.
+    Integer,
+    /// A number.
+    Float,
+    /// `true` or `false`.
+    Boolean,
+}
+
+impl ConfigType {
+    fn as_str(self) -> &'static str {
+        match self {
+            ConfigType::String => "string",
+            ConfigType::Integer => "integer",
+            ConfigType::Float => "float",
+            ConfigType::Boolean => "boolean",
+        }
+    }
+}
+
+/// One configuration key a plugin declares: `[config.NAME]` in its
+/// manifest. The library's value for it is checked against it before it is
+/// stored, and again whenever the plugin is installed or upgraded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConfigKey {
+    /// `type = "integer"`.
+    #[serde(rename = "type")]
+    pub kind: ConfigType,
+    /// `default = 20`, as the plugin reads it.
+    pub default: String,
+    /// `min = 1`, for a number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// `max = 1000`, for a number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// `choices = ["friendly", "formal"]`, for a string.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+    /// `description = "..."`.
+    pub description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfigKey {
+    #[serde(rename = "type")]
+    kind: ConfigType,
+    default: toml::Value,
+    min: Option<f64>,
+    max: Option<f64>,
+    #[serde(default)]
+    choices: Vec<String>,
+    #[serde(default)]
+    description: String,
+}
+
+impl ConfigKey {
+    fn from_toml(name: &str, value: toml::Value) -> std::result::Result<ConfigKey, String> {
+        let plain = |kind, default: String| ConfigKey {
+            kind,
+            default,
+            min: None,
+            max: None,
+            choices: Vec::new(),
+            description: String::new(),
+        };
+        let raw: RawConfigKey = match value {
+            toml::Value::String(s) => return Ok(plain(ConfigType::String, s)),
+            toml::Value::Integer(i) => return Ok(plain(ConfigType::Integer, i.to_string())),
+            toml::Value::Float(f) => return Ok(plain(ConfigType::Float, f.to_string())),
+            toml::Value::Boolean(b) => return Ok(plain(ConfigType::Boolean, b.to_string())),
+            toml::Value::Table(t) => t.try_into().map_err(|e: toml::de::Error| {
+                format!(
+                    "{}; a key is `{name} = value`, or a table with `type` (string, integer, \
+                     float, boolean), `default`, and optionally `min`, `max`, `choices` and \
+                     `description`",
+                    e.message().trim_end()
+                )
+            })?,
+            other => {
+                return Err(format!(
+                    "{other} is neither a value (a string, a number or a boolean) nor a table"
+                ));
+            }
+        };
+        let numeric = matches!(raw.kind, ConfigType::Integer | ConfigType::Float);
+        if !numeric && (raw.min.is_some() || raw.max.is_some()) {
+            return Err(format!(
+                "`min` and `max` are for numbers, and this key is a {}",
+                raw.kind.as_str()
+            ));
+        }
+        if raw.kind != ConfigType::String && !raw.choices.is_empty() {
+            return Err(format!(
+                "`choices` is for strings, and this key is a {}",
+                raw.kind.as_str()
+            ));
+        }
+        if let (Some(lo), Some(hi)) = (raw.min, raw.max)
+            && lo > hi
+        {
+            return Err(format!("`min` = {lo} is above `max` = {hi}"));
+        }
+        let default = match raw.default {
+            toml::Value::String(s) => s,
+            v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)) => {
+                v.to_string()
+            }
+            other => return Err(format!("`default` = {other} is not a plain value")),
+        };
+        let key = ConfigKey {
+            kind: raw.kind,
+            default,
+            min: raw.min,
+            max: raw.max,
+            choices: raw.choices,
+            description: raw.description,
+        };
+        key.check(&key.default)
+            .map_err(|m| format!("its `default` does not fit it: {m}"))?;
+        Ok(key)
+    }
+
+    /// Checks `value` against the key, and gives it as the plugin will
+    /// read it (a number written the usual way, `true` or `false`), or what
+    /// is wrong with it.
+    pub fn check(&self, value: &str) -> std::result::Result<String, String> {
+        let range = |v: f64| -> std::result::Result<(), String> {
+            match (self.min, self.max) {
+                (Some(lo), _) if v < lo => Err(format!("{value} is below the minimum of {lo}")),
+                (_, Some(hi)) if v > hi => Err(format!("{value} is above the maximum of {hi}")),
+                _ => Ok(()),
+            }
+        };
+        let v = value.trim();
+        match self.kind {
+            ConfigType::String => {
+                if !self.choices.is_empty() && !self.choices.iter().any(|c| c == value) {
+                    return Err(format!(
+                        "{value:?} is not one of {}",
+                        self.choices.join(", ")
+                    ));
+                }
+                Ok(value.to_string())
+            }
+            ConfigType::Integer => {
+                let n: i64 = v
+                    .parse()
+                    .map_err(|_| format!("{value:?} is not a whole number"))?;
+                range(n as f64)?;
+                Ok(n.to_string())
+            }
+            ConfigType::Float => {
+                let n: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|n: &f64| n.is_finite())
+                    .ok_or_else(|| format!("{value:?} is not a number"))?;
+                range(n)?;
+                Ok(n.to_string())
+            }
+            ConfigType::Boolean => match v {
+                "true" | "false" => Ok(v.to_string()),
+                _ => Err(format!("{value:?} is not `true` or `false`")),
+            },
+        }
+    }
+
+    /// The type and range in words, such as `a whole number from 1 to
+    /// 1000`.
+    pub fn describe(&self) -> String {
+        let mut s = match self.kind {
+            ConfigType::String if self.choices.is_empty() => "text".to_string(),
+            ConfigType::String => format!("one of {}", self.choices.join(", ")),
+            ConfigType::Integer => "a whole number".to_string(),
+            ConfigType::Float => "a number".to_string(),
+            ConfigType::Boolean => "true or false".to_string(),
+        };
+        match (self.min, self.max) {
+            (Some(lo), Some(hi)) => s += &format!(" from {lo} to {hi}"),
+            (Some(lo), None) => s += &format!(", at least {lo}"),
+            (None, Some(hi)) => s += &format!(", at most {hi}"),
+            (None, None) => {}
+        }
+        s
     }
 }
 

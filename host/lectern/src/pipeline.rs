@@ -29,6 +29,9 @@ use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, R
 /// consent are skipped before any plugin sees them.
 pub struct Pipeline {
     policy: Option<PrivacyFilter>,
+    /// A trial on synthetic records ([`crate::Lectern::trial`]): without a
+    /// policy, every field a plugin declares passes instead of none.
+    trial: bool,
     audit: Arc<dyn AuditLog>,
     keys: Pseudonyms,
     as_of: NaiveDate,
@@ -158,12 +161,20 @@ impl Pipeline {
     ) -> Pipeline {
         Pipeline {
             policy,
+            trial: false,
             audit,
             keys,
             as_of: Utc::now().date_naive(),
             batch_size: 1000,
             policies: Mutex::default(),
         }
+    }
+
+    /// A pipeline for a trial store of synthetic records; see
+    /// [`crate::Lectern::trial`].
+    pub(crate) fn trial(mut self, trial: bool) -> Pipeline {
+        self.trial = trial;
+        self
     }
 
     /// Applies `policy` to every record before any plugin or output sees it.
@@ -397,9 +408,16 @@ impl Pipeline {
                 "the host's own upkeep reads no patron field; no policy is asked about it".into(),
             ));
         }
-        // No policy configured: the built-in one lets nothing out.
+        // No policy configured: the built-in one lets nothing out, except
+        // in a trial on synthetic records, where what a plugin declares
+        // passes (the caller narrows these rules to the declaration).
         let Some(filter) = &self.policy else {
-            return Ok(Arc::new((Rules::NONE, false)));
+            let rules = if self.trial {
+                Rules::keeping(Field::ALL.into_iter().filter(|f| *f != Field::Address))
+            } else {
+                Rules::NONE
+            };
+            return Ok(Arc::new((rules, false)));
         };
         if let Some(cached) = self.policies.lock().unwrap().get(ctx) {
             return Ok(cached.clone());

@@ -115,7 +115,30 @@ impl Host {
         self.load_from(manifest, Source::Bytes(bytes))
     }
 
+    /// As [`Host::load_bytes`], with the library's `config` values over
+    /// the manifest's defaults instead of those given to the builder. Each
+    /// value is checked against the manifest's schema.
+    pub fn load_bytes_with_config(
+        &self,
+        manifest: Manifest,
+        bytes: &[u8],
+        config: &BTreeMap<String, String>,
+    ) -> Result<Plugin> {
+        self.check_size(&manifest.id, bytes.len() as u64)?;
+        self.load_with(manifest, Source::Bytes(bytes), Some(config))
+    }
+
     fn load_from(&self, manifest: Manifest, source: Source<'_>) -> Result<Plugin> {
+        let library = self.inner.plugin_config.get(&manifest.id).cloned();
+        self.load_with(manifest, source, library.as_ref())
+    }
+
+    fn load_with(
+        &self,
+        manifest: Manifest,
+        source: Source<'_>,
+        library: Option<&BTreeMap<String, String>>,
+    ) -> Result<Plugin> {
         let limits = manifest.limits(&self.inner.defaults, &self.inner.maxima)?;
         let id = manifest.id.clone();
         if limits.memory_bytes > self.inner.memory.total() {
@@ -147,10 +170,7 @@ impl Host {
             .instantiate_pre(&component)
             .map_err(|e| load_error(&id, format!("cannot be linked in the sandbox: {e:#}")))?;
 
-        let mut config = manifest.config.clone();
-        if let Some(library) = self.inner.plugin_config.get(&id) {
-            config.extend(library.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
+        let config = library_config(&manifest, library)?;
         Ok(Plugin {
             inner: Arc::new(PluginInner {
                 host: self.clone(),
@@ -282,6 +302,51 @@ fn human_size(n: u64) -> String {
     }
 }
 
+/// The manifest's defaults with the library's values over them, each
+/// checked against the manifest's schema.
+pub(crate) fn library_config(
+    manifest: &Manifest,
+    library: Option<&BTreeMap<String, String>>,
+) -> Result<BTreeMap<String, String>> {
+    let mut config = manifest.config.clone();
+    for (k, v) in library.into_iter().flatten() {
+        let Some(key) = manifest.config_schema.get(k) else {
+            return Err(load_error(
+                &manifest.id,
+                format!(
+                    "the library sets configuration key `{k}`, which this version does not \
+                     declare (it declares: {}); remove the setting",
+                    declared_keys(manifest)
+                ),
+            ));
+        };
+        let value = key.check(v).map_err(|m| {
+            load_error(
+                &manifest.id,
+                format!(
+                    "the library's value for `{k}` does not fit this version, which takes {}: {m}",
+                    key.describe()
+                ),
+            )
+        })?;
+        config.insert(k.clone(), value);
+    }
+    Ok(config)
+}
+
+/// The configuration keys a manifest declares, for messages.
+pub(crate) fn declared_keys(manifest: &Manifest) -> String {
+    if manifest.config_schema.is_empty() {
+        return "none".into();
+    }
+    manifest
+        .config_schema
+        .keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Checks that the component exports its manifest's world at this host's
 /// API version, and imports nothing the sandbox does not offer.
 /// The WASI interfaces the host's linker defines (`wasmtime_wasi::p2::
@@ -374,7 +439,7 @@ fn check_world(manifest: &Manifest, info: &ComponentInfo) -> Result<()> {
     if let Some(bad) = info.imports.iter().find(|i| !allowed(i)) {
         let why = if bad.starts_with("wasi:http/") {
             "plugins get no network. componentize-js adds HTTP unless told not to: \
-             build with `-d http -d fetch-event`"
+             build with `jco componentize -d all`, which leaves out every WASI feature"
         } else {
             "plugins may import lectern:crm/host and the parts of WASI a language's \
              standard library needs (cli, clocks, filesystem, io, random, sockets), which \
