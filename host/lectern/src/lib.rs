@@ -68,6 +68,7 @@ mod host;
 mod import;
 mod input;
 mod keys;
+mod lifecycle;
 mod limits;
 mod log;
 mod manifest;
