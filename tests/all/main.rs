@@ -8,7 +8,6 @@ mod delivery;
 mod generate;
 mod identity;
 mod letters;
-mod lifecycle;
 mod manifest;
 mod messaging;
 mod notices;

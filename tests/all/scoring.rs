@@ -85,13 +85,13 @@ fn configuration_from_the_library_changes_the_result() {
         )
         .build()
         .unwrap();
-    let engagement = bad.load_scorer(plugins::ENGAGEMENT).unwrap();
-    let err = pipeline()
-        .score(&engagement, &sample_patrons())
-        .unwrap_err();
+    // A value that does not fit the manifest's schema is refused when the
+    // plugin loads, before it runs.
+    let err = bad.load_scorer(plugins::ENGAGEMENT).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "plugin `engagement` 0.1.0 failed: bad configuration: `heavy-loans` must be a number, got `lots`"
+        "plugin `engagement`: the library's value for `heavy-loans` does not fit this version, \
+         which takes a whole number: \"lots\" is not a whole number"
     );
 }
 

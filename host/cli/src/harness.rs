@@ -73,6 +73,14 @@ pub fn test(
     let installed = id_like
         && (!path.exists()
             || (ctx.db.is_file() && ctx.open(None)?.installed_plugin(&spec).is_ok()));
+    if installed && !ctx.db.is_file() {
+        return Err(lectern::Error::NotFound(format!(
+            "there is no plugin directory {spec}, and no store at {} to find an installed plugin \
+             {spec} in",
+            ctx.db.display()
+        ))
+        .into());
+    }
     let stats: Arc<Mutex<Vec<CallStats>>> = Arc::default();
     let seen = stats.clone();
     let mut builder = Host::builder().call_observer(move |s| seen.lock().unwrap().push(s.clone()));

@@ -200,7 +200,10 @@ pub(crate) fn load_installed(
     let tampered = |what: String| {
         Error::invalid(
             format!("installed plugin {id}"),
-            format!("{what}; it will not run. Reinstall it from its package"),
+            format!(
+                "{what}; it will not run. Restore the lockfile from your backup, or remove the \
+                 plugin and install its package again"
+            ),
         )
     };
     if let Some(path) = lockfile {

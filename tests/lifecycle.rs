@@ -516,16 +516,7 @@ fn a_library_takes_plugins_from_every_template_through_their_whole_life() {
     );
     let lock = std::fs::read_to_string(&lock_path).unwrap();
     assert!(!lock.contains("rust-scorer"), "{lock}");
-    let err = lib.fails(
-        &[
-            "score",
-            "--plugin",
-            "rust-scorer",
-            "--input",
-            path(&patrons),
-        ],
-        66,
-    );
+    let err = lib.fails(&["plugin", "info", "rust-scorer"], 66);
     assert!(
         err.contains("no plugin \"rust-scorer\" is installed"),
         "{err}"
