@@ -96,7 +96,7 @@ pub fn test(
     let (plugin, fixtures, policy) = if installed {
         let id = path.to_string_lossy();
         let real = ctx.open(None)?;
-        let plugin = real.plugin_with(&host, &id, meter)?;
+        let plugin = real.plugin_on(&host, &id, true)?;
         let fixtures = fixtures.map(Path::to_path_buf).ok_or_else(|| {
             lectern::Error::invalid(
                 "--fixtures",
@@ -111,7 +111,7 @@ pub fn test(
             None => match (&real.config().policy, real.policy_in_use()?) {
                 (Some(p), _) => Some(host.load_privacy_filter(p)?),
                 (None, Some(chosen)) => Some(
-                    real.plugin_with(&host, &chosen, |_| {})?
+                    real.plugin_on(&host, &chosen, false)?
                         .into_privacy_filter()?,
                 ),
                 (None, None) => None,

@@ -264,15 +264,15 @@ fn signer_words(s: &Signer) -> String {
 /// a terminal's answers. A non-interactive install without `--grant` is
 /// refused rather than granting by default.
 fn decide_grant(ctx: &Ctx, review: &Review, args: &InstallArgs) -> Result<Grant> {
-    let m = &review.manifest;
-    let asked: Vec<&str> = review.fields.iter().map(|f| f.as_str()).collect();
+    let m = review.manifest();
+    let asked: Vec<&str> = review.fields().iter().map(|f| f.as_str()).collect();
     if !ctx.json {
         eprintln!(
             "{} {} ({}), {}",
             m.id,
             m.version,
             m.world,
-            signer_words(&review.signer)
+            signer_words(review.signer())
         );
         eprintln!(
             "  asks for patron fields: {}",
@@ -282,12 +282,12 @@ fn decide_grant(ctx: &Ctx, review: &Review, args: &InstallArgs) -> Result<Grant>
                 asked.join(", ")
             }
         );
-        if let Some(events) = &review.events {
+        if let Some(events) = review.events() {
             eprintln!("  asks for event kinds: {}", events.join(", "));
         } else if m.world == lectern::World::Messenger {
             eprintln!("  asks for event kinds: all");
         }
-        eprintln!("  imports: {}", review.imports.join(", "));
+        eprintln!("  imports: {}", review.imports().join(", "));
         for w in m.warnings() {
             eprintln!("  warning: {w}");
         }
@@ -307,10 +307,10 @@ fn decide_grant(ctx: &Ctx, review: &Review, args: &InstallArgs) -> Result<Grant>
                 })
                 .collect::<lectern::Result<Vec<Field>>>()?,
         ),
-        None if std::io::stdin().is_terminal() && !review.fields.is_empty() => {
+        None if std::io::stdin().is_terminal() && !review.fields().is_empty() => {
             let mut granted = Vec::new();
             let stdin = std::io::stdin();
-            for f in &review.fields {
+            for f in review.fields() {
                 eprint!("  grant `{f}`? [y/N] ");
                 let mut line = String::new();
                 stdin.lock().read_line(&mut line)?;
@@ -320,7 +320,7 @@ fn decide_grant(ctx: &Ctx, review: &Review, args: &InstallArgs) -> Result<Grant>
             }
             Some(granted)
         }
-        None if review.fields.is_empty() => None,
+        None if review.fields().is_empty() => None,
         None => anyhow::bail!(lectern::Error::invalid(
             "--grant",
             format!(
@@ -353,7 +353,7 @@ pub fn install(ctx: &Ctx, args: &InstallArgs, upgrade: Option<&str>) -> Result<(
         grant,
         source: args.source.clone(),
     };
-    let signer = signer_words(&review.signer);
+    let signer = signer_words(review.signer());
     let before = upgrade.map(|id| library.installed_plugin(id)).transpose()?;
     let row = match upgrade {
         Some(id) => library.upgrade(id, review, &options)?,

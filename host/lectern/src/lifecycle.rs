@@ -54,15 +54,21 @@ impl Lectern {
     }
 
     /// Loads installed plugin `id` as [`Lectern::plugin`] does, but with
-    /// `host`, after `adjust` changes its manifest: for a harness that
-    /// meters and observes every call.
-    pub fn plugin_with(
-        &self,
-        host: &Host,
-        id: &str,
-        adjust: impl FnOnce(&mut Manifest),
-    ) -> Result<Plugin> {
-        load_installed(host, self.store(), self.lockfile(), id, adjust)
+    /// `host`, and with every call metered if `metered` (a plugin with a
+    /// fuel budget keeps its own): for a harness that counts the work each
+    /// call does.
+    pub fn plugin_on(&self, host: &Host, id: &str, metered: bool) -> Result<Plugin> {
+        load_installed(
+            host,
+            self.store(),
+            self.lockfile(),
+            id,
+            |m: &mut Manifest| {
+                if metered {
+                    m.limits.fuel.get_or_insert(u64::MAX / 4);
+                }
+            },
+        )
     }
 
     /// Loads `spec`: an installed plugin's id, or else a plugin
@@ -95,34 +101,25 @@ impl Lectern {
         let trusted = self.store().trusted_keys().map_err(Error::store)?;
         let name = format!("package {} {}", manifest.id, manifest.version);
         let signer = package.signer(&trusted, &name)?;
-        match &signer {
-            Signer::Trusted { .. } => {}
-            _ if allow_unsigned => {}
-            Signer::Unsigned => {
-                return Err(Error::Denied(format!(
-                    "{name} is not signed; install only what its publisher signed (`lectern \
-                     plugin sign`), or pass --allow-unsigned to install it anyway"
-                )));
-            }
-            Signer::Untrusted(ids) => {
-                return Err(Error::Denied(format!(
-                    "{name} is signed by {}, which this library does not trust; if you trust \
-                     its publisher, `lectern trust add THEIR-KEY.pub`, or pass --allow-unsigned",
-                    if ids.is_empty() {
-                        "an unnamed key".to_string()
-                    } else {
-                        format!("key {}", ids.join(", "))
-                    }
-                )));
-            }
-        }
+        // Refused before its code is compiled.
+        let unchecked = Review {
+            imports: Vec::new(),
+            manifest,
+            signer,
+            package,
+        };
+        unchecked.check_signer(allow_unsigned)?;
+        let Review {
+            manifest,
+            signer,
+            package,
+            ..
+        } = unchecked;
         let plugin = self
             .host()
             .load_bytes(manifest.clone(), package.component())?;
         refuse_ambient(&manifest.id, &plugin.component().imports)?;
         Ok(Review {
-            fields: manifest.fields.clone(),
-            events: manifest.events.clone(),
             imports: plugin.component().imports.clone(),
             manifest,
             signer,
@@ -209,6 +206,7 @@ impl Lectern {
         config: BTreeMap<String, String>,
         enabled: bool,
     ) -> Result<InstalledPlugin> {
+        review.check_signer(options.allow_unsigned)?;
         let m = &review.manifest;
         let fields = match &options.grant.fields {
             Some(g) => {

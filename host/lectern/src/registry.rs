@@ -49,22 +49,70 @@ pub struct InstallOptions {
 }
 
 /// A package checked against this library: who signed it, what it asks
-/// for, and the plugin it loads as. Made by [`Lectern::review`](crate::Lectern::review), before
-/// the operator decides what to grant.
+/// for, and the plugin it loads as. Only
+/// [`Lectern::review`](crate::Lectern::review) makes one, before the
+/// operator decides what to grant, so an install always follows the checks.
 #[derive(Debug)]
 pub struct Review {
+    pub(crate) package: Package,
+    pub(crate) manifest: Manifest,
+    pub(crate) signer: Signer,
+    pub(crate) imports: Vec<String>,
+}
+
+impl Review {
     /// The package.
-    pub package: Package,
+    pub fn package(&self) -> &Package {
+        &self.package
+    }
+
     /// Its manifest.
-    pub manifest: Manifest,
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
     /// Who signed it.
-    pub signer: Signer,
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
     /// Every patron field it asks for.
-    pub fields: Vec<Field>,
+    pub fn fields(&self) -> &[Field] {
+        &self.manifest.fields
+    }
+
     /// The event kinds it asks for, for a messenger; `None`: all kinds.
-    pub events: Option<Vec<String>>,
+    pub fn events(&self) -> Option<&[String]> {
+        self.manifest.events.as_deref()
+    }
+
     /// What its component imports.
-    pub imports: Vec<String>,
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
+
+    /// Refuses a package that is unsigned or signed by a key the library
+    /// does not trust, unless the operator allows it.
+    pub(crate) fn check_signer(&self, allow_unsigned: bool) -> Result<()> {
+        let name = format!("package {} {}", self.manifest.id, self.manifest.version);
+        match &self.signer {
+            Signer::Trusted { .. } => Ok(()),
+            _ if allow_unsigned => Ok(()),
+            Signer::Unsigned => Err(Error::Denied(format!(
+                "{name} is not signed; install only what its publisher signed (`lectern \
+                 plugin sign`), or pass --allow-unsigned to install it anyway"
+            ))),
+            Signer::Untrusted(ids) => Err(Error::Denied(format!(
+                "{name} is signed by {}, which this library does not trust; if you trust its \
+                 publisher, `lectern trust add THEIR-KEY.pub`, or pass --allow-unsigned",
+                if ids.is_empty() {
+                    "an unnamed key".to_string()
+                } else {
+                    format!("key {}", ids.join(", "))
+                }
+            ))),
+        }
+    }
 }
 
 /// The lockfile: each installed plugin's digest, for version control and
