@@ -354,6 +354,11 @@ pub fn install(ctx: &Ctx, args: &InstallArgs, upgrade: Option<&str>) -> Result<(
         source: args.source.clone(),
     };
     let signer = signer_words(review.signer());
+    let asked: Vec<String> = review
+        .fields()
+        .iter()
+        .map(|f| f.as_str().to_string())
+        .collect();
     let before = upgrade.map(|id| library.installed_plugin(id)).transpose()?;
     let row = match upgrade {
         Some(id) => library.upgrade(id, review, &options)?,
@@ -378,6 +383,14 @@ pub fn install(ctx: &Ctx, args: &InstallArgs, upgrade: Option<&str>) -> Result<(
             row.fields.join(", ")
         }
     );
+    let withheld: Vec<&str> = asked
+        .iter()
+        .filter(|f| !row.fields.contains(f))
+        .map(String::as_str)
+        .collect();
+    if !withheld.is_empty() {
+        out!("  asked for, not granted: {}", withheld.join(", "));
+    }
     out!("  digest {}", row.digest);
     Ok(())
 }

@@ -188,12 +188,25 @@ impl Lectern {
                 ),
             ));
         }
-        // The grant carries over, never past what the new version asks.
+        // The grant carries over, never past what the new version asks: a
+        // field it newly asks for is not granted until the operator says
+        // so, and one it no longer asks for goes.
         let mut options = options.clone();
         if options.grant == Grant::default() {
             options.grant = Grant {
-                fields: Some(old.fields.iter().filter_map(|f| f.parse().ok()).collect()),
-                events: old.events.clone(),
+                fields: Some(
+                    old.fields
+                        .iter()
+                        .filter_map(|f| f.parse::<Field>().ok())
+                        .filter(|f| m.fields.contains(f))
+                        .collect(),
+                ),
+                events: old.events.clone().map(|granted| {
+                    granted
+                        .into_iter()
+                        .filter(|e| m.events.as_ref().is_none_or(|asked| asked.contains(e)))
+                        .collect()
+                }),
             };
         }
         self.put(review, &options, old.config, old.enabled)
