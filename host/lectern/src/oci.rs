@@ -114,10 +114,15 @@ pub fn pull(source: &str, options: &RegistryOptions, max_bytes: u64) -> Result<P
                 format!("the package is over the host's cap of {max_bytes} bytes"),
             ));
         }
-        let mut data = Vec::with_capacity(d.size.max(0) as usize);
-        // oci-client checks each blob against its digest as it arrives.
+        // At most the declared size is taken, however much the registry
+        // sends; oci-client checks the digest once the blob is in.
+        let mut data = Capped {
+            bytes: Vec::with_capacity(d.size.max(0) as usize),
+            cap: d.size.max(0) as usize,
+        };
         rt.block_on(client.pull_blob(&r, d, &mut data))
             .map_err(|e| registry_error(&format!("pull {what} of"), source, e))?;
+        let data = data.bytes;
         if crate::package::digest_of(&data) != d.digest {
             return Err(Error::invalid(
                 source.to_string(),
@@ -126,4 +131,67 @@ pub fn pull(source: &str, options: &RegistryOptions, max_bytes: u64) -> Result<P
         }
         Ok(data)
     })
+}
+
+/// A buffer that refuses to grow past `cap`: a registry that sends more
+/// than a blob's descriptor says fails the pull instead of filling memory.
+struct Capped {
+    bytes: Vec<u8>,
+    cap: usize,
+}
+
+impl tokio::io::AsyncWrite for Capped {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.bytes.len() + buf.len() > self.cap {
+            return std::task::Poll::Ready(Err(std::io::Error::other(format!(
+                "the registry sent more than the {} bytes the blob's descriptor declares",
+                self.cap
+            ))));
+        }
+        self.bytes.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt as _;
+
+    use super::Capped;
+
+    #[test]
+    fn a_blob_longer_than_its_descriptor_is_refused() {
+        let rt = super::runtime().unwrap();
+        let mut fits = Capped {
+            bytes: Vec::new(),
+            cap: 4,
+        };
+        rt.block_on(fits.write_all(b"four")).unwrap();
+        assert_eq!(fits.bytes, b"four");
+        let mut over = Capped {
+            bytes: Vec::new(),
+            cap: 4,
+        };
+        let err = rt.block_on(over.write_all(b"fives")).unwrap_err();
+        assert!(err.to_string().contains("more than the 4 bytes"), "{err}");
+        assert!(over.bytes.is_empty(), "nothing past the cap is kept");
+    }
 }
