@@ -66,11 +66,7 @@ pub fn test(
 ) -> Result<()> {
     // An installed plugin's id, or a plugin directory for development.
     let spec = path.to_string_lossy();
-    let id_like = !spec.is_empty()
-        && spec
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    let installed = id_like
+    let installed = lectern::is_plugin_id(&spec)
         && (!path.exists()
             || (ctx.db.is_file() && ctx.open(None)?.installed_plugin(&spec).is_ok()));
     if installed && !ctx.db.is_file() {

@@ -124,11 +124,7 @@ pub fn new(
     lang: Lang,
     dir: Option<&Path>,
 ) -> Result<()> {
-    let valid = !name.is_empty()
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let valid = lectern::is_plugin_id(name) && name.starts_with(|c: char| c.is_ascii_lowercase());
     anyhow::ensure!(
         valid,
         lectern::Error::invalid(

@@ -128,6 +128,7 @@ pub use crate::limits::Limits;
 pub use crate::log::{CallObserver, CallStats, LogLevel, LogLine, LogSink, LogSource};
 pub use crate::manifest::{
     ConfigKey, ConfigType, LimitOverrides, MANIFEST_FILE, MANIFEST_VERSION, Manifest, World,
+    is_plugin_id,
 };
 pub use crate::model::{
     Activity, Channel, Composed, Consents, Event, EventKind, Hold, Loan, Patron, Scored, Skipped,

@@ -76,11 +76,7 @@ impl Lectern {
     /// id wins over a directory of the same name; `./NAME` names the
     /// directory.
     pub fn plugin_at(&self, spec: &str) -> Result<Plugin> {
-        let id_like = !spec.is_empty()
-            && spec
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if id_like
+        if crate::manifest::is_plugin_id(spec)
             && (self
                 .store()
                 .installed_plugin(spec)

@@ -77,6 +77,15 @@ impl fmt::Display for World {
     }
 }
 
+/// Whether `s` is a plugin id as `plugin.id` spells one: lower-case
+/// letters, digits and hyphens. Commands that take an id or a path use it
+/// to tell them apart.
+pub fn is_plugin_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 /// A parsed, checked `plugin.toml`.
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -257,12 +266,7 @@ impl Manifest {
         let raw: Raw = toml::from_str(text).map_err(|e| err(toml_message(text, &e)))?;
         let p = raw.plugin;
 
-        if p.id.is_empty()
-            || !p
-                .id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
+        if !is_plugin_id(&p.id) {
             return Err(err(format!(
                 "`plugin.id` = {:?}: an id is lower-case letters, digits and hyphens",
                 p.id

@@ -169,7 +169,7 @@ pub(crate) fn write_lock(path: &Path, installed: &[InstalledPlugin]) -> Result<(
         toml::to_string(&lock).map_err(|e| Error::Config(e.into()))?
     );
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))
+    let tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))
         .and_then(|mut f| {
             std::io::Write::write_all(&mut f, text.as_bytes())?;
             f.as_file().sync_all()?;
@@ -181,7 +181,6 @@ pub(crate) fn write_lock(path: &Path, installed: &[InstalledPlugin]) -> Result<(
                 path.display()
             ))
         })?;
-    tmp.as_file_mut().sync_all().ok();
     tmp.persist(path).map_err(|e| {
         Error::Config(anyhow::anyhow!(
             "cannot write the lockfile {}: {e}",
