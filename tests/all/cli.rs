@@ -435,7 +435,7 @@ fn every_read_of_patron_data_from_the_command_line_is_audited_first() {
             "staff-view",
         ),
         (
-            vec!["report", "segments", "--scorer", "engagement", "--k", "1"],
+            vec!["report", "segments", "--scorer", "engagement", "--k", "5"],
             "analyst",
             "analytics",
         ),

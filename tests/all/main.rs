@@ -17,5 +17,6 @@ mod report;
 mod retention;
 mod sandbox;
 mod scoring;
+mod serve;
 mod store;
 mod tidy;

@@ -124,13 +124,25 @@ fn staff_access_is_tiered_by_role() {
     let admin = &filter("administrator", std::slice::from_ref(&wang))[0];
     assert_eq!(admin.birth_date, wang.birth_date);
 
-    let stranger = &filter("volunteer", &[wang])[0];
-    assert_eq!(
-        stranger,
-        &Patron {
-            id: pipeline().token("P0001"),
-            ..Patron::default()
-        }
+    // A role the policy does not declare does not exist: refused, with
+    // the roles there are, and nothing read.
+    let (host, _) = host();
+    let policy = host.load_privacy_filter(plugins::BASELINE_PRIVACY).unwrap();
+    let stranger = AccessContext {
+        purpose: Purpose::StaffView,
+        actor: Actor::Staff("volunteer".into()),
+    };
+    let err = pipeline()
+        .with_policy(policy)
+        .filter(&stranger, &[wang])
+        .unwrap_err();
+    assert_eq!(err.kind(), lectern::ErrorKind::Denied);
+    assert!(
+        err.to_string().starts_with(
+            "unknown staff role `volunteer`: the privacy policy `baseline-privacy` declares \
+             these roles: circulation-desk, analyst, administrator"
+        ),
+        "{err}"
     );
 }
 
@@ -228,7 +240,12 @@ fn a_library_swaps_its_policy_without_recompiling() {
     );
 
     let wang = patron("P0001");
-    for role in ["circulation-desk", "analyst", "administrator", "volunteer"] {
+    for role in [
+        "circulation-desk",
+        "analyst",
+        "administrator",
+        "privacy-officer",
+    ] {
         let ctx = AccessContext {
             purpose: Purpose::StaffView,
             actor: Actor::Staff(role.into()),
@@ -245,22 +262,53 @@ fn a_library_swaps_its_policy_without_recompiling() {
             );
         }
     }
+    // `patron-export` is one patron's own export, never a filter.
     let export = AccessContext {
         purpose: Purpose::PatronExport,
-        actor: Actor::Staff("patron".into()),
+        actor: Actor::Staff("administrator".into()),
     };
-    let own = &pipeline()
+    let err = pipeline()
         .with_policy(strict)
         .filter(&export, std::slice::from_ref(&wang))
-        .unwrap()[0];
-    assert_eq!(own.birth_date, wang.birth_date, "the patron sees their own");
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`patron-export` is the purpose of one patron's own export"),
+        "{err}"
+    );
 }
 
 #[test]
 fn aggregates_hide_groups_smaller_than_k() {
     let (host, _) = host();
     let policy = host.load_privacy_filter(plugins::BASELINE_PRIVACY).unwrap();
-    let pipeline = pipeline().with_policy(policy);
+    // The default floor refuses k = 1 whatever the caller asks.
+    let ctx = AccessContext {
+        purpose: Purpose::Analytics,
+        actor: Actor::Staff("analyst".into()),
+    };
+    let err = pipeline()
+        .with_policy(policy.clone())
+        .aggregate(&ctx, &sample_patrons(), &[lectern::Field::Category], 1)
+        .unwrap_err();
+    assert_eq!(err.kind(), lectern::ErrorKind::Denied);
+    assert!(
+        err.to_string().contains("below the library's floor of 5"),
+        "{err}"
+    );
+    // A library that sets its floor at 1 may ask for every group.
+    let pipeline = lectern::Lectern::open(
+        lectern_tests::shared_host(),
+        lectern::SqliteStore::temporary().unwrap(),
+        lectern_tests::keyring(),
+        lectern::Config {
+            k_floor: 1,
+            ..lectern_tests::config()
+        },
+    )
+    .unwrap()
+    .pipeline(lectern_tests::as_of())
+    .with_policy(policy);
     let ctx = AccessContext {
         purpose: Purpose::Analytics,
         actor: Actor::Staff("analyst".into()),

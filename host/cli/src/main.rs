@@ -22,6 +22,7 @@ mod privacy;
 mod registry;
 mod report;
 mod score;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -103,6 +104,23 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: registry::PolicyCommand,
+    },
+    /// Run the HTTP service an ILS connects to: events, reports, patron
+    /// rights and the scheduler, configured in lectern.toml [serve]
+    Serve,
+    /// Staff accounts and their tokens for the service
+    Staff {
+        #[command(subcommand)]
+        command: serve::StaffCommand,
+    },
+    /// The history of the service's scheduled jobs
+    Jobs {
+        /// Only this job: inbox, deliver, score, notify or retention
+        #[arg(long)]
+        job: Option<String>,
+        /// How many runs, newest first
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
     },
     /// The compiled-plugin cache
     Cache {
@@ -288,6 +306,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Cache { command } => plugin::cache(&ctx, command),
         Command::Trust { command } => registry::trust(&ctx, command),
         Command::Policy { command } => registry::policy(&ctx, command),
+        Command::Serve => serve::serve(&ctx),
+        Command::Staff { command } => serve::staff(&ctx, command),
+        Command::Jobs { job, limit } => serve::jobs(&ctx, job, limit),
     }
 }
 

@@ -61,6 +61,7 @@ use crate::model::Channel;
 /// [privacy]
 /// policy = "plugins/baseline-privacy"  # a privacy-filter plugin; without
 ///                                       # one, nothing leaves the host
+/// k-floor = 5                           # no aggregate shows a smaller group
 ///
 /// [segments]
 /// key-readers = ["key-reader"]          # what reports list as key readers
@@ -70,7 +71,7 @@ use crate::model::Channel;
 /// Secrets come from the environment (`password-env`, `secret-env`) or,
 /// less wisely, from the file itself (`password`, `secret`). They are never
 /// logged or printed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// When notices are due, and the limits on them.
     pub notify: NoticeRules,
@@ -89,6 +90,97 @@ pub struct Config {
     /// puts it beside the store (`lectern.lock` for `lectern.db`). Without
     /// one, installed plugins are pinned by the store alone.
     pub lockfile: Option<PathBuf>,
+    /// The smallest group any aggregate may show (`[privacy] k-floor`): a
+    /// request may ask for a larger k, never a smaller one.
+    pub k_floor: usize,
+    /// How `lectern serve` runs (`[serve]`).
+    pub serve: ServeRules,
+}
+
+/// `[serve]`: how the service listens, what its scheduler runs and when.
+///
+/// ```toml
+/// [serve]
+/// listen = "127.0.0.1:8750"
+/// body-limit-kb = 1024          # a larger request body is refused
+/// messengers = ["notices"]      # compose the notices events cause
+/// scorers = ["engagement"]      # scored every day at score-at
+/// score-at = "02:00"            # times on the library's clock ([notify])
+/// notify-at = "07:00"
+/// retention-at = "03:00"
+/// deliver-every-secs = 5
+/// inbox-every-secs = 2
+/// alma-secret-env = "LECTERN_ALMA_SECRET"   # Alma's webhook secret
+/// auth-failures-per-minute = 10 # per client address, then 429
+/// koha-anonymous-patron = 12    # Koha's AnonymousPatron borrowernumber
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeRules {
+    /// The address to listen on.
+    pub listen: String,
+    /// The largest request body, in bytes.
+    pub body_limit: usize,
+    /// Messenger plugins (installed ids or directories) for the notices
+    /// events and the daily notify cause.
+    pub messengers: Vec<String>,
+    /// Scorer plugins run every day at `score_at`.
+    pub scorers: Vec<String>,
+    /// When the daily score runs, on the library's clock.
+    pub score_at: NaiveTime,
+    /// When the daily notify runs.
+    pub notify_at: NaiveTime,
+    /// When retention runs.
+    pub retention_at: NaiveTime,
+    /// How often delivery runs.
+    pub deliver_every: Duration,
+    /// How often the inbox is processed.
+    pub inbox_every: Duration,
+    /// The environment variable that holds Alma's webhook secret.
+    pub alma_secret_env: Option<String>,
+    /// Failed authentications allowed per client address per minute.
+    pub auth_failures_per_minute: u32,
+    /// Koha's `AnonymousPatron` borrowernumber: a check-in by it is kept
+    /// with no patron.
+    pub koha_anonymous_patron: Option<String>,
+}
+
+impl Default for ServeRules {
+    fn default() -> Self {
+        let at = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap_or(NaiveTime::MIN);
+        ServeRules {
+            listen: "127.0.0.1:8750".into(),
+            body_limit: 1024 * 1024,
+            messengers: Vec::new(),
+            scorers: Vec::new(),
+            score_at: at(2, 0),
+            notify_at: at(7, 0),
+            retention_at: at(3, 0),
+            deliver_every: Duration::from_secs(5),
+            inbox_every: Duration::from_secs(2),
+            alma_secret_env: None,
+            auth_failures_per_minute: 10,
+            koha_anonymous_patron: None,
+        }
+    }
+}
+
+/// The smallest k a library allows unless its configuration says
+/// otherwise (`[privacy] k-floor`).
+pub const DEFAULT_K_FLOOR: usize = 5;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            notify: NoticeRules::default(),
+            deliver: DeliveryRules::default(),
+            channels: BTreeMap::new(),
+            policy: None,
+            segments: Segments::default(),
+            lockfile: None,
+            k_floor: DEFAULT_K_FLOOR,
+            serve: ServeRules::default(),
+        }
+    }
 }
 
 /// Which scorer segments mean "key reader" and "lapsed", for the reports
@@ -333,12 +425,86 @@ struct Raw {
     privacy: RawPrivacy,
     #[serde(default)]
     segments: RawSegments,
+    #[serde(default)]
+    serve: RawServe,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawServe {
+    listen: Option<String>,
+    body_limit_kb: Option<usize>,
+    messengers: Option<Vec<String>>,
+    scorers: Option<Vec<String>>,
+    score_at: Option<String>,
+    notify_at: Option<String>,
+    retention_at: Option<String>,
+    deliver_every_secs: Option<u64>,
+    inbox_every_secs: Option<u64>,
+    alma_secret_env: Option<String>,
+    auth_failures_per_minute: Option<u32>,
+    koha_anonymous_patron: Option<toml::Value>,
+}
+
+impl RawServe {
+    fn rules(self) -> Result<ServeRules> {
+        let d = ServeRules::default();
+        let time = |key: &str, v: Option<String>, default: NaiveTime| -> Result<NaiveTime> {
+            match v {
+                None => Ok(default),
+                Some(s) => NaiveTime::parse_from_str(s.trim(), "%H:%M").map_err(|_| {
+                    anyhow::anyhow!("`serve.{key}` = {s:?}: write a time of day such as \"02:00\"")
+                }),
+            }
+        };
+        let secs = |key: &str, v: Option<u64>, default: Duration| -> Result<Duration> {
+            match v {
+                None => Ok(default),
+                Some(n @ 1..=86_400) => Ok(Duration::from_secs(n)),
+                Some(n) => bail!("`serve.{key}` = {n}: give 1 to 86400 seconds"),
+            }
+        };
+        Ok(ServeRules {
+            listen: self.listen.unwrap_or(d.listen),
+            body_limit: match self.body_limit_kb {
+                None => d.body_limit,
+                Some(n @ 1..=65_536) => n * 1024,
+                Some(n) => bail!("`serve.body-limit-kb` = {n}: give 1 to 65536"),
+            },
+            messengers: self.messengers.unwrap_or_default(),
+            scorers: self.scorers.unwrap_or_default(),
+            score_at: time("score-at", self.score_at, d.score_at)?,
+            notify_at: time("notify-at", self.notify_at, d.notify_at)?,
+            retention_at: time("retention-at", self.retention_at, d.retention_at)?,
+            deliver_every: secs(
+                "deliver-every-secs",
+                self.deliver_every_secs,
+                d.deliver_every,
+            )?,
+            inbox_every: secs("inbox-every-secs", self.inbox_every_secs, d.inbox_every)?,
+            alma_secret_env: self.alma_secret_env,
+            auth_failures_per_minute: self
+                .auth_failures_per_minute
+                .unwrap_or(d.auth_failures_per_minute)
+                .max(1),
+            koha_anonymous_patron: match self.koha_anonymous_patron {
+                None => None,
+                Some(toml::Value::Integer(n)) => Some(n.to_string()),
+                Some(toml::Value::String(s)) => Some(s),
+                Some(other) => bail!(
+                    "`serve.koha-anonymous-patron` = {other}: give the borrowernumber of Koha's \
+                     AnonymousPatron"
+                ),
+            },
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawPrivacy {
     policy: Option<PathBuf>,
+    k_floor: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -524,6 +690,14 @@ impl Config {
                 lapsed: raw.segments.lapsed.unwrap_or(ds.lapsed),
             },
             lockfile: None,
+            k_floor: match raw.privacy.k_floor {
+                Some(0) => {
+                    bail!("`privacy.k-floor` = 0: give the smallest group to show, 1 or more")
+                }
+                Some(k) => k,
+                None => DEFAULT_K_FLOOR,
+            },
+            serve: raw.serve.rules()?,
         })
     }
 }

@@ -268,7 +268,43 @@ impl Lectern {
             self.policy.clone(),
         )
         .trial(self.trial && self.policy.is_none())
+        .k_floor(self.config.k_floor)
         .as_of(as_of)
+    }
+
+    /// The staff roles there are: those the policy in force declares, and
+    /// the host's `ils`.
+    pub fn roles(&self) -> Vec<String> {
+        let mut roles: Vec<String> = self
+            .policy
+            .as_ref()
+            .map(|p| p.plugin().manifest().roles.clone())
+            .unwrap_or_default();
+        roles.push(crate::manifest::ILS_ROLE.to_string());
+        roles
+    }
+
+    /// Refuses a staff role the policy in force does not declare.
+    pub fn check_role(&self, role: &str) -> Result<()> {
+        if self.trial && self.policy.is_none() {
+            return Ok(());
+        }
+        crate::pipeline::check_role(self.policy.as_ref(), role)
+    }
+
+    /// The context of `role` reading for `purpose`, refused unless the
+    /// role is one the policy declares and one that reads.
+    fn staff(&self, purpose: Purpose, role: &str) -> Result<AccessContext> {
+        self.check_role(role)?;
+        if role == crate::manifest::ILS_ROLE {
+            return Err(Error::Denied(format!(
+                "the `{role}` role pushes patrons and events and reads nothing"
+            )));
+        }
+        Ok(AccessContext {
+            purpose,
+            actor: Actor::Staff(role.to_string()),
+        })
     }
 
     /// A deliverer with a transport for every channel in the configuration,
@@ -413,9 +449,11 @@ impl Lectern {
         k: usize,
         as_of: NaiveDate,
     ) -> Result<Aggregate> {
+        let ctx = self.staff(Purpose::Analytics, role)?;
+        let pipeline = self.pipeline(as_of);
+        pipeline.check_k(k)?;
         let patrons = self.store.patrons(as_of).map_err(Error::store)?;
-        let ctx = staff(Purpose::Analytics, role);
-        self.pipeline(as_of).aggregate(&ctx, &patrons, by, k)
+        pipeline.aggregate(&ctx, &patrons, by, k)
     }
 
     /// The latest run of `scorer`, or a not-found error that says what to do.
@@ -433,6 +471,8 @@ impl Lectern {
     /// the run before, groups under `k` hidden. Audited as `role` reading
     /// the segments, categories and branches of the run's patrons.
     pub fn segment_report(&self, scorer: &str, k: usize, role: &str) -> Result<SegmentReport> {
+        crate::pipeline::check_k(k, self.config.k_floor)?;
+        let ctx = self.staff(Purpose::Analytics, role)?;
         let runs = self.latest_run(scorer, 2)?;
         let current = self.store.run_scores(runs[0].id).map_err(Error::store)?;
         let previous = match runs.get(1) {
@@ -441,7 +481,7 @@ impl Lectern {
         };
         let ids: Vec<&str> = current.iter().map(|s| s.patron.as_str()).collect();
         self.audit_read(
-            staff(Purpose::Analytics, role),
+            ctx,
             vec![Field::Category, Field::HomeBranch, Field::Segments],
             &ids,
         )?;
@@ -486,7 +526,7 @@ impl Lectern {
             }
         }
         let pipeline = self.pipeline(run.run.as_of);
-        let view = staff(Purpose::StaffView, role);
+        let view = self.staff(Purpose::StaffView, role)?;
         let seen = pipeline.filter(&view, &patrons)?;
         // A scorer's reasons are its own text about what it saw: shown only
         // to a role that may see every field the scorer received, as kept.
@@ -616,7 +656,7 @@ impl Lectern {
             .outbox_messages(state, limit)
             .map_err(Error::store)?;
         let ids: Vec<&str> = rows.iter().map(|r| r.patron.as_str()).collect();
-        self.audit_read(staff(Purpose::StaffView, role), Vec::new(), &ids)?;
+        self.audit_read(self.staff(Purpose::StaffView, role)?, Vec::new(), &ids)?;
         Ok(rows)
     }
 
@@ -644,7 +684,7 @@ impl Lectern {
             return Err(not_found(id));
         }
         self.audit_read(
-            staff(Purpose::PatronExport, role),
+            self.staff(Purpose::PatronExport, role)?,
             Field::ALL.to_vec(),
             &[id],
         )?;
@@ -688,7 +728,7 @@ impl Lectern {
             return Err(not_found(id));
         }
         // The erasure is a staff action on the patron; no field leaves.
-        self.audit_read(staff(Purpose::StaffView, role), Vec::new(), &[id])?;
+        self.audit_read(self.staff(Purpose::StaffView, role)?, Vec::new(), &[id])?;
         let keys = self.keyring.pseudonyms();
         let token = keys.patron_token(id);
         // Tombstones for the id and the card, so that an import keyed by
@@ -869,13 +909,6 @@ pub(crate) fn verify(store: &dyn AuditStore, key: &[u8]) -> Result<AuditCheck> {
     AuditChain::new(key)
         .verify(anchor.as_ref(), &mut rows.into_iter().map(Ok))
         .map_err(Error::store)
-}
-
-fn staff(purpose: Purpose, role: &str) -> AccessContext {
-    AccessContext {
-        purpose,
-        actor: Actor::Staff(role.to_string()),
-    }
 }
 
 fn not_found(id: &str) -> Error {

@@ -66,7 +66,9 @@ mod facade;
 mod generate;
 mod host;
 mod import;
+mod inbox;
 mod input;
+mod intake;
 mod keys;
 mod lifecycle;
 mod limits;
@@ -83,6 +85,7 @@ mod privacy;
 mod registry;
 mod report;
 mod runtime;
+mod staff;
 mod store;
 mod text;
 mod witness;
@@ -106,8 +109,8 @@ pub use crate::api::SUPPORTED_API_VERSIONS;
 pub use crate::audit::{AuditAnchor, AuditCheck, AuditEntry, AuditHead, AuditRow};
 pub use crate::cache::Pruned as CachePruned;
 pub use crate::config::{
-    Clock, Config, DeliveryRules, NoticeRules, Secret, Segments, SmtpTls, TransportConfig,
-    local_day, quiet_until,
+    Clock, Config, DEFAULT_K_FLOOR, DeliveryRules, NoticeRules, Secret, Segments, ServeRules,
+    SmtpTls, TransportConfig, local_day, quiet_until,
 };
 pub use crate::deliver::{
     DeliverReport, Deliverer, Maildir, Outgoing, SendError, Smtp, Transport, Until, Webhook,
@@ -122,13 +125,15 @@ pub use crate::host::{CacheStatus, Host, HostBuilder};
 pub use crate::import::{
     Encoding, Format, ImportOptions, ImportReport, MAX_FIELD_BYTES, Skip, import,
 };
+pub use crate::inbox::InboxReport;
 pub use crate::input::{InputError, read_jsonl};
+pub use crate::intake::{alma_signature_ok, alma_webhook, folio_domain, folio_pubsub, koha_hook};
 pub use crate::keys::Keyring;
 pub use crate::limits::Limits;
 pub use crate::log::{CallObserver, CallStats, LogLevel, LogLine, LogSink, LogSource};
 pub use crate::manifest::{
-    ConfigKey, ConfigType, LimitOverrides, MANIFEST_FILE, MANIFEST_VERSION, Manifest, World,
-    is_plugin_id,
+    ConfigKey, ConfigType, ILS_ROLE, LimitOverrides, MANIFEST_FILE, MANIFEST_VERSION, Manifest,
+    World, is_plugin_id,
 };
 pub use crate::model::{
     Activity, Channel, Composed, Consents, Event, EventKind, Hold, Loan, Patron, Scored, Skipped,
@@ -144,9 +149,10 @@ pub use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpos
 pub use crate::registry::{Grant, InstallOptions, Review, default_lockfile};
 pub use crate::report::{Count, ListedReader, Move, ReaderList, SegmentReport, segment_report};
 pub use crate::store::{
-    AuditStore, Backend, ChannelStats, Claimed, Enqueued, Erased, HoldRecord, ImportTx,
-    InstalledPlugin, LoanRecord, MessageState, OpenLoan, Outbox, OutboxRow, PatronData,
+    AuditStore, Backend, ChannelStats, Circulation, Claimed, Enqueued, Erased, HoldFields,
+    HoldRecord, ImportTx, Inbox, InboxEvent, InboxRow, InboxStats, InstalledPlugin, JobRun, Jobs,
+    LoanFields, LoanRecord, MessageState, OpenLoan, Outbox, OutboxRow, Outcome, PatronData,
     PatronReader, PatronRecord, Preferences, Put, Queued, Records, Registry, Retained, Retention,
-    RunScore, RunWriter, Runs, ScoreRun, Settle, SqliteStore, Store, StoredMessage, StoredRun,
-    StoredScore, TrustedKey, UseKind, UseRecord, Written,
+    RunScore, RunWriter, Runs, ScoreRun, Settle, SqliteStore, StaffAccount, StaffStore, Store,
+    StoredMessage, StoredRun, StoredScore, TrustedKey, UseKind, UseRecord, Written,
 };

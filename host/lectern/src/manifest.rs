@@ -122,7 +122,16 @@ pub struct Manifest {
     pub config_schema: BTreeMap<String, ConfigKey>,
     /// `[limits]` overrides, not yet checked against the host's maxima.
     pub limits: LimitOverrides,
+    /// For a privacy filter, the staff roles its policy knows
+    /// (`policy.roles`). While it is in force, these and the host's own
+    /// [`ILS_ROLE`] are the only roles there are: a token, a report or a
+    /// filter for any other role is refused.
+    pub roles: Vec<String>,
 }
+
+/// The role of an ILS connected to the service: it pushes patrons and
+/// events, and reads nothing. The host defines it; no policy declares it.
+pub const ILS_ROLE: &str = "ils";
 
 /// The `[limits]` table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -163,6 +172,16 @@ struct Raw {
     /// `[limits]`
     #[serde(default)]
     limits: LimitOverrides,
+    /// `[policy]`
+    #[serde(default)]
+    policy: RawPolicy,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    /// `roles = ["circulation-desk", "analyst", "administrator"]`
+    roles: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -383,6 +402,32 @@ impl Manifest {
             (_, None) => Vec::new(),
         };
 
+        let roles = match (p.world, raw.policy.roles) {
+            (World::PrivacyFilter, Some(roles)) => {
+                if let Some(bad) = roles.iter().find(|r| !is_plugin_id(r)) {
+                    return Err(err(format!(
+                        "`policy.roles` = {:?}: a role is lower-case letters, digits and hyphens",
+                        bad.escape_default().to_string()
+                    )));
+                }
+                if roles.iter().any(|r| r == ILS_ROLE) {
+                    return Err(err(format!(
+                        "`policy.roles`: `{ILS_ROLE}` is the host's role for a connected ILS, \
+                         which reads nothing; a policy cannot declare it"
+                    )));
+                }
+                roles
+            }
+            (World::PrivacyFilter, None) => Vec::new(),
+            (world, Some(_)) => {
+                return Err(err(format!(
+                    "`policy.roles`: only a privacy filter declares staff roles, and this plugin \
+                     is a {world}"
+                )));
+            }
+            (_, None) => Vec::new(),
+        };
+
         let dir = path.parent().unwrap_or(Path::new("."));
         Ok(Manifest {
             path: path.to_path_buf(),
@@ -399,6 +444,7 @@ impl Manifest {
             config,
             config_schema,
             limits: raw.limits,
+            roles,
         })
     }
 

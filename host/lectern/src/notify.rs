@@ -28,7 +28,7 @@ use crate::model::{Channel, Composed, Event, EventKind, Hold, Loan, Patron, Skip
 use crate::pipeline::Pipeline;
 use crate::plugin::Messenger;
 use crate::privacy::Pseudonyms;
-use crate::store::{Outbox, Preferences, Queued, Store};
+use crate::store::{HoldRecord, Outbox, Preferences, Queued, Store};
 
 /// A new title, for matching against readers' subjects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +85,23 @@ pub struct Campaigns {
 
 fn midnight(d: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN))
+}
+
+/// The hold-ready event for `h`, the same whether the ILS pushed it or
+/// detection found it, so that its notice is queued once.
+pub(crate) fn hold_ready(h: &HoldRecord) -> Event {
+    Event {
+        id: format!("hold-ready/{}", h.id),
+        patron: h.patron.clone(),
+        at: midnight(h.placed_on),
+        kind: EventKind::HoldReady {
+            hold: Hold {
+                title: h.title.clone().unwrap_or_else(|| "(untitled)".into()),
+                pickup_branch: h.pickup_branch.clone().unwrap_or_default(),
+                expires_on: h.expires_on,
+            },
+        },
+    }
 }
 
 /// Finds the events due at `now`: due soon (by each patron's advance
@@ -154,17 +171,11 @@ pub(crate) fn detect(
         if h.expires_on.is_some_and(|e| e < today) {
             continue;
         }
-        let hold = Hold {
-            title: h.title.clone().unwrap_or_else(|| "(untitled)".into()),
-            pickup_branch: h.pickup_branch.clone().unwrap_or_default(),
-            expires_on: h.expires_on,
+        let ready = hold_ready(&h);
+        let EventKind::HoldReady { hold } = ready.kind.clone() else {
+            unreachable!("hold_ready makes a hold-ready event")
         };
-        events.push(Event {
-            id: format!("hold-ready/{}", h.id),
-            patron: h.patron.clone(),
-            at: midnight(h.placed_on),
-            kind: EventKind::HoldReady { hold: hold.clone() },
-        });
+        events.push(ready);
         if let Some(expires) = h.expires_on
             && (expires - today).num_days() <= i64::from(rules.hold_expiring_days)
         {

@@ -9,7 +9,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::audit::{AuditEntry, AuditLog};
+use crate::config::DEFAULT_K_FLOOR;
 use crate::error::{Error, Failure, Result};
+use crate::manifest::ILS_ROLE;
 use crate::model::{Composed, Event, Patron, Scored, Skipped};
 use crate::outputs;
 use crate::plugin::{Composition, Messenger, Plugin, PrivacyFilter, Scorer};
@@ -36,6 +38,8 @@ pub struct Pipeline {
     keys: Pseudonyms,
     as_of: NaiveDate,
     batch_size: usize,
+    /// The smallest k an aggregate may ask for.
+    k_floor: usize,
     policies: Mutex<HashMap<AccessContext, Arc<(Rules, bool)>>>,
 }
 
@@ -80,6 +84,18 @@ pub struct Group {
 
 /// The smallest group an aggregate shows by default.
 pub const DEFAULT_K: usize = 10;
+
+/// Refuses `k` below `floor`.
+pub(crate) fn check_k(k: usize, floor: usize) -> Result<()> {
+    if k < floor {
+        return Err(Error::Denied(format!(
+            "k = {k} is below the library's floor of {floor}: groups smaller than {floor} are \
+             never shown; ask for k = {floor} or more (the floor is `[privacy] k-floor` in \
+             lectern.toml)"
+        )));
+    }
+    Ok(())
+}
 
 /// What k-suppression hid: how many groups, holding how many readers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -141,6 +157,31 @@ pub fn suppress_small_groups<K, V>(
     (kept, hidden)
 }
 
+/// Refuses `role` unless the policy in force declares it or it is the
+/// host's [`ILS_ROLE`]: there are no other roles.
+pub(crate) fn check_role(policy: Option<&PrivacyFilter>, role: &str) -> Result<()> {
+    if role == ILS_ROLE {
+        return Ok(());
+    }
+    let declared: &[String] = policy.map_or(&[], |p| &p.plugin().manifest().roles);
+    if declared.iter().any(|r| r == role) {
+        return Ok(());
+    }
+    let which = match policy {
+        Some(p) => format!("the privacy policy `{}`", p.plugin().id()),
+        None => "the built-in policy (no `[privacy] policy` is configured)".to_string(),
+    };
+    let known = if declared.is_empty() {
+        "none; declare them in its plugin.toml, `[policy] roles = [...]`".to_string()
+    } else {
+        declared.join(", ")
+    };
+    Err(Error::Denied(format!(
+        "unknown staff role `{}`: {which} declares these roles: {known}",
+        role.escape_default()
+    )))
+}
+
 /// What [`Pipeline::compose`] produced.
 #[derive(Debug, Default)]
 pub struct ComposeReport {
@@ -166,8 +207,21 @@ impl Pipeline {
             keys,
             as_of: Utc::now().date_naive(),
             batch_size: 1000,
+            k_floor: DEFAULT_K_FLOOR,
             policies: Mutex::default(),
         }
+    }
+
+    /// The smallest k an aggregate may ask for: the library's floor.
+    pub(crate) fn k_floor(mut self, k: usize) -> Pipeline {
+        self.k_floor = k.max(1);
+        self
+    }
+
+    /// Refuses a k below the library's floor: a request may raise k, never
+    /// lower it.
+    pub fn check_k(&self, k: usize) -> Result<()> {
+        check_k(k, self.k_floor)
     }
 
     /// A pipeline for a trial store of synthetic records; see
@@ -337,6 +391,7 @@ impl Pipeline {
         by: &[Field],
         k: usize,
     ) -> Result<Aggregate> {
+        self.check_k(k)?;
         let rules = self.rules_for(ctx, None)?;
         if let Some(f) = by.iter().find(|f| rules.get(**f) == Action::Drop) {
             return Err(Error::Denied(format!(
@@ -408,6 +463,9 @@ impl Pipeline {
                 "the host's own upkeep reads no patron field; no policy is asked about it".into(),
             ));
         }
+        if !self.trial {
+            self.check_context(ctx)?;
+        }
         // No policy configured: the built-in one lets nothing out, except
         // in a trial on synthetic records, where what a plugin declares
         // passes (the caller narrows these rules to the declaration).
@@ -431,6 +489,29 @@ impl Pipeline {
             .unwrap()
             .insert(ctx.clone(), entry.clone());
         Ok(entry)
+    }
+
+    /// Refuses an access that cannot be: a staff role the policy in force
+    /// does not declare, or a patron's export outside the export of that
+    /// one patron.
+    fn check_context(&self, ctx: &AccessContext) -> Result<()> {
+        if ctx.purpose == Purpose::PatronExport {
+            return Err(Error::Denied(
+                "`patron-export` is the purpose of one patron's own export and of nothing else; \
+                 export the patron with `lectern patron export ID` (or the service's \
+                 /v1/patrons/{id}/export)"
+                    .into(),
+            ));
+        }
+        if let Actor::Staff(role) = &ctx.actor {
+            check_role(self.policy.as_ref(), role)?;
+            if role == ILS_ROLE {
+                return Err(Error::Denied(format!(
+                    "the `{ILS_ROLE}` role pushes patrons and events and reads nothing"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Projects each record for `ctx`: the policy, refined per record when

@@ -124,7 +124,7 @@ fn user(v: &Value, groups: &HashMap<String, String>) -> Result<PatronRecord, sup
     })
 }
 
-fn loan(v: &Value) -> Result<LoanRecord, super::BadField> {
+pub(crate) fn loan(v: &Value) -> Result<LoanRecord, super::BadField> {
     Ok(LoanRecord {
         id: required(text(v, &["id"]), "id")?,
         patron: required(text(v, &["userId"]), "userId")?,
@@ -139,7 +139,7 @@ fn loan(v: &Value) -> Result<LoanRecord, super::BadField> {
     })
 }
 
-fn request(v: &Value) -> Result<HoldRecord, super::BadField> {
+pub(crate) fn request(v: &Value) -> Result<HoldRecord, super::BadField> {
     Ok(HoldRecord {
         id: required(text(v, &["id"]), "id")?,
         patron: required(text(v, &["requesterId"]), "requesterId")?,

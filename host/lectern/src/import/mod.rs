@@ -19,6 +19,7 @@
 
 mod csv;
 mod folio;
+pub(crate) use folio::{loan as folio_loan, request as folio_request};
 mod koha;
 
 use std::fmt;

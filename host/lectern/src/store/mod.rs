@@ -9,6 +9,7 @@
 
 mod outbox;
 mod registry;
+mod service;
 mod sqlite;
 
 use chrono::NaiveDate;
@@ -19,6 +20,10 @@ pub use outbox::{
 };
 
 pub use registry::{InstalledPlugin, Registry, TrustedKey};
+pub use service::{
+    Circulation, HoldFields, Inbox, InboxEvent, InboxRow, InboxStats, JobRun, Jobs, LoanFields,
+    Outcome, StaffAccount, StaffStore,
+};
 pub use sqlite::SqliteStore;
 
 use crate::audit::{AuditAnchor, AuditHead, AuditRow};
@@ -137,7 +142,7 @@ impl Written {
 }
 
 /// What erasing a patron removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Erased {
     /// Patron rows (0 or 1).
     pub patrons: usize,
@@ -153,6 +158,8 @@ pub struct Erased {
     pub scores: usize,
     /// Messages in the outbox, whatever their state.
     pub messages: usize,
+    /// Events the ILS pushed about them, processed or not.
+    pub events: usize,
     /// Delivered message files (letters, emails in a maildir) removed.
     pub files: usize,
 }
@@ -229,6 +236,8 @@ pub struct Retained {
     pub runs_removed: usize,
     /// Messages removed from the outbox.
     pub messages_removed: usize,
+    /// Processed events removed from the inbox, with the messages.
+    pub events_removed: usize,
     /// Audit entries removed.
     pub audit_removed: usize,
 }
@@ -589,7 +598,9 @@ pub trait AuditStore: Send {
 }
 
 /// A complete store: what [`crate::Lectern`] opens.
-pub trait Backend: Store + Outbox + Runs + Records + AuditStore + Registry + Send {
+pub trait Backend:
+    Store + Outbox + Runs + Records + AuditStore + Registry + StaffStore + Inbox + Jobs + Send
+{
     /// A second handle on the same audit log, for appends from pipelines
     /// that run beside the store's own work (a scoring thread, a
     /// deliverer).

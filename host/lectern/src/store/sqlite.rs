@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 mod outbox;
 mod registry;
+mod service;
 
 use super::{
     AuditStore, Backend, Erased, HoldRecord, ImportTx, LoanRecord, MessageState, PatronData,
@@ -229,6 +230,43 @@ CREATE TABLE library_settings (
     value TEXT NOT NULL
 );
 "#,
+    // The service: staff accounts (a token's hash, never the token), the
+    // inbox of events the ILS pushed, and the history of scheduled jobs.
+    r#"
+CREATE TABLE staff (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    key_id TEXT NOT NULL UNIQUE,
+    token_sha256 TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    revoked_at TEXT
+);
+CREATE TABLE inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    patron_id TEXT,
+    change TEXT,
+    received_at TEXT NOT NULL,
+    processed_at TEXT,
+    outcome TEXT,
+    notified INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (source, event_id)
+);
+CREATE INDEX inbox_pending ON inbox (seq) WHERE processed_at IS NULL;
+CREATE INDEX inbox_by_patron ON inbox (patron_id);
+CREATE TABLE job_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    state TEXT NOT NULL,
+    summary TEXT NOT NULL DEFAULT ''
+);
+"#,
 ];
 
 /// A store in one SQLite file.
@@ -280,6 +318,9 @@ impl SqliteStore {
 
     fn init(mut conn: Connection) -> Result<Connection> {
         conn.pragma_update(None, "foreign_keys", true)?;
+        // The service holds more than one connection (intake beside the
+        // jobs), and the CLI may run beside it: a writer waits its turn.
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
         // Deleted rows are overwritten with zeros, so an erased patron's
         // values do not linger in free pages.
         conn.pragma_update(None, "secure_delete", true)?;
@@ -382,13 +423,14 @@ const FRESH_USE: &str = "INSERT INTO uses (patron_id, day, kind, count, run_id) 
 
 /// The tables whose rows belong to one patron, by `patron_id`: what an
 /// erasure removes and a new id carries with it.
-const PATRON_TABLES: [&str; 6] = [
+const PATRON_TABLES: [&str; 7] = [
     "patron_attributes",
     "loans",
     "holds",
     "uses",
     "scores",
     "outbox",
+    "inbox",
 ];
 
 /// The tables whose rows are keyed by the ILS's id, and the days of use.
@@ -830,6 +872,9 @@ impl Store for SqliteStore {
             uses: count("uses")?,
             scores: count("scores")?,
             messages: count("outbox")?,
+            // Events keep no foreign key (one may name a patron not yet
+            // imported), so they go by hand.
+            events: tx.execute("DELETE FROM inbox WHERE patron_id = ?1", [id])?,
             patrons: tx.execute("DELETE FROM patrons WHERE id = ?1", [id])?,
             files: 0,
         };
@@ -1452,6 +1497,12 @@ impl Records for SqliteStore {
             "DELETE FROM outbox WHERE state IN ('sent', 'failed', 'cancelled') AND day < ?1",
             [cutoff(retention.messages)],
         )?;
+        // Processed events go with the messages they caused; an event not
+        // yet processed stays, however old.
+        let events_removed = tx.execute(
+            "DELETE FROM inbox WHERE processed_at IS NOT NULL AND substr(received_at, 1, 10) < ?1",
+            [cutoff(retention.messages)],
+        )?;
         // The audit chain goes on after the last removed entry, whose link
         // becomes the anchor's base.
         let last_removed: Option<(u64, String)> = tx
@@ -1475,6 +1526,7 @@ impl Records for SqliteStore {
             uses_removed,
             runs_removed,
             messages_removed,
+            events_removed,
             audit_removed,
         })
     }

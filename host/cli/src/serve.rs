@@ -1,0 +1,154 @@
+//! `lectern serve`, `lectern staff` and `lectern jobs`: the service, its
+//! staff accounts, and its job history.
+
+use anyhow::Result;
+use chrono::{Days, Utc};
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::Ctx;
+use crate::output::{print_json, table};
+
+#[derive(Subcommand)]
+pub enum StaffCommand {
+    /// Add a staff account; its token is printed once and only its hash is
+    /// kept
+    Add {
+        /// The account's name, such as a person or an ILS
+        name: String,
+        /// Its role: one the privacy policy declares, or `ils` for an ILS
+        /// that pushes patrons and events and reads nothing
+        #[arg(long)]
+        role: String,
+        /// The token stops working after this many days [default: never]
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u64>,
+    },
+    /// The staff accounts, with their roles and states
+    List,
+    /// Revoke an account: its token stops working at once
+    Revoke {
+        /// The account's name
+        name: String,
+    },
+}
+
+pub fn serve(ctx: &Ctx) -> Result<()> {
+    // The store is made, and the keyring checked, before anything listens.
+    drop(ctx.open(None)?);
+    let json = ctx.json;
+    lectern_serve::serve(
+        || ctx.open(None).map_err(to_library_error),
+        |addr| {
+            // The line a supervisor or a test waits for.
+            if json {
+                out!("{}", json!({ "listening": addr.to_string() }));
+            } else {
+                out!("lectern serve: listening on http://{addr}");
+            }
+        },
+    )
+}
+
+/// The library's own error, kept as it is; any other becomes a
+/// configuration error.
+fn to_library_error(e: anyhow::Error) -> lectern::Error {
+    match e.downcast::<lectern::Error>() {
+        Ok(e) => e,
+        Err(e) => lectern::Error::Config(e),
+    }
+}
+
+pub fn staff(ctx: &Ctx, command: StaffCommand) -> Result<()> {
+    let mut library = ctx.open(None)?;
+    let now = Utc::now();
+    match command {
+        StaffCommand::Add {
+            name,
+            role,
+            expires_in_days,
+        } => {
+            let expires = match expires_in_days {
+                Some(d) => Some(
+                    now.checked_add_days(Days::new(d))
+                        .ok_or_else(|| anyhow::anyhow!("--expires-in-days {d}: give fewer days"))?,
+                ),
+                None => None,
+            };
+            let (account, token) = library.add_staff(&name, &role, expires, now)?;
+            if ctx.json {
+                return print_json(&json!({ "account": account, "token": token }));
+            }
+            out!("{token}");
+            eprintln!(
+                "staff account `{}` ({} role) made; the token above is shown once and never \
+                 again: give it to them now{}",
+                account.name,
+                account.role,
+                account
+                    .expires_at
+                    .map(|t| format!("; it expires at {}", t.format("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        StaffCommand::List => {
+            let accounts = library.staff_accounts()?;
+            if ctx.json {
+                return print_json(&accounts);
+            }
+            let mut t = table(["name", "role", "token", "made", "expires", "state"]);
+            for a in &accounts {
+                let state = if a.revoked_at.is_some() {
+                    "revoked"
+                } else if a.expires_at.is_some_and(|t| t <= now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                t.add_row([
+                    a.name.clone(),
+                    a.role.clone(),
+                    format!("lct_{}_…", a.key_id),
+                    a.created_at.format("%Y-%m-%d").to_string(),
+                    a.expires_at
+                        .map_or("never".into(), |t| t.format("%Y-%m-%d").to_string()),
+                    state.to_string(),
+                ]);
+            }
+            out!("{t}");
+            out!("{} accounts", accounts.len());
+            Ok(())
+        }
+        StaffCommand::Revoke { name } => {
+            library.revoke_staff(&name, now)?;
+            if ctx.json {
+                return print_json(&json!({ "revoked": name }));
+            }
+            out!("revoked `{name}`: its token no longer works");
+            Ok(())
+        }
+    }
+}
+
+pub fn jobs(ctx: &Ctx, job: Option<String>, limit: usize) -> Result<()> {
+    let library = ctx.open_existing(None, "start `lectern serve` first")?;
+    let runs = library.job_runs(job.as_deref(), limit)?;
+    if ctx.json {
+        return print_json(&runs);
+    }
+    let mut t = table(["run", "job", "started", "ended", "state", "summary"]);
+    for r in &runs {
+        t.add_row([
+            r.id.to_string(),
+            r.job.clone(),
+            r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            r.ended_at
+                .map_or("—".into(), |t| t.format("%H:%M:%S").to_string()),
+            r.state.clone(),
+            r.summary.clone(),
+        ]);
+    }
+    out!("{t}");
+    Ok(())
+}

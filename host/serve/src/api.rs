@@ -1,0 +1,720 @@
+//! The routes, their OpenAPI description, and how a library error becomes
+//! an HTTP status.
+
+// utoipa's `params(...)` expands to paths this lint flags.
+#![allow(unused_qualifications)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post, put};
+use chrono::Utc;
+use lectern::{ErrorKind, InboxEvent, Lectern, ListKind, Preferences};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::App;
+use crate::auth::Staff;
+
+/// An error as the client sees it: a status and a message that says what
+/// to do. A store that failed is 503, so that a sender retries; bad input
+/// is 4xx, so that it does not.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn forbidden(message: &str) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+
+    pub(crate) fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is needed: `Authorization: Bearer lct_…`, made with `lectern \
+             staff add`",
+        )
+    }
+
+    pub(crate) fn too_many() -> ApiError {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed authentications from this address; wait a minute",
+        )
+    }
+
+    pub(crate) fn internal(message: &str) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<lectern::Error> for ApiError {
+    fn from(e: lectern::Error) -> ApiError {
+        let status = match e.kind() {
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Denied => StatusCode::FORBIDDEN,
+            ErrorKind::Plugin => StatusCode::BAD_GATEWAY,
+            ErrorKind::Store => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Config => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        // The message names what failed; a store's message may carry a
+        // path, which the log keeps and the client does not need.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!("store error: {e:#}");
+            return ApiError::new(status, "the store is unavailable; try again");
+        }
+        ApiError::new(status, format!("{e:#}"))
+    }
+}
+
+/// The body of every error.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    /// What went wrong and what to do.
+    error: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Runs `f` on the main library on a blocking thread.
+async fn on_library<T: Send + 'static>(
+    app: &Arc<App>,
+    f: impl FnOnce(&mut Lectern) -> lectern::Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut library = app.library.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut library)
+    })
+    .await
+    .map_err(|_| ApiError::internal("the request's task failed"))?
+    .map_err(ApiError::from)
+}
+
+/// Commits `event` through the intake library, before the answer.
+pub(crate) async fn accept(app: &Arc<App>, event: InboxEvent) -> ApiResult<Json<Accepted>> {
+    let app2 = app.clone();
+    let accepted = tokio::task::spawn_blocking(move || {
+        let mut library = app2.intake.lock().unwrap_or_else(|e| e.into_inner());
+        library.accept_event(&event, Utc::now())
+    })
+    .await
+    .map_err(|_| ApiError::internal("the intake task failed"))?;
+    match accepted {
+        Ok(fresh) => {
+            app.metrics
+                .event(if fresh { "accepted" } else { "duplicate" });
+            Ok(Json(Accepted { duplicate: !fresh }))
+        }
+        Err(e) => {
+            app.metrics.event("refused");
+            Err(e.into())
+        }
+    }
+}
+
+/// An event was committed.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Accepted {
+    /// The same source and id was accepted before; nothing changed.
+    duplicate: bool,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Lectern",
+        description = "Customer relationship management for libraries: the service an ILS \
+                       connects to. Every request but the health checks carries a bearer token \
+                       made with `lectern staff add`; its role is the request's actor.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        healthz, readyz, openapi, push_event, segments, key_readers, lapsed, export_patron,
+        erase_patron, get_preferences, put_preferences, outbox, plugins, configure_plugin,
+        jobs, start_job, inbox, crate::ils::koha, crate::ils::folio_pubsub,
+        crate::ils::folio_domain, crate::ils::alma_challenge, crate::ils::alma
+    ),
+    components(schemas(ErrorBody, Accepted, EventBody, PluginValue)),
+    modifiers(&Bearer)
+)]
+/// The OpenAPI document, served at `/v1/openapi.json`.
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl utoipa::Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub(crate) fn router(app: Arc<App>) -> Router {
+    let limit = app.rules.body_limit;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/events", post(push_event))
+        .route("/v1/reports/segments", get(segments))
+        .route("/v1/reports/key-readers", get(key_readers))
+        .route("/v1/reports/lapsed", get(lapsed))
+        .route("/v1/patrons/{id}/export", get(export_patron))
+        .route("/v1/patrons/{id}/erase", post(erase_patron))
+        .route(
+            "/v1/patrons/{id}/preferences",
+            get(get_preferences).put(put_preferences),
+        )
+        .route("/v1/outbox", get(outbox))
+        .route("/v1/inbox", get(inbox))
+        .route("/v1/plugins", get(plugins))
+        .route("/v1/plugins/{id}/config/{key}", put(configure_plugin))
+        .route("/v1/jobs", get(jobs))
+        .route("/v1/jobs/{job}", post(start_job))
+        .merge(crate::ils::routes())
+        .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        .with_state(app)
+}
+
+/// Counts and times every request by its route, never by its path, which
+/// may hold a patron's id.
+async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_string(), |m| m.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    app.metrics.request(
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Up", body = String)))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The store answers: the service can take work.
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "Ready", body = String),
+    (status = 503, description = "The store does not answer", body = ErrorBody)
+))]
+async fn readyz(State(app): State<Arc<App>>) -> ApiResult<&'static str> {
+    on_library(&app, |l| l.inbox_stats()).await?;
+    Ok("ready")
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// An event in Lectern's own shape, for an ILS without an adapter.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventBody {
+    /// The sender's id for the event: the same id is accepted once.
+    id: String,
+    /// What happened, in the sender's words.
+    kind: String,
+    /// When it happened (RFC 3339).
+    at: chrono::DateTime<Utc>,
+    /// The patron's id in the ILS; absent for an anonymised event.
+    patron: Option<String>,
+    /// The change to the records, as `{"change": "loan", ...}`,
+    /// `{"change": "returned", "loan": ID, "on": DATE}`,
+    /// `{"change": "due-date", ...}`, `{"change": "hold", ...}` or
+    /// `{"change": "hold-state", "hold": ID, "status": "waiting"}`.
+    #[schema(value_type = Option<Object>)]
+    change: Option<lectern::Circulation>,
+}
+
+/// Push one event (the `ils` role). It is committed before the answer;
+/// the scheduler processes it.
+#[utoipa::path(post, path = "/v1/events", request_body = EventBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Committed", body = Accepted),
+        (status = 400, description = "Not an event", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not the ils role", body = ErrorBody),
+        (status = 422, description = "An unusable field", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; send it again", body = ErrorBody)
+    ))]
+async fn push_event(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    body: Bytes,
+) -> ApiResult<Json<Accepted>> {
+    staff.ils()?;
+    let e: EventBody = parse_json(&body)?;
+    accept(
+        &app,
+        InboxEvent {
+            source: staff.0.name.clone(),
+            id: e.id,
+            kind: e.kind,
+            at: e.at,
+            patron: e.patron,
+            change: e.change,
+        },
+    )
+    .await
+}
+
+/// Parses a JSON body, with an error that says where it is wrong.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| ApiError::bad_request(format!("the body at `{}`: {}", e.path(), e.inner())))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ReportQuery {
+    /// The scorer whose latest run to use.
+    scorer: Option<String>,
+    /// The smallest group to show: at least the library's floor.
+    k: Option<usize>,
+    /// `json` (the default) or `html`.
+    format: Option<String>,
+    /// For a list: how many readers.
+    top: Option<usize>,
+}
+
+impl ReportQuery {
+    fn html(&self) -> ApiResult<bool> {
+        match self.format.as_deref() {
+            None | Some("json") => Ok(false),
+            Some("html") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "format `{other}`: give json or html"
+            ))),
+        }
+    }
+}
+
+fn render<T: Serialize>(value: &T, html: Option<String>) -> Response {
+    match html {
+        Some(page) => Html(page).into_response(),
+        None => Json(value).into_response(),
+    }
+}
+
+/// Readers per segment, branch and category, as the token's role may see
+/// them, with groups under k hidden.
+#[utoipa::path(get, path = "/v1/reports/segments", params(ReportQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The report, as JSON or HTML", body = Object),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The role may not, or k is below the floor", body = ErrorBody),
+        (status = 404, description = "No run of the scorer", body = ErrorBody)
+    ))]
+async fn segments(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    Query(q): Query<ReportQuery>,
+) -> ApiResult<Response> {
+    let role = staff.reader()?.to_string();
+    let html = q.html()?;
+    let scorer = q.scorer.clone().unwrap_or_else(|| "engagement".into());
+    let report = on_library(&app, move |l| {
+        let k = q.k.unwrap_or(lectern::DEFAULT_K.max(l.config().k_floor));
+        l.segment_report(&scorer, k, &role)
+    })
+    .await?;
+    let page = html.then(|| report.to_html());
+    Ok(render(&report, page))
+}
+
+async fn list(app: Arc<App>, staff: Staff, q: ReportQuery, kind: ListKind) -> ApiResult<Response> {
+    let role = staff.reader()?.to_string();
+    let html = q.html()?;
+    let (default_scorer, default_top) = match kind {
+        ListKind::KeyReaders => ("key-readers", 20),
+        ListKind::Lapsed => ("engagement", 50),
+    };
+    let scorer = q.scorer.unwrap_or_else(|| default_scorer.into());
+    let top = q.top.unwrap_or(default_top).min(10_000);
+    let list = on_library(&app, move |l| l.reader_list(kind, &scorer, top, &role)).await?;
+    let page = html.then(|| list.to_html());
+    Ok(render(&list, page))
+}
+
+/// The key readers (重点读者), each shown as far as the role may see them.
+#[utoipa::path(get, path = "/v1/reports/key-readers", params(ReportQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The list, as JSON or HTML", body = Object),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The role may not", body = ErrorBody),
+        (status = 404, description = "No run of the scorer", body = ErrorBody)
+    ))]
+async fn key_readers(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    Query(q): Query<ReportQuery>,
+) -> ApiResult<Response> {
+    list(app, staff, q, ListKind::KeyReaders).await
+}
+
+/// The readers to win back, most urgent segment first.
+#[utoipa::path(get, path = "/v1/reports/lapsed", params(ReportQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The list, as JSON or HTML", body = Object),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The role may not", body = ErrorBody),
+        (status = 404, description = "No run of the scorer", body = ErrorBody)
+    ))]
+async fn lapsed(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    Query(q): Query<ReportQuery>,
+) -> ApiResult<Response> {
+    list(app, staff, q, ListKind::Lapsed).await
+}
+
+/// Everything stored about one patron and every read of their data: the
+/// only place the `patron-export` purpose exists.
+#[utoipa::path(get, path = "/v1/patrons/{id}/export",
+    params(("id" = String, Path, description = "The patron's id in the ILS")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The export", body = Object),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The role may not", body = ErrorBody),
+        (status = 404, description = "No such patron", body = ErrorBody)
+    ))]
+async fn export_patron(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let role = staff.reader()?.to_string();
+    on_library(&app, move |l| {
+        let export = l.export_patron(&id, Utc::now().date_naive(), &role)?;
+        Ok(serde_json::to_value(export).unwrap_or_default())
+    })
+    .await
+    .map(Json)
+}
+
+/// Erases one patron and everything stored about them.
+#[utoipa::path(post, path = "/v1/patrons/{id}/erase",
+    params(("id" = String, Path, description = "The patron's id in the ILS")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What was erased", body = Object),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The role may not", body = ErrorBody),
+        (status = 404, description = "No such patron", body = ErrorBody)
+    ))]
+async fn erase_patron(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let role = staff.reader()?.to_string();
+    on_library(&app, move |l| {
+        let erased = l.erase_patron(&id, &role)?;
+        Ok(serde_json::to_value(erased).unwrap_or_default())
+    })
+    .await
+    .map(Json)
+}
+
+/// A patron's messaging preferences.
+#[utoipa::path(get, path = "/v1/patrons/{id}/preferences",
+    params(("id" = String, Path, description = "The patron's id in the ILS")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The preferences", body = Object),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The role may not", body = ErrorBody),
+        (status = 404, description = "No such patron", body = ErrorBody)
+    ))]
+async fn get_preferences(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Preferences>> {
+    let role = staff.reader()?.to_string();
+    on_library(&app, move |l| {
+        l.check_role(&role)?;
+        l.preferences(&id)
+    })
+    .await
+    .map(Json)
+}
+
+/// Replaces a patron's messaging preferences; queued messages they no
+/// longer want are cancelled at once.
+#[utoipa::path(put, path = "/v1/patrons/{id}/preferences",
+    params(("id" = String, Path, description = "The patron's id in the ILS")),
+    request_body = Object,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "How many queued messages were cancelled", body = Object),
+        (status = 400, description = "Not preferences", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The role may not", body = ErrorBody),
+        (status = 404, description = "No such patron", body = ErrorBody)
+    ))]
+async fn put_preferences(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let role = staff.reader()?.to_string();
+    let prefs: Preferences = parse_json(&body)?;
+    on_library(&app, move |l| {
+        l.check_role(&role)?;
+        let cancelled = l.set_preferences(&id, &prefs)?;
+        Ok(json!({ "cancelled": cancelled }))
+    })
+    .await
+    .map(Json)
+}
+
+/// The outbox: messages per channel and state, no patron in them.
+#[utoipa::path(get, path = "/v1/outbox",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Counts per channel and state", body = Object),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The role may not", body = ErrorBody)
+    ))]
+async fn outbox(State(app): State<Arc<App>>, staff: Staff) -> ApiResult<Json<Value>> {
+    staff.reader()?;
+    on_library(&app, |l| {
+        Ok(serde_json::to_value(l.outbox_stats()?).unwrap_or_default())
+    })
+    .await
+    .map(Json)
+}
+
+/// The inbox: events by state.
+#[utoipa::path(get, path = "/v1/inbox",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Counts by state", body = Object),
+        (status = 401, description = "No valid token", body = ErrorBody)
+    ))]
+async fn inbox(State(app): State<Arc<App>>, _staff: Staff) -> ApiResult<Json<Value>> {
+    on_library(&app, |l| {
+        Ok(serde_json::to_value(l.inbox_stats()?).unwrap_or_default())
+    })
+    .await
+    .map(Json)
+}
+
+/// The installed plugins.
+#[utoipa::path(get, path = "/v1/plugins",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Installed plugins", body = Object),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The role may not", body = ErrorBody)
+    ))]
+async fn plugins(State(app): State<Arc<App>>, staff: Staff) -> ApiResult<Json<Value>> {
+    staff.reader()?;
+    on_library(&app, |l| {
+        Ok(serde_json::to_value(l.installed()?).unwrap_or_default())
+    })
+    .await
+    .map(Json)
+}
+
+/// A configuration value, or null for the plugin's default.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PluginValue {
+    /// The value, checked against the plugin's schema.
+    value: Option<String>,
+}
+
+/// Sets one configuration key of an installed plugin (the
+/// `administrator` role).
+#[utoipa::path(put, path = "/v1/plugins/{id}/config/{key}",
+    params(
+        ("id" = String, Path, description = "The installed plugin"),
+        ("key" = String, Path, description = "The configuration key")
+    ),
+    request_body = PluginValue,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The value as the plugin will read it", body = Object),
+        (status = 400, description = "Not a value", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The role may not", body = ErrorBody),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+        (status = 422, description = "The schema refuses the value", body = ErrorBody)
+    ))]
+async fn configure_plugin(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    Path((id, key)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    if staff.reader()? != "administrator" {
+        return Err(ApiError::forbidden(
+            "only the administrator role configures plugins",
+        ));
+    }
+    let v: PluginValue = parse_json(&body)?;
+    on_library(&app, move |l| {
+        let set = l.configure_plugin(&id, &key, v.value.as_deref())?;
+        Ok(json!({ "id": id, "key": key, "value": set }))
+    })
+    .await
+    .map(Json)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct JobsQuery {
+    /// Only this job.
+    job: Option<String>,
+    /// How many runs, newest first.
+    limit: Option<usize>,
+}
+
+/// The job history, newest first.
+#[utoipa::path(get, path = "/v1/jobs", params(JobsQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Job runs", body = Object),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The role may not", body = ErrorBody)
+    ))]
+async fn jobs(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    Query(q): Query<JobsQuery>,
+) -> ApiResult<Json<Value>> {
+    staff.reader()?;
+    on_library(&app, move |l| {
+        let runs = l.job_runs(q.job.as_deref(), q.limit.unwrap_or(50).min(1000))?;
+        Ok(serde_json::to_value(runs).unwrap_or_default())
+    })
+    .await
+    .map(Json)
+}
+
+/// Runs a job now: `score` (a scoring run), `notify`, `deliver`,
+/// `retention` or `inbox`. It runs after the job in flight; its outcome
+/// is in the history.
+#[utoipa::path(post, path = "/v1/jobs/{job}",
+    params(("job" = String, Path, description = "score, notify, deliver, retention or inbox")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Started", body = Object),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The role may not", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody)
+    ))]
+async fn start_job(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    Path(job): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if staff.reader()? != "administrator" {
+        return Err(ApiError::forbidden(
+            "only the administrator role starts jobs",
+        ));
+    }
+    let Some(job) = crate::scheduler::JOBS.iter().find(|j| **j == job) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no job `{job}`; the jobs are: {}",
+                crate::scheduler::JOBS.join(", ")
+            ),
+        ));
+    };
+    let app2 = app.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = crate::scheduler::run(&app2, job) {
+            tracing::warn!("job {job} failed: {e}");
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "job": job, "state": "started" })),
+    ))
+}
+
+/// A header's value as text.
+pub(crate) fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name)?.to_str().ok()
+}

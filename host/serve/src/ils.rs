@@ -1,0 +1,165 @@
+//! The ILS adapters: each takes events as its ILS sends them and commits
+//! them to the inbox. Reading the ILS's shapes is the library's work
+//! ([`lectern::koha_hook`] and the rest); here are the routes, the
+//! authentication each ILS can do, and the answers each expects.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::App;
+use crate::api::{Accepted, ApiError, accept, header_text, parse_json};
+use crate::auth::Staff;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+pub(crate) fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/v1/ils/koha/events", post(koha))
+        .route("/v1/ils/folio/pubsub/{event_type}", post(folio_pubsub))
+        .route("/v1/ils/folio/domain/{record}", post(folio_domain))
+        .route("/v1/ils/alma/webhook", post(alma).get(alma_challenge))
+}
+
+/// Koha's `after_circ_action` and `after_hold_action` hooks, as the
+/// Lectern Koha plugin forwards them.
+#[utoipa::path(post, path = "/v1/ils/koha/events", request_body = Object,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Committed", body = Accepted),
+        (status = 400, description = "Not JSON", body = crate::api::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::ErrorBody),
+        (status = 403, description = "Not the ils role", body = crate::api::ErrorBody),
+        (status = 422, description = "Not a hook Lectern reads", body = crate::api::ErrorBody),
+        (status = 503, description = "The store is unavailable; send it again", body = crate::api::ErrorBody)
+    ))]
+pub(crate) async fn koha(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    body: Bytes,
+) -> ApiResult<Json<Accepted>> {
+    staff.ils()?;
+    let value: Value = parse_json(&body)?;
+    let event = lectern::koha_hook(
+        &value,
+        app.rules.koha_anonymous_patron.as_deref(),
+        Utc::now(),
+    )?;
+    accept(&app, event).await
+}
+
+/// What mod-pubsub posts to a subscriber's callback for `event_type`.
+#[utoipa::path(post, path = "/v1/ils/folio/pubsub/{event_type}", request_body = Object,
+    params(("event_type" = String, Path, description = "ITEM_CHECKED_OUT, ITEM_CHECKED_IN, LOAN_DUE_DATE_CHANGED or LOAN_CLOSED")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Committed", body = Accepted),
+        (status = 401, description = "No valid token", body = crate::api::ErrorBody),
+        (status = 403, description = "Not the ils role", body = crate::api::ErrorBody),
+        (status = 422, description = "Not an event Lectern reads", body = crate::api::ErrorBody),
+        (status = 503, description = "The store is unavailable; send it again", body = crate::api::ErrorBody)
+    ))]
+pub(crate) async fn folio_pubsub(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    Path(event_type): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Accepted>> {
+    staff.ils()?;
+    let event = lectern::folio_pubsub(&event_type, &body, Utc::now())?;
+    accept(&app, event).await
+}
+
+/// A domain event of mod-circulation-storage for `loan` or `request`, as
+/// a Kafka consumer forwards it.
+#[utoipa::path(post, path = "/v1/ils/folio/domain/{record}", request_body = Object,
+    params(("record" = String, Path, description = "loan or request")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Committed, or a deletion with nothing to keep", body = Accepted),
+        (status = 401, description = "No valid token", body = crate::api::ErrorBody),
+        (status = 403, description = "Not the ils role", body = crate::api::ErrorBody),
+        (status = 404, description = "Not loan or request", body = crate::api::ErrorBody),
+        (status = 422, description = "Not an event Lectern reads", body = crate::api::ErrorBody),
+        (status = 503, description = "The store is unavailable; send it again", body = crate::api::ErrorBody)
+    ))]
+pub(crate) async fn folio_domain(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    Path(record): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    staff.ils()?;
+    let value: Value = parse_json(&body)?;
+    match lectern::folio_domain(&record, &value)? {
+        Some(event) => {
+            let a = accept(&app, event).await?;
+            Ok(Json(serde_json::to_value(&a.0).unwrap_or_default()))
+        }
+        None => Ok(Json(json!({ "duplicate": false, "kept": false }))),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Challenge {
+    challenge: String,
+}
+
+/// Alma's check when a webhook integration profile is saved: the
+/// challenge, echoed.
+#[utoipa::path(get, path = "/v1/ils/alma/webhook",
+    params(("challenge" = String, Query, description = "Alma's challenge")),
+    responses((status = 200, description = "The challenge, echoed", body = Object)))]
+pub(crate) async fn alma_challenge(Query(c): Query<Challenge>) -> Json<Value> {
+    Json(json!({ "challenge": c.challenge }))
+}
+
+/// An Alma webhook, signed in `X-Exl-Signature` with the integration
+/// profile's secret. Alma retries on 5xx, so 5xx means only that the store
+/// could not take it now.
+#[utoipa::path(post, path = "/v1/ils/alma/webhook", request_body = Object,
+    params(("X-Exl-Signature" = String, Header, description = "Base64 HMAC-SHA256 of the body")),
+    responses(
+        (status = 200, description = "Committed, or an event Lectern does not keep", body = Object),
+        (status = 400, description = "Not JSON", body = crate::api::ErrorBody),
+        (status = 401, description = "No valid signature", body = crate::api::ErrorBody),
+        (status = 422, description = "Not an event Lectern reads", body = crate::api::ErrorBody),
+        (status = 503, description = "The store is unavailable; send it again", body = crate::api::ErrorBody)
+    ))]
+pub(crate) async fn alma(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let Some(secret) = &app.alma_secret else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Alma is not connected: set `serve.alma-secret-env` in lectern.toml",
+        ));
+    };
+    let signed = header_text(&headers, "x-exl-signature")
+        .is_some_and(|s| lectern::alma_signature_ok(secret, &body, s));
+    if !signed {
+        app.metrics.auth_failure("alma-signature");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "the X-Exl-Signature header is missing or does not match the body",
+        ));
+    }
+    let value: Value = parse_json(&body)?;
+    match lectern::alma_webhook(&value, Utc::now())? {
+        Some(event) => {
+            let a = accept(&app, event).await?;
+            Ok(Json(serde_json::to_value(&a.0).unwrap_or_default()))
+        }
+        None => Ok(Json(json!({ "duplicate": false, "kept": false }))),
+    }
+}

@@ -1,0 +1,162 @@
+//! The scheduler inside the service: the inbox and delivery every few
+//! seconds; scoring, notices and retention once a day at the library's
+//! times. Jobs run one at a time, each recorded in the job history; the
+//! CLI's commands do the same work for a library that runs them from cron.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, Utc};
+use lectern::{Campaigns, Keep, Lectern, Retention, Until, local_day};
+
+use crate::App;
+
+/// The jobs there are, as the history and `POST /v1/jobs/{job}` name them.
+pub(crate) const JOBS: [&str; 5] = ["inbox", "deliver", "score", "notify", "retention"];
+
+/// Runs `job` now on the library, recorded in the history. Quiet runs of
+/// the frequent jobs (nothing to do) are not recorded.
+pub(crate) fn run(app: &App, job: &str) -> lectern::Result<String> {
+    let mut library = app.library.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Utc::now();
+    let quiet = match job {
+        "inbox" => library.inbox_stats()?.pending + library.inbox_stats()?.unnotified == 0,
+        "deliver" => library
+            .outbox_stats()?
+            .iter()
+            .all(|c| c.queued == 0 && c.sending == 0),
+        _ => false,
+    };
+    if quiet {
+        return Ok("nothing to do".into());
+    }
+    let messengers = &app.messengers;
+    let scorers = app.rules.scorers.clone();
+    let outcome = library.run_job(job, |library: &mut Lectern| match job {
+        "inbox" => {
+            let r = library.process_inbox(messengers, now, 1000)?;
+            Ok(format!(
+                "{} applied, {} skipped, {} notices queued",
+                r.applied, r.skipped, r.queued
+            ))
+        }
+        "deliver" => {
+            let r = library.deliver(Until::NothingDue, &mut |_| {})?;
+            Ok(format!(
+                "{} sent, {} retried, {} failed",
+                r.sent, r.retried, r.failed
+            ))
+        }
+        "score" => {
+            let today = local_day(&library.config().notify, now);
+            let mut done = Vec::new();
+            for s in &scorers {
+                let scorer = library.plugin_at(s)?.into_scorer()?;
+                let run = library.score_store(&scorer, today, Keep::Top(0), &mut |_, _| {})?;
+                done.push(format!(
+                    "{s}: run {} of {} patrons",
+                    run.run.id, run.run.patrons
+                ));
+            }
+            Ok(if done.is_empty() {
+                "no scorer configured (`serve.scorers`)".into()
+            } else {
+                done.join("; ")
+            })
+        }
+        "notify" => {
+            let r = library.notify(messengers, &Campaigns::default(), true, Vec::new(), now)?;
+            Ok(format!("{} events, {} queued", r.events, r.queued))
+        }
+        "retention" => {
+            let today = local_day(&library.config().notify, now);
+            let r = library.apply_retention(today, &Retention::default())?;
+            Ok(format!(
+                "{} loans aged, {} messages and {} events removed",
+                r.loans_aged, r.messages_removed, r.events_removed
+            ))
+        }
+        other => Err(lectern::Error::NotFound(format!("no job `{other}`"))),
+    });
+    app.metrics.job(job, outcome.is_ok());
+    outcome
+}
+
+/// The day each daily job last ran, from the history, so that a restart
+/// does not run it twice.
+fn last_day(app: &App, job: &str) -> Option<NaiveDate> {
+    let library = app.library.lock().unwrap_or_else(|e| e.into_inner());
+    let rules = &library.config().notify;
+    library
+        .job_runs(Some(job), 1)
+        .ok()?
+        .first()
+        .map(|r| local_day(rules, r.started_at))
+}
+
+/// Runs until the service stops.
+pub(crate) async fn run_loop(app: Arc<App>) {
+    let mut stopping = app.stopping.subscribe();
+    let daily = [
+        ("score", app.rules.score_at),
+        ("notify", app.rules.notify_at),
+        ("retention", app.rules.retention_at),
+    ];
+    let mut last: Vec<Option<NaiveDate>> = Vec::new();
+    for (job, _) in daily {
+        let app = app.clone();
+        last.push(
+            tokio::task::spawn_blocking(move || last_day(&app, job))
+                .await
+                .ok()
+                .flatten(),
+        );
+    }
+    let mut next_inbox = Instant::now();
+    let mut next_deliver = Instant::now();
+    loop {
+        if *stopping.borrow() {
+            return;
+        }
+        let now = Instant::now();
+        let mut due: Vec<&'static str> = Vec::new();
+        if now >= next_inbox {
+            due.push("inbox");
+            next_inbox = now + app.rules.inbox_every;
+        }
+        if now >= next_deliver {
+            due.push("deliver");
+            next_deliver = now + app.rules.deliver_every;
+        }
+        {
+            let rules = app
+                .library
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .config()
+                .notify
+                .clone();
+            let utc = Utc::now();
+            let today = local_day(&rules, utc);
+            let time = rules.clock.local(utc).time();
+            for (i, (job, at)) in daily.iter().enumerate() {
+                if time >= *at && last[i] != Some(today) {
+                    due.push(job);
+                    last[i] = Some(today);
+                }
+            }
+        }
+        for job in due {
+            let app2 = app.clone();
+            match tokio::task::spawn_blocking(move || run(&app2, job)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!("job {job} failed: {e}"),
+                Err(_) => tracing::warn!("job {job} panicked"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stopping.changed() => {}
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! `lectern serve` as a library runs it: staff accounts of two roles and
+//! an ILS account, events pushed as Koha, FOLIO and Alma send them, the
+//! notices they cause in the outbox, reports that differ by role, a
+//! patron exported and erased, and every refusal the service owes.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hmac::Mac as _;
+use lectern_tests::{lectern_bin, plugins, repo};
+use serde_json::{Value, json};
+
+const ALMA_SECRET: &str = "alma webhook secret for the tests";
+
+fn cli(dir: &Path) -> Command {
+    let mut c = Command::new(lectern_bin());
+    c.current_dir(dir)
+        .arg("--no-cache")
+        .arg("--db")
+        .arg(dir.join("lectern.db"))
+        .arg("--config")
+        .arg(dir.join("lectern.toml"))
+        .env_remove("LECTERN_DB")
+        .env_remove("LECTERN_CONFIG");
+    c
+}
+
+fn ok(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(repo().join("tests/fixtures/ils").join(path)).unwrap()
+}
+
+/// A token for a new staff account.
+fn staff(dir: &Path, name: &str, role: &str) -> String {
+    let out = ok(cli(dir).args(["--json", "staff", "add", name, "--role", role]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let mut child = cli(dir)
+            .arg("serve")
+            .env("LECTERN_TEST_ALMA_SECRET", ALMA_SECRET)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        Server {
+            child,
+            base: format!("http://{addr}"),
+            agent,
+        }
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> (u16, String) {
+        let url = format!("{}{path}", self.base);
+        let mut req = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if body.is_some() {
+            req = req.header("Content-Type", "application/json");
+        }
+        let req = req.body(body.unwrap_or_default().to_vec()).unwrap();
+        let mut resp = self.agent.run(req).unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.body_mut().read_to_string().unwrap_or_default())
+    }
+
+    fn get(&self, path: &str, token: &str) -> (u16, String) {
+        self.call("GET", path, Some(token), &[], None)
+    }
+
+    fn post(&self, path: &str, token: &str, body: &[u8]) -> (u16, String) {
+        self.call("POST", path, Some(token), &[], Some(body))
+    }
+
+    fn json(&self, path: &str, token: &str) -> Value {
+        let (status, body) = self.get(path, token);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Waits until `check` holds of `path`'s JSON, for at most a minute.
+    fn wait_for(&self, path: &str, token: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let v = self.json(path, token);
+            if check(&v) {
+                return v;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{path} never got there: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn library(dir: &Path) {
+    std::fs::write(
+        dir.join("lectern.toml"),
+        format!(
+            "[privacy]\npolicy = {:?}\nk-floor = 5\n\n[serve]\nlisten = \"127.0.0.1:0\"\n\
+             messengers = [{:?}]\nscorers = [{:?}]\ninbox-every-secs = 1\n\
+             deliver-every-secs = 3600\nalma-secret-env = \"LECTERN_TEST_ALMA_SECRET\"\n\
+             koha-anonymous-patron = 99\n",
+            plugins::BASELINE_PRIVACY,
+            plugins::NOTICES,
+            plugins::ENGAGEMENT
+        ),
+    )
+    .unwrap();
+    // A generated library, for reports with groups of five and more, and
+    // Koha's sample patrons, whom the Koha events are about.
+    let (_, files) = lectern_tests::generated_library(dir, 300);
+    ok(cli(dir).args(["import", "--format", "csv"]).args(&files));
+    let koha: PathBuf = repo().join("tests/fixtures/koha/patrons.json");
+    ok(cli(dir).args(["import", "--format", "koha"]).arg(koha));
+}
+
+#[test]
+fn a_library_connects_its_ils_and_its_staff_to_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    library(dir);
+
+    // Staff of two roles, the administrator, and the ILS.
+    let ils = staff(dir, "koha", "ils");
+    let analyst = staff(dir, "ana", "analyst");
+    let desk = staff(dir, "desk", "circulation-desk");
+    let admin = staff(dir, "root", "administrator");
+    // A role the policy does not declare is refused, with the roles there are.
+    let out = cli(dir)
+        .args(["staff", "add", "lib", "--role", "librarian"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(77));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown staff role `librarian`"), "{err}");
+    assert!(err.contains("circulation-desk, analyst"), "{err}");
+    // And in every other command.
+    let out = cli(dir)
+        .args(["report", "segments", "--role", "librarian"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(77));
+
+    let server = Server::start(dir);
+    assert_eq!(server.call("GET", "/healthz", None, &[], None).0, 200);
+    assert_eq!(server.call("GET", "/readyz", None, &[], None).0, 200);
+
+    // Koha's hooks: a checkout and a hold now waiting, for patron 51; a
+    // check-in by the AnonymousPatron; the same checkout sent again.
+    let checkout = fixture("koha/after_circ_action-checkout.json");
+    let (s, body) = server.post("/v1/ils/koha/events", &ils, &checkout);
+    assert_eq!((s, body.as_str()), (200, r#"{"duplicate":false}"#));
+    let (s, body) = server.post("/v1/ils/koha/events", &ils, &checkout);
+    assert_eq!((s, body.as_str()), (200, r#"{"duplicate":true}"#));
+    let waiting = fixture("koha/after_hold_action-waiting.json");
+    assert_eq!(server.post("/v1/ils/koha/events", &ils, &waiting).0, 200);
+    let mut anonymised: Value =
+        serde_json::from_slice(&fixture("koha/after_circ_action-checkin-anonymised.json")).unwrap();
+    anonymised["payload"]["checkout"]["borrowernumber"] = json!(99);
+    let anonymised = serde_json::to_vec(&anonymised).unwrap();
+    assert_eq!(server.post("/v1/ils/koha/events", &ils, &anonymised).0, 200);
+
+    // FOLIO's mod-pubsub, payload alone as it reaches a subscriber, and
+    // the envelope.
+    let envelope = fixture("folio/pubsub-ITEM_CHECKED_OUT.json");
+    let payload: Value = serde_json::from_slice(&envelope).unwrap();
+    let bare = payload["eventPayload"]
+        .as_str()
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    for body in [&envelope, &bare] {
+        let (s, b) = server.post("/v1/ils/folio/pubsub/ITEM_CHECKED_OUT", &ils, body);
+        assert_eq!(s, 200, "{b}");
+    }
+    let domain = fixture("folio/domain-request-UPDATED.json");
+    assert_eq!(
+        server.post("/v1/ils/folio/domain/request", &ils, &domain).0,
+        200
+    );
+
+    // Alma: the challenge, a signed loan, and a forged one.
+    let (s, body) = server.call(
+        "GET",
+        "/v1/ils/alma/webhook?challenge=abc123",
+        None,
+        &[],
+        None,
+    );
+    assert_eq!((s, body.as_str()), (200, r#"{"challenge":"abc123"}"#));
+    let loan = fixture("alma/loan-created.json");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(ALMA_SECRET.as_bytes()).unwrap();
+    mac.update(&loan);
+    let signature = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        mac.finalize().into_bytes(),
+    );
+    let signed = [("X-Exl-Signature", signature.as_str())];
+    let (s, b) = server.call("POST", "/v1/ils/alma/webhook", None, &signed, Some(&loan));
+    assert_eq!(s, 200, "{b}");
+    let forged = [("X-Exl-Signature", "bm90IHRoZSBzaWduYXR1cmU=")];
+    assert_eq!(
+        server
+            .call("POST", "/v1/ils/alma/webhook", None, &forged, Some(&loan))
+            .0,
+        401
+    );
+
+    // The refusals: no token, a made-up token, a reader pushing, the ILS
+    // reading.
+    assert_eq!(
+        server
+            .call("POST", "/v1/ils/koha/events", None, &[], Some(&checkout))
+            .0,
+        401
+    );
+    let forged_token = format!("lct_{}_{}", "0".repeat(12), "0".repeat(64));
+    assert_eq!(
+        server
+            .post("/v1/ils/koha/events", &forged_token, &checkout)
+            .0,
+        401
+    );
+    assert_eq!(
+        server.post("/v1/ils/koha/events", &analyst, &checkout).0,
+        403
+    );
+    assert_eq!(server.get("/v1/outbox", &ils).0, 403);
+
+    // The scheduler processes the inbox; the waiting hold's notice is in
+    // the outbox.
+    server.wait_for("/v1/inbox", &analyst, |v| {
+        v["pending"] == 0 && v["unnotified"] == 0
+    });
+    let outbox = server.json("/v1/outbox", &analyst);
+    let queued: u64 = outbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["queued"].as_u64().unwrap())
+        .sum();
+    assert!(queued >= 1, "no notice was queued: {outbox}");
+
+    // A scoring run, started through the API and seen in the history.
+    assert_eq!(server.post("/v1/jobs/score", &admin, b"").0, 202);
+    assert_eq!(server.post("/v1/jobs/score", &analyst, b"").0, 403);
+    server.wait_for("/v1/jobs?job=score", &analyst, |v| {
+        v.as_array()
+            .is_some_and(|runs| runs.iter().any(|r| r["state"] == "ok"))
+    });
+    let jobs = ok(cli(dir).args(["--json", "jobs", "--job", "score"]));
+    assert!(
+        jobs.contains("\"state\": \"ok\"") || jobs.contains("\"state\":\"ok\""),
+        "{jobs}"
+    );
+
+    // Reports: k below the floor is refused; the lists differ by role.
+    let (s, body) = server.get("/v1/reports/segments?k=1", &analyst);
+    assert_eq!(s, 403, "{body}");
+    assert!(body.contains("below the library's floor of 5"), "{body}");
+    let report = server.json("/v1/reports/segments?k=5", &analyst);
+    assert_eq!(report["plugin"], "engagement");
+    let (s, page) = server.get("/v1/reports/segments?format=html", &analyst);
+    assert_eq!(s, 200);
+    assert!(page.starts_with("<!DOCTYPE html>") || page.starts_with("<!doctype html>"));
+    let by_desk = server.json("/v1/reports/lapsed?top=5", &desk);
+    let by_analyst = server.json("/v1/reports/lapsed?top=5", &analyst);
+    let first = |v: &Value| v["readers"][0].clone();
+    assert!(first(&by_desk)["card_number"].is_string(), "{by_desk}");
+    assert!(first(&by_analyst)["card_number"] != first(&by_desk)["card_number"]);
+    assert_ne!(first(&by_desk)["who"], first(&by_analyst)["who"]);
+
+    // A patron's export holds the loan Koha pushed; erased, they are gone.
+    let export = server.json("/v1/patrons/51/export", &admin);
+    let loans = export["loans"].as_array().unwrap();
+    assert!(loans.iter().any(|l| l["id"] == "9101"), "{export}");
+    let (s, body) = server.post("/v1/patrons/51/erase", &admin, b"");
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(server.get("/v1/patrons/51/export", &admin).0, 404);
+
+    // The spec is served, and metrics count requests by route, not path.
+    let spec = server.json("/v1/openapi.json", &analyst);
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+    let (_, metrics) = server.call("GET", "/metrics", None, &[], None);
+    assert!(
+        metrics.contains("route=\"/v1/patrons/{id}/export\""),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("/v1/patrons/51"));
+
+    // SIGTERM: it drains and exits cleanly.
+    let mut server = server;
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "it did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    ok(cli(dir).args(["audit", "verify"]));
+}
