@@ -4,7 +4,7 @@
 //! patron exported and erased, and every refusal the service owes.
 
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -165,8 +165,6 @@ fn library(dir: &Path) {
     // Koha's sample patrons, whom the Koha events are about.
     let (_, files) = lectern_tests::generated_library(dir, 300);
     ok(cli(dir).args(["import", "--format", "csv"]).args(&files));
-    let koha: PathBuf = repo().join("tests/fixtures/koha/patrons.json");
-    ok(cli(dir).args(["import", "--format", "koha"]).arg(koha));
 }
 
 #[test]
@@ -199,6 +197,47 @@ fn a_library_connects_its_ils_and_its_staff_to_the_service() {
     let server = Server::start(dir);
     assert_eq!(server.call("GET", "/healthz", None, &[], None).0, 200);
     assert_eq!(server.call("GET", "/readyz", None, &[], None).0, 200);
+
+    // The ILS syncs Koha's patrons: once written, once again updated, and
+    // a damaged record skipped with its place and field.
+    let patrons = std::fs::read(repo().join("tests/fixtures/koha/patrons.json")).unwrap();
+    let sync = |body: &[u8]| -> Value {
+        let (s, b) = server.post("/v1/patrons/sync?format=koha", &ils, body);
+        assert_eq!(s, 200, "{b}");
+        serde_json::from_str(&b).unwrap()
+    };
+    let first = sync(&patrons);
+    assert!(first["imported"].as_u64().unwrap() >= 3, "{first}");
+    let again = sync(&patrons);
+    assert_eq!(
+        (again["imported"].as_u64(), again["updated"].clone()),
+        (Some(0), first["imported"].clone())
+    );
+    let damaged = sync(br#"[{"patron_id": 70, "surname": "Ok"}, {"surname": "No id"}]"#);
+    assert_eq!(damaged["imported"], 1, "{damaged}");
+    assert_eq!(damaged["skipped"][0]["record"], 2, "{damaged}");
+    assert_eq!(damaged["skipped"][0]["field"], "patron_id", "{damaged}");
+    let (s, _) = server.post("/v1/patrons/sync?format=marc", &ils, &patrons);
+    assert_eq!(s, 400);
+    // A patron deleted in Koha is erased; deleting again finds nobody.
+    assert_eq!(
+        server
+            .call("DELETE", "/v1/patrons/70", Some(&ils), &[], None)
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .call("DELETE", "/v1/patrons/70", Some(&ils), &[], None)
+            .0,
+        404
+    );
+    assert_eq!(
+        server
+            .call("DELETE", "/v1/patrons/53", Some(&analyst), &[], None)
+            .0,
+        403
+    );
 
     // Koha's hooks: a checkout and a hold now waiting, for patron 51; a
     // check-in by the AnonymousPatron; the same checkout sent again.
@@ -362,5 +401,103 @@ fn a_library_connects_its_ils_and_its_staff_to_the_service() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "{status:?}");
+    ok(cli(dir).args(["audit", "verify"]));
+}
+
+/// A checkout for generated patron `n`, in Lectern's own event shape.
+fn checkout_event(n: usize) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": format!("evt-{n}"),
+        "kind": "checkout",
+        "at": "2026-11-20T10:00:00Z",
+        "patron": format!("G{:08}", n % 300),
+        "change": {
+            "change": "loan",
+            "id": format!("kill-loan-{n}"),
+            "item": null, "title": "A Book", "subject": null,
+            "loaned_on": "2026-11-20", "due_on": "2026-12-18", "returned_on": null
+        }
+    }))
+    .unwrap()
+}
+
+#[test]
+fn an_event_accepted_before_kill_9_is_kept_and_processed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    library(dir);
+    let ils = staff(dir, "ils", "ils");
+    const EVENTS: usize = 400;
+
+    // The ILS pushes events one after another while the scheduler
+    // processes them; the service is killed with SIGKILL mid-stream.
+    let server = Server::start(dir);
+    let (tx, rx) = std::sync::mpsc::channel::<usize>();
+    let pusher = {
+        let base = server.base.clone();
+        let token = ils.clone();
+        std::thread::spawn(move || {
+            let agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(5)))
+                .build()
+                .new_agent();
+            for n in 0..EVENTS {
+                let sent = agent
+                    .post(format!("{base}/v1/events"))
+                    .header("Authorization", format!("Bearer {token}"))
+                    .header("Content-Type", "application/json")
+                    .send(&checkout_event(n)[..]);
+                match sent {
+                    Ok(r) if r.status() == 200 => tx.send(n).unwrap(),
+                    // Killed: what has no 2xx was not accepted.
+                    _ => return,
+                }
+            }
+        })
+    };
+    // Kill once some events are in and the scheduler has started on them.
+    let mut acknowledged: Vec<usize> = Vec::new();
+    while acknowledged.len() < 150 {
+        acknowledged.push(rx.recv_timeout(Duration::from_secs(60)).unwrap());
+    }
+    let mut server = server;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    pusher.join().unwrap();
+    acknowledged.extend(rx.try_iter());
+    drop(server);
+
+    // After a restart, every acknowledged event is there already: sent
+    // again, each is a duplicate. The ILS then sends the rest.
+    let server = Server::start(dir);
+    for &n in &acknowledged {
+        let (s, body) = server.post("/v1/events", &ils, &checkout_event(n));
+        assert_eq!(
+            (s, body.as_str()),
+            (200, r#"{"duplicate":true}"#),
+            "event {n}"
+        );
+    }
+    for n in (0..EVENTS).filter(|n| !acknowledged.contains(n)) {
+        assert_eq!(server.post("/v1/events", &ils, &checkout_event(n)).0, 200);
+    }
+    let analyst = staff(dir, "ana", "analyst");
+    let stats = server.wait_for("/v1/inbox", &analyst, |v| {
+        v["pending"] == 0 && v["unnotified"] == 0
+    });
+    // Each event applied once: one loan each, no event left or repeated.
+    assert_eq!(stats["applied"], EVENTS, "{stats}");
+    assert_eq!(stats["skipped"], 0, "{stats}");
+    let db = rusqlite::Connection::open(dir.join("lectern.db")).unwrap();
+    let loans: usize = db
+        .query_row(
+            "SELECT COUNT(*) FROM loans WHERE id LIKE 'kill-loan-%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(loans, EVENTS);
+    drop(server);
     ok(cli(dir).args(["audit", "verify"]));
 }

@@ -357,6 +357,30 @@ impl Lectern {
             .map_err(|e| Error::store(e.context("failed to write the audit log")))
     }
 
+    /// Imports `body`, one file's content in `format` as the ILS sent it
+    /// (Koha's `/api/v1/patrons` list, FOLIO's users), by the same rules
+    /// as a file: in one transaction, each bad record skipped and
+    /// reported, or, `strict`, nothing written. The body passes through a
+    /// private temporary file, removed when the import ends.
+    pub fn import_body(
+        &mut self,
+        format: Format,
+        body: &[u8],
+        options: ImportOptions,
+    ) -> Result<ImportReport> {
+        let staged = (|| -> std::io::Result<(tempfile::TempDir, PathBuf)> {
+            let dir = tempfile::tempdir()?;
+            let path = dir.path().join(match format {
+                Format::Csv | Format::KohaCsv => "patrons.csv",
+                _ => "patrons.json",
+            });
+            std::fs::write(&path, body)?;
+            Ok((dir, path))
+        })()
+        .map_err(|e| Error::store(anyhow::anyhow!("cannot stage the records: {e}")))?;
+        self.import(format, &[staged.1], options, &mut |_| {})
+    }
+
     /// Imports `paths` in `format`, in one transaction.
     pub fn import(
         &mut self,
@@ -724,11 +748,26 @@ impl Lectern {
     /// ([`ImportOptions::readmit`](crate::ImportOptions::readmit)). Neither
     /// leads back to them without the library's key.
     pub fn erase_patron(&mut self, id: &str, role: &str) -> Result<Erased> {
+        // The erasure is a staff action on the patron; no field leaves.
+        let ctx = self.staff(Purpose::StaffView, role)?;
+        self.erase_as(id, ctx)
+    }
+
+    /// Erases patron `id` because the ILS `source` deleted them, as
+    /// [`Lectern::erase_patron`] does, audited as the host's task.
+    pub fn erase_deleted_patron(&mut self, id: &str, source: &str) -> Result<Erased> {
+        let ctx = AccessContext {
+            purpose: Purpose::Maintenance,
+            actor: Actor::Task(format!("deleted-in-ils:{source}")),
+        };
+        self.erase_as(id, ctx)
+    }
+
+    fn erase_as(&mut self, id: &str, ctx: AccessContext) -> Result<Erased> {
         if !self.store.has_patron(id).map_err(Error::store)? {
             return Err(not_found(id));
         }
-        // The erasure is a staff action on the patron; no field leaves.
-        self.audit_read(self.staff(Purpose::StaffView, role)?, Vec::new(), &[id])?;
+        self.audit_read(ctx, Vec::new(), &[id])?;
         let keys = self.keyring.pseudonyms();
         let token = keys.patron_token(id);
         // Tombstones for the id and the card, so that an import keyed by

@@ -168,8 +168,10 @@ pub fn koha_hook(body: &Value, anonymous: Option<&str>, now: DateTime<Utc>) -> R
     })
 }
 
+/// A count, as a number (`TO_JSON`) or as text (`unblessed` over
+/// DBD::mysql).
 fn renewals(v: &Value, key: &str) -> u32 {
-    v.get(key).and_then(Value::as_u64).unwrap_or(0) as u32
+    text(v, &[key]).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// An event mod-pubsub delivers to a subscriber: the payload alone, as

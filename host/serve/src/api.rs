@@ -171,7 +171,7 @@ pub(crate) struct Accepted {
         license(name = "Apache-2.0")
     ),
     paths(
-        healthz, readyz, openapi, push_event, segments, key_readers, lapsed, export_patron,
+        healthz, readyz, openapi, push_event, sync_patrons, delete_patron, segments, key_readers, lapsed, export_patron,
         erase_patron, get_preferences, put_preferences, outbox, plugins, configure_plugin,
         jobs, start_job, inbox, crate::ils::koha, crate::ils::folio_pubsub,
         crate::ils::folio_domain, crate::ils::alma_challenge, crate::ils::alma
@@ -206,6 +206,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/reports/segments", get(segments))
         .route("/v1/reports/key-readers", get(key_readers))
         .route("/v1/reports/lapsed", get(lapsed))
+        .route("/v1/patrons/sync", post(sync_patrons))
+        .route("/v1/patrons/{id}", axum::routing::delete(delete_patron))
         .route("/v1/patrons/{id}/export", get(export_patron))
         .route("/v1/patrons/{id}/erase", post(erase_patron))
         .route(
@@ -324,6 +326,89 @@ async fn push_event(
         },
     )
     .await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SyncQuery {
+    /// The body's format: `koha` (a list from Koha's `/api/v1/patrons`),
+    /// `folio` (users), `csv` (Lectern's patrons CSV) or `koha-csv`.
+    format: String,
+    /// Write nothing if any record is bad.
+    strict: Option<bool>,
+}
+
+/// Patrons upserted from the ILS (the `ils` role), by the rules of an
+/// import: idempotent, each bad record skipped and reported with its
+/// place and field, or with `strict` nothing written.
+#[utoipa::path(post, path = "/v1/patrons/sync", params(SyncQuery), request_body = Object,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What was written and what was skipped, record by record", body = Object),
+        (status = 400, description = "An unknown format", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not the ils role", body = ErrorBody),
+        (status = 422, description = "Strict, and a record is bad: nothing was written", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; send it again", body = ErrorBody)
+    ))]
+async fn sync_patrons(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    Query(q): Query<SyncQuery>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    staff.ils()?;
+    let format: lectern::Format = q.format.parse().map_err(ApiError::bad_request)?;
+    let strict = q.strict.unwrap_or(false);
+    on_library(&app, move |l| {
+        let options = lectern::ImportOptions {
+            strict,
+            clock: l.config().notify.clock.clone(),
+            ..Default::default()
+        };
+        let r = l.import_body(format, &body, options)?;
+        Ok(json!({
+            "imported": r.written.imported,
+            "updated": r.written.updated,
+            "withheld_erased": r.withheld_erased,
+            "impossible_dates": r.impossible_dates,
+            // Where in the body, not where on this machine.
+            "skipped": r.skipped.iter().map(|s| json!({
+                "record": s.record,
+                "line": s.line,
+                "field": s.field,
+                "reason": s.reason,
+            })).collect::<Vec<_>>(),
+        }))
+    })
+    .await
+    .map(Json)
+}
+
+/// A patron the ILS deleted (the `ils` role): erased as an erasure is,
+/// with a tombstone so that a later sync does not bring them back.
+#[utoipa::path(delete, path = "/v1/patrons/{id}",
+    params(("id" = String, Path, description = "The patron's id in the ILS")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What was erased", body = Object),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not the ils role", body = ErrorBody),
+        (status = 404, description = "No such patron, or erased already", body = ErrorBody)
+    ))]
+async fn delete_patron(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    staff.ils()?;
+    let source = staff.0.name.clone();
+    on_library(&app, move |l| {
+        let erased = l.erase_deleted_patron(&id, &source)?;
+        Ok(serde_json::to_value(erased).unwrap_or_default())
+    })
+    .await
+    .map(Json)
 }
 
 /// Parses a JSON body, with an error that says where it is wrong.

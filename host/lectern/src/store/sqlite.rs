@@ -321,6 +321,10 @@ impl SqliteStore {
         // The service holds more than one connection (intake beside the
         // jobs), and the CLI may run beside it: a writer waits its turn.
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        // Every transaction takes the write lock when it begins: one that
+        // read first and then wrote could not be promoted after another
+        // connection's commit, and would fail instead of waiting.
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         // Deleted rows are overwritten with zeros, so an erased patron's
         // values do not linger in free pages.
         conn.pragma_update(None, "secure_delete", true)?;
@@ -395,6 +399,12 @@ impl SqliteStore {
             .collect::<rusqlite::Result<Vec<String>>>()?;
         Ok(names)
     }
+}
+
+/// A read-only transaction: one snapshot for several reads, without the
+/// write lock that every other transaction takes when it begins.
+fn read_snapshot(conn: &Connection) -> rusqlite::Result<Transaction<'_>> {
+    Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
 }
 
 fn date(d: Option<NaiveDate>) -> Option<String> {
@@ -1247,7 +1257,7 @@ impl AuditStore for SqliteStore {
         &self,
         each: &mut dyn FnMut(AuditRow) -> Result<()>,
     ) -> Result<Option<AuditAnchor>> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = read_snapshot(&self.conn)?;
         let anchor = audit_anchor(&tx)?;
         {
             let mut stmt = tx.prepare(&format!(
@@ -1274,7 +1284,7 @@ impl AuditStore for SqliteStore {
         if row.is_some() {
             return Ok(row);
         }
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = read_snapshot(&self.conn)?;
         let anchor = audit_anchor(&tx)?;
         Ok(anchor
             .filter(|a| a.base_seq == seq && seq > 0)
@@ -1319,7 +1329,7 @@ impl AuditStore for SqliteStore {
 
 impl Records for SqliteStore {
     fn patron_data(&self, id: &str, as_of: NaiveDate) -> Result<Option<PatronData>> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = read_snapshot(&self.conn)?;
         let Some(patron) = self.patron(id, as_of)? else {
             return Ok(None);
         };
