@@ -501,3 +501,48 @@ fn an_event_accepted_before_kill_9_is_kept_and_processed_once() {
     drop(server);
     ok(cli(dir).args(["audit", "verify"]));
 }
+
+/// Koha's side: the connector plugin's own tests, run with `prove`
+/// against this service, with Koha's objects stubbed. Its hooks only
+/// queue; its flush sends, and the events land in the inbox.
+#[test]
+fn the_koha_connector_queues_in_its_hooks_and_flushes_to_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    library(dir);
+    let ils = staff(dir, "koha", "ils");
+    let analyst = staff(dir, "ana", "analyst");
+    let server = Server::start(dir);
+    let patrons = std::fs::read(repo().join("tests/fixtures/koha/patrons.json")).unwrap();
+    assert_eq!(
+        server
+            .post("/v1/patrons/sync?format=koha", &ils, &patrons)
+            .0,
+        200
+    );
+
+    let koha = repo().join("connectors/koha");
+    let out = Command::new("prove")
+        .current_dir(repo())
+        .arg("-I")
+        .arg(&koha)
+        .arg("-I")
+        .arg(koha.join("t/lib"))
+        .arg(koha.join("t"))
+        .env("LECTERN_URL", &server.base)
+        .env("LECTERN_TOKEN", &ils)
+        .output()
+        .expect("prove runs (Debian's perl, with libdbd-sqlite3-perl)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!report.contains("skipped"), "the live test ran: {report}");
+    let stats = server.wait_for("/v1/inbox", &analyst, |v| {
+        v["pending"] == 0 && v["unnotified"] == 0
+    });
+    // The checkout, the waiting hold and its cancellation, each once.
+    assert_eq!(stats["applied"], 3, "{stats}");
+}

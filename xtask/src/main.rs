@@ -27,12 +27,13 @@ fn main() {
         Some("plugins") => plugins().map(|_| ()),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("kpz") => kpz(),
         Some("js-types") => {
             let root = repo_root();
             xtask::write_js_types(&root, &root.join("plugins/js/types"))
         }
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|lint|plugins|bench|fuzz|js-types>");
+            eprintln!("usage: cargo xtask <demo|test|lint|plugins|bench|fuzz|kpz|js-types>");
             std::process::exit(2);
         }
     };
@@ -40,6 +41,29 @@ fn main() {
         eprintln!("xtask: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// Packs the Koha connector as the `.kpz` Koha's plugin upload takes: a
+/// zip of its `Koha/` tree, written to `target/koha/`.
+fn kpz() -> Result<()> {
+    let src = repo_root().join("connectors/koha");
+    let module = std::fs::read_to_string(src.join("Koha/Plugin/Org/Lectern/Connector.pm"))?;
+    let version = module
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("our $VERSION = '"))
+        .and_then(|v| v.strip_suffix("';"))
+        .context("Connector.pm has no `our $VERSION = '…';` line")?;
+    let out = target().join("koha");
+    std::fs::create_dir_all(&out)?;
+    let kpz = out.join(format!("koha-plugin-lectern-connector-{version}.kpz"));
+    // Python's zipfile is everywhere the tests run; no zip tool needed.
+    run(Command::new("python3")
+        .current_dir(&src)
+        .args(["-m", "zipfile", "-c"])
+        .arg(&kpz)
+        .arg("Koha"))?;
+    println!("{}", kpz.display());
+    Ok(())
 }
 
 fn target() -> PathBuf {
@@ -236,6 +260,16 @@ fn test() -> Result<()> {
         "docker-registry",
         "the plugin tests push packages to and pull them from this OCI registry",
     )?;
+    ensure_perl_module(
+        "DBD::SQLite",
+        "libdbd-sqlite3-perl",
+        "the Koha connector's tests keep its queue in SQLite",
+    )?;
+    ensure_perl_module(
+        "Template",
+        "libtemplate-perl",
+        "the Evergreen templates are rendered with Template Toolkit",
+    )?;
     xtask::ensure_componentize_py()?;
     xtask::ensure_aiosmtpd()?;
     run(cargo().args(["test", "--workspace"]))?;
@@ -251,6 +285,20 @@ fn test() -> Result<()> {
         ])
         .arg(target().join("plugins-native")))?;
     lint()
+}
+
+/// Installs Debian's `package`, which provides the Perl `module`, unless
+/// Perl finds it already; `why` says which tests need it.
+fn ensure_perl_module(module: &str, package: &str, why: &str) -> Result<()> {
+    let found = Command::new("perl")
+        .args([&format!("-M{module}"), "-e1"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Ok(());
+    }
+    // A path that is never there, so that the package is installed.
+    ensure_debian("/nonexistent", "LECTERN_NO_SUCH_VARIABLE", package, why)
 }
 
 /// Installs Debian's `package`, which provides `binary`, unless it is there

@@ -134,26 +134,20 @@ pub fn koha_hook(body: &Value, anonymous: Option<&str>, now: DateTime<Utc>) -> R
                 ));
             }
         };
-        let change = match action.as_str() {
-            // A hold first seen, or one that now waits: written whole, so
-            // that a hold placed before Lectern listened is still known.
-            "place" | "waiting" => Circulation::Hold(HoldFields {
-                id: id.clone(),
-                title: None,
-                placed_on: field(
-                    ILS,
-                    required_day(text(object, &["reservedate"]), &f("reservedate")),
-                )?,
-                status: Some(status.to_string()),
-                pickup_branch: text(object, &["branchcode"]),
-                expires_on: expires,
-            }),
-            _ => Circulation::HoldState {
-                hold: id.clone(),
-                status: status.to_string(),
-                expires_on: expires,
-            },
-        };
+        // Every hold hook carries the whole row (`reserves`, or
+        // `old_reserves` once cancelled or filled): written whole, so that
+        // a hold placed before Lectern listened is known all the same.
+        let change = Circulation::Hold(HoldFields {
+            id: id.clone(),
+            title: None,
+            placed_on: field(
+                ILS,
+                required_day(text(object, &["reservedate"]), &f("reservedate")),
+            )?,
+            status: Some(status.to_string()),
+            pickup_branch: text(object, &["branchcode"]),
+            expires_on: expires,
+        });
         (id, change)
     };
     Ok(InboxEvent {
