@@ -546,3 +546,67 @@ fn the_koha_connector_queues_in_its_hooks_and_flushes_to_the_service() {
     // The checkout, the waiting hold and its cancellation, each once.
     assert_eq!(stats["applied"], 3, "{stats}");
 }
+
+/// Evergreen's side: each Action/Trigger template in
+/// `connectors/evergreen/`, rendered by real Template Toolkit, parsed by
+/// Config::General and sent by LWP as the CallHTTP reactor does, is an
+/// event the service takes, even with a title full of quotes,
+/// backslashes and non-ASCII letters.
+#[test]
+fn evergreen_templates_render_with_template_toolkit_and_reach_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    library(dir);
+    let ils = staff(dir, "evergreen", "ils");
+    let admin = staff(dir, "root", "administrator");
+    let server = Server::start(dir);
+    let patrons = std::fs::read(repo().join("tests/fixtures/koha/patrons.json")).unwrap();
+    assert_eq!(
+        server
+            .post("/v1/patrons/sync?format=koha", &ils, &patrons)
+            .0,
+        200
+    );
+
+    let connector = repo().join("connectors/evergreen");
+    for hook in ["checkout", "checkout.due", "hold.available", "checkin"] {
+        let out = Command::new("perl")
+            .arg(connector.join("t/callhttp.pl"))
+            .arg(connector.join(format!("templates/{hook}.tt")))
+            .arg(repo().join(format!("tests/fixtures/ils/evergreen/env/{hook}.json")))
+            .env("LECTERN_URL", &server.base)
+            .env("LECTERN_TOKEN", &ils)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{hook}: {said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(said.contains(r#"{"duplicate":false}"#), "{hook}: {said}");
+    }
+    let analyst = staff(dir, "ana", "analyst");
+    let stats = server.wait_for("/v1/inbox", &analyst, |v| {
+        v["pending"] == 0 && v["unnotified"] == 0
+    });
+    assert_eq!(stats["applied"], 4, "{stats}");
+    // The loan as Evergreen described it, title intact, returned on the
+    // library's day of the check-in.
+    let export = server.json("/v1/patrons/51/export", &admin);
+    let loan = export["loans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == "5501")
+        .cloned()
+        .unwrap_or_else(|| panic!("{export}"));
+    assert_eq!(loan["title"], "The \"Best\" of C:\\Windows, Þórr's saga");
+    assert_eq!(loan["due_on"], "2026-03-17");
+    assert_eq!(loan["returned_on"], "2026-03-02");
+    let hold = &export["holds"][0];
+    assert_eq!(
+        (hold["id"].as_str(), hold["status"].as_str()),
+        (Some("7701"), Some("waiting"))
+    );
+}

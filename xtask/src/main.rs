@@ -270,6 +270,11 @@ fn test() -> Result<()> {
         "libtemplate-perl",
         "the Evergreen templates are rendered with Template Toolkit",
     )?;
+    ensure_perl_module(
+        "Config::General",
+        "libconfig-general-perl",
+        "Evergreen's CallHTTP reads a rendered template with Config::General",
+    )?;
     xtask::ensure_componentize_py()?;
     xtask::ensure_aiosmtpd()?;
     run(cargo().args(["test", "--workspace"]))?;

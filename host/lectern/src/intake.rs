@@ -320,6 +320,100 @@ pub fn folio_domain(record: &str, body: &Value) -> Result<Option<InboxEvent>> {
     }))
 }
 
+/// What the Evergreen templates in `connectors/evergreen/` post through
+/// the CallHTTP reactor: `{"hook", "event", "circ": {…}}` for `checkout`,
+/// `checkin` and `checkout.due`, `{"hook", "event", "hold": {…}}` for
+/// `hold.available`. Evergreen writes a time with an offset and no colon
+/// (`2026-03-16T23:59:59-0500`).
+pub fn evergreen(body: &Value, now: DateTime<Utc>) -> Result<InboxEvent> {
+    const ILS: &str = "Evergreen";
+    let hook = field(ILS, required(text(body, &["hook"]), "hook"))?;
+    let event = field(ILS, required(text(body, &["event"]), "event"))?;
+    let when = |v: &Value, key: &str, path: &str| -> Result<Option<NaiveDate>> {
+        field(
+            ILS,
+            day(text(v, &[key]).map(colon_offset), &format!("{path}.{key}")),
+        )
+    };
+    let (record, patron, change) = match hook.as_str() {
+        "checkout" | "checkin" | "checkout.due" => {
+            let c = body
+                .get("circ")
+                .ok_or_else(|| bad(ILS, "circ", "missing"))?;
+            let id = field(ILS, required(text(c, &["id"]), "circ.id"))?;
+            let change = if hook == "checkin" {
+                Circulation::Returned {
+                    loan: id.clone(),
+                    on: when(c, "checkin_time", "circ")?.unwrap_or(now.date_naive()),
+                }
+            } else {
+                Circulation::Loan(LoanFields {
+                    id: id.clone(),
+                    item: text(c, &["barcode"]),
+                    title: text(c, &["title"]),
+                    subject: None,
+                    loaned_on: when(c, "xact_start", "circ")?
+                        .ok_or_else(|| bad(ILS, "circ.xact_start", "missing"))?,
+                    due_on: when(c, "due_date", "circ")?,
+                    returned_on: None,
+                    renewals: 0,
+                })
+            };
+            (id, text(c, &["usr"]), change)
+        }
+        "hold.available" => {
+            let h = body
+                .get("hold")
+                .ok_or_else(|| bad(ILS, "hold", "missing"))?;
+            let id = field(ILS, required(text(h, &["id"]), "hold.id"))?;
+            let change = Circulation::Hold(HoldFields {
+                id: id.clone(),
+                title: text(h, &["title"]),
+                placed_on: when(h, "request_time", "hold")?
+                    .ok_or_else(|| bad(ILS, "hold.request_time", "missing"))?,
+                status: Some("waiting".into()),
+                pickup_branch: text(h, &["pickup_lib"]),
+                expires_on: when(h, "shelf_expire_time", "hold")?,
+            });
+            (id, text(h, &["usr"]), change)
+        }
+        other => {
+            return Err(bad(
+                ILS,
+                "hook",
+                &format!(
+                    "`{other}`: Lectern reads checkout, checkin, checkout.due and hold.available"
+                ),
+            ));
+        }
+    };
+    Ok(InboxEvent {
+        source: "evergreen".into(),
+        // The Action/Trigger event's id: one per event, so a run of the
+        // trigger runner that sends again is the same event.
+        id: format!("{event}/{record}"),
+        kind: hook,
+        at: now,
+        patron,
+        change: Some(change),
+    })
+}
+
+/// `2026-03-16T23:59:59-0500` as RFC 3339: `…-05:00`.
+fn colon_offset(s: String) -> String {
+    let b = s.as_bytes();
+    let n = b.len();
+    if n > 5
+        && (b[n - 5] == b'+' || b[n - 5] == b'-')
+        && b[n - 4..].iter().all(u8::is_ascii_digit)
+        && s.contains('T')
+    {
+        format!("{}:{}", &s[..n - 2], &s[n - 2..])
+    } else {
+        s
+    }
+}
+
 /// Whether `signature` (the `X-Exl-Signature` header) is Base64 of the
 /// HMAC-SHA256 of the raw `body` under `secret`, compared in constant
 /// time.

@@ -127,7 +127,9 @@ pub use crate::import::{
 };
 pub use crate::inbox::InboxReport;
 pub use crate::input::{InputError, read_jsonl};
-pub use crate::intake::{alma_signature_ok, alma_webhook, folio_domain, folio_pubsub, koha_hook};
+pub use crate::intake::{
+    alma_signature_ok, alma_webhook, evergreen, folio_domain, folio_pubsub, koha_hook,
+};
 pub use crate::keys::Keyring;
 pub use crate::limits::Limits;
 pub use crate::log::{CallObserver, CallStats, LogLevel, LogLine, LogSink, LogSource};

@@ -174,7 +174,8 @@ pub(crate) struct Accepted {
         healthz, readyz, openapi, push_event, sync_patrons, delete_patron, segments, key_readers, lapsed, export_patron,
         erase_patron, get_preferences, put_preferences, outbox, plugins, configure_plugin,
         jobs, start_job, inbox, crate::ils::koha, crate::ils::folio_pubsub,
-        crate::ils::folio_domain, crate::ils::alma_challenge, crate::ils::alma
+        crate::ils::folio_domain, crate::ils::alma_challenge, crate::ils::alma,
+        crate::ils::evergreen
     ),
     components(schemas(ErrorBody, Accepted, EventBody, PluginValue)),
     modifiers(&Bearer)

@@ -27,6 +27,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/v1/ils/folio/pubsub/{event_type}", post(folio_pubsub))
         .route("/v1/ils/folio/domain/{record}", post(folio_domain))
         .route("/v1/ils/alma/webhook", post(alma).get(alma_challenge))
+        .route("/v1/ils/evergreen/events", post(evergreen))
 }
 
 /// Koha's `after_circ_action` and `after_hold_action` hooks, as the
@@ -106,6 +107,31 @@ pub(crate) async fn folio_domain(
         }
         None => Ok(Json(json!({ "duplicate": false, "kept": false }))),
     }
+}
+
+/// What Evergreen's CallHTTP reactor posts, rendered from the templates in
+/// `connectors/evergreen/`. An older libwww-perl sends it as
+/// form-urlencoded whatever the template says, so the content type is not
+/// checked: the body is read as JSON.
+#[utoipa::path(post, path = "/v1/ils/evergreen/events", request_body = Object,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Committed", body = Accepted),
+        (status = 400, description = "Not JSON", body = crate::api::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::ErrorBody),
+        (status = 403, description = "Not the ils role", body = crate::api::ErrorBody),
+        (status = 422, description = "Not an event Lectern reads", body = crate::api::ErrorBody),
+        (status = 503, description = "The store is unavailable", body = crate::api::ErrorBody)
+    ))]
+pub(crate) async fn evergreen(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    body: Bytes,
+) -> ApiResult<Json<Accepted>> {
+    staff.ils()?;
+    let value: Value = parse_json(&body)?;
+    let event = lectern::evergreen(&value, Utc::now())?;
+    accept(&app, event).await
 }
 
 #[derive(Deserialize)]
