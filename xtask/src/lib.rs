@@ -278,6 +278,22 @@ pub fn build_js_plugins(root: &Path, out: &Path) -> Result<Vec<Packaged>> {
 /// The aiosmtpd the delivery tests run as a local SMTP server.
 pub const AIOSMTPD: &str = "1.4.6";
 
+/// The schemathesis the API tests run, from PyPI.
+pub const SCHEMATHESIS: &str = "4.32.5";
+
+/// Installs schemathesis unless it is on the PATH.
+pub fn ensure_schemathesis() -> Result<()> {
+    let found = Command::new("schemathesis").arg("--version").output();
+    if found.is_ok_and(|o| o.status.success()) {
+        return Ok(());
+    }
+    pip_install(
+        "schemathesis",
+        SCHEMATHESIS,
+        "for the test of the service's OpenAPI document",
+    )
+}
+
 /// Installs aiosmtpd from PyPI if `python3` cannot import it: the delivery
 /// tests send real email to a local server.
 pub fn ensure_aiosmtpd() -> Result<()> {

@@ -277,6 +277,7 @@ fn test() -> Result<()> {
     )?;
     xtask::ensure_componentize_py()?;
     xtask::ensure_aiosmtpd()?;
+    xtask::ensure_schemathesis()?;
     run(cargo().args(["test", "--workspace"]))?;
     // The plugins' own unit tests (models, SDK date arithmetic) run natively.
     run(cargo()

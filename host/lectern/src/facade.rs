@@ -695,6 +695,12 @@ impl Lectern {
     /// Replaces the patron's messaging preferences; returns how many queued
     /// messages that cancelled.
     pub fn set_preferences(&mut self, id: &str, prefs: &Preferences) -> Result<usize> {
+        if let Some(days) = prefs.notice_days.filter(|d| *d > 30) {
+            return Err(Error::Invalid {
+                where_: "the preferences".into(),
+                message: format!("notice-days = {days}: give 0 to 30 days"),
+            });
+        }
         if !self.store.has_patron(id).map_err(Error::store)? {
             return Err(not_found(id));
         }

@@ -29,7 +29,7 @@ pub struct InboxReport {
 }
 
 fn check_text(what: &str, value: &str) -> Result<()> {
-    if value.is_empty() || value.len() > MAX_ID || value.chars().any(char::is_control) {
+    if value.is_empty() || value.chars().count() > MAX_ID || value.chars().any(char::is_control) {
         return Err(Error::Invalid {
             where_: "the event".into(),
             message: format!(

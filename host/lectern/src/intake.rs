@@ -37,6 +37,34 @@ fn digest_id(parts: &[&[u8]]) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
+/// The longest id an ILS's record may have, in characters.
+const MAX_RECORD_ID: usize = 127;
+
+/// A required id: text with something in it besides spaces, at most 127
+/// characters once trimmed, or a whole number.
+fn id_of(ils: &str, v: &Value, path: &[&str], name: &str) -> Result<String> {
+    let mut cur = Some(v);
+    for p in path {
+        cur = cur.and_then(|c| c.get(p));
+    }
+    match cur {
+        Some(Value::Number(n)) if n.is_i64() => Ok(n.to_string()),
+        Some(Value::String(s)) if !s.trim().is_empty() => {
+            let s = crate::import::clean(s.trim());
+            if s.chars().count() > MAX_RECORD_ID {
+                return Err(bad(
+                    ils,
+                    name,
+                    &format!("longer than {MAX_RECORD_ID} characters"),
+                ));
+            }
+            Ok(s)
+        }
+        None | Some(Value::Null) => Err(bad(ils, name, "missing")),
+        Some(_) => Err(bad(ils, name, "give text or a whole number")),
+    }
+}
+
 fn time_of(s: Option<String>) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(&s?)
         .ok()
@@ -65,7 +93,7 @@ pub fn koha_hook(body: &Value, anonymous: Option<&str>, now: DateTime<Utc>) -> R
     let stamp = text(object, &["timestamp"]);
     let at = time_of(stamp.clone()).unwrap_or(now);
     let (record_id, change) = if key == "checkout" {
-        let id = field(ILS, required(text(object, &["issue_id"]), &f("issue_id")))?;
+        let id = id_of(ILS, object, &["issue_id"], &f("issue_id"))?;
         let due = field(ILS, day(text(object, &["date_due"]), &f("date_due")))?;
         let change = match action.as_str() {
             "checkout" => Circulation::Loan(LoanFields {
@@ -109,10 +137,7 @@ pub fn koha_hook(body: &Value, anonymous: Option<&str>, now: DateTime<Utc>) -> R
         };
         (id, change)
     } else {
-        let id = field(
-            ILS,
-            required(text(object, &["reserve_id"]), &f("reserve_id")),
-        )?;
+        let id = id_of(ILS, object, &["reserve_id"], &f("reserve_id"))?;
         let expires = field(
             ILS,
             day(text(object, &["expirationdate"]), &f("expirationdate")),
@@ -192,7 +217,7 @@ pub fn folio_pubsub(event_type: &str, body: &[u8], now: DateTime<Utc>) -> Result
             value,
         ),
     };
-    let loan = field(ILS, required(text(&payload, &["loanId"]), "loanId"))?;
+    let loan = id_of(ILS, &payload, &["loanId"], "loanId")?;
     let change = match kind.as_str() {
         "ITEM_CHECKED_OUT" => Circulation::Loan(LoanFields {
             id: loan,
@@ -246,11 +271,13 @@ pub fn folio_pubsub(event_type: &str, body: &[u8], now: DateTime<Utc>) -> Result
 /// deletion changes nothing Lectern keeps, and gives `None`.
 pub fn folio_domain(record: &str, body: &Value) -> Result<Option<InboxEvent>> {
     const ILS: &str = "FOLIO";
-    let id = field(ILS, required(text(body, &["id"]), "id"))?;
+    let id = id_of(ILS, body, &["id"], "id")?;
     let kind = field(ILS, required(text(body, &["type"]), "type"))?;
+    // Within some 250,000 years of 1970, as the document says.
     let at = body
         .get("timestamp")
         .and_then(Value::as_i64)
+        .filter(|ms| ms.abs() <= 8_000_000_000_000_000)
         .and_then(DateTime::<Utc>::from_timestamp_millis)
         .ok_or_else(|| bad(ILS, "timestamp", "missing, or not milliseconds since 1970"))?;
     if kind == "DELETED" {
@@ -328,7 +355,7 @@ pub fn folio_domain(record: &str, body: &Value) -> Result<Option<InboxEvent>> {
 pub fn evergreen(body: &Value, now: DateTime<Utc>) -> Result<InboxEvent> {
     const ILS: &str = "Evergreen";
     let hook = field(ILS, required(text(body, &["hook"]), "hook"))?;
-    let event = field(ILS, required(text(body, &["event"]), "event"))?;
+    let event = id_of(ILS, body, &["event"], "event")?;
     let when = |v: &Value, key: &str, path: &str| -> Result<Option<NaiveDate>> {
         field(
             ILS,
@@ -340,7 +367,7 @@ pub fn evergreen(body: &Value, now: DateTime<Utc>) -> Result<InboxEvent> {
             let c = body
                 .get("circ")
                 .ok_or_else(|| bad(ILS, "circ", "missing"))?;
-            let id = field(ILS, required(text(c, &["id"]), "circ.id"))?;
+            let id = id_of(ILS, c, &["id"], "circ.id")?;
             let change = if hook == "checkin" {
                 Circulation::Returned {
                     loan: id.clone(),
@@ -365,7 +392,7 @@ pub fn evergreen(body: &Value, now: DateTime<Utc>) -> Result<InboxEvent> {
             let h = body
                 .get("hold")
                 .ok_or_else(|| bad(ILS, "hold", "missing"))?;
-            let id = field(ILS, required(text(h, &["id"]), "hold.id"))?;
+            let id = id_of(ILS, h, &["id"], "hold.id")?;
             let change = Circulation::Hold(HoldFields {
                 id: id.clone(),
                 title: text(h, &["title"]),

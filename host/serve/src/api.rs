@@ -64,7 +64,7 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
-    fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 }
@@ -115,7 +115,44 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// A query string, refused as JSON with what is wrong, like every other
+/// error.
+pub(crate) struct Q<T>(pub(crate) T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Q(q.0))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+}
+
+/// Path parameters, refused as JSON.
+pub(crate) struct P<T>(pub(crate) T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S>
+    for P<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| P(p.0))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+}
 
 /// Runs `f` on the main library on a blocking thread.
 async fn on_library<T: Send + 'static>(
@@ -174,10 +211,14 @@ pub(crate) struct Accepted {
         healthz, readyz, openapi, push_event, sync_patrons, delete_patron, segments, key_readers, lapsed, export_patron,
         erase_patron, get_preferences, put_preferences, outbox, plugins, configure_plugin,
         jobs, start_job, inbox, crate::ils::koha, crate::ils::folio_pubsub,
-        crate::ils::folio_domain, crate::ils::alma_challenge, crate::ils::alma,
+        crate::ils::folio_envelope, crate::ils::folio_loan_event, crate::ils::folio_request_event,
+        crate::ils::alma_challenge, crate::ils::alma,
         crate::ils::evergreen
     ),
-    components(schemas(ErrorBody, Accepted, EventBody, PluginValue)),
+    components(schemas(
+        ErrorBody, Accepted, PluginValue, PreferencesBody, ReportFormat, crate::schemas::PubsubType,
+        crate::schemas::SyncFormat
+    )),
     modifiers(&Bearer)
 )]
 /// The OpenAPI document, served at `/v1/openapi.json`.
@@ -276,8 +317,9 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
-/// An event in Lectern's own shape, for an ILS without an adapter.
-#[derive(Deserialize, ToSchema)]
+/// An event in Lectern's own shape, as it is read; `schemas::Event`
+/// describes it.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EventBody {
     /// The sender's id for the event: the same id is accepted once.
@@ -288,22 +330,19 @@ pub(crate) struct EventBody {
     at: chrono::DateTime<Utc>,
     /// The patron's id in the ILS; absent for an anonymised event.
     patron: Option<String>,
-    /// The change to the records, as `{"change": "loan", ...}`,
-    /// `{"change": "returned", "loan": ID, "on": DATE}`,
-    /// `{"change": "due-date", ...}`, `{"change": "hold", ...}` or
-    /// `{"change": "hold-state", "hold": ID, "status": "waiting"}`.
-    #[schema(value_type = Option<Object>)]
+    /// The change to the records.
     change: Option<lectern::Circulation>,
 }
 
 /// Push one event (the `ils` role). It is committed before the answer;
 /// the scheduler processes it.
-#[utoipa::path(post, path = "/v1/events", request_body = EventBody,
+#[utoipa::path(post, path = "/v1/events", request_body = crate::schemas::Event,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Committed", body = Accepted),
         (status = 400, description = "Not an event", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "Not the ils role", body = ErrorBody),
         (status = 422, description = "An unusable field", body = ErrorBody),
         (status = 503, description = "The store is unavailable; send it again", body = ErrorBody)
@@ -334,7 +373,7 @@ async fn push_event(
 struct SyncQuery {
     /// The body's format: `koha` (a list from Koha's `/api/v1/patrons`),
     /// `folio` (users), `csv` (Lectern's patrons CSV) or `koha-csv`.
-    format: String,
+    format: crate::schemas::SyncFormat,
     /// Write nothing if any record is bad.
     strict: Option<bool>,
 }
@@ -342,12 +381,17 @@ struct SyncQuery {
 /// Patrons upserted from the ILS (the `ils` role), by the rules of an
 /// import: idempotent, each bad record skipped and reported with its
 /// place and field, or with `strict` nothing written.
-#[utoipa::path(post, path = "/v1/patrons/sync", params(SyncQuery), request_body = Object,
+#[utoipa::path(post, path = "/v1/patrons/sync", params(SyncQuery),
+    request_body(
+        description = "Koha's patron list or FOLIO's users as JSON, or Lectern's or Koha's patron CSV",
+        content((Object = "application/json"), (String = "text/csv"))
+    ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "What was written and what was skipped, record by record", body = Object),
         (status = 400, description = "An unknown format", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "Not the ils role", body = ErrorBody),
         (status = 422, description = "Strict, and a record is bad: nothing was written", body = ErrorBody),
         (status = 503, description = "The store is unavailable; send it again", body = ErrorBody)
@@ -355,16 +399,21 @@ struct SyncQuery {
 async fn sync_patrons(
     State(app): State<Arc<App>>,
     staff: Staff,
-    Query(q): Query<SyncQuery>,
+    Q(q): Q<SyncQuery>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     staff.ils()?;
-    let format: lectern::Format = q.format.parse().map_err(ApiError::bad_request)?;
+    let format = match q.format {
+        crate::schemas::SyncFormat::Koha => lectern::Format::Koha,
+        crate::schemas::SyncFormat::Folio => lectern::Format::Folio,
+        crate::schemas::SyncFormat::Csv => lectern::Format::Csv,
+        crate::schemas::SyncFormat::KohaCsv => lectern::Format::KohaCsv,
+    };
     let strict = q.strict.unwrap_or(false);
     on_library(&app, move |l| {
         let options = lectern::ImportOptions {
             strict,
-            clock: l.config().notify.clock.clone(),
+            clock: l.config().notify.clock,
             ..Default::default()
         };
         let r = l.import_body(format, &body, options)?;
@@ -394,13 +443,14 @@ async fn sync_patrons(
     responses(
         (status = 200, description = "What was erased", body = Object),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "Not the ils role", body = ErrorBody),
         (status = 404, description = "No such patron, or erased already", body = ErrorBody)
     ))]
 async fn delete_patron(
     State(app): State<Arc<App>>,
     staff: Staff,
-    Path(id): Path<String>,
+    P(id): P<String>,
 ) -> ApiResult<Json<Value>> {
     staff.ils()?;
     let source = staff.0.name.clone();
@@ -412,36 +462,76 @@ async fn delete_patron(
     .map(Json)
 }
 
-/// Parses a JSON body, with an error that says where it is wrong.
+/// Parses a JSON body, with an error that says where it is wrong. A
+/// number written with a zero fraction (`27.0`) is the integer JSON Schema
+/// says it is.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut de)
+    let mut value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+    integral(&mut value);
+    serde_path_to_error::deserialize(value)
         .map_err(|e| ApiError::bad_request(format!("the body at `{}`: {}", e.path(), e.inner())))
+}
+
+fn integral(v: &mut Value) {
+    match v {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0)
+                && f.abs() < 9.0e15
+            {
+                *v = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral),
+        Value::Object(map) => map.values_mut().for_each(integral),
+        _ => {}
+    }
+}
+
+/// Refuses a count above `max`, which the document gives as the maximum.
+fn at_most(name: &str, value: Option<usize>, max: usize) -> ApiResult<Option<usize>> {
+    match value {
+        Some(v) if v > max => Err(ApiError::bad_request(format!(
+            "{name} = {v}: give at most {max}"
+        ))),
+        other => Ok(other),
+    }
 }
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-struct ReportQuery {
+struct SegmentsQuery {
     /// The scorer whose latest run to use.
     scorer: Option<String>,
     /// The smallest group to show: at least the library's floor.
+    #[param(minimum = 1, maximum = 1000000)]
     k: Option<usize>,
-    /// `json` (the default) or `html`.
-    format: Option<String>,
-    /// For a list: how many readers.
-    top: Option<usize>,
+    /// JSON (the default) or a self-contained HTML page.
+    format: Option<ReportFormat>,
 }
 
-impl ReportQuery {
-    fn html(&self) -> ApiResult<bool> {
-        match self.format.as_deref() {
-            None | Some("json") => Ok(false),
-            Some("html") => Ok(true),
-            Some(other) => Err(ApiError::bad_request(format!(
-                "format `{other}`: give json or html"
-            ))),
-        }
-    }
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// The scorer whose latest run to use.
+    scorer: Option<String>,
+    /// How many readers.
+    #[param(minimum = 0, maximum = 10000)]
+    top: Option<usize>,
+    /// JSON (the default) or a self-contained HTML page.
+    format: Option<ReportFormat>,
+}
+
+/// How a report is rendered.
+#[derive(Deserialize, ToSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum ReportFormat {
+    Json,
+    Html,
+}
+
+fn is_html(format: Option<ReportFormat>) -> bool {
+    format == Some(ReportFormat::Html)
 }
 
 fn render<T: Serialize>(value: &T, html: Option<String>) -> Response {
@@ -453,22 +543,25 @@ fn render<T: Serialize>(value: &T, html: Option<String>) -> Response {
 
 /// Readers per segment, branch and category, as the token's role may see
 /// them, with groups under k hidden.
-#[utoipa::path(get, path = "/v1/reports/segments", params(ReportQuery),
+#[utoipa::path(get, path = "/v1/reports/segments", params(SegmentsQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The report, as JSON or HTML", body = Object),
+        (status = 200, description = "The report, as JSON or HTML",
+            content((Object = "application/json"), (String = "text/html"))),
         (status = 400, description = "A bad parameter", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "The role may not, or k is below the floor", body = ErrorBody),
         (status = 404, description = "No run of the scorer", body = ErrorBody)
     ))]
 async fn segments(
     State(app): State<Arc<App>>,
     staff: Staff,
-    Query(q): Query<ReportQuery>,
+    Q(q): Q<SegmentsQuery>,
 ) -> ApiResult<Response> {
     let role = staff.reader()?.to_string();
-    let html = q.html()?;
+    let html = is_html(q.format);
+    at_most("k", q.k, 1_000_000)?;
     let scorer = q.scorer.clone().unwrap_or_else(|| "engagement".into());
     let report = on_library(&app, move |l| {
         let k = q.k.unwrap_or(lectern::DEFAULT_K.max(l.config().k_floor));
@@ -479,52 +572,56 @@ async fn segments(
     Ok(render(&report, page))
 }
 
-async fn list(app: Arc<App>, staff: Staff, q: ReportQuery, kind: ListKind) -> ApiResult<Response> {
+async fn list(app: Arc<App>, staff: Staff, q: ListQuery, kind: ListKind) -> ApiResult<Response> {
     let role = staff.reader()?.to_string();
-    let html = q.html()?;
+    let html = is_html(q.format);
     let (default_scorer, default_top) = match kind {
         ListKind::KeyReaders => ("key-readers", 20),
         ListKind::Lapsed => ("engagement", 50),
     };
+    let top = at_most("top", q.top, 10_000)?.unwrap_or(default_top);
     let scorer = q.scorer.unwrap_or_else(|| default_scorer.into());
-    let top = q.top.unwrap_or(default_top).min(10_000);
     let list = on_library(&app, move |l| l.reader_list(kind, &scorer, top, &role)).await?;
     let page = html.then(|| list.to_html());
     Ok(render(&list, page))
 }
 
 /// The key readers (重点读者), each shown as far as the role may see them.
-#[utoipa::path(get, path = "/v1/reports/key-readers", params(ReportQuery),
+#[utoipa::path(get, path = "/v1/reports/key-readers", params(ListQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The list, as JSON or HTML", body = Object),
+        (status = 200, description = "The list, as JSON or HTML",
+            content((Object = "application/json"), (String = "text/html"))),
         (status = 400, description = "A bad parameter", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "The role may not", body = ErrorBody),
         (status = 404, description = "No run of the scorer", body = ErrorBody)
     ))]
 async fn key_readers(
     State(app): State<Arc<App>>,
     staff: Staff,
-    Query(q): Query<ReportQuery>,
+    Q(q): Q<ListQuery>,
 ) -> ApiResult<Response> {
     list(app, staff, q, ListKind::KeyReaders).await
 }
 
 /// The readers to win back, most urgent segment first.
-#[utoipa::path(get, path = "/v1/reports/lapsed", params(ReportQuery),
+#[utoipa::path(get, path = "/v1/reports/lapsed", params(ListQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The list, as JSON or HTML", body = Object),
+        (status = 200, description = "The list, as JSON or HTML",
+            content((Object = "application/json"), (String = "text/html"))),
         (status = 400, description = "A bad parameter", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "The role may not", body = ErrorBody),
         (status = 404, description = "No run of the scorer", body = ErrorBody)
     ))]
 async fn lapsed(
     State(app): State<Arc<App>>,
     staff: Staff,
-    Query(q): Query<ReportQuery>,
+    Q(q): Q<ListQuery>,
 ) -> ApiResult<Response> {
     list(app, staff, q, ListKind::Lapsed).await
 }
@@ -537,13 +634,14 @@ async fn lapsed(
     responses(
         (status = 200, description = "The export", body = Object),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "The role may not", body = ErrorBody),
         (status = 404, description = "No such patron", body = ErrorBody)
     ))]
 async fn export_patron(
     State(app): State<Arc<App>>,
     staff: Staff,
-    Path(id): Path<String>,
+    P(id): P<String>,
 ) -> ApiResult<Json<Value>> {
     let role = staff.reader()?.to_string();
     on_library(&app, move |l| {
@@ -561,13 +659,14 @@ async fn export_patron(
     responses(
         (status = 200, description = "What was erased", body = Object),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "The role may not", body = ErrorBody),
         (status = 404, description = "No such patron", body = ErrorBody)
     ))]
 async fn erase_patron(
     State(app): State<Arc<App>>,
     staff: Staff,
-    Path(id): Path<String>,
+    P(id): P<String>,
 ) -> ApiResult<Json<Value>> {
     let role = staff.reader()?.to_string();
     on_library(&app, move |l| {
@@ -585,13 +684,14 @@ async fn erase_patron(
     responses(
         (status = 200, description = "The preferences", body = Object),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "The role may not", body = ErrorBody),
         (status = 404, description = "No such patron", body = ErrorBody)
     ))]
 async fn get_preferences(
     State(app): State<Arc<App>>,
     staff: Staff,
-    Path(id): Path<String>,
+    P(id): P<String>,
 ) -> ApiResult<Json<Preferences>> {
     let role = staff.reader()?.to_string();
     on_library(&app, move |l| {
@@ -602,23 +702,58 @@ async fn get_preferences(
     .map(Json)
 }
 
+/// A patron's messaging preferences, as the API takes them: what
+/// `lectern::Preferences` reads, every field optional.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+#[schema(as = Preferences)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) struct PreferencesBody {
+    /// Days of notice before a due date; absent or null for the
+    /// library's default.
+    #[schema(minimum = 0, maximum = 30)]
+    notice_days: Option<u32>,
+    /// One message a day per channel.
+    #[serde(default)]
+    digest: bool,
+    /// Channels the patron does not want to be reached on.
+    #[serde(default)]
+    opted_out: Vec<ChannelName>,
+    /// No marketing, whatever the ILS says.
+    #[serde(default)]
+    no_marketing: bool,
+}
+
+/// A delivery channel.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "lowercase")]
+enum ChannelName {
+    Email,
+    Sms,
+    Webhook,
+    Print,
+}
+
 /// Replaces a patron's messaging preferences; queued messages they no
 /// longer want are cancelled at once.
 #[utoipa::path(put, path = "/v1/patrons/{id}/preferences",
     params(("id" = String, Path, description = "The patron's id in the ILS")),
-    request_body = Object,
+    request_body = PreferencesBody,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "How many queued messages were cancelled", body = Object),
         (status = 400, description = "Not preferences", body = ErrorBody),
+        (status = 422, description = "A value out of range", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "The role may not", body = ErrorBody),
         (status = 404, description = "No such patron", body = ErrorBody)
     ))]
 async fn put_preferences(
     State(app): State<Arc<App>>,
     staff: Staff,
-    Path(id): Path<String>,
+    P(id): P<String>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let role = staff.reader()?.to_string();
@@ -636,8 +771,9 @@ async fn put_preferences(
 #[utoipa::path(get, path = "/v1/outbox",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Counts per channel and state", body = Object),
+        (status = 200, description = "Counts per channel and state", body = [Object]),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "The role may not", body = ErrorBody)
     ))]
 async fn outbox(State(app): State<Arc<App>>, staff: Staff) -> ApiResult<Json<Value>> {
@@ -668,8 +804,9 @@ async fn inbox(State(app): State<Arc<App>>, _staff: Staff) -> ApiResult<Json<Val
 #[utoipa::path(get, path = "/v1/plugins",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Installed plugins", body = Object),
+        (status = 200, description = "Installed plugins", body = [Object]),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "The role may not", body = ErrorBody)
     ))]
 async fn plugins(State(app): State<Arc<App>>, staff: Staff) -> ApiResult<Json<Value>> {
@@ -702,6 +839,7 @@ pub(crate) struct PluginValue {
         (status = 200, description = "The value as the plugin will read it", body = Object),
         (status = 400, description = "Not a value", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "The role may not", body = ErrorBody),
         (status = 404, description = "No such plugin", body = ErrorBody),
         (status = 422, description = "The schema refuses the value", body = ErrorBody)
@@ -709,7 +847,7 @@ pub(crate) struct PluginValue {
 async fn configure_plugin(
     State(app): State<Arc<App>>,
     staff: Staff,
-    Path((id, key)): Path<(String, String)>,
+    P((id, key)): P<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     if staff.reader()? != "administrator" {
@@ -732,6 +870,7 @@ struct JobsQuery {
     /// Only this job.
     job: Option<String>,
     /// How many runs, newest first.
+    #[param(minimum = 0, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -739,18 +878,21 @@ struct JobsQuery {
 #[utoipa::path(get, path = "/v1/jobs", params(JobsQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Job runs", body = Object),
+        (status = 200, description = "Job runs", body = [Object]),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "The role may not", body = ErrorBody)
     ))]
 async fn jobs(
     State(app): State<Arc<App>>,
     staff: Staff,
-    Query(q): Query<JobsQuery>,
+    Q(q): Q<JobsQuery>,
 ) -> ApiResult<Json<Value>> {
     staff.reader()?;
+    let limit = at_most("limit", q.limit, 1000)?.unwrap_or(50);
     on_library(&app, move |l| {
-        let runs = l.job_runs(q.job.as_deref(), q.limit.unwrap_or(50).min(1000))?;
+        let runs = l.job_runs(q.job.as_deref(), limit)?;
         Ok(serde_json::to_value(runs).unwrap_or_default())
     })
     .await
@@ -766,13 +908,14 @@ async fn jobs(
     responses(
         (status = 202, description = "Started", body = Object),
         (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
         (status = 403, description = "The role may not", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody)
     ))]
 async fn start_job(
     State(app): State<Arc<App>>,
     staff: Staff,
-    Path(job): Path<String>,
+    P(job): P<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     if staff.reader()? != "administrator" {
         return Err(ApiError::forbidden(

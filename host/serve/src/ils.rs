@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::Utc;
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::App;
-use crate::api::{Accepted, ApiError, accept, header_text, parse_json};
+use crate::api::{Accepted, ApiError, P, Q, accept, header_text, parse_json};
 use crate::auth::Staff;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -24,20 +24,23 @@ type ApiResult<T> = Result<T, ApiError>;
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/v1/ils/koha/events", post(koha))
+        .route("/v1/ils/folio/pubsub", post(folio_envelope))
         .route("/v1/ils/folio/pubsub/{event_type}", post(folio_pubsub))
-        .route("/v1/ils/folio/domain/{record}", post(folio_domain))
+        .route("/v1/ils/folio/domain/loan", post(folio_loan_event))
+        .route("/v1/ils/folio/domain/request", post(folio_request_event))
         .route("/v1/ils/alma/webhook", post(alma).get(alma_challenge))
         .route("/v1/ils/evergreen/events", post(evergreen))
 }
 
 /// Koha's `after_circ_action` and `after_hold_action` hooks, as the
 /// Lectern Koha plugin forwards them.
-#[utoipa::path(post, path = "/v1/ils/koha/events", request_body = Object,
+#[utoipa::path(post, path = "/v1/ils/koha/events", request_body = crate::schemas::KohaHook,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Committed", body = Accepted),
         (status = 400, description = "Not JSON", body = crate::api::ErrorBody),
         (status = 401, description = "No valid token", body = crate::api::ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = crate::api::ErrorBody),
         (status = 403, description = "Not the ils role", body = crate::api::ErrorBody),
         (status = 422, description = "Not a hook Lectern reads", body = crate::api::ErrorBody),
         (status = 503, description = "The store is unavailable; send it again", body = crate::api::ErrorBody)
@@ -58,12 +61,14 @@ pub(crate) async fn koha(
 }
 
 /// What mod-pubsub posts to a subscriber's callback for `event_type`.
-#[utoipa::path(post, path = "/v1/ils/folio/pubsub/{event_type}", request_body = Object,
-    params(("event_type" = String, Path, description = "ITEM_CHECKED_OUT, ITEM_CHECKED_IN, LOAN_DUE_DATE_CHANGED or LOAN_CLOSED")),
+#[utoipa::path(post, path = "/v1/ils/folio/pubsub/{event_type}",
+    request_body = crate::schemas::FolioPubsubPayload,
+    params(("event_type" = crate::schemas::PubsubType, Path, description = "The event type this callback is subscribed to")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Committed", body = Accepted),
         (status = 401, description = "No valid token", body = crate::api::ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = crate::api::ErrorBody),
         (status = 403, description = "Not the ils role", body = crate::api::ErrorBody),
         (status = 422, description = "Not an event Lectern reads", body = crate::api::ErrorBody),
         (status = 503, description = "The store is unavailable; send it again", body = crate::api::ErrorBody)
@@ -71,36 +76,49 @@ pub(crate) async fn koha(
 pub(crate) async fn folio_pubsub(
     State(app): State<Arc<App>>,
     staff: Staff,
-    Path(event_type): Path<String>,
+    P(event_type): P<String>,
     body: Bytes,
 ) -> ApiResult<Json<Accepted>> {
     staff.ils()?;
-    let event = lectern::folio_pubsub(&event_type, &body, Utc::now())?;
+    let event = lectern::folio_pubsub(event_type.as_str(), &body, Utc::now())?;
     accept(&app, event).await
 }
 
-/// A domain event of mod-circulation-storage for `loan` or `request`, as
-/// a Kafka consumer forwards it.
-#[utoipa::path(post, path = "/v1/ils/folio/domain/{record}", request_body = Object,
-    params(("record" = String, Path, description = "loan or request")),
+/// mod-pubsub's whole envelope, `{id, eventType, eventPayload,
+/// eventMetadata}`, as a Kafka consumer or a relay forwards it; its
+/// `eventPayload` is the payload above, as a JSON string.
+#[utoipa::path(post, path = "/v1/ils/folio/pubsub", request_body = Object,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Committed, or a deletion with nothing to keep", body = Accepted),
+        (status = 200, description = "Committed", body = Accepted),
+        (status = 400, description = "Not JSON", body = crate::api::ErrorBody),
         (status = 401, description = "No valid token", body = crate::api::ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = crate::api::ErrorBody),
         (status = 403, description = "Not the ils role", body = crate::api::ErrorBody),
-        (status = 404, description = "Not loan or request", body = crate::api::ErrorBody),
         (status = 422, description = "Not an event Lectern reads", body = crate::api::ErrorBody),
         (status = 503, description = "The store is unavailable; send it again", body = crate::api::ErrorBody)
     ))]
-pub(crate) async fn folio_domain(
+pub(crate) async fn folio_envelope(
     State(app): State<Arc<App>>,
     staff: Staff,
-    Path(record): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Accepted>> {
     staff.ils()?;
     let value: Value = parse_json(&body)?;
-    match lectern::folio_domain(&record, &value)? {
+    if value.get("eventPayload").is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "an envelope has `eventPayload`; post a bare payload to /v1/ils/folio/pubsub/{eventType}",
+        ));
+    }
+    let event = lectern::folio_pubsub("", &body, Utc::now())?;
+    accept(&app, event).await
+}
+
+async fn domain(app: Arc<App>, staff: Staff, record: &str, body: Bytes) -> ApiResult<Json<Value>> {
+    staff.ils()?;
+    let value: Value = parse_json(&body)?;
+    match lectern::folio_domain(record, &value)? {
         Some(event) => {
             let a = accept(&app, event).await?;
             Ok(Json(serde_json::to_value(&a.0).unwrap_or_default()))
@@ -109,16 +127,60 @@ pub(crate) async fn folio_domain(
     }
 }
 
+/// A loan's domain event from mod-circulation-storage, as a Kafka
+/// consumer forwards it. A deletion keeps nothing.
+#[utoipa::path(post, path = "/v1/ils/folio/domain/loan",
+    request_body = crate::schemas::LoanDomainEvent,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Committed, or a deletion with nothing to keep", body = Object),
+        (status = 400, description = "Not JSON", body = crate::api::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = crate::api::ErrorBody),
+        (status = 403, description = "Not the ils role", body = crate::api::ErrorBody),
+        (status = 422, description = "Not an event Lectern reads", body = crate::api::ErrorBody),
+        (status = 503, description = "The store is unavailable; send it again", body = crate::api::ErrorBody)
+    ))]
+pub(crate) async fn folio_loan_event(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    domain(app, staff, "loan", body).await
+}
+
+/// A request's domain event from mod-circulation-storage.
+#[utoipa::path(post, path = "/v1/ils/folio/domain/request",
+    request_body = crate::schemas::RequestDomainEvent,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Committed, or a deletion with nothing to keep", body = Object),
+        (status = 400, description = "Not JSON", body = crate::api::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = crate::api::ErrorBody),
+        (status = 403, description = "Not the ils role", body = crate::api::ErrorBody),
+        (status = 422, description = "Not an event Lectern reads", body = crate::api::ErrorBody),
+        (status = 503, description = "The store is unavailable; send it again", body = crate::api::ErrorBody)
+    ))]
+pub(crate) async fn folio_request_event(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    domain(app, staff, "request", body).await
+}
+
 /// What Evergreen's CallHTTP reactor posts, rendered from the templates in
 /// `connectors/evergreen/`. An older libwww-perl sends it as
 /// form-urlencoded whatever the template says, so the content type is not
 /// checked: the body is read as JSON.
-#[utoipa::path(post, path = "/v1/ils/evergreen/events", request_body = Object,
+#[utoipa::path(post, path = "/v1/ils/evergreen/events", request_body = crate::schemas::EvergreenEvent,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Committed", body = Accepted),
         (status = 400, description = "Not JSON", body = crate::api::ErrorBody),
         (status = 401, description = "No valid token", body = crate::api::ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = crate::api::ErrorBody),
         (status = 403, description = "Not the ils role", body = crate::api::ErrorBody),
         (status = 422, description = "Not an event Lectern reads", body = crate::api::ErrorBody),
         (status = 503, description = "The store is unavailable", body = crate::api::ErrorBody)
@@ -143,8 +205,11 @@ pub(crate) struct Challenge {
 /// challenge, echoed.
 #[utoipa::path(get, path = "/v1/ils/alma/webhook",
     params(("challenge" = String, Query, description = "Alma's challenge")),
-    responses((status = 200, description = "The challenge, echoed", body = Object)))]
-pub(crate) async fn alma_challenge(Query(c): Query<Challenge>) -> Json<Value> {
+    responses(
+        (status = 200, description = "The challenge, echoed", body = Object),
+        (status = 400, description = "No challenge", body = crate::api::ErrorBody)
+    ))]
+pub(crate) async fn alma_challenge(Q(c): Q<Challenge>) -> Json<Value> {
     Json(json!({ "challenge": c.challenge }))
 }
 

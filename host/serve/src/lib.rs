@@ -13,6 +13,7 @@ mod auth;
 mod ils;
 mod metrics;
 mod scheduler;
+mod schemas;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

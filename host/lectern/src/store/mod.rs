@@ -381,7 +381,7 @@ pub struct OpenLoan {
 /// A patron's messaging preferences. Lectern keeps them itself: an import
 /// from the ILS never changes them, so an opt-out stays an opt-out.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case", default, deny_unknown_fields)]
 pub struct Preferences {
     /// Days of notice before a due date, as Koha's advance notice; `None`
     /// takes the library's default.

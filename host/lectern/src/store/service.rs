@@ -46,7 +46,7 @@ pub trait StaffStore {
 
 /// A change to the library's records that an ILS event brings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "change", rename_all = "kebab-case")]
+#[serde(tag = "change", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Circulation {
     /// A loan, new or updated: written whole.
     Loan(LoanFields),
