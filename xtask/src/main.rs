@@ -18,6 +18,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use xtask::{build_plugins, ensure_wasm_target, repo_root};
 
+mod bench_serve;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -391,6 +393,9 @@ fn lint() -> Result<()> {
 /// library, `notify` composing, queueing and delivering its notices.
 fn bench(args: &[String]) -> Result<()> {
     ensure_wasm_target()?;
+    if args.first().map(String::as_str) == Some("serve") {
+        return bench_serve::run(&args[1..], &plugins()?, cargo);
+    }
     let (which, extra) = match args.first().map(String::as_str) {
         Some(b @ ("host" | "store" | "notify")) => (b, &args[1..]),
         _ => ("host", args),
