@@ -19,4 +19,5 @@ mod sandbox;
 mod scoring;
 mod serve;
 mod store;
+mod sync;
 mod tidy;

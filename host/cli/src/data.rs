@@ -12,8 +12,38 @@ use serde_json::json;
 use crate::output::{bar, print_json};
 use crate::{Ctx, prefs, today_or};
 
+/// Where `lectern sync` pulls from.
+#[derive(Subcommand)]
+pub enum SyncSource {
+    /// Patrons changed in Koha since the last sync, from its REST API with
+    /// an API key (OAuth2 client credentials); the secret is read from
+    /// LECTERN_KOHA_CLIENT_SECRET, never from the command line
+    Koha {
+        /// Koha's base URL, such as https://koha.example.org
+        #[arg(long, env = "LECTERN_KOHA_URL")]
+        url: String,
+        /// The API key's client id
+        #[arg(long, env = "LECTERN_KOHA_CLIENT_ID")]
+        client_id: String,
+        /// Patrons per page
+        #[arg(long, default_value_t = 100)]
+        per_page: u32,
+        /// Every patron, not only those changed since the last sync
+        #[arg(long)]
+        full: bool,
+        /// Write nothing if any patron is bad
+        #[arg(long)]
+        strict: bool,
+    },
+}
+
 #[derive(Subcommand)]
 pub enum Command {
+    /// Pull patrons from an ILS's API: `lectern sync koha`
+    Sync {
+        #[command(subcommand)]
+        source: SyncSource,
+    },
     /// Import patrons, loans and holds from ILS exports into the store
     Import {
         /// The export format: folio, koha, koha-csv or csv
@@ -139,6 +169,7 @@ pub enum AuditCommand {
 
 pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
     match command {
+        Command::Sync { source } => sync(ctx, source),
         Command::Import {
             format,
             strict,
@@ -319,7 +350,12 @@ fn import(ctx: &Ctx, format: Format, options: ImportOptions, files: &[PathBuf]) 
         bar.set_message(format!("{n} records read"))
     });
     bar.finish_and_clear();
-    let report = report?;
+    print_import(ctx, &report?)
+}
+
+/// Prints what an import or a sync wrote and skipped; an import that
+/// skipped records exits 3, one that wrote nothing is an error.
+fn print_import(ctx: &Ctx, report: &lectern::ImportReport) -> Result<()> {
     if ctx.json {
         let skipped: Vec<_> = report
             .skipped
@@ -377,6 +413,65 @@ fn import(ctx: &Ctx, format: Format, options: ImportOptions, files: &[PathBuf]) 
         return Err(crate::Exit(3).into());
     }
     Ok(())
+}
+
+fn sync(ctx: &Ctx, source: SyncSource) -> Result<()> {
+    let SyncSource::Koha {
+        url,
+        client_id,
+        per_page,
+        full,
+        strict,
+    } = source;
+    let secret = std::env::var("LECTERN_KOHA_CLIENT_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            lectern::Error::Config(anyhow::anyhow!(
+                "LECTERN_KOHA_CLIENT_SECRET is not set; export the secret of the Koha API key \
+                 {client_id}"
+            ))
+        })?;
+    let mut library = ctx.open(None)?;
+    let options = ImportOptions {
+        strict,
+        clock: library.config().notify.clock,
+        ..ImportOptions::default()
+    };
+    let source = lectern::KohaSource {
+        url,
+        client_id,
+        client_secret: lectern::Secret::new(secret),
+        per_page,
+        full,
+    };
+    let bar = bar(ctx.json, None, "{spinner} {msg} [{elapsed}]");
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let report = library.sync_koha(&source, options, &mut |n, total| {
+        bar.set_message(format!("{n} of {total} patrons read"))
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    if !ctx.json {
+        out!(
+            "read {} patrons in {} pages from Koha, {}",
+            report.patrons,
+            report.pages,
+            match &report.since {
+                Some(s) => format!("changed since {s}"),
+                None => "all of them".to_string(),
+            }
+        );
+    }
+    if report.patrons == 0 {
+        if ctx.json {
+            print_json(&json!({"imported": 0, "updated": 0, "skipped": [], "patrons": 0}))?;
+        } else {
+            out!("nothing changed in Koha since the last sync");
+        }
+        return Ok(());
+    }
+    print_import(ctx, &report.import)
 }
 
 fn generate(ctx: &Ctx, options: lectern::GenOptions, out: PathBuf) -> Result<()> {

@@ -115,7 +115,7 @@ enum Command {
     },
     /// The history of the service's scheduled jobs
     Jobs {
-        /// Only this job: inbox, deliver, score, notify or retention
+        /// Only this job: inbox, deliver, sync, score, notify or retention
         #[arg(long)]
         job: Option<String>,
         /// How many runs, newest first

@@ -105,6 +105,7 @@ pub struct Config {
 /// body-limit-kb = 1024          # a larger request body is refused
 /// messengers = ["notices"]      # compose the notices events cause
 /// scorers = ["engagement"]      # scored every day at score-at
+/// sync-at = "01:00"             # lectern sync koha, from LECTERN_KOHA_* [default: none]
 /// score-at = "02:00"            # times on the library's clock ([notify])
 /// notify-at = "07:00"
 /// retention-at = "03:00"
@@ -125,6 +126,11 @@ pub struct ServeRules {
     pub messengers: Vec<String>,
     /// Scorer plugins run every day at `score_at`.
     pub scorers: Vec<String>,
+    /// When the daily sync from Koha runs (`lectern sync koha`, with its
+    /// URL, client id and secret from LECTERN_KOHA_URL,
+    /// LECTERN_KOHA_CLIENT_ID and LECTERN_KOHA_CLIENT_SECRET); `None`, the
+    /// default, for no sync.
+    pub sync_at: Option<NaiveTime>,
     /// When the daily score runs, on the library's clock.
     pub score_at: NaiveTime,
     /// When the daily notify runs.
@@ -152,6 +158,7 @@ impl Default for ServeRules {
             body_limit: 1024 * 1024,
             messengers: Vec::new(),
             scorers: Vec::new(),
+            sync_at: None,
             score_at: at(2, 0),
             notify_at: at(7, 0),
             retention_at: at(3, 0),
@@ -436,6 +443,7 @@ struct RawServe {
     body_limit_kb: Option<usize>,
     messengers: Option<Vec<String>>,
     scorers: Option<Vec<String>>,
+    sync_at: Option<String>,
     score_at: Option<String>,
     notify_at: Option<String>,
     retention_at: Option<String>,
@@ -473,6 +481,10 @@ impl RawServe {
             },
             messengers: self.messengers.unwrap_or_default(),
             scorers: self.scorers.unwrap_or_default(),
+            sync_at: match self.sync_at {
+                Some(t) => Some(time("sync-at", Some(t), NaiveTime::MIN)?),
+                None => None,
+            },
             score_at: time("score-at", self.score_at, d.score_at)?,
             notify_at: time("notify-at", self.notify_at, d.notify_at)?,
             retention_at: time("retention-at", self.retention_at, d.retention_at)?,

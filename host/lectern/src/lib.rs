@@ -87,6 +87,7 @@ mod report;
 mod runtime;
 mod staff;
 mod store;
+mod sync;
 mod text;
 mod witness;
 
@@ -158,3 +159,4 @@ pub use crate::store::{
     RunScore, RunWriter, Runs, ScoreRun, Settle, SqliteStore, StaffAccount, StaffStore, Store,
     StoredMessage, StoredRun, StoredScore, TrustedKey, UseKind, UseRecord, Written,
 };
+pub use crate::sync::{KohaSource, SyncReport};

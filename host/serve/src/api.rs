@@ -903,7 +903,7 @@ async fn jobs(
 /// `retention` or `inbox`. It runs after the job in flight; its outcome
 /// is in the history.
 #[utoipa::path(post, path = "/v1/jobs/{job}",
-    params(("job" = String, Path, description = "score, notify, deliver, retention or inbox")),
+    params(("job" = String, Path, description = "sync, score, notify, deliver, retention or inbox")),
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Started", body = Object),

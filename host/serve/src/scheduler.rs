@@ -12,7 +12,7 @@ use lectern::{Campaigns, Keep, Lectern, Retention, Until, local_day};
 use crate::App;
 
 /// The jobs there are, as the history and `POST /v1/jobs/{job}` name them.
-pub(crate) const JOBS: [&str; 5] = ["inbox", "deliver", "score", "notify", "retention"];
+pub(crate) const JOBS: [&str; 6] = ["inbox", "deliver", "sync", "score", "notify", "retention"];
 
 /// Runs `job` now on the library, recorded in the history. Quiet runs of
 /// the frequent jobs (nothing to do) are not recorded.
@@ -45,6 +45,36 @@ pub(crate) fn run(app: &App, job: &str) -> lectern::Result<String> {
             Ok(format!(
                 "{} sent, {} retried, {} failed",
                 r.sent, r.retried, r.failed
+            ))
+        }
+        "sync" => {
+            let var =
+                |name: &str| {
+                    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
+                    lectern::Error::Config(anyhow::anyhow!(
+                        "the sync needs {name}: set LECTERN_KOHA_URL, LECTERN_KOHA_CLIENT_ID \
+                         and LECTERN_KOHA_CLIENT_SECRET for `lectern serve`"
+                    ))
+                })
+                };
+            let source = lectern::KohaSource {
+                url: var("LECTERN_KOHA_URL")?,
+                client_id: var("LECTERN_KOHA_CLIENT_ID")?,
+                client_secret: lectern::Secret::new(var("LECTERN_KOHA_CLIENT_SECRET")?),
+                per_page: 100,
+                full: false,
+            };
+            let options = lectern::ImportOptions {
+                clock: library.config().notify.clock,
+                ..Default::default()
+            };
+            let r = library.sync_koha(&source, options, &mut |_, _| {})?;
+            Ok(format!(
+                "{} patrons read from Koha: {} new, {} updated, {} skipped",
+                r.patrons,
+                r.import.written.imported,
+                r.import.written.updated,
+                r.import.skipped.len()
             ))
         }
         "score" => {
@@ -97,13 +127,16 @@ fn last_day(app: &App, job: &str) -> Option<NaiveDate> {
 /// Runs until the service stops.
 pub(crate) async fn run_loop(app: Arc<App>) {
     let mut stopping = app.stopping.subscribe();
-    let daily = [
+    let mut daily = vec![
         ("score", app.rules.score_at),
         ("notify", app.rules.notify_at),
         ("retention", app.rules.retention_at),
     ];
+    if let Some(at) = app.rules.sync_at {
+        daily.insert(0, ("sync", at));
+    }
     let mut last: Vec<Option<NaiveDate>> = Vec::new();
-    for (job, _) in daily {
+    for &(job, _) in &daily {
         let app = app.clone();
         last.push(
             tokio::task::spawn_blocking(move || last_day(&app, job))
