@@ -154,7 +154,7 @@ fn library(dir: &Path) {
             "[privacy]\npolicy = {:?}\nk-floor = 5\n\n[serve]\nlisten = \"127.0.0.1:0\"\n\
              messengers = [{:?}]\nscorers = [{:?}]\ninbox-every-secs = 1\n\
              deliver-every-secs = 3600\nalma-secret-env = \"LECTERN_TEST_ALMA_SECRET\"\n\
-             koha-anonymous-patron = 99\n",
+             koha-anonymous-patron = 99\nbody-limit-kb = 256\n",
             plugins::BASELINE_PRIVACY,
             plugins::NOTICES,
             plugins::ENGAGEMENT
@@ -381,6 +381,48 @@ fn a_library_connects_its_ils_and_its_staff_to_the_service() {
         "{metrics}"
     );
     assert!(!metrics.contains("/v1/patrons/51"));
+
+    // A body over the limit is refused before it is read: the head alone
+    // announcing it gets the answer.
+    {
+        use std::io::{Read as _, Write as _};
+        let mut stream =
+            std::net::TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+        write!(
+            stream,
+            "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ils}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            300 * 1024
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 413");
+    }
+
+    // A revoked account's token stops working at once; the list says so.
+    ok(cli(dir).args(["staff", "revoke", "desk"]));
+    assert_eq!(server.get("/v1/outbox", &desk).0, 401);
+    let list: Value =
+        serde_json::from_str(&ok(cli(dir).args(["--json", "staff", "list"]))).unwrap();
+    let desk_row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "desk")
+        .unwrap();
+    assert!(desk_row["revoked_at"].is_string(), "{list}");
+    assert!(!list.to_string().contains(&desk), "no token is ever listed");
+
+    // Failed authentications from one address are limited: after ten in
+    // a minute (some made above), even a good token waits.
+    let mut refused = 0;
+    while server.get("/v1/outbox", &forged_token).0 == 401 {
+        refused += 1;
+        assert!(refused <= 10, "never limited");
+    }
+    assert_eq!(server.get("/v1/outbox", &forged_token).0, 429);
+    assert_eq!(server.get("/v1/outbox", &analyst).0, 429);
 
     // SIGTERM: it drains and exits cleanly.
     let mut server = server;
@@ -682,4 +724,39 @@ headers = {{ Authorization = "Bearer {ils}" }}
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(report.contains("API Operations"), "{report}");
+}
+
+/// A token is shown once, kept as a hash, and stops at its expiry.
+#[test]
+fn a_token_expires_and_a_role_must_exist() {
+    let mut library = lectern_tests::library();
+    let now = chrono::Utc::now();
+    let soon = now + chrono::Duration::seconds(60);
+    let (account, token) = library
+        .add_staff("temp", "analyst", Some(soon), now)
+        .unwrap();
+    assert_eq!(library.authenticate(&token, now).unwrap(), account);
+    let later = soon + chrono::Duration::seconds(1);
+    assert_eq!(
+        library.authenticate(&token, later).unwrap_err().kind(),
+        lectern::ErrorKind::Denied
+    );
+    // The store holds the hash, never the token.
+    let (_, hash) = library
+        .store()
+        .staff_by_key(&account.key_id)
+        .unwrap()
+        .unwrap();
+    assert_ne!(hash, token);
+    assert!(!hash.contains(&token[16..]));
+    // An unknown role is refused, and so is the same name twice.
+    let err = library.add_staff("x", "librarian", None, now).unwrap_err();
+    assert_eq!(err.kind(), lectern::ErrorKind::Denied);
+    let err = library.add_staff("temp", "analyst", None, now).unwrap_err();
+    assert_eq!(err.kind(), lectern::ErrorKind::Invalid);
+    // A token one character off is refused.
+    let mut wrong = token.clone();
+    wrong.pop();
+    wrong.push(if token.ends_with('0') { '1' } else { '0' });
+    assert!(library.authenticate(&wrong, now).is_err());
 }
