@@ -190,6 +190,25 @@ impl Lectern {
         outcome
     }
 
+    /// Records a run of `job` that started at `started_at` and ended now,
+    /// for work done outside [`Lectern::run_job`]: the service's frequent
+    /// jobs, recorded only when they did something.
+    pub fn record_job(
+        &mut self,
+        job: &str,
+        started_at: DateTime<Utc>,
+        ok: bool,
+        summary: &str,
+    ) -> Result<()> {
+        let id = self
+            .store_mut()
+            .start_job(job, started_at)
+            .map_err(Error::store)?;
+        self.store_mut()
+            .end_job(id, Utc::now(), ok, summary)
+            .map_err(Error::store)
+    }
+
     /// The newest `n` job runs, of `job` if given, newest first.
     pub fn job_runs(&self, job: Option<&str>, n: usize) -> Result<Vec<crate::store::JobRun>> {
         self.store().job_runs(job, n).map_err(Error::store)

@@ -39,6 +39,24 @@ pub struct App {
     /// Set when the service is told to stop: the scheduler starts nothing
     /// new.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+    /// The last failure of each frequent job, so that one failing the same
+    /// way every few seconds is recorded once.
+    pub(crate) failures: Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl App {
+    /// Notes how `job` last ended (`None`: it did not fail); whether this
+    /// failure is new and should be recorded.
+    pub(crate) fn last_failure(&self, job: &str, failure: Option<String>) -> bool {
+        let mut last = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match failure {
+            None => {
+                last.remove(job);
+                false
+            }
+            Some(f) => last.insert(job.to_string(), f.clone()).as_deref() != Some(f.as_str()),
+        }
+    }
 }
 
 /// Runs the service until SIGTERM or SIGINT, then stops accepting
@@ -78,6 +96,7 @@ pub fn serve(
         metrics: metrics::Metrics::default(),
         alma_secret,
         stopping,
+        failures: Mutex::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -14,37 +14,68 @@ use crate::App;
 /// The jobs there are, as the history and `POST /v1/jobs/{job}` name them.
 pub(crate) const JOBS: [&str; 6] = ["inbox", "deliver", "sync", "score", "notify", "retention"];
 
-/// Runs `job` now on the library, recorded in the history. Quiet runs of
-/// the frequent jobs (nothing to do) are not recorded.
+/// Runs `job` now on the library, recorded in the history. The frequent
+/// jobs (inbox, deliver) are recorded only when they did something, or
+/// failed differently from their last failure, so that the history does
+/// not fill with a row every few seconds.
 pub(crate) fn run(app: &App, job: &str) -> lectern::Result<String> {
     let mut library = app.library.lock().unwrap_or_else(|e| e.into_inner());
-    let now = Utc::now();
-    let quiet = match job {
-        "inbox" => library.inbox_stats()?.pending + library.inbox_stats()?.unnotified == 0,
-        "deliver" => library
-            .outbox_stats()?
-            .iter()
-            .all(|c| c.queued == 0 && c.sending == 0),
-        _ => false,
+    let frequent = matches!(job, "inbox" | "deliver");
+    let started = Utc::now();
+    let outcome = if frequent {
+        let outcome = work(app, &mut library, job, started);
+        let record = match &outcome {
+            Ok((_, active)) => {
+                app.last_failure(job, None);
+                *active
+            }
+            Err(e) => app.last_failure(job, Some(e.to_string())),
+        };
+        if record {
+            let (ok, summary) = match &outcome {
+                Ok((s, _)) => (true, s.clone()),
+                Err(e) => (false, e.to_string()),
+            };
+            library.record_job(job, started, ok, &summary)?;
+        }
+        outcome.map(|(s, _)| s)
+    } else {
+        library.run_job(job, |library: &mut Lectern| {
+            work(app, library, job, started).map(|(s, _)| s)
+        })
     };
-    if quiet {
-        return Ok("nothing to do".into());
-    }
+    app.metrics.job(job, outcome.is_ok());
+    outcome
+}
+
+/// Does `job`'s work: what it says it did, and whether it did anything.
+fn work(
+    app: &App,
+    library: &mut Lectern,
+    job: &str,
+    now: chrono::DateTime<Utc>,
+) -> lectern::Result<(String, bool)> {
     let messengers = &app.messengers;
-    let scorers = app.rules.scorers.clone();
-    let outcome = library.run_job(job, |library: &mut Lectern| match job {
+    let scorers = &app.rules.scorers;
+    match job {
         "inbox" => {
             let r = library.process_inbox(messengers, now, 1000)?;
-            Ok(format!(
-                "{} applied, {} skipped, {} notices queued",
-                r.applied, r.skipped, r.queued
+            Ok((
+                format!(
+                    "{} applied, {} skipped, {} notices queued",
+                    r.applied, r.skipped, r.queued
+                ),
+                r.applied + r.skipped > 0,
             ))
         }
         "deliver" => {
             let r = library.deliver(Until::NothingDue, &mut |_| {})?;
-            Ok(format!(
-                "{} sent, {} retried, {} failed",
-                r.sent, r.retried, r.failed
+            Ok((
+                format!(
+                    "{} sent, {} retried, {} failed",
+                    r.sent, r.retried, r.failed
+                ),
+                r.sent + r.retried + r.failed + r.cancelled > 0,
             ))
         }
         "sync" => {
@@ -69,18 +100,21 @@ pub(crate) fn run(app: &App, job: &str) -> lectern::Result<String> {
                 ..Default::default()
             };
             let r = library.sync_koha(&source, options, &mut |_, _| {})?;
-            Ok(format!(
-                "{} patrons read from Koha: {} new, {} updated, {} skipped",
-                r.patrons,
-                r.import.written.imported,
-                r.import.written.updated,
-                r.import.skipped.len()
+            Ok((
+                format!(
+                    "{} patrons read from Koha: {} new, {} updated, {} skipped",
+                    r.patrons,
+                    r.import.written.imported,
+                    r.import.written.updated,
+                    r.import.skipped.len()
+                ),
+                true,
             ))
         }
         "score" => {
             let today = local_day(&library.config().notify, now);
             let mut done = Vec::new();
-            for s in &scorers {
+            for s in scorers {
                 let scorer = library.plugin_at(s)?.into_scorer()?;
                 let run = library.score_store(&scorer, today, Keep::Top(0), &mut |_, _| {})?;
                 done.push(format!(
@@ -88,28 +122,30 @@ pub(crate) fn run(app: &App, job: &str) -> lectern::Result<String> {
                     run.run.id, run.run.patrons
                 ));
             }
-            Ok(if done.is_empty() {
-                "no scorer configured (`serve.scorers`)".into()
+            let summary = if done.is_empty() {
+                "no scorer configured (`serve.scorers`)".to_string()
             } else {
                 done.join("; ")
-            })
+            };
+            Ok((summary, true))
         }
         "notify" => {
             let r = library.notify(messengers, &Campaigns::default(), true, Vec::new(), now)?;
-            Ok(format!("{} events, {} queued", r.events, r.queued))
+            Ok((format!("{} events, {} queued", r.events, r.queued), true))
         }
         "retention" => {
             let today = local_day(&library.config().notify, now);
             let r = library.apply_retention(today, &Retention::default())?;
-            Ok(format!(
-                "{} loans aged, {} messages and {} events removed",
-                r.loans_aged, r.messages_removed, r.events_removed
+            Ok((
+                format!(
+                    "{} loans aged, {} messages and {} events removed",
+                    r.loans_aged, r.messages_removed, r.events_removed
+                ),
+                true,
             ))
         }
         other => Err(lectern::Error::NotFound(format!("no job `{other}`"))),
-    });
-    app.metrics.job(job, outcome.is_ok());
-    outcome
+    }
 }
 
 /// The day each daily job last ran, from the history, so that a restart

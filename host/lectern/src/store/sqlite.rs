@@ -1513,6 +1513,11 @@ impl Records for SqliteStore {
             "DELETE FROM inbox WHERE processed_at IS NOT NULL AND substr(received_at, 1, 10) < ?1",
             [cutoff(retention.messages)],
         )?;
+        // The job history holds no patron; it goes with the messages.
+        tx.execute(
+            "DELETE FROM job_runs WHERE substr(started_at, 1, 10) < ?1",
+            [cutoff(retention.messages)],
+        )?;
         // The audit chain goes on after the last removed entry, whose link
         // becomes the anchor's base.
         let last_removed: Option<(u64, String)> = tx
