@@ -207,7 +207,14 @@ pub fn run(args: &[String], plugins: &Path, cargo: impl Fn() -> Command) -> Resu
     // Two builds: naming an example builds only examples.
     for args in [
         &["build", "--release", "-p", "lectern-cli"][..],
-        &["build", "--release", "-p", "lectern-serve", "--example", "bare"][..],
+        &[
+            "build",
+            "--release",
+            "-p",
+            "lectern-serve",
+            "--example",
+            "bare",
+        ][..],
     ] {
         if !cargo().args(args).status()?.success() {
             bail!("the release build failed");

@@ -191,7 +191,20 @@ impl Ctx {
     /// `policy` in force instead of the configured one if given. This is
     /// the one place the command names its store.
     pub fn open(&self, policy: Option<&Path>) -> Result<Lectern> {
-        let store = lectern::SqliteStore::open(&self.db)?;
+        self.open_store(policy, lectern::SqliteStore::open(&self.db)?)
+    }
+
+    /// The library as `lectern serve` holds it: the same, with a page
+    /// cache of 8 MiB a connection, since the service keeps its
+    /// connections open for as long as it runs.
+    pub fn open_for_service(&self) -> Result<Lectern> {
+        self.open_store(
+            None,
+            lectern::SqliteStore::open(&self.db)?.cache_kib(8 * 1024)?,
+        )
+    }
+
+    fn open_store(&self, policy: Option<&Path>, store: lectern::SqliteStore) -> Result<Lectern> {
         let keyring = self.keyring(&store)?;
         let mut config = self.config()?;
         // A policy named for this command replaces the library's, whichever

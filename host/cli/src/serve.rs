@@ -38,7 +38,7 @@ pub fn serve(ctx: &Ctx) -> Result<()> {
     drop(ctx.open(None)?);
     let json = ctx.json;
     lectern_serve::serve(
-        || ctx.open(None).map_err(to_library_error),
+        || ctx.open_for_service().map_err(to_library_error),
         |addr| {
             // The line a supervisor or a test waits for.
             if json {
