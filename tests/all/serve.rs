@@ -364,6 +364,13 @@ fn a_library_connects_its_ils_and_its_staff_to_the_service() {
     assert!(first(&by_analyst)["card_number"] != first(&by_desk)["card_number"]);
     assert_ne!(first(&by_desk)["who"], first(&by_analyst)["who"]);
 
+    // A patron's rights are for the roles the policy lets export: the
+    // analyst may neither export nor erase a reader.
+    assert_eq!(server.get("/v1/patrons/51/export", &analyst).0, 403);
+    assert_eq!(server.post("/v1/patrons/51/erase", &analyst, b"").0, 403);
+    // Reading a reader's preferences is audited, as any staff view.
+    assert_eq!(server.get("/v1/patrons/51/preferences", &desk).0, 200);
+
     // A patron's export holds the loan Koha pushed; erased, they are gone.
     let export = server.json("/v1/patrons/51/export", &admin);
     let loans = export["loans"].as_array().unwrap();

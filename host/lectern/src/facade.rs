@@ -692,6 +692,33 @@ impl Lectern {
             .ok_or_else(|| not_found(id))
     }
 
+    /// The patron's messaging preferences, read by `role`: audited first,
+    /// as a staff view of their channels.
+    pub fn preferences_as(&self, id: &str, role: &str) -> Result<Preferences> {
+        let ctx = self.staff(Purpose::StaffView, role)?;
+        if !self.store.has_patron(id).map_err(Error::store)? {
+            return Err(not_found(id));
+        }
+        self.audit_read(ctx, vec![Field::Channels], &[id])?;
+        self.preferences(id)
+    }
+
+    /// Replaces the patron's messaging preferences as `role`, audited
+    /// first; returns how many queued messages that cancelled.
+    pub fn set_preferences_as(
+        &mut self,
+        id: &str,
+        prefs: &Preferences,
+        role: &str,
+    ) -> Result<usize> {
+        let ctx = self.staff(Purpose::StaffView, role)?;
+        if !self.store.has_patron(id).map_err(Error::store)? {
+            return Err(not_found(id));
+        }
+        self.audit_read(ctx, vec![Field::Channels], &[id])?;
+        self.set_preferences(id, prefs)
+    }
+
     /// Replaces the patron's messaging preferences; returns how many queued
     /// messages that cancelled.
     pub fn set_preferences(&mut self, id: &str, prefs: &Preferences) -> Result<usize> {
@@ -710,14 +737,11 @@ impl Lectern {
     /// Everything stored about patron `id`, and every read of their data,
     /// for the patron themself. Audited as `role` exporting every field.
     pub fn export_patron(&self, id: &str, as_of: NaiveDate, role: &str) -> Result<PatronExport> {
+        let ctx = self.rights(role, as_of)?;
         if !self.store.has_patron(id).map_err(Error::store)? {
             return Err(not_found(id));
         }
-        self.audit_read(
-            self.staff(Purpose::PatronExport, role)?,
-            Field::ALL.to_vec(),
-            &[id],
-        )?;
+        self.audit_read(ctx, Field::ALL.to_vec(), &[id])?;
         let data = self
             .store
             .patron_data(id, as_of)
@@ -754,9 +778,29 @@ impl Lectern {
     /// ([`ImportOptions::readmit`](crate::ImportOptions::readmit)). Neither
     /// leads back to them without the library's key.
     pub fn erase_patron(&mut self, id: &str, role: &str) -> Result<Erased> {
+        self.rights(role, Utc::now().date_naive())?;
         // The erasure is a staff action on the patron; no field leaves.
         let ctx = self.staff(Purpose::StaffView, role)?;
         self.erase_as(id, ctx)
+    }
+
+    /// The context of `role` acting on a patron's rights (export,
+    /// erasure), refused unless the policy lets that role export a patron:
+    /// the tiers reach the rights too, so an analyst cannot export a
+    /// reader whole.
+    fn rights(&self, role: &str, as_of: NaiveDate) -> Result<AccessContext> {
+        let ctx = self.staff(Purpose::PatronExport, role)?;
+        if self.trial && self.policy.is_none() {
+            return Ok(ctx);
+        }
+        if self.pipeline(as_of).export_rules(&ctx)?.passed().is_empty() {
+            return Err(Error::Denied(format!(
+                "the privacy policy lets the `{role}` role export no patron; a patron's export \
+                 and erasure are for the roles it lets see them (administrator and \
+                 privacy-officer in the bundled policies)"
+            )));
+        }
+        Ok(ctx)
     }
 
     /// Erases patron `id` because the ILS `source` deleted them, as

@@ -456,15 +456,26 @@ impl Pipeline {
         })
     }
 
+    /// What the policy lets a patron's export show to `ctx`'s role: the
+    /// one use of `patron-export`, asked by [`crate::Lectern`] before an
+    /// export or an erasure.
+    pub(crate) fn export_rules(&self, ctx: &AccessContext) -> Result<Rules> {
+        Ok(self.policy_rules_for(ctx, true)?.0)
+    }
+
     /// The policy for `ctx`, asked of the plugin once per context.
     fn policy_rules(&self, ctx: &AccessContext) -> Result<Arc<(Rules, bool)>> {
+        self.policy_rules_for(ctx, false)
+    }
+
+    fn policy_rules_for(&self, ctx: &AccessContext, export: bool) -> Result<Arc<(Rules, bool)>> {
         if ctx.purpose == Purpose::Maintenance || matches!(ctx.actor, Actor::Task(_)) {
             return Err(Error::Denied(
                 "the host's own upkeep reads no patron field; no policy is asked about it".into(),
             ));
         }
         if !self.trial {
-            self.check_context(ctx)?;
+            self.check_context(ctx, export)?;
         }
         // No policy configured: the built-in one lets nothing out, except
         // in a trial on synthetic records, where what a plugin declares
@@ -494,8 +505,8 @@ impl Pipeline {
     /// Refuses an access that cannot be: a staff role the policy in force
     /// does not declare, or a patron's export outside the export of that
     /// one patron.
-    fn check_context(&self, ctx: &AccessContext) -> Result<()> {
-        if ctx.purpose == Purpose::PatronExport {
+    fn check_context(&self, ctx: &AccessContext, export: bool) -> Result<()> {
+        if ctx.purpose == Purpose::PatronExport && !export {
             return Err(Error::Denied(
                 "`patron-export` is the purpose of one patron's own export and of nothing else; \
                  export the patron with `lectern patron export ID` (or the service's \

@@ -702,12 +702,9 @@ async fn get_preferences(
     P(id): P<String>,
 ) -> ApiResult<Json<Preferences>> {
     let role = staff.reader()?.to_string();
-    on_library(&app, move |l| {
-        l.check_role(&role)?;
-        l.preferences(&id)
-    })
-    .await
-    .map(Json)
+    on_library(&app, move |l| l.preferences_as(&id, &role))
+        .await
+        .map(Json)
 }
 
 /// A patron's messaging preferences, as the API takes them: what
@@ -767,8 +764,7 @@ async fn put_preferences(
     let role = staff.reader()?.to_string();
     let prefs: Preferences = parse_json(&body)?;
     on_library(&app, move |l| {
-        l.check_role(&role)?;
-        let cancelled = l.set_preferences(&id, &prefs)?;
+        let cancelled = l.set_preferences_as(&id, &prefs, &role)?;
         Ok(json!({ "cancelled": cancelled }))
     })
     .await

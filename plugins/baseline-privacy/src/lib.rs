@@ -121,7 +121,14 @@ impl PrivacyFilter for Baseline {
                     ],
                     true,
                 ),
-                (Purpose::PatronExport, _) => return Ok(Policy::keep_all()),
+                // A patron's own export, made by the staff who handle
+                // patrons' rights; no other role exports a reader whole.
+                (Purpose::PatronExport, Actor::Staff(role))
+                    if matches!(role.as_str(), "administrator" | "privacy-officer") =>
+                {
+                    return Ok(Policy::keep_all());
+                }
+                (Purpose::PatronExport, _) => (&[], false),
             };
         Ok(Policy {
             rules: rules.iter().map(|&(f, a)| FieldRule::new(f, a)).collect(),
