@@ -407,7 +407,8 @@ fn a_library_connects_its_ils_and_its_staff_to_the_service() {
         assert_eq!(&head, b"HTTP/1.1 413");
     }
 
-    // A revoked account's token stops working at once; the list says so.
+    // A revoked account's token stops working at once; the list says so,
+    // and the name can be given a new token.
     ok(cli(dir).args(["staff", "revoke", "desk"]));
     assert_eq!(server.get("/v1/outbox", &desk).0, 401);
     let list: Value =
@@ -420,6 +421,9 @@ fn a_library_connects_its_ils_and_its_staff_to_the_service() {
         .unwrap();
     assert!(desk_row["revoked_at"].is_string(), "{list}");
     assert!(!list.to_string().contains(&desk), "no token is ever listed");
+    let desk_again = staff(dir, "desk", "circulation-desk");
+    assert_eq!(server.get("/v1/reports/lapsed?top=1", &desk_again).0, 200);
+    assert_eq!(server.get("/v1/outbox", &desk).0, 401);
 
     // Failed authentications from one address are limited: after ten in
     // a minute (some made above), even a good token waits.
@@ -606,6 +610,13 @@ fn evergreen_templates_render_with_template_toolkit_and_reach_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     library(dir);
+    // A library five hours behind UTC, as Evergreen's times say.
+    let toml = std::fs::read_to_string(dir.join("lectern.toml")).unwrap();
+    std::fs::write(
+        dir.join("lectern.toml"),
+        format!("[notify]\nutc-offset = \"-05:00\"\n\n{toml}"),
+    )
+    .unwrap();
     let ils = staff(dir, "evergreen", "ils");
     let admin = staff(dir, "root", "administrator");
     let server = Server::start(dir);
@@ -651,7 +662,8 @@ fn evergreen_templates_render_with_template_toolkit_and_reach_the_service() {
         .cloned()
         .unwrap_or_else(|| panic!("{export}"));
     assert_eq!(loan["title"], "The \"Best\" of C:\\Windows, Þórr's saga");
-    assert_eq!(loan["due_on"], "2026-03-17");
+    // Due at 23:59:59-05:00 on the 16th: the 16th on the library's clock.
+    assert_eq!(loan["due_on"], "2026-03-16");
     assert_eq!(loan["returned_on"], "2026-03-02");
     let hold = &export["holds"][0];
     assert_eq!(
@@ -766,4 +778,28 @@ fn a_token_expires_and_a_role_must_exist() {
     wrong.pop();
     wrong.push(if token.ends_with('0') { '1' } else { '0' });
     assert!(library.authenticate(&wrong, now).is_err());
+}
+
+/// An erasure checks that no trace is left; a numeric id, as Koha's, is
+/// not mistaken for the numbers in the store's own counters.
+#[test]
+fn a_numeric_patron_id_is_erased_without_false_traces() {
+    let mut library = lectern_tests::library();
+    let patrons = repo().join("tests/fixtures/koha/patrons.json");
+    library
+        .import(
+            lectern::Format::Koha,
+            &[patrons],
+            Default::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    // Job runs numbered past the patron's id.
+    for _ in 0..60 {
+        library
+            .record_job("deliver", chrono::Utc::now(), true, "1 sent")
+            .unwrap();
+    }
+    library.erase_patron("51", "administrator").unwrap();
+    assert!(library.store().traces_of("51").unwrap().is_empty());
 }

@@ -692,10 +692,10 @@ impl Lectern {
             .ok_or_else(|| not_found(id))
     }
 
-    /// The patron's messaging preferences, read by `role`: audited first,
-    /// as a staff view of their channels.
+    /// The patron's messaging preferences, read by `role`, which the
+    /// policy must let see a patron's channels: audited first.
     pub fn preferences_as(&self, id: &str, role: &str) -> Result<Preferences> {
-        let ctx = self.staff(Purpose::StaffView, role)?;
+        let ctx = self.channels_view(role)?;
         if !self.store.has_patron(id).map_err(Error::store)? {
             return Err(not_found(id));
         }
@@ -703,20 +703,40 @@ impl Lectern {
         self.preferences(id)
     }
 
-    /// Replaces the patron's messaging preferences as `role`, audited
-    /// first; returns how many queued messages that cancelled.
+    /// Replaces the patron's messaging preferences as `role`, at the
+    /// patron's request, by a role the policy lets see their channels;
+    /// audited first. Returns how many queued messages that cancelled.
     pub fn set_preferences_as(
         &mut self,
         id: &str,
         prefs: &Preferences,
         role: &str,
     ) -> Result<usize> {
-        let ctx = self.staff(Purpose::StaffView, role)?;
+        let ctx = self.channels_view(role)?;
         if !self.store.has_patron(id).map_err(Error::store)? {
             return Err(not_found(id));
         }
         self.audit_read(ctx, vec![Field::Channels], &[id])?;
         self.set_preferences(id, prefs)
+    }
+
+    /// The staff view of `role`, refused unless the policy lets it see a
+    /// patron's channels, which is what preferences are about.
+    fn channels_view(&self, role: &str) -> Result<AccessContext> {
+        let ctx = self.staff(Purpose::StaffView, role)?;
+        if self.trial && self.policy.is_none() {
+            return Ok(ctx);
+        }
+        let rules = self
+            .pipeline(Utc::now().date_naive())
+            .rules_for(&ctx, None)?;
+        if rules.get(Field::Channels) != Action::Keep {
+            return Err(Error::Denied(format!(
+                "the privacy policy does not let the `{role}` role see a patron's channels, so \
+                 not their preferences either"
+            )));
+        }
+        Ok(ctx)
     }
 
     /// Replaces the patron's messaging preferences; returns how many queued
@@ -793,7 +813,10 @@ impl Lectern {
         if self.trial && self.policy.is_none() {
             return Ok(ctx);
         }
-        if self.pipeline(as_of).export_rules(&ctx)?.passed().is_empty() {
+        // The export is the whole record: a role that the policy lets see
+        // less of it exports nothing.
+        let rules = self.pipeline(as_of).export_rules(&ctx)?;
+        if Field::ALL.iter().any(|f| rules.get(*f) != Action::Keep) {
             return Err(Error::Denied(format!(
                 "the privacy policy lets the `{role}` role export no patron; a patron's export \
                  and erasure are for the roles it lets see them (administrator and \

@@ -116,14 +116,22 @@ impl Lectern {
         };
         let store = self.store();
         Ok(match &row.event.change {
-            Some(Circulation::Loan(l)) if l.returned_on.is_none() => l.due_on.map(|due_on| Event {
-                id: format!("checkout/{}", l.id),
-                patron: patron.clone(),
-                at: row.event.at,
-                kind: EventKind::Checkout {
-                    loan: loan_of(&l.record(patron), due_on),
-                },
-            }),
+            // A receipt for a checkout itself, not for every update of an
+            // open loan (a renewal, a due-date reminder from the ILS), and
+            // dated by the loan, so that the same checkout sent again is
+            // the same notice.
+            Some(Circulation::Loan(l))
+                if l.returned_on.is_none() && is_checkout(&row.event.kind) =>
+            {
+                l.due_on.map(|due_on| Event {
+                    id: format!("checkout/{}", l.id),
+                    patron: patron.clone(),
+                    at: Utc.from_utc_datetime(&l.loaned_on.and_time(NaiveTime::MIN)),
+                    kind: EventKind::Checkout {
+                        loan: loan_of(&l.record(patron), due_on),
+                    },
+                })
+            }
             Some(Circulation::Returned { loan, on }) => store
                 .loan(loan)
                 .map_err(Error::store)?
@@ -156,6 +164,14 @@ fn loan_of(l: &LoanRecord, due_on: chrono::NaiveDate) -> Loan {
         due_on,
         renewals: l.renewals,
     }
+}
+
+/// Whether an event's kind, in its ILS's words, is a checkout.
+fn is_checkout(kind: &str) -> bool {
+    matches!(
+        kind,
+        "checkout" | "ITEM_CHECKED_OUT" | "loan.CREATED" | "LOAN_CREATED"
+    )
 }
 
 /// Whether a hold's status says it waits for pickup, in the words the

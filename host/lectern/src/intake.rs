@@ -11,8 +11,9 @@ use hmac::{Hmac, Mac as _};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
+use crate::config::Clock;
 use crate::error::{Error, Result};
-use crate::import::{day, required, required_day, text};
+use crate::import::{day, local_date, required, required_day, text, with_clock};
 use crate::store::{Circulation, HoldFields, InboxEvent, LoanFields};
 
 fn bad(ils: &str, field: &str, message: &str) -> Error {
@@ -75,7 +76,17 @@ fn time_of(s: Option<String>) -> Option<DateTime<Utc>> {
 /// as a plugin forwards its parameters: `{"action": …, "payload": {…}}`.
 /// A check-in whose borrower is `anonymous` (Koha's `AnonymousPatron`)
 /// is kept with no patron.
-pub fn koha_hook(body: &Value, anonymous: Option<&str>, now: DateTime<Utc>) -> Result<InboxEvent> {
+pub fn koha_hook(
+    body: &Value,
+    anonymous: Option<&str>,
+    now: DateTime<Utc>,
+    clock: Clock,
+) -> Result<InboxEvent> {
+    // Dates with a zone count on the library's days, as in an import.
+    with_clock(clock, || koha_hook_on(body, anonymous, now))
+}
+
+fn koha_hook_on(body: &Value, anonymous: Option<&str>, now: DateTime<Utc>) -> Result<InboxEvent> {
     const ILS: &str = "Koha";
     let action = text(body, &["action"]).ok_or_else(|| bad(ILS, "action", "missing"))?;
     let payload = body
@@ -121,7 +132,7 @@ pub fn koha_hook(body: &Value, anonymous: Option<&str>, now: DateTime<Utc>) -> R
                 Circulation::Returned {
                     loan: id.clone(),
                     on: field(ILS, day(text(object, &["returndate"]), &f("returndate")))?
-                        .unwrap_or(at.date_naive()),
+                        .unwrap_or(local_date(at)),
                 }
             }
             other => {
@@ -196,7 +207,17 @@ fn renewals(v: &Value, key: &str) -> u32 {
 /// An event mod-pubsub delivers to a subscriber: the payload alone, as
 /// mod-pubsub posts it to the callback of `event_type`, or the whole
 /// envelope `{id, eventType, eventPayload, eventMetadata}`.
-pub fn folio_pubsub(event_type: &str, body: &[u8], now: DateTime<Utc>) -> Result<InboxEvent> {
+pub fn folio_pubsub(
+    event_type: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+    clock: Clock,
+) -> Result<InboxEvent> {
+    // Dates with a zone count on the library's days, as in an import.
+    with_clock(clock, || folio_pubsub_on(event_type, body, now))
+}
+
+fn folio_pubsub_on(event_type: &str, body: &[u8], now: DateTime<Utc>) -> Result<InboxEvent> {
     const ILS: &str = "FOLIO";
     let value: Value =
         serde_json::from_slice(body).map_err(|e| bad(ILS, "body", &format!("not JSON: {e}")))?;
@@ -225,7 +246,7 @@ pub fn folio_pubsub(event_type: &str, body: &[u8], now: DateTime<Utc>) -> Result
             title: None,
             subject: None,
             // The payload has no loan date: it is now.
-            loaned_on: now.date_naive(),
+            loaned_on: local_date(now),
             due_on: field(ILS, day(text(&payload, &["dueDate"]), "dueDate"))?,
             returned_on: None,
             renewals: 0,
@@ -233,7 +254,7 @@ pub fn folio_pubsub(event_type: &str, body: &[u8], now: DateTime<Utc>) -> Result
         "ITEM_CHECKED_IN" => Circulation::Returned {
             loan,
             on: field(ILS, day(text(&payload, &["returnDate"]), "returnDate"))?
-                .unwrap_or(now.date_naive()),
+                .unwrap_or(local_date(now)),
         },
         "LOAN_DUE_DATE_CHANGED" => Circulation::DueDate {
             loan,
@@ -243,7 +264,7 @@ pub fn folio_pubsub(event_type: &str, body: &[u8], now: DateTime<Utc>) -> Result
         // Published when a lost item's loan closes: it is no longer out.
         "LOAN_CLOSED" => Circulation::Returned {
             loan,
-            on: now.date_naive(),
+            on: local_date(now),
         },
         other => {
             return Err(bad(
@@ -269,7 +290,12 @@ pub fn folio_pubsub(event_type: &str, body: &[u8], now: DateTime<Utc>) -> Result
 /// A domain event of mod-circulation-storage, `{id, type, tenant,
 /// timestamp, data: {old, new}}`, for `record` `loan` or `request`. A
 /// deletion changes nothing Lectern keeps, and gives `None`.
-pub fn folio_domain(record: &str, body: &Value) -> Result<Option<InboxEvent>> {
+pub fn folio_domain(record: &str, body: &Value, clock: Clock) -> Result<Option<InboxEvent>> {
+    // Dates with a zone count on the library's days, as in an import.
+    with_clock(clock, || folio_domain_on(record, body))
+}
+
+fn folio_domain_on(record: &str, body: &Value) -> Result<Option<InboxEvent>> {
     const ILS: &str = "FOLIO";
     let id = id_of(ILS, body, &["id"], "id")?;
     let kind = field(ILS, required(text(body, &["type"]), "type"))?;
@@ -352,7 +378,12 @@ pub fn folio_domain(record: &str, body: &Value) -> Result<Option<InboxEvent>> {
 /// `checkin` and `checkout.due`, `{"hook", "event", "hold": {…}}` for
 /// `hold.available`. Evergreen writes a time with an offset and no colon
 /// (`2026-03-16T23:59:59-0500`).
-pub fn evergreen(body: &Value, now: DateTime<Utc>) -> Result<InboxEvent> {
+pub fn evergreen(body: &Value, now: DateTime<Utc>, clock: Clock) -> Result<InboxEvent> {
+    // Dates with a zone count on the library's days, as in an import.
+    with_clock(clock, || evergreen_on(body, now))
+}
+
+fn evergreen_on(body: &Value, now: DateTime<Utc>) -> Result<InboxEvent> {
     const ILS: &str = "Evergreen";
     let hook = field(ILS, required(text(body, &["hook"]), "hook"))?;
     let event = id_of(ILS, body, &["event"], "event")?;
@@ -371,7 +402,7 @@ pub fn evergreen(body: &Value, now: DateTime<Utc>) -> Result<InboxEvent> {
             let change = if hook == "checkin" {
                 Circulation::Returned {
                     loan: id.clone(),
-                    on: when(c, "checkin_time", "circ")?.unwrap_or(now.date_naive()),
+                    on: when(c, "checkin_time", "circ")?.unwrap_or(local_date(now)),
                 }
             } else {
                 Circulation::Loan(LoanFields {
@@ -458,7 +489,12 @@ pub fn alma_signature_ok(secret: &str, body: &[u8], signature: &str) -> bool {
 /// An Alma webhook: a LOAN event with `item_loan`, or a REQUEST event
 /// with `user_request`. Other actions give `None`: Alma is answered 200
 /// and nothing is kept.
-pub fn alma_webhook(body: &Value, now: DateTime<Utc>) -> Result<Option<InboxEvent>> {
+pub fn alma_webhook(body: &Value, now: DateTime<Utc>, clock: Clock) -> Result<Option<InboxEvent>> {
+    // Dates with a zone count on the library's days, as in an import.
+    with_clock(clock, || alma_webhook_on(body, now))
+}
+
+fn alma_webhook_on(body: &Value, now: DateTime<Utc>) -> Result<Option<InboxEvent>> {
     const ILS: &str = "Alma";
     let id = field(ILS, required(text(body, &["id"]), "id"))?;
     let action = field(ILS, required(text(body, &["action"]), "action"))?;
@@ -482,7 +518,7 @@ pub fn alma_webhook(body: &Value, now: DateTime<Utc>) -> Result<Option<InboxEven
             let change = match event.as_str() {
                 "LOAN_RETURNED" => Circulation::Returned {
                     loan,
-                    on: date(l, "return_date", "item_loan")?.unwrap_or(at.date_naive()),
+                    on: date(l, "return_date", "item_loan")?.unwrap_or(local_date(at)),
                 },
                 "LOAN_RENEWED" | "LOAN_DUE_DATE" => Circulation::DueDate {
                     loan,
@@ -494,7 +530,7 @@ pub fn alma_webhook(body: &Value, now: DateTime<Utc>) -> Result<Option<InboxEven
                     item: text(l, &["item_barcode"]).or_else(|| text(l, &["item_id"])),
                     title: text(l, &["title"]),
                     subject: None,
-                    loaned_on: date(l, "loan_date", "item_loan")?.unwrap_or(at.date_naive()),
+                    loaned_on: date(l, "loan_date", "item_loan")?.unwrap_or(local_date(at)),
                     due_on: due,
                     returned_on: None,
                     renewals: 0,
@@ -521,7 +557,7 @@ pub fn alma_webhook(body: &Value, now: DateTime<Utc>) -> Result<Option<InboxEven
                 Circulation::Hold(HoldFields {
                     id: hold,
                     title: text(r, &["title"]),
-                    placed_on: date(r, "request_date", "user_request")?.unwrap_or(at.date_naive()),
+                    placed_on: date(r, "request_date", "user_request")?.unwrap_or(local_date(at)),
                     status: Some(status.to_string()),
                     pickup_branch: text(r, &["pickup_location"])
                         .or_else(|| text(r, &["pickup_location_library"])),

@@ -156,8 +156,10 @@ impl Lectern {
         } else {
             self.store().setting(WATERMARK).map_err(Error::store)?
         };
+        // In a fixed order, so that pages of an offset cannot skip a
+        // patron or give one twice.
         let mut url = format!(
-            "{base}/api/v1/patrons?_page=1&_per_page={}",
+            "{base}/api/v1/patrons?_page=1&_per_page={}&_order_by=%2Bpatron_id",
             source.per_page.max(1)
         );
         if let Some(since) = &since {
@@ -249,7 +251,13 @@ impl Lectern {
                      nothing was imported"
                 )));
             }
-            if items.is_empty() || total.is_some_and(|t| patrons > t) {
+            // A server that never ends its pages is stopped: by its own
+            // count, or, without one, at a million pages.
+            if items.is_empty()
+                || total.is_some_and(|t| patrons > t)
+                || pages >= 1_000_000
+                || next == url
+            {
                 return Err(fail(format!(
                     "Koha's pages go on past the {} patrons it counted; nothing was imported",
                     total.unwrap_or(patrons)

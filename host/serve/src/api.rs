@@ -265,6 +265,9 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .merge(crate::ils::routes())
         .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        // axum's own extractors stop at 2 MiB unless told the library's
+        // limit.
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(app)
 }
 
@@ -365,7 +368,9 @@ async fn push_event(
     accept(
         &app,
         InboxEvent {
-            source: staff.0.name.clone(),
+            // Apart from the adapters' sources (`koha`, `folio`, …), so
+            // that an account cannot pre-empt an adapter's event ids.
+            source: format!("api:{}", staff.0.name),
             id: e.id,
             kind: e.kind,
             at: e.at,
@@ -463,8 +468,9 @@ async fn delete_patron(
     staff.ils()?;
     let source = staff.0.name.clone();
     on_library(&app, move |l| {
-        let erased = l.erase_deleted_patron(&id, &source)?;
-        Ok(serde_json::to_value(erased).unwrap_or_default())
+        // The ILS reads nothing: not even how much was held about them.
+        l.erase_deleted_patron(&id, &source)?;
+        Ok(json!({ "erased": true }))
     })
     .await
     .map(Json)
@@ -794,9 +800,11 @@ async fn outbox(State(app): State<Arc<App>>, staff: Staff) -> ApiResult<Json<Val
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Counts by state", body = Object),
-        (status = 401, description = "No valid token", body = ErrorBody)
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The ils role reads nothing", body = ErrorBody)
     ))]
-async fn inbox(State(app): State<Arc<App>>, _staff: Staff) -> ApiResult<Json<Value>> {
+async fn inbox(State(app): State<Arc<App>>, staff: Staff) -> ApiResult<Json<Value>> {
+    staff.reader()?;
     on_library(&app, |l| {
         Ok(serde_json::to_value(l.inbox_stats()?).unwrap_or_default())
     })

@@ -56,6 +56,7 @@ pub(crate) async fn koha(
         &value,
         app.rules.koha_anonymous_patron.as_deref(),
         Utc::now(),
+        app.clock,
     )?;
     accept(&app, event).await
 }
@@ -80,7 +81,7 @@ pub(crate) async fn folio_pubsub(
     body: Bytes,
 ) -> ApiResult<Json<Accepted>> {
     staff.ils()?;
-    let event = lectern::folio_pubsub(event_type.as_str(), &body, Utc::now())?;
+    let event = lectern::folio_pubsub(event_type.as_str(), &body, Utc::now(), app.clock)?;
     accept(&app, event).await
 }
 
@@ -111,14 +112,14 @@ pub(crate) async fn folio_envelope(
             "an envelope has `eventPayload`; post a bare payload to /v1/ils/folio/pubsub/{eventType}",
         ));
     }
-    let event = lectern::folio_pubsub("", &body, Utc::now())?;
+    let event = lectern::folio_pubsub("", &body, Utc::now(), app.clock)?;
     accept(&app, event).await
 }
 
 async fn domain(app: Arc<App>, staff: Staff, record: &str, body: Bytes) -> ApiResult<Json<Value>> {
     staff.ils()?;
     let value: Value = parse_json(&body)?;
-    match lectern::folio_domain(record, &value)? {
+    match lectern::folio_domain(record, &value, app.clock)? {
         Some(event) => {
             let a = accept(&app, event).await?;
             Ok(Json(serde_json::to_value(&a.0).unwrap_or_default()))
@@ -192,7 +193,7 @@ pub(crate) async fn evergreen(
 ) -> ApiResult<Json<Accepted>> {
     staff.ils()?;
     let value: Value = parse_json(&body)?;
-    let event = lectern::evergreen(&value, Utc::now())?;
+    let event = lectern::evergreen(&value, Utc::now(), app.clock)?;
     accept(&app, event).await
 }
 
@@ -246,7 +247,7 @@ pub(crate) async fn alma(
         ));
     }
     let value: Value = parse_json(&body)?;
-    match lectern::alma_webhook(&value, Utc::now())? {
+    match lectern::alma_webhook(&value, Utc::now(), app.clock)? {
         Some(event) => {
             let a = accept(&app, event).await?;
             Ok(Json(serde_json::to_value(&a.0).unwrap_or_default()))

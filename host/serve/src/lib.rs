@@ -32,6 +32,8 @@ pub struct App {
     /// Composes the notices events cause.
     pub(crate) messengers: Vec<Messenger>,
     pub(crate) rules: ServeRules,
+    /// The library's clock, which ILS dates count on.
+    pub(crate) clock: lectern::Clock,
     pub(crate) metrics: metrics::Metrics,
     pub(crate) limiter: auth::Limiter,
     /// Alma's webhook secret, if Alma is connected.
@@ -70,6 +72,7 @@ pub fn serve(
     let intake = open()?;
     let library = open()?;
     let rules = library.config().serve.clone();
+    let clock = library.config().notify.clock;
     let messengers = rules
         .messengers
         .iter()
@@ -93,6 +96,7 @@ pub fn serve(
         messengers,
         limiter: auth::Limiter::new(rules.auth_failures_per_minute),
         rules,
+        clock,
         metrics: metrics::Metrics::default(),
         alma_secret,
         stopping,

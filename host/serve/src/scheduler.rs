@@ -181,6 +181,15 @@ pub(crate) async fn run_loop(app: Arc<App>) {
                 .flatten(),
         );
     }
+    // The clock, once: the loop never waits for the library's lock.
+    let rules = app
+        .library
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .config()
+        .notify
+        .clone();
+    let mut retry_later: Vec<Option<Instant>> = vec![None; daily.len()];
     let mut next_inbox = Instant::now();
     let mut next_deliver = Instant::now();
     loop {
@@ -188,39 +197,51 @@ pub(crate) async fn run_loop(app: Arc<App>) {
             return;
         }
         let now = Instant::now();
-        let mut due: Vec<&'static str> = Vec::new();
+        let mut due: Vec<(Option<usize>, &'static str)> = Vec::new();
         if now >= next_inbox {
-            due.push("inbox");
+            due.push((None, "inbox"));
             next_inbox = now + app.rules.inbox_every;
         }
         if now >= next_deliver {
-            due.push("deliver");
+            due.push((None, "deliver"));
             next_deliver = now + app.rules.deliver_every;
         }
         {
-            let rules = app
-                .library
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .config()
-                .notify
-                .clone();
             let utc = Utc::now();
             let today = local_day(&rules, utc);
             let time = rules.clock.local(utc).time();
             for (i, (job, at)) in daily.iter().enumerate() {
-                if time >= *at && last[i] != Some(today) {
-                    due.push(job);
-                    last[i] = Some(today);
+                if time >= *at && last[i] != Some(today) && retry_later[i].is_none_or(|t| now >= t)
+                {
+                    due.push((Some(i), job));
                 }
             }
         }
-        for job in due {
+        for (daily_index, job) in due {
+            if *stopping.borrow() {
+                return;
+            }
             let app2 = app.clone();
-            match tokio::task::spawn_blocking(move || run(&app2, job)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!("job {job} failed: {e}"),
-                Err(_) => tracing::warn!("job {job} panicked"),
+            let ok = match tokio::task::spawn_blocking(move || run(&app2, job)).await {
+                Ok(Ok(_)) => true,
+                Ok(Err(e)) => {
+                    tracing::warn!("job {job} failed: {e}");
+                    false
+                }
+                Err(_) => {
+                    tracing::warn!("job {job} panicked");
+                    false
+                }
+            };
+            // A daily job that failed (Koha down for the sync) is tried
+            // again in ten minutes, not tomorrow.
+            if let Some(i) = daily_index {
+                if ok {
+                    last[i] = Some(local_day(&rules, Utc::now()));
+                    retry_later[i] = None;
+                } else {
+                    retry_later[i] = Some(Instant::now() + Duration::from_secs(600));
+                }
             }
         }
         tokio::select! {

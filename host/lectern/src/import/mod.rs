@@ -834,6 +834,20 @@ pub(crate) fn csv_records(
 /// A date, or a date-time, as the library's local day it falls on: a
 /// date-time with a zone or an offset is moved to the library's clock
 /// first; one without is taken as already local.
+/// Runs `f` with `clock` as the clock that dates read by [`day`] count
+/// on, as an import does for its whole run.
+pub(crate) fn with_clock<T>(clock: Clock, f: impl FnOnce() -> T) -> T {
+    let before = CLOCK.with(|c| c.replace(clock));
+    let out = f();
+    CLOCK.with(|c| c.set(before));
+    out
+}
+
+/// The library's day at `at`, on the clock [`with_clock`] set.
+pub(crate) fn local_date(at: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
+    CLOCK.with(|c| c.get()).local(at).date()
+}
+
 pub(crate) fn day(
     value: Option<String>,
     field: &str,

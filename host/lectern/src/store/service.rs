@@ -28,8 +28,9 @@ pub struct StaffAccount {
 
 /// Staff accounts. Every method is one transaction.
 pub trait StaffStore {
-    /// Adds an account with the SHA-256 (hex) of its token; false if an
-    /// account of that name exists.
+    /// Adds an account with the SHA-256 (hex) of its token, or gives a
+    /// revoked account's name a new one; false if an account of that name
+    /// is in use.
     fn add_staff(&mut self, account: &StaffAccount, token_sha256: &str) -> anyhow::Result<bool>;
 
     /// Every account, by name.

@@ -390,9 +390,11 @@ impl SqliteStore {
         let columns = stmt
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<String>>>()?;
+        // Text only: a numeric id such as Koha's `51` would otherwise
+        // equal the number 51 in any integer column, by SQLite's affinity.
         let any = columns
             .iter()
-            .map(|c| format!("\"{c}\" = ?1"))
+            .map(|c| format!("(typeof(\"{c}\") = 'text' AND \"{c}\" = ?1)"))
             .collect::<Vec<_>>()
             .join(" OR ");
         let n: i64 = self.conn.query_row(

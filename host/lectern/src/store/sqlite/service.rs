@@ -56,7 +56,10 @@ impl StaffStore for SqliteStore {
         let added = self.conn.execute(
             &format!(
                 "INSERT INTO staff ({STAFF_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-                 ON CONFLICT (name) DO NOTHING"
+                 ON CONFLICT (name) DO UPDATE SET role = excluded.role, \
+                 key_id = excluded.key_id, created_at = excluded.created_at, \
+                 expires_at = excluded.expires_at, revoked_at = NULL, \
+                 token_sha256 = excluded.token_sha256 WHERE staff.revoked_at IS NOT NULL"
             ),
             params![
                 a.name,
@@ -168,8 +171,9 @@ fn write_change(tx: &Transaction<'_>, patron: Option<&str>, change: &Circulation
                  item_id = coalesce(excluded.item_id, item_id), \
                  title = coalesce(excluded.title, title), \
                  subject = coalesce(excluded.subject, subject), \
-                 loaned_on = excluded.loaned_on, due_on = excluded.due_on, \
-                 returned_on = excluded.returned_on, renewals = excluded.renewals",
+                 loaned_on = excluded.loaned_on, due_on = coalesce(excluded.due_on, due_on), \
+                 returned_on = coalesce(excluded.returned_on, returned_on), \
+                 renewals = max(excluded.renewals, renewals)",
                 params![
                     l.id,
                     patron,
