@@ -803,3 +803,32 @@ fn a_numeric_patron_id_is_erased_without_false_traces() {
     library.erase_patron("51", "administrator").unwrap();
     assert!(library.store().traces_of("51").unwrap().is_empty());
 }
+
+/// A checkout Koha sends before Lectern has its patron (the daily sync
+/// has not run yet) is kept, and applies once an import brings the
+/// patron: once, however often the inbox is processed after.
+#[test]
+fn an_event_that_came_before_its_patron_applies_once_the_patron_arrives() {
+    let mut library = lectern_tests::library();
+    let now = chrono::Utc::now();
+    let hook: Value =
+        serde_json::from_slice(&fixture("koha/after_circ_action-checkout.json")).unwrap();
+    let event = lectern::koha_hook(&hook, None, now, lectern::Clock::default()).unwrap();
+    assert!(library.accept_event(&event, now).unwrap());
+    let first = library.process_inbox(&[], now, 100).unwrap();
+    assert_eq!((first.applied, first.skipped), (0, 1));
+    let patrons = repo().join("tests/fixtures/koha/patrons.json");
+    library
+        .import(
+            lectern::Format::Koha,
+            &[patrons],
+            Default::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    let then = library.process_inbox(&[], now, 100).unwrap();
+    assert_eq!((then.applied, then.skipped), (1, 0));
+    assert!(library.store().loan("9101").unwrap().is_some());
+    let again = library.process_inbox(&[], now, 100).unwrap();
+    assert_eq!((again.applied, again.skipped), (0, 0));
+}

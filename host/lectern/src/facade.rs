@@ -390,7 +390,15 @@ impl Lectern {
         progress: &mut dyn FnMut(u64),
     ) -> Result<ImportReport> {
         let keys = self.keyring.pseudonyms();
-        crate::import::import(self.store.as_mut(), format, paths, options, &keys, progress)
+        let report =
+            crate::import::import(self.store.as_mut(), format, paths, options, &keys, progress)?;
+        // Events that came before their patron apply now that the patron
+        // is here: once per import, so an event that still cannot apply
+        // is not retried without end.
+        self.store.requeue_skipped().map_err(|e| {
+            Error::store(e.context("the import is in, but skipped events were not put back"))
+        })?;
+        Ok(report)
     }
 
     /// Scores every patron in the store as of `as_of`, a batch at a time on

@@ -239,6 +239,11 @@ pub trait Inbox {
     /// Counts of the inbox by state.
     fn inbox_stats(&self) -> anyhow::Result<InboxStats>;
 
+    /// Puts back in line the events skipped for a patron the store did
+    /// not hold then and holds now: after an import brought the patron,
+    /// their earlier checkouts and holds apply. Returns how many.
+    fn requeue_skipped(&mut self) -> anyhow::Result<usize>;
+
     /// The loan `id`, as stored.
     fn loan(&self, id: &str) -> anyhow::Result<Option<LoanRecord>>;
 

@@ -333,6 +333,14 @@ impl Inbox for SqliteStore {
         )?)
     }
 
+    fn requeue_skipped(&mut self) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE inbox SET processed_at = NULL, outcome = NULL \
+             WHERE outcome = 'skipped' AND patron_id IN (SELECT id FROM patrons)",
+            [],
+        )?)
+    }
+
     fn loan(&self, id: &str) -> Result<Option<LoanRecord>> {
         Ok(self
             .conn
