@@ -17,8 +17,9 @@ use crate::facade::verify;
 use crate::model::{Channel, Consents, Patron, Scored};
 use crate::privacy::{AccessContext, Actor, Field, Purpose};
 use crate::store::{
-    Backend, HoldRecord, LoanRecord, MessageState, PatronRecord, Preferences, Put, Queued,
-    Retention, ScoreRun, Settle, UseKind, UseRecord, Written,
+    Backend, Circulation, HoldRecord, InboxEvent, LoanFields, LoanRecord, MessageState, Outcome,
+    PatronRecord, Preferences, Put, Queued, Retention, ScoreRun, Settle, StaffAccount, UseKind,
+    UseRecord, Written,
 };
 
 /// One check: its name and what it runs on a fresh store.
@@ -92,6 +93,15 @@ pub const CHECKS: &[Check] = &[
         "the key fingerprint is recorded once",
         the_key_fingerprint_is_recorded_once,
     ),
+    (
+        "the inbox takes an event once and applies it once",
+        inbox_takes_and_applies_once,
+    ),
+    (
+        "staff accounts keep a hash, and revocation frees the name",
+        staff_accounts_round_trip,
+    ),
+    ("the job history is newest first", job_history_newest_first),
 ];
 
 /// Runs every check, each on a store from `fresh`.
@@ -484,6 +494,9 @@ fn everything_about(store: &mut dyn Backend, id: &str) {
             },
         )
         .unwrap();
+    store
+        .accept_event(&checkout_event("koha", &format!("ev-{id}"), id), Utc::now())
+        .unwrap();
 }
 
 fn erasure_leaves_nothing(store: &mut dyn Backend) {
@@ -495,7 +508,7 @@ fn erasure_leaves_nothing(store: &mut dyn Backend) {
         (erased.patrons, erased.loans, erased.holds, erased.uses),
         (1, 1, 1, 1)
     );
-    assert_eq!((erased.scores, erased.messages), (1, 1));
+    assert_eq!((erased.scores, erased.messages, erased.events), (1, 1, 1));
     assert_eq!(
         store.traces_of(id).unwrap(),
         Vec::<String>::new(),
@@ -915,4 +928,129 @@ fn trust_and_settings_round_trip(store: &mut dyn Backend) {
     );
     store.set_setting("privacy-policy", None).unwrap();
     assert_eq!(store.setting("privacy-policy").unwrap(), None);
+}
+
+/// A checkout event from `source` with `id`, for `patron`.
+fn checkout_event(source: &str, id: &str, patron: &str) -> InboxEvent {
+    InboxEvent {
+        source: source.into(),
+        id: id.into(),
+        kind: "checkout".into(),
+        at: Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap(),
+        patron: Some(patron.into()),
+        change: Some(Circulation::Loan(LoanFields {
+            id: format!("loan-{id}"),
+            item: None,
+            title: Some("A Book".into()),
+            subject: None,
+            loaned_on: day("2026-11-20"),
+            due_on: Some(day("2026-12-18")),
+            returned_on: None,
+            renewals: 0,
+        })),
+    }
+}
+
+fn inbox_takes_and_applies_once(store: &mut dyn Backend) {
+    library(store, &["a"]);
+    let now = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 1).unwrap();
+    let event = checkout_event("koha", "e1", "a");
+    assert!(store.accept_event(&event, now).unwrap(), "a new event");
+    assert!(
+        !store.accept_event(&event, now).unwrap(),
+        "the same event again"
+    );
+    // The same id from another source is another event.
+    assert!(
+        store
+            .accept_event(&checkout_event("folio", "e1", "a"), now)
+            .unwrap()
+    );
+    let pending = store.pending_events(10).unwrap();
+    assert_eq!(pending.len(), 2);
+    assert_eq!(pending[0].event, event, "in order of arrival, as accepted");
+    assert_eq!(
+        store.apply_event(pending[0].seq, now).unwrap(),
+        Some(Outcome::Applied)
+    );
+    assert_eq!(
+        store.apply_event(pending[0].seq, now).unwrap(),
+        None,
+        "applied once"
+    );
+    assert!(store.loan("loan-e1").unwrap().is_some());
+    assert_eq!(store.unnotified_events(10).unwrap().len(), 1);
+    store.mark_notified(pending[0].seq).unwrap();
+    assert!(store.unnotified_events(10).unwrap().is_empty());
+    // One for a patron not held yet is skipped, kept, and put back in line
+    // once the patron is there.
+    store
+        .accept_event(&checkout_event("koha", "e2", "b"), now)
+        .unwrap();
+    let later = store.pending_events(10).unwrap();
+    let seq = later.iter().find(|r| r.event.id == "e2").unwrap().seq;
+    assert_eq!(store.apply_event(seq, now).unwrap(), Some(Outcome::Skipped));
+    assert_eq!(store.requeue_skipped().unwrap(), 0, "b is still not held");
+    library(store, &["a", "b"]);
+    assert_eq!(store.requeue_skipped().unwrap(), 1);
+    assert_eq!(store.apply_event(seq, now).unwrap(), Some(Outcome::Applied));
+    let stats = store.inbox_stats().unwrap();
+    assert_eq!((stats.pending, stats.applied, stats.skipped), (1, 2, 0));
+}
+
+fn staff_accounts_round_trip(store: &mut dyn Backend) {
+    let at = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap();
+    let account = StaffAccount {
+        name: "desk".into(),
+        role: "circulation-desk".into(),
+        key_id: "0123456789ab".into(),
+        created_at: at,
+        expires_at: Some(at + Duration::days(30)),
+        revoked_at: None,
+    };
+    assert!(store.add_staff(&account, "hash-1").unwrap());
+    assert!(
+        !store.add_staff(&account, "hash-2").unwrap(),
+        "the name is in use"
+    );
+    let (found, hash) = store.staff_by_key("0123456789ab").unwrap().unwrap();
+    assert_eq!((found, hash.as_str()), (account.clone(), "hash-1"));
+    assert!(store.staff_by_key("ba9876543210").unwrap().is_none());
+    assert!(store.revoke_staff("desk", at).unwrap());
+    assert!(!store.revoke_staff("desk", at).unwrap(), "revoked already");
+    assert_eq!(store.staff_accounts().unwrap()[0].revoked_at, Some(at));
+    let renewed = StaffAccount {
+        key_id: "fedcba987654".into(),
+        ..account
+    };
+    assert!(
+        store.add_staff(&renewed, "hash-3").unwrap(),
+        "a revoked name is free"
+    );
+    assert!(store.staff_by_key("0123456789ab").unwrap().is_none());
+    let (found, _) = store.staff_by_key("fedcba987654").unwrap().unwrap();
+    assert_eq!(found.revoked_at, None);
+}
+
+fn job_history_newest_first(store: &mut dyn Backend) {
+    let at = Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap();
+    let first = store.start_job("score", at).unwrap();
+    store
+        .end_job(first, at + Duration::minutes(1), true, "run 1")
+        .unwrap();
+    let second = store.start_job("notify", at + Duration::hours(5)).unwrap();
+    store
+        .end_job(second, at + Duration::hours(5), false, "a plugin failed")
+        .unwrap();
+    let runs = store.job_runs(None, 10).unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![second, first]
+    );
+    assert_eq!(
+        (runs[0].state.as_str(), runs[1].state.as_str()),
+        ("failed", "ok")
+    );
+    let scores = store.job_runs(Some("score"), 10).unwrap();
+    assert_eq!((scores.len(), scores[0].summary.as_str()), (1, "run 1"));
 }
