@@ -73,8 +73,11 @@ impl Server {
             .next()
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_string();
+        // A connection each: a refusal answered before its body is read
+        // ends the connection, and a pooled one would race that close.
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_idle_connections(0)
             .build()
             .new_agent();
         Server {
