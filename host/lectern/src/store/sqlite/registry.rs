@@ -183,7 +183,8 @@ fn drop_unused_packages(tx: &rusqlite::Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
-fn time(s: &str) -> Result<DateTime<Utc>> {
+/// A time the store wrote as RFC 3339.
+pub(super) fn time(s: &str) -> Result<DateTime<Utc>> {
     Ok(DateTime::parse_from_rfc3339(s)
         .with_context(|| format!("{s:?} is not a time"))?
         .with_timezone(&Utc))

@@ -4,18 +4,13 @@ use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
+use super::registry::time;
 use super::{SqliteStore, date, parse_date};
 use crate::store::service::{
     Circulation, Inbox, InboxEvent, InboxRow, InboxStats, JobRun, Jobs, Outcome, StaffAccount,
     StaffStore,
 };
 use crate::store::{HoldRecord, LoanRecord};
-
-fn time(s: &str) -> Result<DateTime<Utc>> {
-    Ok(DateTime::parse_from_rfc3339(s)
-        .with_context(|| format!("{s:?} is not a time"))?
-        .with_timezone(&Utc))
-}
 
 fn opt_time(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
     s.as_deref().map(time).transpose()
