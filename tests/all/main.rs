@@ -13,6 +13,7 @@ mod messaging;
 mod notices;
 mod privacy;
 mod privacy_properties;
+mod readers;
 mod report;
 mod retention;
 mod sandbox;

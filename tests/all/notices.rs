@@ -1135,6 +1135,7 @@ fn a_survey_goes_to_a_stable_sample_of_a_segment() {
             url: "https://lib.example.org/survey".into(),
             segment: ("key-readers".into(), "key-reader".into()),
             sample,
+            hosted: false,
         }),
     };
     let invited = |sample: f64| -> Vec<String> {

@@ -249,6 +249,8 @@ fn main() {
                     locale: c.locale.clone(),
                     subject: c.subject.clone(),
                     body: c.body.clone(),
+                    preferences_url: None,
+                    unsubscribe_url: None,
                     recipient: None,
                 })
                 .unwrap();

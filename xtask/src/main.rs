@@ -257,6 +257,18 @@ fn test() -> Result<()> {
         "the report tests render pages in it",
     )?;
     ensure_debian(
+        "/usr/bin/chromedriver",
+        "CHROMEDRIVER",
+        "chromium-driver",
+        "the reader-page tests drive Chromium over WebDriver with it",
+    )?;
+    ensure_debian(
+        "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+        "LECTERN_CJK_FONT",
+        "fonts-wqy-zenhei",
+        "the reader pages' Chinese screenshots need a font with Chinese characters",
+    )?;
+    ensure_debian(
         "/usr/bin/docker-registry",
         "DOCKER_REGISTRY",
         "docker-registry",

@@ -152,6 +152,9 @@ pub enum RetentionCommand {
         /// Days audit entries are kept
         #[arg(long, value_name = "DAYS", default_value_t = Retention::default().audit_log)]
         audit_days: u32,
+        /// Days survey answers are kept
+        #[arg(long, value_name = "DAYS", default_value_t = Retention::default().survey_answers)]
+        survey_days: u32,
     },
 }
 
@@ -203,6 +206,7 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
                     scores_days,
                     messages_days,
                     audit_days,
+                    survey_days,
                 },
         } => {
             let retention = Retention {
@@ -212,6 +216,7 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
                 scores: scores_days,
                 messages: messages_days,
                 audit_log: audit_days,
+                survey_answers: survey_days,
             };
             let r = ctx
                 .open_existing(None, "there is nothing to remove")?
@@ -224,17 +229,21 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
                     "runs_removed": r.runs_removed,
                     "messages_removed": r.messages_removed,
                     "audit_removed": r.audit_removed,
+                    "answers_removed": r.answers_removed,
+                    "links_removed": r.links_removed,
                 }));
             }
             out!(
                 "generalised {} loans, removed {} holds, {} days of use, {} scoring runs, {} \
-                 messages and {} audit entries",
+                 messages, {} audit entries, {} survey answers and {} expired reader links",
                 r.loans_aged,
                 r.holds_removed,
                 r.uses_removed,
                 r.runs_removed,
                 r.messages_removed,
-                r.audit_removed
+                r.audit_removed,
+                r.answers_removed,
+                r.links_removed
             );
             Ok(())
         }

@@ -113,6 +113,17 @@ enum Command {
         #[command(subcommand)]
         command: serve::StaffCommand,
     },
+    /// Readers who registered on the web and have no card yet
+    Registrations {
+        /// The staff role listing them; the policy must let it see names and
+        /// contacts whole, as the ILS will receive them
+        #[arg(long, default_value = "administrator")]
+        role: String,
+        /// Write the verified ones as Koha's patron import CSV (Tools →
+        /// Import patrons), with `LECTERNID` as the matching attribute
+        #[arg(long, value_name = "FILE")]
+        koha_csv: Option<PathBuf>,
+    },
     /// The history of the service's scheduled jobs
     Jobs {
         /// Only this job: inbox, deliver, sync, score, notify or retention
@@ -322,6 +333,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve => serve::serve(&ctx),
         Command::Staff { command } => serve::staff(&ctx, command),
         Command::Jobs { job, limit } => serve::jobs(&ctx, job, limit),
+        Command::Registrations { role, koha_csv } => serve::registrations(&ctx, &role, koha_csv),
     }
 }
 

@@ -74,7 +74,17 @@ pub struct NotifyArgs {
     /// line: {"id", "title", "subject"}
     #[arg(long, value_name = "FILE")]
     pub arrivals: Option<PathBuf>,
-    /// Invite a sample of a segment to a survey: its title
+    /// Invite a sample of a segment to a survey the library's reader pages
+    /// host (`[readers] surveys`), by its id: each reader gets their own
+    /// one-time link
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "survey_segment",
+        conflicts_with = "survey_title"
+    )]
+    pub survey: Option<String>,
+    /// Invite a sample of a segment to a survey elsewhere: its title
     #[arg(long, value_name = "TITLE", requires_all = ["survey_url", "survey_segment"])]
     pub survey_title: Option<String>,
     /// The survey's URL
@@ -96,25 +106,27 @@ fn notify(ctx: &Ctx, args: NotifyArgs, policy: Option<PathBuf>) -> Result<()> {
     if let Some(path) = &args.arrivals {
         campaigns.arrivals = read_jsonl::<Arrival>(path)?;
     }
+    let segment = match &args.survey_segment {
+        Some(segment) => {
+            let (scorer, seg) = segment.split_once('/').with_context(|| {
+                format!(
+                    "--survey-segment {segment:?}: write scorer/segment, such as \
+                     key-readers/key-reader"
+                )
+            })?;
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&args.survey_sample),
+                "--survey-sample {}: give a share from 0 to 1",
+                args.survey_sample
+            );
+            Some((scorer.to_string(), seg.to_string()))
+        }
+        None => None,
+    };
     if let (Some(title), Some(url), Some(segment)) =
-        (&args.survey_title, &args.survey_url, &args.survey_segment)
+        (&args.survey_title, &args.survey_url, &segment)
     {
-        let (scorer, seg) = segment.split_once('/').with_context(|| {
-            format!(
-                "--survey-segment {segment:?}: write scorer/segment, such as key-readers/key-reader"
-            )
-        })?;
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&args.survey_sample),
-            "--survey-sample {}: give a share from 0 to 1",
-            args.survey_sample
-        );
-        campaigns.survey = Some(Survey::new(
-            title,
-            url,
-            (scorer.to_string(), seg.to_string()),
-            args.survey_sample,
-        ));
+        campaigns.survey = Some(Survey::new(title, url, segment.clone(), args.survey_sample));
     }
     let mut extra: Vec<Event> = Vec::new();
     if let Some(path) = &args.events {
@@ -124,6 +136,11 @@ fn notify(ctx: &Ctx, args: NotifyArgs, policy: Option<PathBuf>) -> Result<()> {
         policy.as_deref(),
         "import patrons first with `lectern import`",
     )?;
+    if let (Some(id), Some(segment)) = (&args.survey, segment) {
+        let def = library.survey(id)?;
+        library.reader_pages()?;
+        campaigns.survey = Some(Survey::hosted(&def, segment, args.survey_sample));
+    }
     let messengers = args
         .plugin
         .iter()

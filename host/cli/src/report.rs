@@ -55,6 +55,39 @@ pub enum Command {
         #[command(flatten)]
         list: ListArgs,
     },
+    /// A survey's answers per question, and per category or segment, with
+    /// groups of fewer than k readers withheld
+    Survey {
+        /// The survey's id, from a file under `[readers] surveys`
+        id: String,
+        /// Group by `category` or `segment` [default: everyone together]
+        #[arg(long, value_enum)]
+        by: Option<SurveyBy>,
+        /// The smallest group to show
+        #[arg(long, default_value_t = lectern::DEFAULT_K)]
+        k: usize,
+        /// The staff role reading the results, for the audit log
+        #[arg(long, default_value = "analyst")]
+        role: String,
+        /// The language of questions and options: en or zh-CN
+        #[arg(long, default_value = "en")]
+        lang: String,
+        /// Also write the results as CSV
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Also write a self-contained HTML page
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
+}
+
+/// How survey answers are grouped.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum SurveyBy {
+    /// By the reader's category
+    Category,
+    /// By the reader's segment
+    Segment,
 }
 
 #[derive(clap::Args)]
@@ -85,6 +118,39 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
             csv,
             html,
         } => return segments(ctx, &scorer, k, &role, csv, html),
+        Command::Survey {
+            id,
+            by,
+            k,
+            role,
+            lang,
+            csv,
+            html,
+        } => {
+            let by = match by {
+                None => lectern::GroupBy::All,
+                Some(SurveyBy::Category) => lectern::GroupBy::Category,
+                Some(SurveyBy::Segment) => lectern::GroupBy::Segment,
+            };
+            let results = ctx.open_existing(None, NO_STORE)?.survey_results(
+                &id,
+                by,
+                k,
+                &role,
+                lectern::page_locale(Some(&lang)),
+            )?;
+            if let Some(path) = &csv {
+                write_file(path, results.to_csv())?;
+            }
+            if let Some(path) = &html {
+                write_file(path, results.to_html())?;
+            }
+            if ctx.json {
+                return print_json(&results);
+            }
+            out!("{}", results.to_table().trim_end());
+            return Ok(());
+        }
         Command::KeyReaders { top, scorer, list } => (ListKind::KeyReaders, top, scorer, list),
         Command::Lapsed { top, scorer, list } => (ListKind::Lapsed, top, scorer, list),
     };

@@ -152,3 +152,39 @@ pub fn jobs(ctx: &Ctx, job: Option<String>, limit: usize) -> Result<()> {
     out!("{t}");
     Ok(())
 }
+
+pub fn registrations(ctx: &Ctx, role: &str, koha_csv: Option<std::path::PathBuf>) -> Result<()> {
+    let list = ctx
+        .open_existing(None, "readers register through `lectern serve`")?
+        .registrations(role)?;
+    if let Some(path) = &koha_csv {
+        crate::output::write_file(path, lectern::koha_patron_csv(&list))?;
+    }
+    if ctx.json {
+        return print_json(&list);
+    }
+    let mut t = table(["id", "name", "email", "category", "registered", "verified"]);
+    for r in &list {
+        t.add_row([
+            r.id.clone(),
+            format!("{} {}", r.given_name, r.family_name),
+            r.email.clone().unwrap_or_default(),
+            r.category.clone().unwrap_or_default(),
+            r.registered_on.map(|d| d.to_string()).unwrap_or_default(),
+            if r.verified { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    out!("{t}");
+    let verified = list.iter().filter(|r| r.verified).count();
+    out!(
+        "{} readers registered on the web, {verified} with a confirmed email address",
+        list.len()
+    );
+    if let Some(path) = &koha_csv {
+        out!(
+            "wrote the {verified} confirmed ones to {} for Koha's patron import",
+            path.display()
+        );
+    }
+    Ok(())
+}

@@ -233,6 +233,7 @@ fn actor_parts(actor: &Actor) -> (&'static str, &str) {
         Actor::Staff(role) => ("staff", role.as_str()),
         Actor::Channel(name) => ("channel", name.as_str()),
         Actor::Task(name) => ("task", name.as_str()),
+        Actor::Reader(page) => ("reader", page.as_str()),
     }
 }
 

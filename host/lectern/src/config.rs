@@ -95,6 +95,60 @@ pub struct Config {
     pub k_floor: usize,
     /// How `lectern serve` runs (`[serve]`).
     pub serve: ServeRules,
+    /// The reader-facing pages (`[readers]`).
+    pub readers: ReaderRules,
+}
+
+/// `[readers]`: the pages readers reach from their messages, register on
+/// and answer surveys on, served by `lectern serve`.
+///
+/// ```toml
+/// [readers]
+/// public-url = "https://crm.library.example"  # where readers reach the service
+/// link-days = 30               # how long a link in a message works
+/// verify-hours = 48            # how long a registration's email link works
+/// categories = ["public", "undergraduate", "graduate", "faculty"]
+/// subjects = ["chemistry", "history"]   # interests offered on the form
+/// branch = "MAIN"              # home branch of readers who register online
+/// registrations-per-hour = 5   # per client address
+/// surveys = ["surveys/reading.toml"]
+/// ```
+///
+/// Without `public-url` messages carry no links and the pages are off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReaderRules {
+    /// The service's address as readers reach it, without a trailing `/`.
+    pub public_url: Option<String>,
+    /// Days a link in a message works.
+    pub link_days: u32,
+    /// Hours a registration's verification link works.
+    pub verify_hours: u32,
+    /// The categories a reader may choose when registering; the first is
+    /// the default.
+    pub categories: Vec<String>,
+    /// The subjects offered as interests.
+    pub subjects: Vec<String>,
+    /// The home branch of readers who register online.
+    pub branch: Option<String>,
+    /// Registrations accepted per client address per hour.
+    pub registrations_per_hour: u32,
+    /// The survey definitions the library offers.
+    pub surveys: Vec<PathBuf>,
+}
+
+impl Default for ReaderRules {
+    fn default() -> Self {
+        ReaderRules {
+            public_url: None,
+            link_days: 30,
+            verify_hours: 48,
+            categories: vec!["public".into()],
+            subjects: Vec::new(),
+            branch: None,
+            registrations_per_hour: 5,
+            surveys: Vec::new(),
+        }
+    }
 }
 
 /// `[serve]`: how the service listens, what its scheduler runs and when.
@@ -186,6 +240,7 @@ impl Default for Config {
             lockfile: None,
             k_floor: DEFAULT_K_FLOOR,
             serve: ServeRules::default(),
+            readers: ReaderRules::default(),
         }
     }
 }
@@ -434,6 +489,76 @@ struct Raw {
     segments: RawSegments,
     #[serde(default)]
     serve: RawServe,
+    #[serde(default)]
+    readers: RawReaders,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawReaders {
+    public_url: Option<String>,
+    link_days: Option<u32>,
+    verify_hours: Option<u32>,
+    categories: Option<Vec<String>>,
+    subjects: Option<Vec<String>>,
+    branch: Option<String>,
+    registrations_per_hour: Option<u32>,
+    surveys: Option<Vec<PathBuf>>,
+}
+
+impl RawReaders {
+    fn rules(self, base: &Path) -> Result<ReaderRules> {
+        let d = ReaderRules::default();
+        let public_url = match self.public_url {
+            None => None,
+            Some(u) => {
+                let trimmed = u.trim().trim_end_matches('/').to_string();
+                let ok = (trimmed.starts_with("https://") || trimmed.starts_with("http://"))
+                    && trimmed
+                        .parse::<http::Uri>()
+                        .is_ok_and(|p| p.host().is_some())
+                    && !trimmed.contains(['?', '#']);
+                if !ok {
+                    bail!(
+                        "`readers.public-url` = {u:?}: give the address readers reach the \
+                         service at, such as \"https://crm.library.example\""
+                    );
+                }
+                Some(trimmed)
+            }
+        };
+        let range = |key: &str, v: Option<u32>, default: u32, max: u32| -> Result<u32> {
+            match v {
+                None => Ok(default),
+                Some(n) if (1..=max).contains(&n) => Ok(n),
+                Some(n) => bail!("`readers.{key}` = {n}: give 1 to {max}"),
+            }
+        };
+        let categories = self.categories.unwrap_or(d.categories);
+        if categories.is_empty() {
+            bail!("`readers.categories` is empty: give at least one category");
+        }
+        Ok(ReaderRules {
+            public_url,
+            link_days: range("link-days", self.link_days, d.link_days, 365)?,
+            verify_hours: range("verify-hours", self.verify_hours, d.verify_hours, 720)?,
+            categories,
+            subjects: self.subjects.unwrap_or_default(),
+            branch: self.branch,
+            registrations_per_hour: range(
+                "registrations-per-hour",
+                self.registrations_per_hour,
+                d.registrations_per_hour,
+                10_000,
+            )?,
+            surveys: self
+                .surveys
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| base.join(p))
+                .collect(),
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -710,6 +835,7 @@ impl Config {
                 None => DEFAULT_K_FLOOR,
             },
             serve: raw.serve.rules()?,
+            readers: raw.readers.rules(base)?,
         })
     }
 }

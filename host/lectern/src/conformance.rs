@@ -102,6 +102,10 @@ pub const CHECKS: &[Check] = &[
         staff_accounts_round_trip,
     ),
     ("the job history is newest first", job_history_newest_first),
+    (
+        "a reader link is used once, and an answer uses its link",
+        reader_links_and_answers,
+    ),
 ];
 
 /// Runs every check, each on a store from `fresh`.
@@ -1053,4 +1057,93 @@ fn job_history_newest_first(store: &mut dyn Backend) {
     );
     let scores = store.job_runs(Some("score"), 10).unwrap();
     assert_eq!((scores.len(), scores[0].summary.as_str()), (1, "run 1"));
+}
+
+fn reader_links_and_answers(store: &mut dyn Backend) {
+    use crate::store::{Answer, ReaderLink, SurveyAnswers};
+    library(store, &["a", "b"]);
+    let link = |id: &str, patron: &str, purpose: &str| ReaderLink {
+        id: id.into(),
+        patron: patron.into(),
+        purpose: purpose.into(),
+        expires_at: at("2026-12-30"),
+        used_at: None,
+    };
+    assert!(store.add_link(&link("l1", "a", "preferences")).unwrap());
+    assert!(
+        !store.add_link(&link("l1", "b", "verify")).unwrap(),
+        "an id is issued once; the first row stays"
+    );
+    assert_eq!(
+        store.link("l1").unwrap(),
+        Some(link("l1", "a", "preferences"))
+    );
+    assert!(store.use_link("l1", at("2026-12-01")).unwrap());
+    assert!(
+        !store.use_link("l1", at("2026-12-02")).unwrap(),
+        "used once"
+    );
+    assert_eq!(
+        store.link("l1").unwrap().unwrap().used_at,
+        Some(at("2026-12-01"))
+    );
+    assert!(!store.use_link("nope", at("2026-12-01")).unwrap());
+
+    let answers = |patron: Option<&str>| SurveyAnswers {
+        survey: "reading".into(),
+        patron: patron.map(str::to_string),
+        category: Some("staff".into()),
+        segment: None,
+        locale: "zh-CN".into(),
+        answered_on: day("2026-12-01"),
+        use_for_service: patron.is_some(),
+        answers: [
+            (
+                "formats".to_string(),
+                Answer::Multiple(vec!["ebook".into()]),
+            ),
+            ("wish".to_string(), Answer::Text("更多, \"电子书\"".into())),
+        ]
+        .into(),
+    };
+    store.add_link(&link("s1", "a", "survey:reading")).unwrap();
+    store.add_link(&link("s2", "b", "survey:reading")).unwrap();
+    assert!(
+        store
+            .add_answers("s1", &answers(None), at("2026-12-01"))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .add_answers("s1", &answers(None), at("2026-12-01"))
+            .unwrap(),
+        "a used link stores nothing"
+    );
+    assert!(
+        store
+            .add_answers("s2", &answers(Some("b")), at("2026-12-01"))
+            .unwrap()
+    );
+    assert_eq!(
+        store.survey_answers("reading").unwrap(),
+        vec![answers(None), answers(Some("b"))]
+    );
+    assert_eq!(store.answers_of("b").unwrap(), vec![answers(Some("b"))]);
+    assert!(
+        store.answers_of("a").unwrap().is_empty(),
+        "anonymous answers name no one"
+    );
+    assert_eq!(store.patrons_from("csv").unwrap(), vec!["a", "b"]);
+    assert!(store.patrons_from("web").unwrap().is_empty());
+
+    let erased = store.erase_patron("b", &[]).unwrap();
+    assert_eq!((erased.links, erased.answers), (1, 1));
+    assert_eq!(
+        store.survey_answers("reading").unwrap(),
+        vec![answers(None)]
+    );
+    assert!(
+        store.link("s2").unwrap().is_none(),
+        "erasure takes the patron's links"
+    );
 }

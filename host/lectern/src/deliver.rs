@@ -37,6 +37,7 @@ use crate::audit::{AuditEntry, AuditLog};
 use crate::config::{
     Config, DeliveryRules, NoticeRules, Secret, SmtpTls, TransportConfig, local_day, quiet_until,
 };
+use crate::links::{MessageLinks, footer};
 use crate::model::{Channel, Patron};
 use crate::pipeline::Pipeline;
 use crate::privacy::{AccessContext, Actor, Field, Pseudonyms, Purpose};
@@ -75,6 +76,14 @@ pub struct Outgoing {
     pub subject: String,
     /// The text.
     pub body: String,
+    /// The reader's link to their preference centre, which the text also
+    /// ends with; on the webhook channel, only here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferences_url: Option<String>,
+    /// The reader's one-click link to stop marketing (RFC 8058): an email
+    /// carries it in `List-Unsubscribe`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsubscribe_url: Option<String>,
     /// The patron's keyed token: a maildir file carries it, so that the
     /// patron's delivered files can be found and removed when they are
     /// erased. It is never sent on a network channel.
@@ -165,13 +174,31 @@ impl Transport for Smtp {
             .map_err(|e| SendError::Permanent(format!("bad email address `{to}`: {e}")))?;
         let language = HeaderName::new_from_ascii("Content-Language".into())
             .map_err(|e| SendError::Permanent(e.to_string()))?;
-        let email = lettre::Message::builder()
+        let mut email = lettre::Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(m.subject.clone())
             .message_id(Some(format!("<{}@lectern.invalid>", m.id)))
             .raw_header(HeaderValue::new(language, m.locale.clone()))
-            .header(ContentType::TEXT_PLAIN)
+            .header(ContentType::TEXT_PLAIN);
+        if let Some(url) = &m.unsubscribe_url {
+            // RFC 2369 and RFC 8058: the mail client offers a one-click
+            // unsubscribe that posts `List-Unsubscribe=One-Click` to it.
+            let name = |n: &str| {
+                HeaderName::new_from_ascii(n.to_string())
+                    .map_err(|e| SendError::Permanent(e.to_string()))
+            };
+            email = email
+                .raw_header(HeaderValue::new(
+                    name("List-Unsubscribe")?,
+                    format!("<{url}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    name("List-Unsubscribe-Post")?,
+                    "List-Unsubscribe=One-Click".to_string(),
+                ));
+        }
+        let email = email
             .body(m.body.clone())
             .map_err(|e| SendError::Permanent(format!("cannot build the email: {e}")))?;
         self.mailer.send(&email).map(|_| ()).map_err(|e| {
@@ -305,6 +332,12 @@ impl Transport for Maildir {
             if let Some(token) = &m.recipient {
                 writeln!(f, "{RECIPIENT_HEADER}: {token}")?;
             }
+            if let Some(url) = &m.unsubscribe_url {
+                writeln!(
+                    f,
+                    "List-Unsubscribe: <{url}>\nList-Unsubscribe-Post: List-Unsubscribe=One-Click"
+                )?;
+            }
             write!(
                 f,
                 "Subject: {}\nContent-Language: {}\nContent-Type: text/plain; charset=utf-8\n\n{}\n",
@@ -407,6 +440,9 @@ pub struct Deliverer {
     /// Asks the privacy policy what a printed letter's address block may
     /// carry, and audits the read.
     letters: Pipeline,
+    /// The links to reader pages every message carries, when the library
+    /// serves them (`[readers] public-url`).
+    links: Option<MessageLinks>,
 }
 
 /// How long [`Deliverer::run`] goes on.
@@ -451,6 +487,7 @@ impl Deliverer {
             notice: config.notify.clone(),
             audit: (audit, keys),
             letters,
+            links: None,
         })
     }
 
@@ -469,7 +506,14 @@ impl Deliverer {
             notice,
             audit: (audit, keys),
             letters,
+            links: None,
         }
+    }
+
+    /// Makes every message carry `links`.
+    pub(crate) fn with_links(mut self, links: Option<MessageLinks>) -> Deliverer {
+        self.links = links;
+        self
     }
 
     /// The wait before retry number `attempt` (1 for the first retry).
@@ -673,6 +717,16 @@ impl Deliverer {
         let mut outgoing = outgoing(&live, to, letterhead.as_ref().map(|h| h.lines.as_slice()));
         // A maildir file on any channel names its patron by token only.
         outgoing.recipient = Some(self.audit.1.patron_token(&first.patron));
+        if let Some(links) = &self.links {
+            let readers: &mut dyn crate::store::Readers = outbox;
+            let urls = links.for_message(readers, &first.patron, &outgoing.id, now)?;
+            if first.channel != Channel::Webhook {
+                let foot = footer(&outgoing.locale, &urls, first.channel == Channel::Sms);
+                outgoing.body = format!("{}\n\n{foot}", outgoing.body);
+            }
+            outgoing.preferences_url = Some(urls.preferences);
+            outgoing.unsubscribe_url = Some(urls.unsubscribe);
+        }
         Ok(Some(Ready {
             patron: first.patron.clone(),
             marketing,
@@ -852,6 +906,8 @@ fn compose(batch: &[Claimed], to: Option<String>) -> Outgoing {
             locale: first.locale.clone(),
             subject: first.subject.clone(),
             body: first.body.clone(),
+            preferences_url: None,
+            unsubscribe_url: None,
             recipient: None,
         };
     }
@@ -885,6 +941,8 @@ fn compose(batch: &[Claimed], to: Option<String>) -> Outgoing {
         locale: first.locale.clone(),
         subject,
         body,
+        preferences_url: None,
+        unsubscribe_url: None,
         recipient: None,
     }
 }
@@ -903,6 +961,8 @@ mod tests {
             locale: "en".into(),
             subject: subject.into(),
             body: "Please bring it back.".into(),
+            preferences_url: None,
+            unsubscribe_url: None,
             recipient: Some("t-abc".into()),
         }
     }

@@ -85,6 +85,9 @@ pub struct PatronExport {
     /// What the store holds, by section.
     #[serde(flatten)]
     pub data: PatronData,
+    /// The survey answers they gave with their name (anonymous answers
+    /// keep none and cannot be found).
+    pub survey_answers: Vec<crate::store::SurveyAnswers>,
     /// Who read their data, when, why and which fields.
     pub reads_of_their_data: Vec<AuditRead>,
 }
@@ -294,7 +297,7 @@ impl Lectern {
 
     /// The context of `role` reading for `purpose`, refused unless the
     /// role is one the policy declares and one that reads.
-    fn staff(&self, purpose: Purpose, role: &str) -> Result<AccessContext> {
+    pub(crate) fn staff(&self, purpose: Purpose, role: &str) -> Result<AccessContext> {
         self.check_role(role)?;
         if role == crate::manifest::ILS_ROLE {
             return Err(Error::Denied(format!(
@@ -316,7 +319,18 @@ impl Lectern {
             self.keyring.pseudonyms(),
             self.pipeline(Utc::now().date_naive()),
         )
+        .map(|d| d.with_links(self.message_links()))
         .map_err(Error::config)
+    }
+
+    /// The links every message carries, when reader pages are served.
+    pub(crate) fn message_links(&self) -> Option<crate::links::MessageLinks> {
+        let base = self.config.readers.public_url.clone()?;
+        Some(crate::links::MessageLinks {
+            key: crate::links::LinkKey::of(&self.keyring),
+            base,
+            ttl: chrono::Duration::days(self.config.readers.link_days.into()),
+        })
     }
 
     /// A deliverer with the given transports instead of the configured
@@ -333,11 +347,17 @@ impl Lectern {
             self.keyring.pseudonyms(),
             self.pipeline(Utc::now().date_naive()),
         )
+        .with_links(self.message_links())
     }
 
     /// Writes one audit entry for `ctx` reading `fields` of `patrons` (by
     /// id), before the read happens.
-    fn audit_read(&self, ctx: AccessContext, fields: Vec<Field>, patrons: &[&str]) -> Result<()> {
+    pub(crate) fn audit_read(
+        &self,
+        ctx: AccessContext,
+        fields: Vec<Field>,
+        patrons: &[&str],
+    ) -> Result<()> {
         let keys = self.keyring.pseudonyms();
         self.audit
             .append(&AuditEntry {
@@ -607,6 +627,9 @@ impl Lectern {
         let mut events = Vec::new();
         if detect {
             events = self.detect(campaigns, now)?;
+            if let Some(s) = campaigns.survey.as_ref().filter(|s| s.hosted) {
+                self.link_survey_invitations(&s.id, &mut events, now)?;
+            }
         }
         events.extend(extra);
         self.compose_and_queue(messengers, &events, now)
@@ -731,6 +754,17 @@ impl Lectern {
     /// The staff view of `role`, refused unless the policy lets it see a
     /// patron's channels, which is what preferences are about.
     fn channels_view(&self, role: &str) -> Result<AccessContext> {
+        self.view_keeping(role, &[Field::Channels], "their preferences")
+    }
+
+    /// The staff view of `role`, refused unless the policy lets it see
+    /// every one of `fields` as it is, which `what` needs.
+    pub(crate) fn view_keeping(
+        &self,
+        role: &str,
+        fields: &[Field],
+        what: &str,
+    ) -> Result<AccessContext> {
         let ctx = self.staff(Purpose::StaffView, role)?;
         if self.trial && self.policy.is_none() {
             return Ok(ctx);
@@ -738,10 +772,11 @@ impl Lectern {
         let rules = self
             .pipeline(Utc::now().date_naive())
             .rules_for(&ctx, None)?;
-        if rules.get(Field::Channels) != Action::Keep {
+        if let Some(f) = fields.iter().find(|f| rules.get(**f) != Action::Keep) {
             return Err(Error::Denied(format!(
-                "the privacy policy does not let the `{role}` role see a patron's channels, so \
-                 not their preferences either"
+                "the privacy policy does not let the `{role}` role see a patron's {}, so not \
+                 {what} either",
+                f.as_str()
             )));
         }
         Ok(ctx)
@@ -788,9 +823,11 @@ impl Lectern {
             .into_iter()
             .map(AuditRead::from)
             .collect();
+        let survey_answers = self.store.answers_of(id).map_err(Error::store)?;
         Ok(PatronExport {
             as_of,
             data,
+            survey_answers,
             reads_of_their_data: reads,
         })
     }

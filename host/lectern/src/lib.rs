@@ -72,6 +72,7 @@ mod intake;
 mod keys;
 mod lifecycle;
 mod limits;
+mod links;
 mod log;
 mod manifest;
 mod model;
@@ -82,11 +83,13 @@ mod package;
 mod pipeline;
 mod plugin;
 mod privacy;
+mod readers;
 mod registry;
 mod report;
 mod runtime;
 mod staff;
 mod store;
+mod survey;
 mod sync;
 mod text;
 mod witness;
@@ -110,8 +113,8 @@ pub use crate::api::SUPPORTED_API_VERSIONS;
 pub use crate::audit::{AuditAnchor, AuditCheck, AuditEntry, AuditHead, AuditRow};
 pub use crate::cache::Pruned as CachePruned;
 pub use crate::config::{
-    Clock, Config, DEFAULT_K_FLOOR, DeliveryRules, NoticeRules, Secret, Segments, ServeRules,
-    SmtpTls, TransportConfig, local_day, quiet_until,
+    Clock, Config, DEFAULT_K_FLOOR, DeliveryRules, NoticeRules, ReaderRules, Secret, Segments,
+    ServeRules, SmtpTls, TransportConfig, local_day, quiet_until,
 };
 pub use crate::deliver::{
     DeliverReport, Deliverer, Maildir, Outgoing, SendError, Smtp, Transport, Until, Webhook,
@@ -133,6 +136,7 @@ pub use crate::intake::{
 };
 pub use crate::keys::Keyring;
 pub use crate::limits::Limits;
+pub use crate::links::{LinkProblem, LinkPurpose, SESSION_MINUTES};
 pub use crate::log::{CallObserver, CallStats, LogLevel, LogLine, LogSink, LogSource};
 pub use crate::manifest::{
     ConfigKey, ConfigType, ILS_ROLE, LimitOverrides, MANIFEST_FILE, MANIFEST_VERSION, Manifest,
@@ -149,14 +153,23 @@ pub use crate::pipeline::{
 };
 pub use crate::plugin::{ComponentInfo, Messenger, Plugin, PrivacyFilter, Scorer};
 pub use crate::privacy::{AccessContext, Action, Actor, Field, Pseudonyms, Purpose, Rules};
+pub use crate::readers::{
+    AnswerProblem, LOCALES, ReaderChoice, ReaderPrefs, Registered, Registration, WEB_SOURCE,
+    koha_patron_csv, page_locale,
+};
 pub use crate::registry::{Grant, InstallOptions, Review, default_lockfile};
 pub use crate::report::{Count, ListedReader, Move, ReaderList, SegmentReport, segment_report};
 pub use crate::store::{
-    AuditStore, Backend, ChannelStats, Circulation, Claimed, Enqueued, Erased, HoldFields,
+    Answer, AuditStore, Backend, ChannelStats, Circulation, Claimed, Enqueued, Erased, HoldFields,
     HoldRecord, ImportTx, Inbox, InboxEvent, InboxRow, InboxStats, InstalledPlugin, JobRun, Jobs,
     LoanFields, LoanRecord, MessageState, OpenLoan, Outbox, OutboxRow, Outcome, PatronData,
-    PatronReader, PatronRecord, Preferences, Put, Queued, Records, Registry, Retained, Retention,
-    RunScore, RunWriter, Runs, ScoreRun, Settle, SqliteStore, StaffAccount, StaffStore, Store,
-    StoredMessage, StoredRun, StoredScore, TrustedKey, UseKind, UseRecord, Written,
+    PatronReader, PatronRecord, Preferences, Put, Queued, ReaderLink, Readers, Records, Registry,
+    Retained, Retention, RunScore, RunWriter, Runs, ScoreRun, Settle, SqliteStore, StaffAccount,
+    StaffStore, Store, StoredMessage, StoredRun, StoredScore, SurveyAnswers, TrustedKey, UseKind,
+    UseRecord, Written,
+};
+pub use crate::survey::{
+    Choice, GroupBy, GroupResult, Kind as QuestionKind, Question, QuestionResult, SurveyDef,
+    SurveyResults, Text as SurveyText,
 };
 pub use crate::sync::{KohaSource, SyncReport};

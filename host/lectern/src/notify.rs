@@ -57,6 +57,9 @@ pub struct Survey {
     /// The share of them to invite, from 0 to 1. The sample is drawn by
     /// the patrons' keyed tokens, so it is the same each time.
     pub sample: f64,
+    /// Whether the library's own reader pages host it: each reader is
+    /// then sent their own one-time link to it instead of `url`.
+    pub hosted: bool,
 }
 
 impl Survey {
@@ -70,6 +73,24 @@ impl Survey {
             url: url.to_string(),
             segment,
             sample,
+            hosted: false,
+        }
+    }
+
+    /// The survey `def` on the library's reader pages, inviting `sample`
+    /// of the readers in `segment`, each with their own one-time link.
+    pub fn hosted(
+        def: &crate::survey::SurveyDef,
+        segment: (String, String),
+        sample: f64,
+    ) -> Survey {
+        Survey {
+            id: def.id.clone(),
+            title: def.title.en.clone(),
+            url: String::new(),
+            segment,
+            sample,
+            hosted: true,
         }
     }
 }

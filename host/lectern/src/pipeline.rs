@@ -469,7 +469,15 @@ impl Pipeline {
     }
 
     fn policy_rules_for(&self, ctx: &AccessContext, export: bool) -> Result<Arc<(Rules, bool)>> {
-        if ctx.purpose == Purpose::Maintenance || matches!(ctx.actor, Actor::Task(_)) {
+        if let Actor::Reader(page) = &ctx.actor {
+            return Err(Error::Denied(format!(
+                "a reader's own {page} page shows them their own settings; it passes no patron \
+                 field through a plugin, so no policy is asked about it"
+            )));
+        }
+        if matches!(ctx.purpose, Purpose::Maintenance | Purpose::SelfService)
+            || matches!(ctx.actor, Actor::Task(_))
+        {
             return Err(Error::Denied(
                 "the host's own upkeep reads no patron field; no policy is asked about it".into(),
             ));

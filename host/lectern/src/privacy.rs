@@ -144,6 +144,9 @@ pub enum Purpose {
     /// The host's own upkeep: retention, key rotation. Only the audit log
     /// names it; no policy is asked about it, and no field is read for it.
     Maintenance,
+    /// A reader seeing or changing their own settings on a reader page.
+    /// Only the audit log names it; no policy is asked about it.
+    SelfService,
 }
 
 impl Purpose {
@@ -157,6 +160,7 @@ impl Purpose {
             Purpose::Analytics => "analytics",
             Purpose::PatronExport => "patron-export",
             Purpose::Maintenance => "maintenance",
+            Purpose::SelfService => "self-service",
         }
     }
 }
@@ -204,6 +208,11 @@ pub enum Actor {
     /// The host itself, running a task (`retention`, `key-rotation`). Only
     /// the audit log names it.
     Task(String),
+    /// The patron themself, on a reader page they opened with a link the
+    /// host sent them (`preferences`, `survey`, `registration`). A reader
+    /// sees and changes only their own settings; no policy is asked about
+    /// it, and only the audit log names it.
+    Reader(String),
 }
 
 impl fmt::Display for Actor {
@@ -213,6 +222,7 @@ impl fmt::Display for Actor {
             Actor::Staff(role) => write!(f, "staff role `{role}`"),
             Actor::Channel(name) => write!(f, "the {name} channel"),
             Actor::Task(name) => write!(f, "the host's {name}"),
+            Actor::Reader(page) => write!(f, "the reader, on their {page} page"),
         }
     }
 }

@@ -157,7 +157,10 @@ pub fn segment_report(
 
 /// Rows as CSV, quoted as the format needs, every cell safe to open in a
 /// spreadsheet.
-fn csv<const N: usize>(header: [&str; N], rows: impl Iterator<Item = [String; N]>) -> String {
+pub(crate) fn csv<const N: usize>(
+    header: [&str; N],
+    rows: impl Iterator<Item = [String; N]>,
+) -> String {
     let mut w = ::csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(header);
     for row in rows {
@@ -179,7 +182,7 @@ pub(crate) fn inert(cell: &str) -> std::borrow::Cow<'_, str> {
 
 /// A self-contained page: `body` under `title`, styled inline; no script
 /// and nothing fetched.
-fn page(title: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>\
          body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}\
@@ -308,7 +311,7 @@ fn bar_chart(id: &str, bars: &[(String, usize)]) -> String {
     svg
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

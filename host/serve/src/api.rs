@@ -210,13 +210,14 @@ pub(crate) struct Accepted {
     paths(
         healthz, readyz, openapi, push_event, sync_patrons, delete_patron, segments, key_readers, lapsed, export_patron,
         erase_patron, get_preferences, put_preferences, outbox, plugins, configure_plugin,
-        jobs, start_job, inbox, crate::ils::koha, crate::ils::folio_pubsub,
+        jobs, start_job, inbox, registrations, survey_report, crate::ils::koha, crate::ils::folio_pubsub,
         crate::ils::folio_envelope, crate::ils::folio_loan_event, crate::ils::folio_request_event,
         crate::ils::alma_challenge, crate::ils::alma,
         crate::ils::evergreen
     ),
     components(schemas(
-        ErrorBody, Accepted, PluginValue, PreferencesBody, ReportFormat, crate::schemas::PubsubType,
+        ErrorBody, Accepted, PluginValue, PreferencesBody, ReportFormat, RegistrationsFormat,
+        SurveyGroup, SurveyFormat, crate::schemas::PubsubType,
         crate::schemas::SyncFormat
     )),
     modifiers(&Bearer)
@@ -262,7 +263,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/plugins/{id}/config/{key}", put(configure_plugin))
         .route("/v1/jobs", get(jobs))
         .route("/v1/jobs/{job}", post(start_job))
+        .route("/v1/registrations", get(registrations))
+        .route("/v1/reports/survey/{id}", get(survey_report))
         .merge(crate::ils::routes())
+        .merge(crate::pages::routes())
         .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         // axum's own extractors stop at 2 MiB unless told the library's
@@ -958,4 +962,124 @@ async fn start_job(
 /// A header's value as text.
 pub(crate) fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name)?.to_str().ok()
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RegistrationsQuery {
+    /// JSON (the default), or `koha-csv`: the verified registrations as
+    /// Koha's patron import (Tools → Import patrons) reads them.
+    format: Option<RegistrationsFormat>,
+}
+
+/// How registrations are listed.
+#[derive(Deserialize, ToSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum RegistrationsFormat {
+    Json,
+    KohaCsv,
+}
+
+/// The readers who registered on the web and have no card yet, as the
+/// token's role may see names and contacts; audited.
+#[utoipa::path(get, path = "/v1/registrations", params(RegistrationsQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The registrations, as JSON or Koha's patron-import CSV",
+            content((Object = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
+        (status = 403, description = "The role may not see names and contacts", body = ErrorBody)
+    ))]
+async fn registrations(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    Q(q): Q<RegistrationsQuery>,
+) -> ApiResult<Response> {
+    let role = staff.reader()?.to_string();
+    let list = on_library(&app, move |l| l.registrations(&role)).await?;
+    Ok(match q.format {
+        Some(RegistrationsFormat::KohaCsv) => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            lectern::koha_patron_csv(&list),
+        )
+            .into_response(),
+        _ => Json(list).into_response(),
+    })
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SurveyQuery {
+    /// Group by `category` or `segment`; everyone together by default.
+    by: Option<SurveyGroup>,
+    /// The smallest group to show: at least the library's floor.
+    #[param(minimum = 1, maximum = 1000000)]
+    k: Option<usize>,
+    /// `json` (the default), `csv` or `html`.
+    format: Option<SurveyFormat>,
+    /// The language of questions and options: `en` (the default) or `zh-CN`.
+    lang: Option<String>,
+}
+
+/// How survey answers are grouped.
+#[derive(Deserialize, ToSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum SurveyGroup {
+    All,
+    Category,
+    Segment,
+}
+
+/// How survey results are rendered.
+#[derive(Deserialize, ToSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum SurveyFormat {
+    Json,
+    Csv,
+    Html,
+}
+
+/// A survey's results per question, and per category or segment, with
+/// groups of fewer than k readers withheld.
+#[utoipa::path(get, path = "/v1/reports/survey/{id}", params(("id" = String, Path, description = "The survey's id"), SurveyQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The results, as JSON, CSV or HTML",
+            content((Object = "application/json"), (String = "text/csv"), (String = "text/html"))),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
+        (status = 403, description = "The role may not, or k is below the floor", body = ErrorBody),
+        (status = 404, description = "No such survey", body = ErrorBody)
+    ))]
+async fn survey_report(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    P(id): P<String>,
+    Q(q): Q<SurveyQuery>,
+) -> ApiResult<Response> {
+    let role = staff.reader()?.to_string();
+    at_most("k", q.k, 1_000_000)?;
+    let by = match q.by {
+        None | Some(SurveyGroup::All) => lectern::GroupBy::All,
+        Some(SurveyGroup::Category) => lectern::GroupBy::Category,
+        Some(SurveyGroup::Segment) => lectern::GroupBy::Segment,
+    };
+    let lang = lectern::page_locale(q.lang.as_deref());
+    let results = on_library(&app, move |l| {
+        let k = q.k.unwrap_or(lectern::DEFAULT_K.max(l.config().k_floor));
+        l.survey_results(&id, by, k, &role, lang)
+    })
+    .await?;
+    Ok(match q.format {
+        Some(SurveyFormat::Csv) => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            results.to_csv(),
+        )
+            .into_response(),
+        Some(SurveyFormat::Html) => Html(results.to_html()).into_response(),
+        _ => Json(results).into_response(),
+    })
 }

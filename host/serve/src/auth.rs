@@ -13,16 +13,24 @@ use lectern::{ILS_ROLE, StaffAccount};
 use crate::App;
 use crate::api::ApiError;
 
-/// Failed authentications per client address in a sliding minute.
+/// Attempts per client address in a window: failed authentications in a
+/// minute, registrations in an hour.
 pub(crate) struct Limiter {
     per_minute: u32,
+    window: Duration,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
 impl Limiter {
     pub(crate) fn new(per_minute: u32) -> Limiter {
+        Limiter::per(per_minute, Duration::from_secs(60))
+    }
+
+    /// `count` attempts per `window`.
+    pub(crate) fn per(count: u32, window: Duration) -> Limiter {
         Limiter {
-            per_minute,
+            per_minute: count,
+            window,
             failures: Mutex::default(),
         }
     }
@@ -31,24 +39,25 @@ impl Limiter {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         // Forget windows that ended, so the map does not grow without end.
         if map.len() > 10_000 {
-            map.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+            map.retain(|_, (start, _)| now.duration_since(*start) < self.window);
         }
         match map.get(&ip) {
-            Some((start, n)) if now.duration_since(*start) < Duration::from_secs(60) => *n,
+            Some((start, n)) if now.duration_since(*start) < self.window => *n,
             _ => 0,
         }
     }
 
     /// Whether `ip` may try again.
-    fn allows(&self, ip: IpAddr) -> bool {
+    pub(crate) fn allows(&self, ip: IpAddr) -> bool {
         self.window(ip, Instant::now()) < self.per_minute
     }
 
-    fn failed(&self, ip: IpAddr) {
+    /// Counts one attempt by `ip`.
+    pub(crate) fn failed(&self, ip: IpAddr) {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let entry = map.entry(ip).or_insert((now, 0));
-        if now.duration_since(entry.0) >= Duration::from_secs(60) {
+        if now.duration_since(entry.0) >= self.window {
             *entry = (now, 0);
         }
         entry.1 += 1;

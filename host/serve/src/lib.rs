@@ -12,6 +12,7 @@ mod api;
 mod auth;
 mod ils;
 mod metrics;
+mod pages;
 mod scheduler;
 mod schemas;
 
@@ -36,6 +37,10 @@ pub struct App {
     pub(crate) clock: lectern::Clock,
     pub(crate) metrics: metrics::Metrics,
     pub(crate) limiter: auth::Limiter,
+    /// The reader pages' rules (`[readers]`).
+    pub(crate) readers: lectern::ReaderRules,
+    /// Registrations per client address per hour.
+    pub(crate) registrations: auth::Limiter,
     /// Alma's webhook secret, if Alma is connected.
     pub(crate) alma_secret: Option<String>,
     /// Set when the service is told to stop: the scheduler starts nothing
@@ -72,6 +77,10 @@ pub fn serve(
     let intake = open()?;
     let library = open()?;
     let rules = library.config().serve.clone();
+    let readers = library.config().readers.clone();
+    // The surveys are read now, so that a broken survey file stops the
+    // service from starting rather than a reader's page.
+    library.surveys()?;
     let clock = library.config().notify.clock;
     let messengers = rules
         .messengers
@@ -95,6 +104,11 @@ pub fn serve(
         library: Mutex::new(library),
         messengers,
         limiter: auth::Limiter::new(rules.auth_failures_per_minute),
+        registrations: auth::Limiter::per(
+            readers.registrations_per_hour,
+            std::time::Duration::from_secs(3600),
+        ),
+        readers,
         rules,
         clock,
         metrics: metrics::Metrics::default(),

@@ -195,6 +195,7 @@ macro_rules! contract {
                 P::PatronExport => wit::Purpose::PatronExport,
                 // Never reached: the pipeline asks no policy about maintenance.
                 P::Maintenance => wit::Purpose::StaffView,
+                P::SelfService => wit::Purpose::PatronExport,
             }
         }
 
@@ -207,6 +208,7 @@ macro_rules! contract {
                     // The print channel's letter block: 0.1 has no channel actor.
                     crate::Actor::Channel(name) => wit::Actor::Staff(format!("channel:{name}")),
                     crate::Actor::Task(name) => wit::Actor::Staff(format!("task:{name}")),
+                    crate::Actor::Reader(page) => wit::Actor::Staff(format!("reader:{page}")),
                 },
             }
         }

@@ -8,6 +8,7 @@
 //! (`lectern::conformance`, behind the `conformance` feature).
 
 mod outbox;
+mod readers;
 mod registry;
 mod service;
 mod sqlite;
@@ -19,6 +20,7 @@ pub use outbox::{
     ChannelStats, Claimed, Enqueued, MessageState, Outbox, OutboxRow, Queued, Settle,
 };
 
+pub use readers::{Answer, ReaderLink, Readers, SurveyAnswers};
 pub use registry::{InstalledPlugin, Registry, TrustedKey};
 pub use service::{
     Circulation, HoldFields, Inbox, InboxEvent, InboxRow, InboxStats, JobRun, Jobs, LoanFields,
@@ -160,6 +162,10 @@ pub struct Erased {
     pub messages: usize,
     /// Events the ILS pushed about them, processed or not.
     pub events: usize,
+    /// Links to reader pages they were sent.
+    pub links: usize,
+    /// Survey answers linked to them.
+    pub answers: usize,
     /// Delivered message files (letters, emails in a maildir) removed.
     pub files: usize,
 }
@@ -208,6 +214,9 @@ pub struct Retention {
     pub messages: u32,
     /// Audit entries.
     pub audit_log: u32,
+    /// Survey answers, by the day they were given. Links to reader pages
+    /// go when they expire, with the messages' period after.
+    pub survey_answers: u32,
 }
 
 impl Default for Retention {
@@ -219,6 +228,7 @@ impl Default for Retention {
             scores: 730,
             messages: 90,
             audit_log: 2555,
+            survey_answers: 730,
         }
     }
 }
@@ -240,6 +250,10 @@ pub struct Retained {
     pub events_removed: usize,
     /// Audit entries removed.
     pub audit_removed: usize,
+    /// Survey answers removed.
+    pub answers_removed: usize,
+    /// Expired links to reader pages removed.
+    pub links_removed: usize,
 }
 
 /// One import, open as a transaction. Records stream in one at a time, so
@@ -392,6 +406,12 @@ pub struct Preferences {
     pub opted_out: Vec<Channel>,
     /// The patron opted out of marketing, whatever the ILS says.
     pub no_marketing: bool,
+    /// The patron withdrew consent to the use of their reading history,
+    /// whatever the ILS says.
+    pub no_reading_history: bool,
+    /// The language the patron chose for their messages (a BCP 47 tag),
+    /// over the ILS's.
+    pub locale: Option<String>,
 }
 
 /// A scoring run as stored.

@@ -240,7 +240,10 @@ pub struct OutboxRow {
 }
 
 /// The outbox, in the store.
-pub trait Outbox {
+///
+/// An outbox also hands out the links to reader pages that go with each
+/// message, so it is a [`Readers`](super::Readers) store too.
+pub trait Outbox: super::Readers {
     /// Adds `messages` in one transaction, skipping those whose dedupe key
     /// is already there.
     fn enqueue(&mut self, messages: &[Queued]) -> anyhow::Result<Enqueued>;

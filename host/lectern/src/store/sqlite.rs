@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 mod outbox;
+mod readers;
 mod registry;
 mod service;
 
@@ -267,6 +268,33 @@ CREATE TABLE job_runs (
     summary TEXT NOT NULL DEFAULT ''
 );
 "#,
+    // The reader-facing half: preferences a reader sets for themself,
+    // one-time links, and survey answers (anonymous ones keep no patron).
+    r#"
+ALTER TABLE patrons ADD COLUMN no_reading_history INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE patrons ADD COLUMN pref_locale TEXT;
+CREATE TABLE reader_links (
+    id TEXT PRIMARY KEY,
+    patron_id TEXT NOT NULL REFERENCES patrons(id) ON DELETE CASCADE,
+    purpose TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    used_at TEXT
+);
+CREATE INDEX reader_links_by_patron ON reader_links (patron_id);
+CREATE TABLE survey_answers (
+    id INTEGER PRIMARY KEY,
+    survey TEXT NOT NULL,
+    patron_id TEXT REFERENCES patrons(id) ON DELETE CASCADE,
+    category TEXT,
+    segment TEXT,
+    locale TEXT NOT NULL,
+    answered_on TEXT NOT NULL,
+    use_for_service INTEGER NOT NULL,
+    answers TEXT NOT NULL
+);
+CREATE INDEX survey_answers_by_survey ON survey_answers (survey, id);
+CREATE INDEX survey_answers_by_patron ON survey_answers (patron_id) WHERE patron_id IS NOT NULL;
+"#,
 ];
 
 /// A store in one SQLite file.
@@ -463,7 +491,7 @@ const FRESH_USE: &str = "INSERT INTO uses (patron_id, day, kind, count, run_id) 
 
 /// The tables whose rows belong to one patron, by `patron_id`: what an
 /// erasure removes and a new id carries with it.
-const PATRON_TABLES: [&str; 7] = [
+const PATRON_TABLES: [&str; 9] = [
     "patron_attributes",
     "loans",
     "holds",
@@ -471,6 +499,8 @@ const PATRON_TABLES: [&str; 7] = [
     "scores",
     "outbox",
     "inbox",
+    "reader_links",
+    "survey_answers",
 ];
 
 /// The tables whose rows are keyed by the ILS's id, and the days of use.
@@ -912,6 +942,8 @@ impl Store for SqliteStore {
             uses: count("uses")?,
             scores: count("scores")?,
             messages: count("outbox")?,
+            links: count("reader_links")?,
+            answers: count("survey_answers")?,
             // Events keep no foreign key (one may name a patron not yet
             // imported), so they go by hand.
             events: tx.execute("DELETE FROM inbox WHERE patron_id = ?1", [id])?,
@@ -1016,8 +1048,9 @@ impl SqliteStore {
                 FROM uses WHERE patron_id {WHO} AND day <= ?1 GROUP BY patron_id
             )
             SELECT p.id, p.card_number, p.name, p.email, p.phone, p.birth_date, p.age_band, p.category,
-                p.home_branch, p.enrolled_on, p.expires_on, p.locale, p.channels,
-                p.consent_reading_history,
+                p.home_branch, p.enrolled_on, p.expires_on, COALESCE(p.pref_locale, p.locale),
+                p.channels,
+                CASE WHEN p.no_reading_history THEN 0 ELSE p.consent_reading_history END,
                 CASE WHEN p.no_marketing THEN 0 ELSE p.consent_marketing END,
                 COALESCE(l.l30, 0), COALESCE(l.l90, 0), COALESCE(l.l365, 0), COALESCE(l.renewals, 0),
                 COALESCE(h.h365, 0), COALESCE(l.overdue, 0),
@@ -1543,6 +1576,14 @@ impl Records for SqliteStore {
             "DELETE FROM inbox WHERE processed_at IS NOT NULL AND substr(received_at, 1, 10) < ?1",
             [cutoff(retention.messages)],
         )?;
+        let answers_removed = tx.execute(
+            "DELETE FROM survey_answers WHERE answered_on < ?1",
+            [cutoff(retention.survey_answers)],
+        )?;
+        let links_removed = tx.execute(
+            "DELETE FROM reader_links WHERE substr(expires_at, 1, 10) < ?1",
+            [cutoff(retention.messages)],
+        )?;
         // The job history holds no patron; it goes with the messages.
         tx.execute(
             "DELETE FROM job_runs WHERE substr(started_at, 1, 10) < ?1",
@@ -1573,6 +1614,8 @@ impl Records for SqliteStore {
             messages_removed,
             events_removed,
             audit_removed,
+            answers_removed,
+            links_removed,
         })
     }
 }

@@ -131,7 +131,8 @@ fn channels_from(text: Option<String>) -> Vec<Channel> {
 pub(super) fn preferences(conn: &Connection, id: &str) -> Result<Option<Preferences>> {
     Ok(conn
         .query_row(
-            "SELECT notice_days, digest, opted_out, no_marketing FROM patrons WHERE id = ?1",
+            "SELECT notice_days, digest, opted_out, no_marketing, no_reading_history, pref_locale \
+             FROM patrons WHERE id = ?1",
             [id],
             |r| {
                 Ok(Preferences {
@@ -139,6 +140,8 @@ pub(super) fn preferences(conn: &Connection, id: &str) -> Result<Option<Preferen
                     digest: r.get(1)?,
                     opted_out: channels_from(r.get(2)?),
                     no_marketing: r.get(3)?,
+                    no_reading_history: r.get(4)?,
+                    locale: r.get(5)?,
                 })
             },
         )
@@ -152,13 +155,16 @@ pub(super) fn set_preferences(
 ) -> Result<usize> {
     let tx = conn.transaction()?;
     let changed = tx.execute(
-        "UPDATE patrons SET notice_days = ?2, digest = ?3, opted_out = ?4, no_marketing = ?5 WHERE id = ?1",
+        "UPDATE patrons SET notice_days = ?2, digest = ?3, opted_out = ?4, no_marketing = ?5, \
+         no_reading_history = ?6, pref_locale = ?7 WHERE id = ?1",
         params![
             id,
             prefs.notice_days,
             prefs.digest,
             serde_json::to_string(&prefs.opted_out)?,
-            prefs.no_marketing
+            prefs.no_marketing,
+            prefs.no_reading_history,
+            prefs.locale,
         ],
     )?;
     anyhow::ensure!(changed == 1, "no patron with id `{id}`");
@@ -168,6 +174,14 @@ pub(super) fn set_preferences(
         cancelled += tx.execute(
             "UPDATE outbox SET state = 'cancelled', last_error = 'the patron opted out of marketing', \
              settled_at = ?2 WHERE patron_id = ?1 AND state = 'queued' AND marketing = 1",
+            params![id, now],
+        )?;
+    }
+    if prefs.no_reading_history {
+        cancelled += tx.execute(
+            "UPDATE outbox SET state = 'cancelled', last_error = 'the patron withdrew consent to \
+             the use of their reading history', settled_at = ?2 \
+             WHERE patron_id = ?1 AND state = 'queued' AND event_kind = 'new-arrival'",
             params![id, now],
         )?;
     }
@@ -207,7 +221,7 @@ fn time(ts: i64) -> DateTime<Utc> {
 const CLAIMED: &str = "SELECT o.id, o.dedupe_key, o.patron_id, o.event_kind, o.marketing, o.channel, \
      o.locale, o.subject, o.body, o.day, o.digest, o.attempts, p.email, p.phone, \
      COALESCE(p.consent_marketing, 0) AND NOT p.no_marketing, p.opted_out, o.not_before, \
-     COALESCE(p.consent_reading_history, 0), p.name, p.card_number, p.address \
+     COALESCE(p.consent_reading_history, 0) AND NOT p.no_reading_history, p.name, p.card_number, p.address \
      FROM outbox o JOIN patrons p ON p.id = o.patron_id";
 
 fn claimed(r: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {

@@ -1,0 +1,155 @@
+//! Reader links and survey answers in SQLite.
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::registry::time;
+use super::{SqliteStore, parse_date};
+use crate::store::readers::{ReaderLink, Readers, SurveyAnswers};
+
+const ANSWER_COLUMNS: &str =
+    "survey, patron_id, category, segment, locale, answered_on, use_for_service, answers";
+
+fn answer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<Option<String>>, bool)> {
+    Ok((
+        vec![
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(7)?,
+        ],
+        r.get(6)?,
+    ))
+}
+
+fn answer_decode((row, use_for_service): (Vec<Option<String>>, bool)) -> Result<SurveyAnswers> {
+    let mut row = row.into_iter();
+    let mut next = || row.next().flatten();
+    let survey = next().context("a survey answer's row is damaged")?;
+    let (patron, category, segment) = (next(), next(), next());
+    let locale = next().unwrap_or_default();
+    let answered_on = parse_date(next()).context("a survey answer has no day")?;
+    let answers = serde_json::from_str(&next().context("a survey answer has no answers")?)
+        .context("a survey answer's answers are damaged")?;
+    Ok(SurveyAnswers {
+        survey,
+        patron,
+        category,
+        segment,
+        locale,
+        answered_on,
+        use_for_service,
+        answers,
+    })
+}
+
+impl SqliteStore {
+    fn answers_where(&self, clause: &str, value: &str) -> Result<Vec<SurveyAnswers>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ANSWER_COLUMNS} FROM survey_answers WHERE {clause} = ?1 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([value], answer_row)?;
+        rows.map(|r| answer_decode(r?)).collect()
+    }
+}
+
+impl Readers for SqliteStore {
+    fn add_link(&mut self, l: &ReaderLink) -> Result<bool> {
+        let added = self.conn.execute(
+            "INSERT INTO reader_links (id, patron_id, purpose, expires_at, used_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
+            params![
+                l.id,
+                l.patron,
+                l.purpose,
+                l.expires_at.to_rfc3339(),
+                l.used_at.map(|t| t.to_rfc3339())
+            ],
+        )?;
+        Ok(added > 0)
+    }
+
+    fn link(&self, id: &str) -> Result<Option<ReaderLink>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT patron_id, purpose, expires_at, used_at FROM reader_links WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(patron, purpose, expires, used)| {
+            Ok(ReaderLink {
+                id: id.to_string(),
+                patron,
+                purpose,
+                expires_at: time(&expires)?,
+                used_at: used.as_deref().map(time).transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    fn use_link(&mut self, id: &str, at: DateTime<Utc>) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE reader_links SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
+            params![id, at.to_rfc3339()],
+        )? == 1)
+    }
+
+    fn add_answers(&mut self, link: &str, a: &SurveyAnswers, at: DateTime<Utc>) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let used = tx.execute(
+            "UPDATE reader_links SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
+            params![link, at.to_rfc3339()],
+        )?;
+        if used != 1 {
+            return Ok(false);
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO survey_answers ({ANSWER_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ),
+            params![
+                a.survey,
+                a.patron,
+                a.category,
+                a.segment,
+                a.locale,
+                a.answered_on.to_string(),
+                a.use_for_service,
+                serde_json::to_string(&a.answers)?,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn survey_answers(&self, survey: &str) -> Result<Vec<SurveyAnswers>> {
+        self.answers_where("survey", survey)
+    }
+
+    fn answers_of(&self, id: &str) -> Result<Vec<SurveyAnswers>> {
+        self.answers_where("patron_id", id)
+    }
+
+    fn patrons_from(&self, source: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM patrons WHERE source = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([source], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
