@@ -1,6 +1,7 @@
 //! End-to-end tests against the real compiled plugins, in one binary.
 
 mod audit;
+mod campaigns;
 mod cli;
 mod compat;
 mod damaged;

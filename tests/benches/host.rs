@@ -504,6 +504,9 @@ fn native_score(p: &Patron, t: &model::Thresholds) -> model::Output {
             subject_loans: &subject_loans,
             researcher: attr("research-project").is_some()
                 || attr("academic-leader").is_some_and(|v| v == "true" || v == "yes"),
+            days_since_enrolled: p
+                .enrolled_on
+                .and_then(|e| u32::try_from((as_of() - e).num_days()).ok()),
         },
         t,
     )

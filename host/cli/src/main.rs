@@ -113,6 +113,12 @@ enum Command {
         #[command(subcommand)]
         command: serve::StaffCommand,
     },
+    /// Run the library's campaigns: readers enter, a share is held out,
+    /// due steps are queued, stop conditions end a series
+    Campaign {
+        #[command(subcommand)]
+        command: serve::CampaignCommand,
+    },
     /// Readers who registered on the web and have no card yet
     Registrations {
         /// The staff role listing them; the policy must let it see names and
@@ -333,6 +339,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve => serve::serve(&ctx),
         Command::Staff { command } => serve::staff(&ctx, command),
         Command::Jobs { job, limit } => serve::jobs(&ctx, job, limit),
+        Command::Campaign { command } => serve::campaign(&ctx, command),
         Command::Registrations { role, koha_csv } => serve::registrations(&ctx, &role, koha_csv),
     }
 }

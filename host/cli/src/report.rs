@@ -55,6 +55,27 @@ pub enum Command {
         #[command(flatten)]
         list: ListArgs,
     },
+    /// A campaign's outcome: the share of messaged readers who borrowed,
+    /// visited or renewed, against the holdout, with a 95% interval
+    Campaign {
+        /// The campaign's id, from a file under `[readers] campaigns`
+        id: String,
+        /// The day to report as of [default: today]
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<chrono::NaiveDate>,
+        /// The smallest group to show
+        #[arg(long, default_value_t = lectern::DEFAULT_K)]
+        k: usize,
+        /// The staff role reading the outcome, for the audit log
+        #[arg(long, default_value = "analyst")]
+        role: String,
+        /// Also write the outcome as CSV
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Also write a self-contained HTML page with a chart
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
     /// A survey's answers per question, and per category or segment, with
     /// groups of fewer than k readers withheld
     Survey {
@@ -118,6 +139,31 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
             csv,
             html,
         } => return segments(ctx, &scorer, k, &role, csv, html),
+        Command::Campaign {
+            id,
+            as_of,
+            k,
+            role,
+            csv,
+            html,
+        } => {
+            let library = ctx.open_existing(None, NO_STORE)?;
+            let as_of = as_of.unwrap_or_else(|| {
+                lectern::local_day(&library.config().notify, chrono::Utc::now())
+            });
+            let outcome = library.campaign_outcome(&id, as_of, k, &role)?;
+            if let Some(path) = &csv {
+                write_file(path, outcome.to_csv())?;
+            }
+            if let Some(path) = &html {
+                write_file(path, outcome.to_html())?;
+            }
+            if ctx.json {
+                return print_json(&outcome);
+            }
+            out!("{}", outcome.to_table().trim_end());
+            return Ok(());
+        }
         Command::Survey {
             id,
             by,

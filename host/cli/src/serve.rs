@@ -188,3 +188,82 @@ pub fn registrations(ctx: &Ctx, role: &str, koha_csv: Option<std::path::PathBuf>
     }
     Ok(())
 }
+
+#[derive(Subcommand)]
+pub enum CampaignCommand {
+    /// Run campaigns now: by id, or every one under `[readers] campaigns`
+    Run {
+        /// The campaigns' ids [default: all]
+        ids: Vec<String>,
+        /// The moment to run as of, in RFC 3339 [default: now]
+        #[arg(long, value_name = "TIME")]
+        now: Option<chrono::DateTime<Utc>>,
+    },
+    /// The campaigns the library runs
+    List,
+}
+
+pub fn campaign(ctx: &Ctx, command: CampaignCommand) -> Result<()> {
+    let mut library = ctx.open_existing(None, "import patrons first with `lectern import`")?;
+    match command {
+        CampaignCommand::List => {
+            let list = library.campaigns()?;
+            if ctx.json {
+                return print_json(&list);
+            }
+            let mut t = table(["id", "title", "holdout", "steps", "stops when"]);
+            for c in &list {
+                t.add_row([
+                    c.id.clone(),
+                    c.title.clone(),
+                    format!("{:.0}%", c.holdout * 100.0),
+                    c.steps.len().to_string(),
+                    c.stop_when
+                        .iter()
+                        .map(|s| format!("{s:?}").to_lowercase())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ]);
+            }
+            out!("{t}");
+            Ok(())
+        }
+        CampaignCommand::Run { ids, now } => {
+            let now = now.unwrap_or_else(Utc::now);
+            let defs = match ids.is_empty() {
+                true => library.campaigns()?,
+                false => ids
+                    .iter()
+                    .map(|id| library.campaign(id))
+                    .collect::<lectern::Result<Vec<_>>>()?,
+            };
+            anyhow::ensure!(
+                !defs.is_empty(),
+                "no campaigns: list their files under `[readers] campaigns` in lectern.toml"
+            );
+            let mut runs = Vec::new();
+            for def in &defs {
+                runs.push(library.run_campaign(def, now)?);
+            }
+            if ctx.json {
+                return print_json(&runs);
+            }
+            for r in &runs {
+                out!(
+                    "{}: {} entered ({} held out), {} queued, {} stopped by a stop condition{}",
+                    r.campaign,
+                    r.entered,
+                    r.held_out,
+                    r.queued,
+                    r.stopped,
+                    if r.skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} held back by the library's rules", r.skipped.len())
+                    }
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -112,6 +112,7 @@ pub struct Config {
 /// branch = "MAIN"              # home branch of readers who register online
 /// registrations-per-hour = 5   # per client address
 /// surveys = ["surveys/reading.toml"]
+/// campaigns = ["campaigns/welcome.toml"]
 /// ```
 ///
 /// Without `public-url` messages carry no links and the pages are off.
@@ -134,6 +135,8 @@ pub struct ReaderRules {
     pub registrations_per_hour: u32,
     /// The survey definitions the library offers.
     pub surveys: Vec<PathBuf>,
+    /// The campaign definitions the library runs.
+    pub campaigns: Vec<PathBuf>,
 }
 
 impl Default for ReaderRules {
@@ -147,6 +150,7 @@ impl Default for ReaderRules {
             branch: None,
             registrations_per_hour: 5,
             surveys: Vec::new(),
+            campaigns: Vec::new(),
         }
     }
 }
@@ -504,6 +508,7 @@ struct RawReaders {
     branch: Option<String>,
     registrations_per_hour: Option<u32>,
     surveys: Option<Vec<PathBuf>>,
+    campaigns: Option<Vec<PathBuf>>,
 }
 
 impl RawReaders {
@@ -553,6 +558,12 @@ impl RawReaders {
             )?,
             surveys: self
                 .surveys
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| base.join(p))
+                .collect(),
+            campaigns: self
+                .campaigns
                 .unwrap_or_default()
                 .into_iter()
                 .map(|p| base.join(p))

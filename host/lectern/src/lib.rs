@@ -59,6 +59,7 @@
 mod api;
 mod audit;
 mod cache;
+mod campaign;
 mod config;
 mod deliver;
 mod error;
@@ -112,6 +113,9 @@ pub mod fuzzing;
 pub use crate::api::SUPPORTED_API_VERSIONS;
 pub use crate::audit::{AuditAnchor, AuditCheck, AuditEntry, AuditHead, AuditRow};
 pub use crate::cache::Pruned as CachePruned;
+pub use crate::campaign::{
+    Audience, CampaignDef, CampaignOutcome, CampaignRun, Step, Stop, Uplift,
+};
 pub use crate::config::{
     Clock, Config, DEFAULT_K_FLOOR, DeliveryRules, NoticeRules, ReaderRules, Secret, Segments,
     ServeRules, SmtpTls, TransportConfig, local_day, quiet_until,
@@ -160,13 +164,13 @@ pub use crate::readers::{
 pub use crate::registry::{Grant, InstallOptions, Review, default_lockfile};
 pub use crate::report::{Count, ListedReader, Move, ReaderList, SegmentReport, segment_report};
 pub use crate::store::{
-    Answer, AuditStore, Backend, ChannelStats, Circulation, Claimed, Enqueued, Erased, HoldFields,
-    HoldRecord, ImportTx, Inbox, InboxEvent, InboxRow, InboxStats, InstalledPlugin, JobRun, Jobs,
-    LoanFields, LoanRecord, MessageState, OpenLoan, Outbox, OutboxRow, Outcome, PatronData,
-    PatronReader, PatronRecord, Preferences, Put, Queued, ReaderLink, Readers, Records, Registry,
-    Retained, Retention, RunScore, RunWriter, Runs, ScoreRun, Settle, SqliteStore, StaffAccount,
-    StaffStore, Store, StoredMessage, StoredRun, StoredScore, SurveyAnswers, TrustedKey, UseKind,
-    UseRecord, Written,
+    Answer, AuditStore, Backend, CampaignMember, CampaignStore, ChannelStats, Circulation, Claimed,
+    Enqueued, Erased, HoldFields, HoldRecord, ImportTx, Inbox, InboxEvent, InboxRow, InboxStats,
+    InstalledPlugin, JobRun, Jobs, LoanFields, LoanRecord, MemberActivity, MessageState, OpenLoan,
+    Outbox, OutboxRow, Outcome, PatronData, PatronReader, PatronRecord, Preferences, Put, Queued,
+    ReaderLink, Readers, Records, Registry, Retained, Retention, RunScore, RunWriter, Runs,
+    ScoreRun, Settle, SqliteStore, StaffAccount, StaffStore, Store, StoredMessage, StoredRun,
+    StoredScore, SurveyAnswers, TrustedKey, UseKind, UseRecord, Written,
 };
 pub use crate::survey::{
     Choice, GroupBy, GroupResult, Kind as QuestionKind, Question, QuestionResult, SurveyDef,

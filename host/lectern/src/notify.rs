@@ -104,7 +104,7 @@ pub struct Campaigns {
     pub survey: Option<Survey>,
 }
 
-fn midnight(d: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn midnight(d: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN))
 }
 
@@ -283,7 +283,7 @@ pub(crate) fn detect(
 
 /// Whether `patron` falls in a `share` sample for `survey`: decided by the
 /// keyed token, so the sample is stable and cannot be guessed from ids.
-fn in_sample(keys: &Pseudonyms, patron: &str, survey: &str, share: f64) -> bool {
+pub(crate) fn in_sample(keys: &Pseudonyms, patron: &str, survey: &str, share: f64) -> bool {
     let token = keys.patron_token(&format!("{survey}\u{0}{patron}"));
     let n = u64::from_str_radix(&token[token.len().saturating_sub(12)..], 16).unwrap_or(0);
     (n as f64) < share * (1u64 << 48) as f64
@@ -293,10 +293,14 @@ fn in_sample(keys: &Pseudonyms, patron: &str, survey: &str, share: f64) -> bool 
 /// the day the event concerns, and the composing plugin's own key) always
 /// gets the same one.
 pub fn dedupe_key(event: &Event, channel: Channel, plugin: &str, plugin_key: &str) -> String {
+    key_of(&Subject::of(event), channel, plugin, plugin_key)
+}
+
+fn key_of(event: &Subject<'_>, channel: Channel, plugin: &str, plugin_key: &str) -> String {
     let mut h = Sha256::new();
     for part in [
-        event.id.as_str(),
-        event.patron.as_str(),
+        event.id,
+        event.patron,
         channel.as_str(),
         &event.at.date_naive().to_string(),
         plugin,
@@ -405,10 +409,6 @@ pub(crate) fn notify<S: Store + Outbox + ?Sized>(
         }
     }
 
-    let by_id: HashMap<(&str, &str), &Event> = events
-        .iter()
-        .map(|e| ((e.id.as_str(), e.patron.as_str()), e))
-        .collect();
     let recipients: Vec<Patron> = patrons.values().map(|(p, _)| p.clone()).collect();
     let mut composed: Vec<(String, Composed)> = Vec::new();
     for (m, mine) in messengers.iter().zip(&routed) {
@@ -443,15 +443,70 @@ pub(crate) fn notify<S: Store + Outbox + ?Sized>(
     }
     report.composed = composed.len();
 
+    let subjects: HashMap<(&str, &str), Subject<'_>> = events
+        .iter()
+        .map(|e| ((e.id.as_str(), e.patron.as_str()), Subject::of(e)))
+        .collect();
+    admit(
+        store,
+        rules,
+        &patrons,
+        composed,
+        &subjects,
+        now,
+        &mut report,
+    )?;
+    Ok(report)
+}
+
+/// What the library's rules need to know of the event a message is about.
+pub(crate) struct Subject<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) patron: &'a str,
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) kind: &'a str,
+    pub(crate) marketing: bool,
+}
+
+impl<'a> Subject<'a> {
+    fn of(e: &'a Event) -> Subject<'a> {
+        Subject {
+            id: &e.id,
+            patron: &e.patron,
+            at: e.at,
+            kind: e.kind.name(),
+            marketing: e.kind.is_marketing(),
+        }
+    }
+}
+
+/// Queues the `composed` messages that the library's rules let through,
+/// whoever composed them: a messenger plugin, or the host for a campaign.
+/// `patrons` holds each recipient with their preferences; `subjects` the
+/// event each message is about, by (event id, patron). Returns, for each
+/// message, whether it is in the outbox now (queued, or queued before).
+pub(crate) fn admit<S: Store + Outbox + ?Sized>(
+    store: &mut S,
+    rules: &NoticeRules,
+    patrons: &HashMap<String, (Patron, Preferences)>,
+    composed: Vec<(String, Composed)>,
+    subjects: &HashMap<(&str, &str), Subject<'_>>,
+    now: DateTime<Utc>,
+    report: &mut NotifyReport,
+) -> Result<Vec<bool>> {
+    let today = local_day(rules, now);
+    let mut admitted = vec![false; composed.len()];
     // The library's rules, in the order a librarian would apply them.
     let mut today_count: HashMap<String, usize> = HashMap::new();
     let mut queue = Vec::new();
     let quiet = quiet_until(rules, now);
-    for (plugin, c) in composed {
-        let Some(&event) = by_id.get(&(c.event.as_str(), c.patron.as_str())) else {
+    for (i, (plugin, c)) in composed.into_iter().enumerate() {
+        let Some(event) = subjects.get(&(c.event.as_str(), c.patron.as_str())) else {
             continue;
         };
-        let (patron, prefs) = &patrons[&c.patron];
+        let Some((patron, prefs)) = patrons.get(&c.patron) else {
+            continue;
+        };
         let mut refuse = |reason: String| {
             report.skipped.push(Skipped {
                 event: c.event.clone(),
@@ -472,7 +527,7 @@ pub(crate) fn notify<S: Store + Outbox + ?Sized>(
             .as_ref()
             .filter(|list| !list.is_empty())
             .is_none_or(|list| list.contains(&c.channel));
-        let fallback = c.channel == Channel::Print && !event.kind.is_marketing();
+        let fallback = c.channel == Channel::Print && !event.marketing;
         if !chosen && !fallback {
             refuse(format!(
                 "the patron did not choose {}; they are reached on {}",
@@ -498,11 +553,12 @@ pub(crate) fn notify<S: Store + Outbox + ?Sized>(
             }
             _ => {}
         }
-        let marketing = event.kind.is_marketing();
-        let key = dedupe_key(event, c.channel, &plugin, &c.dedupe_key);
+        let marketing = event.marketing;
+        let key = key_of(event, c.channel, &plugin, &c.dedupe_key);
         if store.has_message(&key)? {
             // Queued by an earlier run: neither new nor counted again.
             report.duplicates += 1;
+            admitted[i] = true;
             continue;
         }
         let count = match today_count.get(&c.patron) {
@@ -517,6 +573,7 @@ pub(crate) fn notify<S: Store + Outbox + ?Sized>(
             continue;
         }
         today_count.insert(c.patron.clone(), count + 1);
+        admitted[i] = true;
         let mut not_before = c.send_after.unwrap_or(now).max(now);
         if c.channel != Channel::Print
             && let Some(end) = quiet
@@ -528,7 +585,7 @@ pub(crate) fn notify<S: Store + Outbox + ?Sized>(
             dedupe_key: key,
             patron: c.patron.clone(),
             event: c.event.clone(),
-            event_kind: event.kind.name().to_string(),
+            event_kind: event.kind.to_string(),
             marketing,
             plugin,
             channel: c.channel,
@@ -541,9 +598,9 @@ pub(crate) fn notify<S: Store + Outbox + ?Sized>(
         });
     }
     let done = store.enqueue(&queue)?;
-    report.queued = done.added;
+    report.queued += done.added;
     report.duplicates += done.duplicates;
-    Ok(report)
+    Ok(admitted)
 }
 
 #[cfg(test)]

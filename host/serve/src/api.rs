@@ -210,7 +210,7 @@ pub(crate) struct Accepted {
     paths(
         healthz, readyz, openapi, push_event, sync_patrons, delete_patron, segments, key_readers, lapsed, export_patron,
         erase_patron, get_preferences, put_preferences, outbox, plugins, configure_plugin,
-        jobs, start_job, inbox, registrations, survey_report, crate::ils::koha, crate::ils::folio_pubsub,
+        jobs, start_job, inbox, registrations, survey_report, campaign_report, crate::ils::koha, crate::ils::folio_pubsub,
         crate::ils::folio_envelope, crate::ils::folio_loan_event, crate::ils::folio_request_event,
         crate::ils::alma_challenge, crate::ils::alma,
         crate::ils::evergreen
@@ -265,6 +265,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/jobs/{job}", post(start_job))
         .route("/v1/registrations", get(registrations))
         .route("/v1/reports/survey/{id}", get(survey_report))
+        .route("/v1/reports/campaign/{id}", get(campaign_report))
         .merge(crate::ils::routes())
         .merge(crate::pages::routes())
         .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
@@ -1081,5 +1082,58 @@ async fn survey_report(
             .into_response(),
         Some(SurveyFormat::Html) => Html(results.to_html()).into_response(),
         _ => Json(results).into_response(),
+    })
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CampaignQuery {
+    /// The day to report as of, `YYYY-MM-DD` [default: today].
+    as_of: Option<chrono::NaiveDate>,
+    /// The smallest group to show: at least the library's floor.
+    #[param(minimum = 1, maximum = 1000000)]
+    k: Option<usize>,
+    /// `json` (the default), `csv` or `html`.
+    format: Option<SurveyFormat>,
+}
+
+/// A campaign's outcome: the share of messaged readers who borrowed,
+/// visited or renewed within its window, against the holdout, with the
+/// difference and its 95% interval.
+#[utoipa::path(get, path = "/v1/reports/campaign/{id}", params(("id" = String, Path, description = "The campaign's id"), CampaignQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The outcome, as JSON, CSV or HTML",
+            content((Object = "application/json"), (String = "text/csv"), (String = "text/html"))),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
+        (status = 403, description = "The role may not, or k is below the floor", body = ErrorBody),
+        (status = 404, description = "No such campaign", body = ErrorBody)
+    ))]
+async fn campaign_report(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    P(id): P<String>,
+    Q(q): Q<CampaignQuery>,
+) -> ApiResult<Response> {
+    let role = staff.reader()?.to_string();
+    at_most("k", q.k, 1_000_000)?;
+    let outcome = on_library(&app, move |l| {
+        let k = q.k.unwrap_or(lectern::DEFAULT_K.max(l.config().k_floor));
+        let as_of = q
+            .as_of
+            .unwrap_or_else(|| lectern::local_day(&l.config().notify, Utc::now()));
+        l.campaign_outcome(&id, as_of, k, &role)
+    })
+    .await?;
+    Ok(match q.format {
+        Some(SurveyFormat::Csv) => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            outcome.to_csv(),
+        )
+            .into_response(),
+        Some(SurveyFormat::Html) => Html(outcome.to_html()).into_response(),
+        _ => Json(outcome).into_response(),
     })
 }

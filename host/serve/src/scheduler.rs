@@ -131,7 +131,22 @@ fn work(
         }
         "notify" => {
             let r = library.notify(messengers, &Campaigns::default(), true, Vec::new(), now)?;
-            Ok((format!("{} events, {} queued", r.events, r.queued), true))
+            // The library's campaigns run with the day's notices, under
+            // the same rules.
+            let mut campaigns = Vec::new();
+            for def in library.campaigns()? {
+                let c = library.run_campaign(&def, now)?;
+                campaigns.push(format!("{} {} queued", c.campaign, c.queued));
+            }
+            let campaigns = if campaigns.is_empty() {
+                String::new()
+            } else {
+                format!("; campaigns: {}", campaigns.join(", "))
+            };
+            Ok((
+                format!("{} events, {} queued{campaigns}", r.events, r.queued),
+                true,
+            ))
         }
         "retention" => {
             let today = local_day(&library.config().notify, now);

@@ -10,8 +10,14 @@ use lectern_plugin::{Patron, PluginError, Score, Scorer};
 struct Engagement;
 
 impl Scorer for Engagement {
-    const SEGMENTS: &'static [&'static str] =
-        &["key-reader", "active", "occasional", "lapsing", "dormant"];
+    const SEGMENTS: &'static [&'static str] = &[
+        "key-reader",
+        "active",
+        "occasional",
+        "new-member",
+        "lapsing",
+        "dormant",
+    ];
     const REASONS: &'static [&'static str] = &[
         "active today",
         "last active yesterday",
@@ -26,13 +32,14 @@ impl Scorer for Engagement {
 
     fn score_batch(patrons: Vec<Patron>) -> Result<Vec<Score>, PluginError> {
         let t = thresholds()?;
+        let today = lectern_plugin::host::today();
         let mut subject_loans = Vec::new();
         Ok(patrons
             .iter()
             .map(|p| {
                 subject_loans.clear();
                 subject_loans.extend(p.interests.iter().flatten().map(|s| s.loans));
-                let out = model::score(&input(p, &subject_loans), &t);
+                let out = model::score(&input(p, &subject_loans, &today), &t);
                 Score {
                     patron: p.id.clone(),
                     value: out.value,
@@ -44,7 +51,11 @@ impl Scorer for Engagement {
     }
 }
 
-fn input<'a>(p: &'a Patron, subject_loans: &'a [u32]) -> model::Input<'a> {
+fn input<'a>(
+    p: &'a Patron,
+    subject_loans: &'a [u32],
+    today: &lectern_plugin::Date,
+) -> model::Input<'a> {
     let a = p.activity.as_ref();
     model::Input {
         category: p.category.as_deref(),
@@ -57,6 +68,10 @@ fn input<'a>(p: &'a Patron, subject_loans: &'a [u32]) -> model::Input<'a> {
         researcher: p.attribute("research-project").is_some()
             || p.attribute("academic-leader")
                 .is_some_and(|v| v == "true" || v == "yes"),
+        days_since_enrolled: p
+            .enrolled_on
+            .as_ref()
+            .and_then(|e| u32::try_from(e.days_until(today)).ok()),
     }
 }
 
@@ -67,6 +82,7 @@ fn thresholds() -> Result<model::Thresholds, PluginError> {
         broad_subjects: config_f32("broad-subjects", d.broad_subjects as f32)? as u32,
         lapsing_days: config_f32("lapsing-days", d.lapsing_days as f32)? as u32,
         dormant_days: config_f32("dormant-days", d.dormant_days as f32)? as u32,
+        new_member_days: config_f32("new-member-days", d.new_member_days as f32)? as u32,
     })
 }
 

@@ -22,6 +22,8 @@ pub struct Input<'a> {
     pub subject_loans: &'a [u32],
     /// Whether the patron carries a research project or leads a discipline.
     pub researcher: bool,
+    /// Days since the patron enrolled; `None` if unknown.
+    pub days_since_enrolled: Option<u32>,
 }
 
 /// Tunable thresholds; the plugin reads them from its configuration.
@@ -35,6 +37,9 @@ pub struct Thresholds {
     pub lapsing_days: u32,
     /// Days without activity after which a reader is dormant.
     pub dormant_days: u32,
+    /// Days after enrolling during which a reader who is not yet active is
+    /// a new member, not a lapsed one.
+    pub new_member_days: u32,
 }
 
 impl Default for Thresholds {
@@ -44,6 +49,7 @@ impl Default for Thresholds {
             broad_subjects: 3,
             lapsing_days: 90,
             dormant_days: 365,
+            new_member_days: 60,
         }
     }
 }
@@ -53,7 +59,8 @@ impl Default for Thresholds {
 pub struct Output {
     /// 0 to 100.
     pub value: f32,
-    /// One of `key-reader`, `active`, `occasional`, `lapsing`, `dormant`.
+    /// One of `key-reader`, `active`, `occasional`, `new-member`, `lapsing`,
+    /// `dormant`.
     pub segment: &'static str,
     /// Why, in plain words.
     pub reasons: Vec<String>,
@@ -120,7 +127,18 @@ pub fn score(p: &Input<'_>, t: &Thresholds) -> Output {
     let heavy = p.loans_365d >= t.heavy_loans;
     let broad = subjects >= t.broad_subjects;
 
-    let segment = if days >= t.dormant_days {
+    let new_member = p
+        .days_since_enrolled
+        .is_some_and(|d| d <= t.new_member_days);
+    let segment = if new_member && p.loans_30d == 0 && p.loans_90d < 3 && value < 50.0 {
+        // Joined weeks ago and not borrowing yet: welcome them, do not win
+        // them back.
+        reasons.push(format!(
+            "joined {} days ago",
+            p.days_since_enrolled.unwrap_or_default()
+        ));
+        "new-member"
+    } else if days >= t.dormant_days {
         "dormant"
     } else if days >= t.lapsing_days || (p.loans_90d == 0 && p.loans_365d > 0 && days > 60) {
         if p.loans_365d > 0 {
@@ -160,6 +178,7 @@ mod tests {
             days_since_last_activity: days,
             subject_loans: subjects,
             researcher: true,
+            days_since_enrolled: None,
         }
     }
 
@@ -171,6 +190,21 @@ mod tests {
         );
         assert_eq!(out.segment, "key-reader");
         assert!(out.value > 80.0, "{out:?}");
+    }
+
+    #[test]
+    fn a_reader_who_joined_weeks_ago_is_new_not_dormant() {
+        let fresh = Input {
+            days_since_enrolled: Some(19),
+            ..input(None, 0, &[])
+        };
+        let out = score(&fresh, &Thresholds::default());
+        assert_eq!(out.segment, "new-member", "{out:?}");
+        let long_ago = Input {
+            days_since_enrolled: Some(400),
+            ..input(None, 0, &[])
+        };
+        assert_eq!(score(&long_ago, &Thresholds::default()).segment, "dormant");
     }
 
     #[test]

@@ -20,7 +20,9 @@ pub use outbox::{
     ChannelStats, Claimed, Enqueued, MessageState, Outbox, OutboxRow, Queued, Settle,
 };
 
-pub use readers::{Answer, ReaderLink, Readers, SurveyAnswers};
+pub use readers::{
+    Answer, CampaignMember, CampaignStore, MemberActivity, ReaderLink, Readers, SurveyAnswers,
+};
 pub use registry::{InstalledPlugin, Registry, TrustedKey};
 pub use service::{
     Circulation, HoldFields, Inbox, InboxEvent, InboxRow, InboxStats, JobRun, Jobs, LoanFields,
@@ -166,6 +168,8 @@ pub struct Erased {
     pub links: usize,
     /// Survey answers linked to them.
     pub answers: usize,
+    /// Campaigns they were in.
+    pub campaigns: usize,
     /// Delivered message files (letters, emails in a maildir) removed.
     pub files: usize,
 }
@@ -619,7 +623,17 @@ pub trait AuditStore: Send {
 
 /// A complete store: what [`crate::Lectern`] opens.
 pub trait Backend:
-    Store + Outbox + Runs + Records + AuditStore + Registry + StaffStore + Inbox + Jobs + Send
+    Store
+    + Outbox
+    + Runs
+    + Records
+    + AuditStore
+    + Registry
+    + StaffStore
+    + Inbox
+    + Jobs
+    + CampaignStore
+    + Send
 {
     /// A second handle on the same audit log, for appends from pipelines
     /// that run beside the store's own work (a scoring thread, a

@@ -92,3 +92,51 @@ pub trait Readers {
     /// `web` for readers who registered online), by id.
     fn patrons_from(&self, source: &str) -> anyhow::Result<Vec<String>>;
 }
+
+/// A reader's place in a campaign: when they entered, whether they are in
+/// the holdout group (who are never messaged), how far the series went,
+/// and whether it stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CampaignMember {
+    /// The patron.
+    pub patron: String,
+    /// The day they entered the campaign's audience.
+    pub entered_on: NaiveDate,
+    /// In the holdout group: never messaged, there to compare against.
+    pub holdout: bool,
+    /// Their membership's expiry when they entered, to tell a renewal.
+    pub expires_at_entry: Option<NaiveDate>,
+    /// Steps queued for them so far.
+    pub steps_sent: u32,
+    /// The day a stop condition ended their series, and which.
+    pub stopped: Option<(NaiveDate, String)>,
+}
+
+/// What a campaign member did after entering, from the store's activity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberActivity {
+    /// The patron.
+    pub patron: String,
+    /// Their first loan on or after the day they entered.
+    pub first_loan: Option<NaiveDate>,
+    /// Their first recorded visit on or after it.
+    pub first_visit: Option<NaiveDate>,
+    /// Whether their membership now expires later than when they entered.
+    pub renewed: bool,
+}
+
+/// Campaign membership. Every method is one transaction.
+pub trait CampaignStore {
+    /// Adds members to campaign `campaign`, skipping readers already in it;
+    /// how many were added.
+    fn add_members(&mut self, campaign: &str, members: &[CampaignMember]) -> anyhow::Result<usize>;
+
+    /// The members of `campaign`, by patron.
+    fn members(&self, campaign: &str) -> anyhow::Result<Vec<CampaignMember>>;
+
+    /// Records a member's progress: steps sent, and a stop.
+    fn update_member(&mut self, campaign: &str, member: &CampaignMember) -> anyhow::Result<()>;
+
+    /// What each member of `campaign` did after entering.
+    fn member_activity(&self, campaign: &str) -> anyhow::Result<Vec<MemberActivity>>;
+}

@@ -295,6 +295,22 @@ CREATE TABLE survey_answers (
 CREATE INDEX survey_answers_by_survey ON survey_answers (survey, id);
 CREATE INDEX survey_answers_by_patron ON survey_answers (patron_id) WHERE patron_id IS NOT NULL;
 "#,
+    // Campaigns: who entered each, who is held out, how far each series
+    // went.
+    r#"
+CREATE TABLE campaign_members (
+    campaign TEXT NOT NULL,
+    patron_id TEXT NOT NULL REFERENCES patrons(id) ON DELETE CASCADE,
+    entered_on TEXT NOT NULL,
+    holdout INTEGER NOT NULL,
+    expires_at_entry TEXT,
+    steps_sent INTEGER NOT NULL DEFAULT 0,
+    stopped_on TEXT,
+    stop_reason TEXT,
+    PRIMARY KEY (campaign, patron_id)
+);
+CREATE INDEX campaign_members_by_patron ON campaign_members (patron_id);
+"#,
 ];
 
 /// A store in one SQLite file.
@@ -491,7 +507,7 @@ const FRESH_USE: &str = "INSERT INTO uses (patron_id, day, kind, count, run_id) 
 
 /// The tables whose rows belong to one patron, by `patron_id`: what an
 /// erasure removes and a new id carries with it.
-const PATRON_TABLES: [&str; 9] = [
+const PATRON_TABLES: [&str; 10] = [
     "patron_attributes",
     "loans",
     "holds",
@@ -501,6 +517,7 @@ const PATRON_TABLES: [&str; 9] = [
     "inbox",
     "reader_links",
     "survey_answers",
+    "campaign_members",
 ];
 
 /// The tables whose rows are keyed by the ILS's id, and the days of use.
@@ -944,6 +961,7 @@ impl Store for SqliteStore {
             messages: count("outbox")?,
             links: count("reader_links")?,
             answers: count("survey_answers")?,
+            campaigns: count("campaign_members")?,
             // Events keep no foreign key (one may name a patron not yet
             // imported), so they go by hand.
             events: tx.execute("DELETE FROM inbox WHERE patron_id = ?1", [id])?,

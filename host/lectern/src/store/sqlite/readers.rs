@@ -153,3 +153,107 @@ impl Readers for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
+
+impl crate::store::readers::CampaignStore for SqliteStore {
+    fn add_members(
+        &mut self,
+        campaign: &str,
+        members: &[crate::store::readers::CampaignMember],
+    ) -> Result<usize> {
+        let tx = self.conn.transaction()?;
+        let mut added = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO campaign_members (campaign, patron_id, entered_on, holdout, \
+                 expires_at_entry, steps_sent) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (campaign, patron_id) DO NOTHING",
+            )?;
+            for m in members {
+                added += stmt.execute(params![
+                    campaign,
+                    m.patron,
+                    m.entered_on.to_string(),
+                    m.holdout,
+                    m.expires_at_entry.map(|d| d.to_string()),
+                    m.steps_sent,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    fn members(&self, campaign: &str) -> Result<Vec<crate::store::readers::CampaignMember>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT patron_id, entered_on, holdout, expires_at_entry, steps_sent, stopped_on, \
+             stop_reason FROM campaign_members WHERE campaign = ?1 ORDER BY patron_id",
+        )?;
+        let rows = stmt.query_map([campaign], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, bool>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, u32>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (patron, entered, holdout, expires, steps_sent, stopped_on, reason) = r?;
+            Ok(crate::store::readers::CampaignMember {
+                patron,
+                entered_on: parse_date(entered).context("a campaign member has no entry day")?,
+                holdout,
+                expires_at_entry: parse_date(expires),
+                steps_sent,
+                stopped: parse_date(stopped_on).map(|d| (d, reason.unwrap_or_default())),
+            })
+        })
+        .collect()
+    }
+
+    fn update_member(
+        &mut self,
+        campaign: &str,
+        m: &crate::store::readers::CampaignMember,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE campaign_members SET steps_sent = ?3, stopped_on = ?4, stop_reason = ?5 \
+             WHERE campaign = ?1 AND patron_id = ?2",
+            params![
+                campaign,
+                m.patron,
+                m.steps_sent,
+                m.stopped.as_ref().map(|s| s.0.to_string()),
+                m.stopped.as_ref().map(|s| s.1.clone()),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn member_activity(
+        &self,
+        campaign: &str,
+    ) -> Result<Vec<crate::store::readers::MemberActivity>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.patron_id,
+                (SELECT MIN(l.loaned_on) FROM loans l
+                  WHERE l.patron_id = m.patron_id AND l.loaned_on >= m.entered_on),
+                (SELECT MIN(u.day) FROM uses u
+                  WHERE u.patron_id = m.patron_id AND u.kind = 'visit' AND u.day >= m.entered_on),
+                COALESCE(p.expires_on > m.expires_at_entry, 0)
+             FROM campaign_members m JOIN patrons p ON p.id = m.patron_id
+             WHERE m.campaign = ?1 ORDER BY m.patron_id",
+        )?;
+        let rows = stmt.query_map([campaign], |r| {
+            Ok(crate::store::readers::MemberActivity {
+                patron: r.get(0)?,
+                first_loan: parse_date(r.get(1)?),
+                first_visit: parse_date(r.get(2)?),
+                renewed: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
