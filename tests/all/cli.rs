@@ -152,7 +152,7 @@ fn inspect_describes_a_plugin_and_a_bare_component() {
         "{out}"
     );
     assert!(
-        out.contains("fields     category, attributes, activity, interests"),
+        out.contains("fields     category, enrolled-on, attributes, activity, interests"),
         "{out}"
     );
     assert!(

@@ -520,19 +520,18 @@ fn a_reader_registers_sets_preferences_and_answers_a_survey_in_a_browser() {
     ])))
     .unwrap();
     assert!(scored.is_object(), "{scored}");
-    for segment in ["key-reader", "active", "occasional", "lapsing", "dormant"] {
-        ok(cli(dir).args([
-            "notify",
-            "--plugin",
-            plugins::OUTREACH,
-            "--survey",
-            "reading",
-            "--survey-segment",
-            &format!("engagement/{segment}"),
-            "--survey-sample",
-            "1",
-        ]));
-    }
+    // Readers who joined today are new members, not dormant ones.
+    ok(cli(dir).args([
+        "notify",
+        "--plugin",
+        plugins::OUTREACH,
+        "--survey",
+        "reading",
+        "--survey-segment",
+        "engagement/new-member",
+        "--survey-sample",
+        "1",
+    ]));
     // Ada withdrew marketing consent: only Wang is invited.
     let survey = link_in_mail(dir, "wang@example.org", "/r/s/");
     assert!(

@@ -987,7 +987,7 @@ enum RegistrationsFormat {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The registrations, as JSON or Koha's patron-import CSV",
-            content((Object = "application/json"), (String = "text/csv"))),
+            content(([Object] = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad parameter", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
