@@ -555,6 +555,8 @@ fn a_reader_registers_sets_preferences_and_answers_a_survey_in_a_browser() {
     b.click("#visits-weekly");
     b.click("#satisfaction-4");
     b.type_into("#wish", "更多中文电子书");
+    b.click("#link");
+    b.click("#use");
     b.submit();
     let text = b.text();
     assert!(text.contains("感谢"), "{text}");
@@ -564,6 +566,25 @@ fn a_reader_registers_sets_preferences_and_answers_a_survey_in_a_browser() {
     assert!(
         text.contains("used"),
         "a survey link is answered once: {text}"
+    );
+
+    // Wang kept the answers with her record and let the library use them:
+    // they are in her export, and her `formats` answer is an attribute a
+    // scorer may declare.
+    let wang = list
+        .iter()
+        .find(|r| r["email"] == "wang@example.org")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let export: Value =
+        serde_json::from_str(&ok(cli(dir).args(["patron", "export", &wang]))).unwrap();
+    assert_eq!(export["survey_answers"][0]["survey"], "reading", "{export}");
+    assert_eq!(
+        export["patron"]["attributes"]["survey.formats"], "ebook",
+        "{}",
+        export["patron"]
     );
 
     // The answers, as staff read them: per question, with the free text,

@@ -1105,6 +1105,7 @@ fn reader_links_and_answers(store: &mut dyn Backend) {
             ("wish".to_string(), Answer::Text("更多, \"电子书\"".into())),
         ]
         .into(),
+        attributes: Vec::new(),
     };
     store.add_link(&link("s1", "a", "survey:reading")).unwrap();
     store.add_link(&link("s2", "b", "survey:reading")).unwrap();

@@ -839,14 +839,21 @@ impl Lectern {
             .find(|s| key_segments.contains(s))
             .or_else(|| segments.values().next())
             .cloned();
+        let use_for_service = linked && yes("use");
+        let attributes = if use_for_service {
+            def.attributes_of(&answers)
+        } else {
+            Vec::new()
+        };
         let stored = crate::store::SurveyAnswers {
+            attributes,
             survey: def.id.clone(),
             patron: linked.then(|| link.patron.clone()),
             category: patron.category,
             segment,
             locale: page_locale(Some(lang)).to_string(),
             answered_on: local_day(&self.config().notify, now),
-            use_for_service: linked && yes("use"),
+            use_for_service,
             answers,
         };
         if !self

@@ -333,6 +333,26 @@ impl SurveyDef {
     }
 }
 
+impl SurveyDef {
+    /// The patron attributes `answers` become: `survey.<attribute>` for
+    /// each answered question that names one; several choices joined by
+    /// `;`.
+    pub fn attributes_of(&self, answers: &BTreeMap<String, Answer>) -> Vec<(String, String)> {
+        self.questions
+            .iter()
+            .filter_map(|q| {
+                let name = q.attribute.as_ref()?;
+                let value = match answers.get(&q.id)? {
+                    Answer::Single(v) | Answer::Text(v) => v.clone(),
+                    Answer::Multiple(vs) => vs.join(";"),
+                    Answer::Scale(n) => n.to_string(),
+                };
+                Some((format!("survey.{name}"), value))
+            })
+            .collect()
+    }
+}
+
 /// How survey results are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -707,6 +727,7 @@ mod tests {
             locale: "en".into(),
             answered_on: "2026-12-01".parse().unwrap(),
             use_for_service: false,
+            attributes: Vec::new(),
             answers: [(
                 "formats".to_string(),
                 Answer::Multiple(formats.iter().map(|f| f.to_string()).collect()),

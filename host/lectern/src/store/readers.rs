@@ -59,6 +59,11 @@ pub struct SurveyAnswers {
     pub use_for_service: bool,
     /// Answers by question id; a question left blank has none.
     pub answers: BTreeMap<String, Answer>,
+    /// The patron attributes the answers become, written with them: only
+    /// for a linked answer the reader lets the library use, and only for
+    /// questions that name an attribute. Keys start with `survey.`.
+    #[serde(skip)]
+    pub attributes: Vec<(String, String)>,
 }
 
 /// Reader links and survey answers. Every method is one transaction.
@@ -73,8 +78,9 @@ pub trait Readers {
     /// not exist), so that two clicks at once use it once.
     fn use_link(&mut self, id: &str, at: DateTime<Utc>) -> anyhow::Result<bool>;
 
-    /// Stores `answers` and uses the link `link` in one transaction: false,
-    /// and nothing stored, if the link was used already.
+    /// Stores `answers`, and their patron attributes, and uses the link
+    /// `link` in one transaction: false, and nothing stored, if the link
+    /// was used already.
     fn add_answers(
         &mut self,
         link: &str,

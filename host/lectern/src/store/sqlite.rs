@@ -640,12 +640,18 @@ impl ImportTx for SqliteImport<'_> {
             return Ok(Put::Duplicate);
         }
         if !fresh {
+            // What a reader told a survey to be used (`survey.…`) is theirs,
+            // not the ILS's: an import keeps it.
             self.tx
-                .prepare_cached("DELETE FROM patron_attributes WHERE patron_id = ?1")?
+                .prepare_cached(
+                    "DELETE FROM patron_attributes WHERE patron_id = ?1 \
+                     AND key NOT LIKE 'survey.%'",
+                )?
                 .execute([&p.id])?;
         }
         let mut attr = self.tx.prepare_cached(
-            "INSERT INTO patron_attributes (patron_id, key, value) VALUES (?1, ?2, ?3)",
+            "INSERT INTO patron_attributes (patron_id, key, value) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (patron_id, key) DO UPDATE SET value = excluded.value",
         )?;
         for (k, v) in p.attributes.iter().flatten() {
             attr.execute(params![p.id, k, v])?;

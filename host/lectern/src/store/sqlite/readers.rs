@@ -44,6 +44,7 @@ fn answer_decode((row, use_for_service): (Vec<Option<String>>, bool)) -> Result<
         answered_on,
         use_for_service,
         answers,
+        attributes: Vec::new(),
     })
 }
 
@@ -133,6 +134,19 @@ impl Readers for SqliteStore {
                 serde_json::to_string(&a.answers)?,
             ],
         )?;
+        if let Some(patron) = a.patron.as_deref().filter(|_| a.use_for_service) {
+            let mut put = tx.prepare_cached(
+                "INSERT INTO patron_attributes (patron_id, key, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (patron_id, key) DO UPDATE SET value = excluded.value",
+            )?;
+            for (k, v) in a
+                .attributes
+                .iter()
+                .filter(|(k, _)| k.starts_with("survey."))
+            {
+                put.execute(params![patron, k, v])?;
+            }
+        }
         tx.commit()?;
         Ok(true)
     }
