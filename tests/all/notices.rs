@@ -1340,3 +1340,129 @@ fn a_messenger_written_in_python_composes_like_any_other() {
     });
     assert!(overdue.is_some(), "{:?}", report.skipped);
 }
+
+#[test]
+fn a_reader_holding_a_wanted_title_hears_how_many_wait_and_never_who() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = library(&dir.path().join("lib.db"));
+    // Two readers queue for Ana's "Organic Chemistry" (due in 2 days), a
+    // third's hold for it is ready and no longer in the queue; one reader
+    // queues for Li's 红楼梦 and one for Ana's overdue "Physical
+    // Chemistry".
+    let mut tx = store.import("test").unwrap();
+    for (id, patron, title, status) in [
+        ("Q1", "cleo", "Organic Chemistry", None),
+        (
+            "Q2",
+            "dev",
+            "Organic Chemistry",
+            Some("Open - Not yet filled"),
+        ),
+        (
+            "Q3",
+            "li",
+            "Organic Chemistry",
+            Some("Open - Awaiting pickup"),
+        ),
+        ("Q4", "cleo", "红楼梦", Some("")),
+        ("Q5", "dev", "Physical Chemistry", None),
+    ] {
+        tx.put_hold(&HoldRecord {
+            id: id.into(),
+            patron: patron.into(),
+            title: Some(title.into()),
+            placed_on: day(-3),
+            status: status.map(str::to_string),
+            pickup_branch: Some("MAIN".into()),
+            expires_on: None,
+        })
+        .unwrap();
+    }
+    tx.commit(Written::default(), 0).unwrap();
+    // Ana's "Physical Chemistry" is 8 days overdue: at the first step when
+    // the steps are 7, 14 and 28 days.
+    let config = config("overdue-steps = [7, 14, 28]\n");
+    let events = lib(&store, &config)
+        .detect(&Campaigns::default(), now())
+        .unwrap();
+    let wanted: Vec<(String, u32, bool)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            lectern::EventKind::TitleWanted {
+                loan,
+                waiting,
+                overdue,
+            } => Some((loan.title.clone(), *waiting, *overdue)),
+            _ => None,
+        })
+        .collect();
+    let mut wanted = wanted;
+    wanted.sort();
+    assert_eq!(
+        wanted,
+        vec![
+            ("Organic Chemistry".to_string(), 2, false),
+            ("Physical Chemistry".to_string(), 1, true),
+            ("红楼梦".to_string(), 1, false),
+        ]
+    );
+
+    let report = notify_at(&mut store, &config, &Campaigns::default(), now());
+    assert!(report.failed.is_empty(), "{report:#?}");
+    let messages = store.outbox_messages(None, 100).unwrap();
+    let notes: Vec<_> = messages
+        .iter()
+        .filter(|m| m.event_kind == "title-wanted")
+        .collect();
+    assert_eq!(notes.len(), 3, "{notes:#?}");
+    let ana: Vec<&str> = notes
+        .iter()
+        .filter(|m| m.patron == "ana")
+        .map(|m| m.subject.as_str())
+        .collect();
+    assert!(
+        ana.contains(&"Others are waiting for \"Organic Chemistry\""),
+        "{ana:?}"
+    );
+    let li = notes.iter().find(|m| m.patron == "li").unwrap();
+    assert_eq!(li.channel, "sms");
+    // The texts, as the store holds them: how many, never who.
+    let conn = rusqlite::Connection::open(dir.path().join("lib.db")).unwrap();
+    let bodies: Vec<String> = conn
+        .prepare(
+            "SELECT body FROM outbox WHERE event_kind = 'title-wanted' ORDER BY patron_id, body",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("2 readers are waiting for \"Organic Chemistry\"")),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("1 reader is waiting") && b.contains("Please return it")),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("目前有 1 位读者在预约等候")),
+        "{bodies:?}"
+    );
+    // The waiters are Cleo, Dev and (for a hold already ready) Li; each
+    // note names only its own recipient.
+    for b in &bodies {
+        for name in ["Cleo", "Dev", "cleo", "dev"] {
+            assert!(!b.contains(name), "a waiting reader is named: {b}");
+        }
+        assert!(b.starts_with("李明") || !b.contains("李明"), "{b}");
+    }
+    // Transactional: it goes to a reader who gave no marketing consent.
+    assert!(notes.iter().any(|m| m.patron == "li"));
+}

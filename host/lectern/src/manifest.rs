@@ -358,6 +358,14 @@ impl Manifest {
                     crate::model::EventKind::NAMES.join(", ")
                 )));
             }
+            if p.api_version == "0.1.0" && events.iter().any(|e| e == "title-wanted") {
+                return Err(err(
+                    "`inputs.events`: `title-wanted` is composed through the `passing` \
+                     interface, which is since lectern:crm 0.2.0; build against wit/v0.2.0 \
+                     (world `passing-messenger`) and set `api-version = \"0.2.0\"`"
+                        .into(),
+                ));
+            }
         }
         let mut config_schema = BTreeMap::new();
         for (k, v) in raw.config {

@@ -205,6 +205,14 @@ pub enum EventKind {
     SurveyInvitation { title: String, url: String },
     /// The patron has lapsed and is invited back. Marketing.
     WinBack,
+    /// Other readers wait for a title the patron has on loan (since 0.2.0,
+    /// through a messenger's `passing` export). About the patron's own
+    /// loan: transactional. Names no one who waits.
+    TitleWanted {
+        loan: Loan,
+        waiting: u32,
+        overdue: bool,
+    },
 }
 
 impl EventKind {
@@ -230,11 +238,12 @@ impl EventKind {
             EventKind::NewArrival { .. } => "new-arrival",
             EventKind::SurveyInvitation { .. } => "survey-invitation",
             EventKind::WinBack => "win-back",
+            EventKind::TitleWanted { .. } => "title-wanted",
         }
     }
 
     /// Every case's name, as [`EventKind::name`] spells it.
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 11] = [
         "checkout",
         "due-soon",
         "overdue",
@@ -245,6 +254,7 @@ impl EventKind {
         "new-arrival",
         "survey-invitation",
         "win-back",
+        "title-wanted",
     ];
 }
 

@@ -153,7 +153,18 @@ pub(crate) fn detect(
             .unwrap_or(rules.due_soon_days))
     };
 
+    // Titles other readers wait for: the reader who has one hears so,
+    // courteously and naming no one, as the loan nears its due date and
+    // again at its first overdue step.
+    let queued = store.holds_queued()?;
+    let first_step = rules.overdue_steps.first().copied();
     for l in store.open_loans(today + Days::new(30))? {
+        let waiting = l
+            .title
+            .as_ref()
+            .and_then(|t| queued.get(t))
+            .copied()
+            .unwrap_or(0);
         let loan = Loan {
             title: l.title.clone().unwrap_or_else(|| "(untitled)".into()),
             barcode: l.item.clone(),
@@ -163,6 +174,18 @@ pub(crate) fn detect(
         let until_due = (l.due_on - today).num_days();
         if until_due >= 0 {
             if until_due <= i64::from(notice_days(&l.patron)?) {
+                if waiting > 0 {
+                    events.push(Event {
+                        id: format!("title-wanted/{}/{}/due-soon", l.id, l.due_on),
+                        patron: l.patron.clone(),
+                        at: midnight(l.due_on),
+                        kind: EventKind::TitleWanted {
+                            loan: loan.clone(),
+                            waiting,
+                            overdue: false,
+                        },
+                    });
+                }
                 events.push(Event {
                     id: format!("due-soon/{}/{}", l.id, l.due_on),
                     patron: l.patron,
@@ -179,6 +202,18 @@ pub(crate) fn detect(
             .rev()
             .find(|&&s| s <= days_overdue)
         {
+            if waiting > 0 && Some(step) == first_step {
+                events.push(Event {
+                    id: format!("title-wanted/{}/{}/overdue", l.id, l.due_on),
+                    patron: l.patron.clone(),
+                    at: midnight(l.due_on + Days::new(step.into())),
+                    kind: EventKind::TitleWanted {
+                        loan: loan.clone(),
+                        waiting,
+                        overdue: true,
+                    },
+                });
+            }
             events.push(Event {
                 id: format!("overdue/{}/{}/{step}", l.id, l.due_on),
                 patron: l.patron,

@@ -541,7 +541,22 @@ impl Plugin {
                 Versioned::V0_2(self.typed(World::Messenger, v0_2::messenger::MessengerPre::new)?)
             }
         };
-        Ok(Messenger { plugin: self, pre })
+        let passing = self.api() == Api::V0_2
+            && self
+                .inner
+                .info
+                .exports
+                .contains(&crate::api::interface("passing", "0.2.0"));
+        let passing = if passing {
+            Some(self.typed(World::Messenger, v0_2::passing::PassingMessengerPre::new)?)
+        } else {
+            None
+        };
+        Ok(Messenger {
+            plugin: self,
+            pre,
+            passing,
+        })
     }
 
     /// This plugin as a privacy filter, if it is one.
@@ -743,6 +758,8 @@ pub struct Messenger {
         v0_1::messenger::MessengerPre<StoreState>,
         v0_2::messenger::MessengerPre<StoreState>,
     >,
+    /// Its `passing` export, for title-wanted notices, when it has one.
+    passing: Option<v0_2::passing::PassingMessengerPre<StoreState>>,
 }
 
 /// One request's messages, or the plugin's error for it.
@@ -760,10 +777,87 @@ impl Messenger {
         today: NaiveDate,
         requests: Vec<(&Event, Patron)>,
     ) -> Result<Vec<Composition>> {
+        // Title-wanted notices go through `passing`, the rest through
+        // `messaging`; results go back to their requests' places.
+        let total = requests.len();
+        let (wanted, plain): (Vec<_>, Vec<_>) = requests
+            .into_iter()
+            .enumerate()
+            .partition(|(_, (e, _))| matches!(e.kind, crate::model::EventKind::TitleWanted { .. }));
+        let mut out: Vec<Option<Composition>> = (0..total).map(|_| None).collect();
+        if !plain.is_empty() {
+            let (places, plain): (Vec<usize>, Vec<_>) = plain.into_iter().unzip();
+            for (i, r) in places
+                .into_iter()
+                .zip(self.compose_messaging(today, plain)?)
+            {
+                out[i] = Some(r);
+            }
+        }
+        if !wanted.is_empty() {
+            let (places, wanted): (Vec<usize>, Vec<_>) = wanted.into_iter().unzip();
+            let results = match &self.passing {
+                Some(pre) => self.compose_passing(pre, today, wanted)?,
+                None => wanted
+                    .iter()
+                    .map(|_| {
+                        Err(GuestError::Other(
+                            "this messenger does not export `passing`, which title-wanted \
+                             notices need"
+                                .into(),
+                        ))
+                    })
+                    .collect(),
+            };
+            for (i, r) in places.into_iter().zip(results) {
+                out[i] = Some(r);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(GuestError::Other("not composed".into()))))
+            .collect())
+    }
+
+    fn compose_passing(
+        &self,
+        pre: &v0_2::passing::PassingMessengerPre<StoreState>,
+        today: NaiveDate,
+        requests: Vec<(&Event, Patron)>,
+    ) -> Result<Vec<Composition>> {
+        let requests: Vec<_> = requests
+            .into_iter()
+            .filter_map(|(e, p)| v0_2::passing::request(e, p))
+            .collect();
+        let n = requests.len();
+        let out = self.plugin.call(today, |store| {
+            let m = pre.instantiate(&mut *store)?;
+            m.lectern_crm_passing()
+                .call_compose_title_wanted(store, &requests)
+        })?;
+        if out.len() != n {
+            return Err(self.plugin.fail(Failure::BadOutput {
+                message: format!("{} results for {n} requests", out.len()),
+            }));
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| {
+                r.map(|ms| ms.into_iter().map(v0_2::draft).collect())
+                    .map_err(v0_2::guest_error)
+            })
+            .collect())
+    }
+
+    fn compose_messaging(
+        &self,
+        today: NaiveDate,
+        requests: Vec<(&Event, Patron)>,
+    ) -> Result<Vec<Composition>> {
         per_version!(&self.pre, |b, pre| {
             let requests: Vec<_> = requests
                 .into_iter()
-                .map(|(e, p)| b::request(e, p))
+                .filter_map(|(e, p)| b::request(e, p))
                 .collect();
             let out = self.plugin.call(today, |store| {
                 let m = pre.instantiate(&mut *store)?;

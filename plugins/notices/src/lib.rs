@@ -1,10 +1,12 @@
 //! `notices`: composes due-soon, overdue (escalating), hold-ready,
 //! hold-expiring and membership-expiry notices in English and Chinese, on the patron's
-//! preferred channel.
+//! preferred channel, and the courteous note that other readers wait for a
+//! title the patron has (`title-wanted`, through `passing`).
 
 use lectern_plugin::host::today;
 use lectern_plugin::{
-    Channel, Date, Event, EventKind, Loan, Message, Messenger, Patron, PluginError, library_name,
+    Channel, Date, Event, EventKind, Loan, Message, Messenger, Patron, PluginError, TitleWanted,
+    library_name,
 };
 
 struct Notices;
@@ -27,24 +29,101 @@ impl Messenger for Notices {
             // Not a circulation notice: another plugin composes it.
             return Ok(Vec::new());
         };
-        let channel = recipient.preferred_channel();
-        let subject = if channel == Channel::Sms {
-            String::new()
+        Ok(vec![message(
+            &event.id, recipient, lang, &stage, subject, body,
+        )])
+    }
+
+    fn compose_title_wanted(
+        event: &TitleWanted,
+        recipient: &Patron,
+    ) -> Result<Vec<Message>, PluginError> {
+        let lang = if recipient.reads_chinese() {
+            Lang::Zh
         } else {
-            subject
+            Lang::En
         };
-        Ok(vec![Message {
-            channel,
-            locale: match lang {
-                Lang::En => "en",
-                Lang::Zh => "zh-CN",
-            }
-            .to_string(),
-            subject,
-            body,
-            dedupe_key: format!("{}:{stage}:{}", event.id, channel.name()),
-            send_after: None,
-        }])
+        let library = library_name(lang == Lang::Zh);
+        let greeting = recipient.greeting();
+        let loan = &event.loan;
+        let n = event.waiting;
+        let (subject, body) = match (lang, event.overdue) {
+            (Lang::En, false) => (
+                format!("Others are waiting for \"{}\"", loan.title),
+                format!(
+                    "{greeting}\n\n{} {} waiting for {}, which is due back on {}. If you have \
+                     finished with it, returning it on time passes it on to them. Thank you.\n\n{library}",
+                    n,
+                    if n == 1 { "reader is" } else { "readers are" },
+                    item(loan, lang),
+                    loan.due_on.iso()
+                ),
+            ),
+            (Lang::En, true) => (
+                format!("Others are waiting for \"{}\"", loan.title),
+                format!(
+                    "{greeting}\n\n{} {} waiting for {}, which was due back on {}. Please \
+                     return it as soon as you can, so that it passes on. Thank you.\n\n{library}",
+                    n,
+                    if n == 1 { "reader is" } else { "readers are" },
+                    item(loan, lang),
+                    loan.due_on.iso()
+                ),
+            ),
+            (Lang::Zh, false) => (
+                format!("《{}》有读者在等候", loan.title),
+                format!(
+                    "{greeting}\n\n您借阅的{}应于 {} 归还，目前有 {n} 位读者在预约等候。如您已阅毕，按时归还即可让它传到下一位读者手中。谢谢！\n\n{library}",
+                    item(loan, lang),
+                    loan.due_on.iso()
+                ),
+            ),
+            (Lang::Zh, true) => (
+                format!("《{}》有读者在等候", loan.title),
+                format!(
+                    "{greeting}\n\n您借阅的{}已于 {} 到期，目前有 {n} 位读者在预约等候。请尽快归还，以便传给下一位读者。谢谢！\n\n{library}",
+                    item(loan, lang),
+                    loan.due_on.iso()
+                ),
+            ),
+        };
+        let stage = if event.overdue {
+            "wanted-overdue"
+        } else {
+            "wanted-due"
+        };
+        Ok(vec![message(
+            &event.id, recipient, lang, stage, subject, body,
+        )])
+    }
+}
+
+/// One message on the patron's preferred channel.
+fn message(
+    event: &str,
+    recipient: &Patron,
+    lang: Lang,
+    stage: &str,
+    subject: String,
+    body: String,
+) -> Message {
+    let channel = recipient.preferred_channel();
+    let subject = if channel == Channel::Sms {
+        String::new()
+    } else {
+        subject
+    };
+    Message {
+        channel,
+        locale: match lang {
+            Lang::En => "en",
+            Lang::Zh => "zh-CN",
+        }
+        .to_string(),
+        subject,
+        body,
+        dedupe_key: format!("{event}:{stage}:{}", channel.name()),
+        send_after: None,
     }
 }
 

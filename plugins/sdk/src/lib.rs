@@ -41,11 +41,12 @@ pub mod __private {
         });
     }
 
-    /// The `messenger` world.
+    /// The `passing-messenger` world: a messenger exports `messaging` and
+    /// `passing`, and the host calls `passing` for title-wanted notices.
     pub mod messenger {
         wit_bindgen::generate!({
             path: "wit/v0.2.0",
-            world: "messenger",
+            world: "passing-messenger",
             pub_export_macro: true,
             export_macro_name: "export_messenger_world",
             default_bindings_module: "lectern_plugin::__private::messenger",
@@ -78,6 +79,7 @@ mod date;
 pub mod host;
 
 use __private::messenger::exports::lectern::crm::messaging;
+pub use __private::messenger::exports::lectern::crm::passing::{TitleWanted, WantedRequest};
 use __private::scorer::exports::lectern::crm::scoring;
 
 pub use __private::scorer::lectern::crm::types::{
@@ -127,6 +129,18 @@ pub trait Messenger {
             .iter()
             .map(|r| Self::compose(&r.event, &r.recipient))
             .collect()
+    }
+
+    /// Composes the courteous notice that other readers wait for a title
+    /// the patron has on loan (`title-wanted`, since 0.2.0). The host asks
+    /// only a messenger whose manifest lists `title-wanted` among its
+    /// events, or lists none. The default composes nothing.
+    fn compose_title_wanted(
+        event: &TitleWanted,
+        recipient: &Patron,
+    ) -> Result<Vec<Message>, PluginError> {
+        let _ = (event, recipient);
+        Ok(Vec::new())
     }
 }
 
@@ -386,6 +400,21 @@ macro_rules! export_messenger {
                 ::core::result::Result<::std::vec::Vec<$crate::Message>, $crate::PluginError>,
             > {
                 <$ty as $crate::Messenger>::compose_batch(requests)
+            }
+        }
+
+        impl $crate::__private::messenger::exports::lectern::crm::passing::Guest
+            for __LecternMessenger
+        {
+            fn compose_title_wanted(
+                requests: ::std::vec::Vec<$crate::WantedRequest>,
+            ) -> ::std::vec::Vec<
+                ::core::result::Result<::std::vec::Vec<$crate::Message>, $crate::PluginError>,
+            > {
+                requests
+                    .iter()
+                    .map(|r| <$ty as $crate::Messenger>::compose_title_wanted(&r.event, &r.recipient))
+                    .collect()
             }
         }
 

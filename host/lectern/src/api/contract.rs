@@ -130,7 +130,9 @@ macro_rules! contract {
             }
         }
 
-        pub(crate) fn event(e: &model::Event) -> wit::Event {
+        /// The event as `messaging` takes it; `None` for a kind that goes
+        /// through another interface (`title-wanted`, through `passing`).
+        pub(crate) fn event(e: &model::Event) -> Option<wit::Event> {
             use model::EventKind as K;
             let kind = match &e.kind {
                 K::Checkout { loan: l } => wit::EventKind::Checkout(loan(l)),
@@ -165,12 +167,19 @@ macro_rules! contract {
                     title: title.clone(),
                     url: url.clone(),
                 }),
+                K::TitleWanted { .. } => return None,
             };
-            wit::Event {
+            Some(wit::Event {
                 id: e.id.clone(),
                 at: e.at.timestamp(),
                 kind,
-            }
+            })
+        }
+
+        /// A loan as the contract carries it.
+        #[allow(dead_code)]
+        pub(crate) fn loan_of(l: &model::Loan) -> wit::Loan {
+            loan(l)
         }
 
         /// A plugin's error, its text capped and its control characters escaped,
@@ -260,11 +269,17 @@ macro_rules! contract {
         pub(crate) fn request(
             e: &model::Event,
             recipient: model::Patron,
-        ) -> messenger::exports::lectern::crm::messaging::Request {
-            messenger::exports::lectern::crm::messaging::Request {
-                event: event(e),
+        ) -> Option<messenger::exports::lectern::crm::messaging::Request> {
+            Some(messenger::exports::lectern::crm::messaging::Request {
+                event: event(e)?,
                 recipient: patron(recipient),
-            }
+            })
+        }
+
+        /// A patron as the contract carries them.
+        #[allow(dead_code)]
+        pub(crate) fn patron_of(p: model::Patron) -> wit::Patron {
+            patron(p)
         }
 
         /// A message as the plugin wrote it, in the host model.

@@ -1,6 +1,6 @@
 //! `lectern:crm@0.2.0`, the newest: bindings and conversions. It adds the
-//! `address` patron field, so a policy can rule on the postal address, and
-//! the `columnar-scorer` world.
+//! `address` patron field, so a policy can rule on the postal address, the
+//! `columnar-scorer` world, and the `passing-messenger` world.
 
 crate::api::contract::contract!(v0_2, "../../wit/v0.2.0", Address);
 
@@ -20,4 +20,46 @@ pub(crate) mod columnar {
     pub(crate) use exports::lectern::crm::columnar_scoring::{
         ActivityColumns, Codes, PatronColumns, Ragged, Scores,
     };
+}
+
+/// The `passing-messenger` world: `messaging` and `passing`. Only its
+/// `passing` export is called through these bindings; every other event
+/// goes through [`messenger`].
+pub(crate) mod passing {
+    wasmtime::component::bindgen!({
+        path: "../../wit/v0.2.0",
+        world: "passing-messenger",
+        with: {
+            "lectern:crm/types": crate::api::v0_2::scorer::lectern::crm::types,
+            "lectern:crm/host": crate::api::v0_2::scorer::lectern::crm::host,
+            "lectern:crm/messaging": crate::api::v0_2::messenger::exports::lectern::crm::messaging,
+        },
+    });
+
+    pub(crate) use exports::lectern::crm::passing::{TitleWanted, WantedRequest};
+
+    /// One title-wanted request, as the contract carries it.
+    pub(crate) fn request(
+        e: &crate::model::Event,
+        recipient: crate::model::Patron,
+    ) -> Option<WantedRequest> {
+        let crate::model::EventKind::TitleWanted {
+            loan,
+            waiting,
+            overdue,
+        } = &e.kind
+        else {
+            return None;
+        };
+        Some(WantedRequest {
+            event: TitleWanted {
+                id: e.id.clone(),
+                at: e.at.timestamp(),
+                loan: super::loan_of(loan),
+                waiting: *waiting,
+                overdue: *overdue,
+            },
+            recipient: super::patron_of(recipient),
+        })
+    }
 }

@@ -345,6 +345,10 @@ pub trait Store {
     /// oldest due date first.
     fn open_loans(&self, due_by: NaiveDate) -> anyhow::Result<Vec<OpenLoan>>;
 
+    /// How many holds wait in the queue for each title: placed, neither
+    /// ready for pickup nor in transit to it, and not finished.
+    fn holds_queued(&self) -> anyhow::Result<std::collections::HashMap<String, u32>>;
+
     /// Holds whose status says they wait for pickup (FOLIO's `Open -
     /// Awaiting pickup`, Koha's `W` or `waiting`, or `ready`).
     fn holds_waiting(&self) -> anyhow::Result<Vec<HoldRecord>>;

@@ -1015,6 +1015,10 @@ impl Store for SqliteStore {
         outbox::holds_waiting(&self.conn)
     }
 
+    fn holds_queued(&self) -> Result<HashMap<String, u32>> {
+        outbox::holds_queued(&self.conn)
+    }
+
     fn memberships_expiring(
         &self,
         from: NaiveDate,

@@ -67,6 +67,20 @@ pub(super) fn holds_waiting(conn: &Connection) -> Result<Vec<HoldRecord>> {
     Ok(holds)
 }
 
+pub(super) fn holds_queued(conn: &Connection) -> Result<std::collections::HashMap<String, u32>> {
+    // Koha's `found` is empty while a hold waits its turn, `W`, `T` or `P`
+    // once an item is on its way; FOLIO's queued status is `Open - Not yet
+    // filled`. Anything ready, in transit or closed is not in the queue.
+    let mut stmt = conn.prepare_cached(
+        "SELECT title, COUNT(*) FROM holds WHERE title IS NOT NULL AND ( \
+           status IS NULL OR trim(status) = '' OR lower(status) LIKE '%not yet filled%' \
+           OR lower(status) IN ('pending', 'queued', 'open', 'placed', 'waiting in queue') \
+         ) GROUP BY title",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub(super) fn memberships_expiring(
     conn: &Connection,
     from: NaiveDate,
