@@ -636,6 +636,59 @@ fn a_reader_registers_sets_preferences_and_answers_a_survey_in_a_browser() {
         assert_eq!(resp.status(), expected, "registration {n}");
     }
 
+    // A campaign defined through the service runs like one in a file.
+    let campaign = std::fs::read_to_string(repo().join("samples/campaigns/welcome.toml"))
+        .unwrap()
+        .replace("id = \"welcome\"", "id = \"welcome-web\"");
+    let put = |path: &str, body: &str| {
+        let mut resp = agent
+            .put(format!("{site}{path}"))
+            .header("Authorization", format!("Bearer {token}"))
+            .content_type("text/plain; charset=utf-8")
+            .send(body)
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap(),
+        )
+    };
+    let (status, body) = put("/v1/campaigns/welcome-web", &campaign);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        put("/v1/campaigns/other", &campaign).0,
+        400,
+        "the path's id must match"
+    );
+    assert_eq!(put("/v1/campaigns/welcome-web", "id = 3").0, 422);
+    let listed = agent
+        .get(format!("{site}/v1/campaigns"))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(listed.contains("\"welcome-web\""), "{listed}");
+    let ran: Value = serde_json::from_str(&ok(cli(dir).args([
+        "--json",
+        "campaign",
+        "run",
+        "welcome-web",
+    ])))
+    .unwrap();
+    assert_eq!(ran[0]["campaign"], "welcome-web", "{ran}");
+    let delete = |path: &str| {
+        agent
+            .delete(format!("{site}{path}"))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(delete("/v1/campaigns/welcome-web"), 204);
+    assert_eq!(delete("/v1/campaigns/welcome-web"), 404);
+
     // Every change a reader made is in the audit log, with the reader as
     // the actor, and the chain verifies.
     let audit = ok(cli(dir).args(["audit", "verify"]));

@@ -682,7 +682,9 @@ fn evergreen_templates_render_with_template_toolkit_and_reach_the_service() {
 /// next version adds and changes columns), so for them the two checks that
 /// compare generated bodies with the document are off; every other check
 /// (no server error, documented statuses, content types, response
-/// schemas, authentication) still runs on them.
+/// schemas, authentication) still runs on them. A campaign's body is
+/// TOML, which OpenAPI can only call a string: any string is "valid" to
+/// the document, so acceptance of generated bodies is off for it alone.
 #[test]
 fn schemathesis_finds_nothing_the_document_does_not_say() {
     let dir = tempfile::tempdir().unwrap();
@@ -722,6 +724,11 @@ checks.negative_data_rejection.enabled = false
 [[operations]]
 include-path = "/v1/events"
 headers = {{ Authorization = "Bearer {ils}" }}
+
+[[operations]]
+include-path-regex = "^/v1/campaigns/"
+include-method = "PUT"
+checks.positive_data_acceptance.enabled = false
 
 [[operations]]
 include-path-regex = "^/v1/patrons/[^/]+$"

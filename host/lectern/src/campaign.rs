@@ -614,10 +614,102 @@ pub(crate) fn day_of(rules: &crate::config::NoticeRules, now: DateTime<Utc>) -> 
     crate::config::local_day(rules, now)
 }
 
+/// The store settings that hold campaigns defined through the service.
+const DEFINED_INDEX: &str = "campaigns.defined";
+const DEFINED_PREFIX: &str = "campaign.";
+
 impl crate::facade::Lectern {
-    /// The campaigns the library runs (`[readers] campaigns`).
+    /// The campaigns the library runs: those in files (`[readers]
+    /// campaigns`), then those defined through the service.
     pub fn campaigns(&self) -> crate::Result<Vec<CampaignDef>> {
-        load_all(&self.config().readers.campaigns)
+        use crate::error::Error;
+        let mut out = load_all(&self.config().readers.campaigns)?;
+        for id in self.defined_campaigns()? {
+            let Some(text) = self
+                .store()
+                .setting(&format!("{DEFINED_PREFIX}{id}"))
+                .map_err(Error::store)?
+            else {
+                continue;
+            };
+            out.push(CampaignDef::parse(&text).map_err(|e| Error::Invalid {
+                where_: format!("the stored campaign `{id}`"),
+                message: format!("{e:#}"),
+            })?);
+        }
+        Ok(out)
+    }
+
+    fn defined_campaigns(&self) -> crate::Result<Vec<String>> {
+        let index = self
+            .store()
+            .setting(DEFINED_INDEX)
+            .map_err(crate::Error::store)?;
+        Ok(index
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default())
+    }
+
+    /// Defines (or redefines) a campaign from its TOML, as a file would
+    /// hold it, kept in the store. A campaign defined in a file is edited
+    /// in its file.
+    pub fn define_campaign(&mut self, text: &str) -> crate::Result<CampaignDef> {
+        use crate::error::Error;
+        let def = CampaignDef::parse(text).map_err(|e| Error::Invalid {
+            where_: "the campaign".into(),
+            message: format!("{e:#}"),
+        })?;
+        if load_all(&self.config().readers.campaigns)?
+            .iter()
+            .any(|c| c.id == def.id)
+        {
+            return Err(Error::Invalid {
+                where_: "the campaign".into(),
+                message: format!(
+                    "campaign `{}` is defined in a file under `[readers] campaigns`; edit the \
+                     file, or give this one another id",
+                    def.id
+                ),
+            });
+        }
+        let mut ids = self.defined_campaigns()?;
+        if !ids.contains(&def.id) {
+            ids.push(def.id.clone());
+        }
+        let store = self.store_mut();
+        store
+            .set_setting(&format!("{DEFINED_PREFIX}{}", def.id), Some(text))
+            .map_err(Error::store)?;
+        store
+            .set_setting(
+                DEFINED_INDEX,
+                Some(&serde_json::to_string(&ids).unwrap_or_default()),
+            )
+            .map_err(Error::store)?;
+        Ok(def)
+    }
+
+    /// Removes a campaign defined through the service; false if there is
+    /// none by that id. Its members' history stays, for its outcome.
+    pub fn remove_campaign(&mut self, id: &str) -> crate::Result<bool> {
+        use crate::error::Error;
+        let mut ids = self.defined_campaigns()?;
+        let before = ids.len();
+        ids.retain(|i| i != id);
+        if ids.len() == before {
+            return Ok(false);
+        }
+        let store = self.store_mut();
+        store
+            .set_setting(&format!("{DEFINED_PREFIX}{id}"), None)
+            .map_err(Error::store)?;
+        store
+            .set_setting(
+                DEFINED_INDEX,
+                Some(&serde_json::to_string(&ids).unwrap_or_default()),
+            )
+            .map_err(Error::store)?;
+        Ok(true)
     }
 
     /// The campaign `id`.

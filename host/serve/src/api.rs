@@ -210,7 +210,8 @@ pub(crate) struct Accepted {
     paths(
         healthz, readyz, openapi, push_event, sync_patrons, delete_patron, segments, key_readers, lapsed, export_patron,
         erase_patron, get_preferences, put_preferences, outbox, plugins, configure_plugin,
-        jobs, start_job, inbox, registrations, survey_report, campaign_report, crate::ils::koha, crate::ils::folio_pubsub,
+        jobs, start_job, inbox, registrations, survey_report, campaign_report, list_campaigns, define_campaign,
+        remove_campaign, crate::ils::koha, crate::ils::folio_pubsub,
         crate::ils::folio_envelope, crate::ils::folio_loan_event, crate::ils::folio_request_event,
         crate::ils::alma_challenge, crate::ils::alma,
         crate::ils::evergreen
@@ -266,6 +267,11 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/registrations", get(registrations))
         .route("/v1/reports/survey/{id}", get(survey_report))
         .route("/v1/reports/campaign/{id}", get(campaign_report))
+        .route("/v1/campaigns", get(list_campaigns))
+        .route(
+            "/v1/campaigns/{id}",
+            put(define_campaign).delete(remove_campaign),
+        )
         .merge(crate::ils::routes())
         .merge(crate::pages::routes())
         .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
@@ -1136,4 +1142,93 @@ async fn campaign_report(
         Some(SurveyFormat::Html) => Html(outcome.to_html()).into_response(),
         _ => Json(outcome).into_response(),
     })
+}
+
+/// The campaigns the library runs: from files, and defined here.
+#[utoipa::path(get, path = "/v1/campaigns",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The campaigns", body = [Object]),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
+        (status = 403, description = "The role may not", body = ErrorBody)
+    ))]
+async fn list_campaigns(State(app): State<Arc<App>>, staff: Staff) -> ApiResult<Json<Value>> {
+    staff.reader()?;
+    let list = on_library(&app, |l| l.campaigns()).await?;
+    Ok(Json(serde_json::to_value(list).unwrap_or_default()))
+}
+
+/// Defines or redefines a campaign (the `administrator` role): its TOML,
+/// as a campaign file holds it, with the path's id.
+#[utoipa::path(put, path = "/v1/campaigns/{id}",
+    params(("id" = String, Path, description = "The campaign's id, as its TOML gives it")),
+    request_body(content = String, content_type = "text/plain",
+        description = "The campaign in TOML, as a file under `[readers] campaigns` would hold it"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The campaign as it will run", body = Object),
+        (status = 400, description = "Not UTF-8, or the id differs from the path's", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
+        (status = 403, description = "The role may not", body = ErrorBody),
+        (status = 422, description = "Not a valid campaign, or one a file defines", body = ErrorBody)
+    ))]
+async fn define_campaign(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    P(id): P<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    if staff.reader()? != "administrator" {
+        return Err(ApiError::forbidden(
+            "only the administrator role defines campaigns",
+        ));
+    }
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("the campaign is not UTF-8 text"))?;
+    let parsed = lectern::CampaignDef::parse(&text)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")))?;
+    if parsed.id != id {
+        return Err(ApiError::bad_request(format!(
+            "the campaign's id is `{}`, and the path says `{id}`: make them the same",
+            parsed.id
+        )));
+    }
+    let def = on_library(&app, move |l| l.define_campaign(&text)).await?;
+    Ok(Json(serde_json::to_value(def).unwrap_or_default()))
+}
+
+/// Removes a campaign defined here (the `administrator` role); its
+/// members' history stays for its outcome.
+#[utoipa::path(delete, path = "/v1/campaigns/{id}",
+    params(("id" = String, Path, description = "The campaign's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody),
+        (status = 403, description = "The role may not", body = ErrorBody),
+        (status = 404, description = "No campaign defined here by that id", body = ErrorBody)
+    ))]
+async fn remove_campaign(
+    State(app): State<Arc<App>>,
+    staff: Staff,
+    P(id): P<String>,
+) -> ApiResult<StatusCode> {
+    if staff.reader()? != "administrator" {
+        return Err(ApiError::forbidden(
+            "only the administrator role removes campaigns",
+        ));
+    }
+    let shown = id.clone();
+    let removed = on_library(&app, move |l| l.remove_campaign(&id)).await?;
+    if removed {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no campaign `{shown}` was defined through the service"),
+        ))
+    }
 }
