@@ -888,6 +888,13 @@ fn reader_links_are_signed_single_purpose_expiring_and_consent_outlasts_an_impor
     assert_eq!(lib.unsubscribe(&unsub, now).unwrap(), Ok(0));
     assert_eq!(lib.unsubscribe(&unsub, now).unwrap(), Ok(0));
     assert!(lib.preferences("p1").unwrap().no_marketing);
+    // A reader who turns news back on and posts the old link again means
+    // it.
+    let mut back_on = lib.preferences("p1").unwrap();
+    back_on.no_marketing = false;
+    lib.set_preferences("p1", &back_on).unwrap();
+    assert_eq!(lib.unsubscribe(&unsub, now).unwrap(), Ok(0));
+    assert!(lib.preferences("p1").unwrap().no_marketing);
 
     // The reader is the actor of what they did, in the audit log that the
     // patron's export shows them; erasure takes their links.

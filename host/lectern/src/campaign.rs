@@ -408,6 +408,8 @@ pub(crate) fn outcome(
         [
             a.is_some_and(|a| window(m, a.first_loan)),
             a.is_some_and(|a| window(m, a.first_visit)),
+            // The ILS gives no renewal date, only the new expiry: a renewal
+            // counts by the day of the report, not within the window.
             a.is_some_and(|a| a.renewed),
         ]
     };

@@ -1125,9 +1125,23 @@ fn reader_links_and_answers(store: &mut dyn Backend) {
             .add_answers("s2", &answers(Some("b")), at("2026-12-01"))
             .unwrap()
     );
+    // Answers of one day come in no order: nothing tells an anonymous one
+    // by when it arrived.
+    let mut got = store.survey_answers("reading").unwrap();
+    got.sort_by(|x, y| x.patron.cmp(&y.patron));
+    assert_eq!(got, vec![answers(None), answers(Some("b"))]);
     assert_eq!(
-        store.survey_answers("reading").unwrap(),
-        vec![answers(None), answers(Some("b"))]
+        store.link("s1").unwrap().unwrap().used_at,
+        Some(Utc.from_utc_datetime(&day("2026-12-01").and_hms_opt(0, 0, 0).unwrap())),
+        "an anonymous answer's link keeps the day only"
+    );
+    // One answer per reader per survey, whichever invitation's link.
+    store.add_link(&link("s2b", "b", "survey:reading")).unwrap();
+    assert!(
+        !store
+            .add_answers("s2b", &answers(Some("b")), at("2026-12-02"))
+            .unwrap(),
+        "a second invitation's link cannot answer again"
     );
     assert_eq!(store.answers_of("b").unwrap(), vec![answers(Some("b"))]);
     assert!(
@@ -1138,7 +1152,7 @@ fn reader_links_and_answers(store: &mut dyn Backend) {
     assert!(store.patrons_from("web").unwrap().is_empty());
 
     let erased = store.erase_patron("b", &[]).unwrap();
-    assert_eq!((erased.links, erased.answers), (1, 1));
+    assert_eq!((erased.links, erased.answers), (2, 1));
     assert_eq!(
         store.survey_answers("reading").unwrap(),
         vec![answers(None)]
@@ -1147,4 +1161,23 @@ fn reader_links_and_answers(store: &mut dyn Backend) {
         store.link("s2").unwrap().is_none(),
         "erasure takes the patron's links"
     );
+
+    // A linked answer the reader lets the library use becomes an
+    // attribute, which the next import keeps.
+    store.add_link(&link("s3", "a", "survey:needs")).unwrap();
+    let used = SurveyAnswers {
+        survey: "needs".into(),
+        attributes: vec![("survey.formats".into(), "ebook".into())],
+        use_for_service: true,
+        ..answers(Some("a"))
+    };
+    assert!(store.add_answers("s3", &used, at("2026-12-01")).unwrap());
+    library(store, &["a"]);
+    let a = store.patron("a", day("2026-12-01")).unwrap().unwrap();
+    let attrs = a.attributes.unwrap_or_default();
+    assert_eq!(
+        attrs.get("survey.formats").map(String::as_str),
+        Some("ebook")
+    );
+    assert_eq!(attrs.get("department").map(String::as_str), Some("History"));
 }

@@ -158,6 +158,24 @@ impl LinkKey {
         purpose: &LinkPurpose,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Result<ReaderLink, LinkProblem>> {
+        Ok(self.verify(store, token, purpose, now)?.and_then(|link| {
+            if link.used_at.is_some() {
+                Err(LinkProblem::Used)
+            } else {
+                Ok(link)
+            }
+        }))
+    }
+
+    /// The link `token` stands for, if the host issued it for `purpose`
+    /// and it has not expired, used or not.
+    pub(crate) fn verify(
+        &self,
+        store: &dyn Readers,
+        token: &str,
+        purpose: &LinkPurpose,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Result<ReaderLink, LinkProblem>> {
         let Some((id, _)) = token.split_once('.') else {
             return Ok(Err(LinkProblem::Invalid));
         };
@@ -184,9 +202,6 @@ impl LinkKey {
         }
         if link.expires_at <= now {
             return Ok(Err(LinkProblem::Expired));
-        }
-        if link.used_at.is_some() {
-            return Ok(Err(LinkProblem::Used));
         }
         Ok(Ok(link))
     }

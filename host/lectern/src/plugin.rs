@@ -854,6 +854,7 @@ impl Messenger {
         today: NaiveDate,
         requests: Vec<(&Event, Patron)>,
     ) -> Result<Vec<Composition>> {
+        let asked = requests.len();
         per_version!(&self.pre, |b, pre| {
             let requests: Vec<_> = requests
                 .into_iter()
@@ -864,6 +865,13 @@ impl Messenger {
                 m.lectern_crm_messaging()
                     .call_compose_batch(store, &requests)
             })?;
+            // One result per request, in order, or nothing is believed: a
+            // short or long list would put messages under the wrong event.
+            if out.len() != asked {
+                return Err(self.plugin.fail(Failure::BadOutput {
+                    message: format!("{} results for {asked} requests", out.len()),
+                }));
+            }
             Ok(out
                 .into_iter()
                 .map(|r| {

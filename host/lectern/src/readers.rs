@@ -203,35 +203,50 @@ pub enum AnswerProblem {
 /// columns, and `patron_attributes` as `CODE:value` items. The attribute
 /// `LECTERNID` carries Lectern's id, for use as the import's match point.
 pub fn koha_patron_csv(registered: &[Registered]) -> String {
-    let rows = registered.iter().filter(|r| r.verified).map(|r| {
-        [
+    // Every cell but the phone, which registration checked holds only
+    // digits, spaces, `+`, `-` and brackets, is made inert for
+    // spreadsheets; a phone's leading `+` must reach Koha as it is.
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "cardnumber",
+        "surname",
+        "firstname",
+        "branchcode",
+        "categorycode",
+        "email",
+        "phone",
+        "lang",
+        "dateenrolled",
+        "patron_attributes",
+    ];
+    let _ = w.write_record(header);
+    for r in registered.iter().filter(|r| r.verified) {
+        let phone = r
+            .phone
+            .clone()
+            .filter(|p| p.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c)))
+            .unwrap_or_default();
+        let cells = [
             String::new(),
             r.family_name.clone(),
             r.given_name.clone(),
             r.branch.clone().unwrap_or_default(),
             r.category.clone().unwrap_or_default(),
             r.email.clone().unwrap_or_default(),
-            r.phone.clone().unwrap_or_default(),
+            phone,
             r.locale.clone().unwrap_or_default(),
             r.registered_on.map(|d| d.to_string()).unwrap_or_default(),
             format!("LECTERNID:{}", r.id),
-        ]
-    });
-    crate::report::csv(
-        [
-            "cardnumber",
-            "surname",
-            "firstname",
-            "branchcode",
-            "categorycode",
-            "email",
-            "phone",
-            "lang",
-            "dateenrolled",
-            "patron_attributes",
-        ],
-        rows,
-    )
+        ];
+        let _ = w.write_record(cells.iter().enumerate().map(|(i, c)| {
+            if i == 6 {
+                c.clone()
+            } else {
+                crate::report::inert(c).into_owned()
+            }
+        }));
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 fn reader(page: &str) -> AccessContext {
@@ -403,13 +418,23 @@ impl Lectern {
         )?;
         let before = self.prefs_view(&link, session.to_string(), now)?;
         let offered: Vec<Channel> = before.channels.iter().map(|(c, _)| *c).collect();
+        // Only the channels the page showed change: an opt-out of one it
+        // did not show (no address for it now) stands.
+        let mut opted_out: Vec<Channel> = self
+            .preferences(&link.patron)?
+            .opted_out
+            .into_iter()
+            .filter(|c| !offered.contains(c))
+            .collect();
+        opted_out.extend(
+            offered
+                .into_iter()
+                .filter(|c| !choice.channels_on.contains(c)),
+        );
         let prefs = Preferences {
             notice_days: Some(choice.notice_days),
             digest: choice.digest,
-            opted_out: offered
-                .into_iter()
-                .filter(|c| !choice.channels_on.contains(c))
-                .collect(),
+            opted_out,
             no_marketing: !choice.marketing,
             no_reading_history: !choice.reading_history,
             locale: Some(choice.locale.clone()),
@@ -421,20 +446,21 @@ impl Lectern {
 
     /// One-click unsubscribe (RFC 8058) with `token`: no more news,
     /// surveys or invitations; notices about loans and holds still go.
-    /// Returns how many queued messages it cancelled. The link works again
-    /// for the same reader, as a mail client may post it twice.
+    /// Returns how many queued messages it cancelled. The link works again,
+    /// until it expires, as a mail client may post it twice.
     pub fn unsubscribe(
         &mut self,
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<usize, LinkProblem>> {
+        // Used before or not, it unsubscribes: a reader who turned news
+        // back on and posts the old link again means it.
         let link = match self
             .link_key()
-            .open(self.store(), token, &LinkPurpose::Unsubscribe, now)
+            .verify(self.store(), token, &LinkPurpose::Unsubscribe, now)
             .map_err(Error::store)?
         {
             Ok(l) => l,
-            Err(LinkProblem::Used) => return Ok(Ok(0)),
             Err(p) => return Ok(Err(p)),
         };
         self.audit_read(
@@ -898,8 +924,11 @@ impl Lectern {
         let purpose = LinkPurpose::Survey(survey.to_string());
         for e in events {
             if let crate::model::EventKind::SurveyInvitation { url, .. } = &mut e.kind {
+                // A link per invitation day, so a reminder carries a fresh
+                // one; the store takes one answer per reader per survey.
+                let with = format!("{survey}/{}", now.date_naive());
                 let token = key
-                    .issue(self.store_mut(), &purpose, &e.patron, survey, ttl, now)
+                    .issue(self.store_mut(), &purpose, &e.patron, &with, ttl, now)
                     .map_err(Error::store)?;
                 *url = format!("{base}{}{token}", purpose.path());
             }

@@ -527,16 +527,26 @@ pub fn results(
             .cmp(&a.respondents)
             .then(a.group.cmp(&b.group))
     });
-    let withheld = out.iter().filter(|g| g.suppressed).count();
-    // With the total known, one withheld group is the total less the rest:
-    // withhold the smallest shown group too.
-    if by != GroupBy::All
-        && withheld == 1
-        && out.len() > 1
-        && let Some(g) = out.iter_mut().rev().find(|g| !g.suppressed)
-    {
-        g.suppressed = true;
-        g.questions.clear();
+    // With the total known, the withheld groups together are the total less
+    // the groups shown: keep withholding the smallest shown group until the
+    // withheld ones hold k readers or more between them.
+    if by != GroupBy::All {
+        loop {
+            let hidden: usize = out
+                .iter()
+                .filter(|g| g.suppressed)
+                .map(|g| g.respondents)
+                .sum();
+            let any_hidden = out.iter().any(|g| g.suppressed);
+            if !any_hidden || hidden >= k {
+                break;
+            }
+            let Some(g) = out.iter_mut().rev().find(|g| !g.suppressed) else {
+                break;
+            };
+            g.suppressed = true;
+            g.questions.clear();
+        }
     }
     let withheld = out.iter().filter(|g| g.suppressed).count();
     for g in out.iter_mut().filter(|g| g.suppressed) {
@@ -788,7 +798,7 @@ mod tests {
     }
 
     #[test]
-    fn small_groups_are_withheld_and_a_lone_one_takes_the_next_smallest_with_it() {
+    fn small_groups_are_withheld_until_what_is_withheld_holds_k_readers() {
         let def = SurveyDef::parse(SAMPLE).unwrap();
         let mut answers: Vec<SurveyAnswers> = (0..6)
             .map(|_| answer("undergraduate", &["print"]))
@@ -805,6 +815,19 @@ mod tests {
         // Faculty (1) is under k; with the total known it could be worked
         // out from the rest, so graduate (5), the smallest shown, goes too.
         assert_eq!(shown, vec!["undergraduate"]);
+        // Two groups of one: together still under k, so one more goes.
+        let mut two: Vec<SurveyAnswers> = (0..20).map(|_| answer("a", &["print"])).collect();
+        two.extend((0..7).map(|_| answer("b", &["print"])));
+        two.push(answer("c", &["ebook"]));
+        two.push(answer("d", &["databases"]));
+        let r = results(&def, &two, GroupBy::Category, 5, "en");
+        let shown: Vec<&str> = r
+            .groups
+            .iter()
+            .filter(|g| !g.suppressed)
+            .map(|g| g.group.as_str())
+            .collect();
+        assert_eq!(shown, vec!["a"]);
         assert!(r.note.is_some());
         assert!(
             r.groups

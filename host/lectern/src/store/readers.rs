@@ -80,7 +80,9 @@ pub trait Readers {
 
     /// Stores `answers`, and their patron attributes, and uses the link
     /// `link` in one transaction: false, and nothing stored, if the link
-    /// was used already.
+    /// was used already or its reader answered this survey through another.
+    /// An anonymous answer's link keeps only the day it was used, and the
+    /// answer no order of arrival, so neither ties it to the reader.
     fn add_answers(
         &mut self,
         link: &str,
@@ -88,7 +90,7 @@ pub trait Readers {
         at: DateTime<Utc>,
     ) -> anyhow::Result<bool>;
 
-    /// Every answer to survey `survey`, oldest first.
+    /// Every answer to survey `survey`, by day (in no order within a day).
     fn survey_answers(&self, survey: &str) -> anyhow::Result<Vec<SurveyAnswers>>;
 
     /// The answers linked to patron `id`, for their export.

@@ -1608,9 +1608,16 @@ impl Records for SqliteStore {
             "DELETE FROM survey_answers WHERE answered_on < ?1",
             [cutoff(retention.survey_answers)],
         )?;
+        // A used survey link is what says the reader answered: it stays as
+        // long as answers do. Every other link goes when it has expired.
         let links_removed = tx.execute(
-            "DELETE FROM reader_links WHERE substr(expires_at, 1, 10) < ?1",
+            "DELETE FROM reader_links WHERE substr(expires_at, 1, 10) < ?1 \
+             AND NOT (purpose LIKE 'survey:%' AND used_at IS NOT NULL)",
             [cutoff(retention.messages)],
+        )? + tx.execute(
+            "DELETE FROM reader_links WHERE purpose LIKE 'survey:%' AND used_at IS NOT NULL \
+             AND substr(used_at, 1, 10) < ?1",
+            [cutoff(retention.survey_answers)],
         )?;
         // The job history holds no patron; it goes with the messages.
         tx.execute(

@@ -51,7 +51,8 @@ fn answer_decode((row, use_for_service): (Vec<Option<String>>, bool)) -> Result<
 impl SqliteStore {
     fn answers_where(&self, clause: &str, value: &str) -> Result<Vec<SurveyAnswers>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {ANSWER_COLUMNS} FROM survey_answers WHERE {clause} = ?1 ORDER BY id"
+            "SELECT {ANSWER_COLUMNS} FROM survey_answers WHERE {clause} = ?1 \
+             ORDER BY answered_on, id"
         ))?;
         let rows = stmt.query_map([value], answer_row)?;
         rows.map(|r| answer_decode(r?)).collect()
@@ -111,17 +112,38 @@ impl Readers for SqliteStore {
 
     fn add_answers(&mut self, link: &str, a: &SurveyAnswers, at: DateTime<Utc>) -> Result<bool> {
         let tx = self.conn.transaction()?;
+        // One answer per reader per survey, whichever invitation's link
+        // they use.
+        let answered: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM reader_links o JOIN reader_links l \
+               ON o.patron_id = l.patron_id AND o.purpose = l.purpose \
+             WHERE l.id = ?1 AND o.used_at IS NOT NULL)",
+            [link],
+            |r| r.get(0),
+        )?;
+        if answered {
+            return Ok(false);
+        }
+        // An anonymous answer must not be told from the others by when it
+        // came: its link keeps the day only, and the answer a random id.
+        let used_at = if a.patron.is_none() {
+            at.date_naive()
+                .and_hms_opt(0, 0, 0)
+                .map_or(at, |d| d.and_utc())
+        } else {
+            at
+        };
         let used = tx.execute(
             "UPDATE reader_links SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
-            params![link, at.to_rfc3339()],
+            params![link, used_at.to_rfc3339()],
         )?;
         if used != 1 {
             return Ok(false);
         }
         tx.execute(
             &format!(
-                "INSERT INTO survey_answers ({ANSWER_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                "INSERT INTO survey_answers (id, {ANSWER_COLUMNS}) \
+                 VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
             ),
             params![
                 a.survey,
@@ -132,6 +154,7 @@ impl Readers for SqliteStore {
                 a.answered_on.to_string(),
                 a.use_for_service,
                 serde_json::to_string(&a.answers)?,
+                rand::random::<i64>() & i64::MAX,
             ],
         )?;
         if let Some(patron) = a.patron.as_deref().filter(|_| a.use_for_service) {
