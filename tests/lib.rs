@@ -225,3 +225,38 @@ pub fn maildir_files(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// The `lectern` binary on the store `lectern.db` and the configuration
+/// `lectern.toml` in `dir`, as a library's own folder runs it.
+pub fn lectern_in(dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(lectern_bin());
+    c.current_dir(dir)
+        .arg("--no-cache")
+        .arg("--db")
+        .arg(dir.join("lectern.db"))
+        .arg("--config")
+        .arg(dir.join("lectern.toml"))
+        .env_remove("LECTERN_DB")
+        .env_remove("LECTERN_CONFIG");
+    c
+}
+
+/// Runs `c`, which must succeed; its standard output.
+pub fn stdout_of(c: &mut std::process::Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A TCP port free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

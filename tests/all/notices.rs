@@ -611,7 +611,7 @@ struct SmtpSink {
 
 impl SmtpSink {
     fn start() -> SmtpSink {
-        let port = free_port();
+        let port = lectern_tests::free_port();
         let out = tempfile::NamedTempFile::new().unwrap();
         let mut child = Command::new("python3")
             .arg(repo().join("tests/support/smtp_sink.py"))
@@ -647,14 +647,6 @@ impl Drop for SmtpSink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn smtp_config(port: u16, extra: &str) -> Config {
@@ -761,7 +753,7 @@ fn a_server_that_stays_down_is_retried_with_backoff_then_given_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = library(&dir.path().join("lib.db"));
     let config = smtp_config(
-        free_port(),
+        lectern_tests::free_port(),
         "[deliver]\nmax-attempts = 3\nretry-after-secs = 0\n",
     );
     let d = lib(&store, &config).deliverer().unwrap();

@@ -12,40 +12,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use lectern_tests::{lectern_bin, plugins, repo};
+use lectern_tests::{plugins, repo};
 use serde_json::{Value, json};
 
 const AXE_VERSION: &str = "4.10.3";
 
 fn cli(dir: &Path) -> Command {
-    let mut c = Command::new(lectern_bin());
-    c.current_dir(dir)
-        .arg("--no-cache")
-        .arg("--db")
-        .arg(dir.join("lectern.db"))
-        .arg("--config")
-        .arg(dir.join("lectern.toml"))
-        .env_remove("LECTERN_DB")
-        .env_remove("LECTERN_CONFIG");
-    c
+    lectern_tests::lectern_in(dir)
 }
 
 fn ok(c: &mut Command) -> String {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{c:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    lectern_tests::stdout_of(c)
 }
 
 struct Killed(Child);
@@ -94,7 +71,7 @@ struct Browser {
 
 impl Browser {
     fn start() -> Browser {
-        let port = free_port();
+        let port = lectern_tests::free_port();
         let driver = Command::new(
             std::env::var_os("CHROMEDRIVER").unwrap_or_else(|| "/usr/bin/chromedriver".into()),
         )
@@ -334,7 +311,7 @@ fn link_in_mail(dir: &Path, needle: &str, path: &str) -> String {
 fn a_reader_registers_sets_preferences_and_answers_a_survey_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let port = free_port();
+    let port = lectern_tests::free_port();
     std::fs::copy(
         repo().join("samples/surveys/reading.toml"),
         dir.join("reading.toml"),

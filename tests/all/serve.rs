@@ -9,32 +9,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hmac::Mac as _;
-use lectern_tests::{lectern_bin, plugins, repo};
+use lectern_tests::{plugins, repo};
 use serde_json::{Value, json};
 
 const ALMA_SECRET: &str = "alma webhook secret for the tests";
 
 fn cli(dir: &Path) -> Command {
-    let mut c = Command::new(lectern_bin());
-    c.current_dir(dir)
-        .arg("--no-cache")
-        .arg("--db")
-        .arg(dir.join("lectern.db"))
-        .arg("--config")
-        .arg(dir.join("lectern.toml"))
-        .env_remove("LECTERN_DB")
-        .env_remove("LECTERN_CONFIG");
-    c
+    lectern_tests::lectern_in(dir)
 }
 
 fn ok(c: &mut Command) -> String {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{c:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    lectern_tests::stdout_of(c)
 }
 
 fn fixture(path: &str) -> Vec<u8> {

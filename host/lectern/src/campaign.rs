@@ -202,15 +202,7 @@ fn default_outcome_days() -> u32 {
 impl CampaignDef {
     /// Parses and checks a campaign definition.
     pub fn parse(text: &str) -> Result<CampaignDef> {
-        let def: CampaignDef = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            match line {
-                Some(l) => anyhow::anyhow!("line {l}: {}", e.message().trim_end()),
-                None => anyhow::anyhow!("{}", e.message().trim_end()),
-            }
-        })?;
+        let def: CampaignDef = crate::config::from_toml(text)?;
         let plain = |s: &str| {
             !s.is_empty()
                 && s.len() <= 64
@@ -245,14 +237,7 @@ impl CampaignDef {
 
     /// Reads and checks the campaign file `path`.
     pub fn load(path: &Path) -> crate::Result<CampaignDef> {
-        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Invalid {
-            where_: path.display().to_string(),
-            message: format!("cannot read the campaign: {e}"),
-        })?;
-        CampaignDef::parse(&text).map_err(|e| crate::Error::Invalid {
-            where_: path.display().to_string(),
-            message: format!("{e:#}"),
-        })
+        crate::survey::load_file(path, "campaign", CampaignDef::parse)
     }
 }
 
@@ -594,21 +579,7 @@ impl CampaignOutcome {
 
 /// Reads every campaign in `paths`; an id used twice is an error.
 pub(crate) fn load_all(paths: &[std::path::PathBuf]) -> crate::Result<Vec<CampaignDef>> {
-    let mut out: Vec<CampaignDef> = Vec::new();
-    for p in paths {
-        let def = CampaignDef::load(p)?;
-        if out.iter().any(|d| d.id == def.id) {
-            return Err(crate::Error::Invalid {
-                where_: p.display().to_string(),
-                message: format!(
-                    "campaign id `{}` is used by another: give each its own",
-                    def.id
-                ),
-            });
-        }
-        out.push(def);
-    }
-    Ok(out)
+    crate::survey::load_each(paths, "campaign", CampaignDef::load, |d| &d.id)
 }
 
 /// `now` as the library's day, for the engine.

@@ -725,15 +725,7 @@ impl Config {
     }
 
     fn parse_text(text: &str, base: &Path) -> Result<Config> {
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            match line {
-                Some(l) => anyhow::anyhow!("line {l}: {}", e.message().trim_end()),
-                None => anyhow::anyhow!("{}", e.message().trim_end()),
-            }
-        })?;
+        let raw: Raw = from_toml(text)?;
         let d = NoticeRules::default();
         let n = raw.notify;
         let notify = NoticeRules {
@@ -849,6 +841,20 @@ impl Config {
             readers: raw.readers.rules(base)?,
         })
     }
+}
+
+/// `text` as TOML into `T`, or an error that gives the line and what is
+/// wrong there.
+pub(crate) fn from_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        match line {
+            Some(l) => anyhow::anyhow!("line {l}: {}", e.message().trim_end()),
+            None => anyhow::anyhow!("{}", e.message().trim_end()),
+        }
+    })
 }
 
 fn days(key: &str, value: Option<u32>, default: u32) -> Result<u32> {

@@ -261,6 +261,19 @@ impl Lectern {
         LinkKey::of(self.keyring())
     }
 
+    /// The unused, unexpired link `token` stands for, if the host issued
+    /// it for `purpose`.
+    fn open_link(
+        &self,
+        token: &str,
+        purpose: &LinkPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<std::result::Result<ReaderLink, LinkProblem>> {
+        self.link_key()
+            .open(self.store(), token, purpose, now)
+            .map_err(Error::store)
+    }
+
     /// The reader pages' public URL; an error when they are off.
     pub fn reader_pages(&self) -> Result<String> {
         self.config()
@@ -282,11 +295,7 @@ impl Lectern {
         purpose: &LinkPurpose,
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<(), LinkProblem>> {
-        Ok(self
-            .link_key()
-            .open(self.store(), token, purpose, now)
-            .map_err(Error::store)?
-            .map(|_| ()))
+        Ok(self.open_link(token, purpose, now)?.map(|_| ()))
     }
 
     /// Opens the preference centre with the one-time link `token`, which
@@ -297,10 +306,7 @@ impl Lectern {
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<ReaderPrefs, LinkProblem>> {
         let key = self.link_key();
-        let link = match key
-            .open(self.store(), token, &LinkPurpose::Preferences, now)
-            .map_err(Error::store)?
-        {
+        let link = match self.open_link(token, &LinkPurpose::Preferences, now)? {
             Ok(l) => l,
             Err(p) => return Ok(Err(p)),
         };
@@ -669,11 +675,7 @@ impl Lectern {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<(), LinkProblem>> {
-        let link = match self
-            .link_key()
-            .open(self.store(), token, &LinkPurpose::Verify, now)
-            .map_err(Error::store)?
-        {
+        let link = match self.open_link(token, &LinkPurpose::Verify, now)? {
             Ok(l) => l,
             Err(p) => return Ok(Err(p)),
         };
@@ -795,16 +797,7 @@ impl Lectern {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<(SurveyDef, String), LinkProblem>> {
-        let link = match self
-            .link_key()
-            .open(
-                self.store(),
-                token,
-                &LinkPurpose::Survey(String::new()),
-                now,
-            )
-            .map_err(Error::store)?
-        {
+        let link = match self.open_link(token, &LinkPurpose::Survey(String::new()), now)? {
             Ok(l) => l,
             Err(p) => return Ok(Err(p)),
         };
@@ -838,14 +831,7 @@ impl Lectern {
         };
         let yes = |k: &str| form.iter().any(|(f, v)| f == k && v == "yes");
         let link = self
-            .link_key()
-            .open(
-                self.store(),
-                token,
-                &LinkPurpose::Survey(def.id.clone()),
-                now,
-            )
-            .map_err(Error::store)?
+            .open_link(token, &LinkPurpose::Survey(def.id.clone()), now)?
             .map_err(AnswerProblem::Link);
         let link = match link {
             Ok(l) => l,

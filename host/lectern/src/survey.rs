@@ -153,27 +153,12 @@ pub const TEXT_LIMIT: usize = 2000;
 impl SurveyDef {
     /// Reads and checks the survey file `path`.
     pub fn load(path: &Path) -> crate::Result<SurveyDef> {
-        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Invalid {
-            where_: path.display().to_string(),
-            message: format!("cannot read the survey: {e}"),
-        })?;
-        SurveyDef::parse(&text).map_err(|e| crate::Error::Invalid {
-            where_: path.display().to_string(),
-            message: format!("{e:#}"),
-        })
+        load_file(path, "survey", SurveyDef::parse)
     }
 
     /// Parses and checks a survey definition.
     pub fn parse(text: &str) -> Result<SurveyDef> {
-        let def: SurveyDef = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            match line {
-                Some(l) => anyhow::anyhow!("line {l}: {}", e.message().trim_end()),
-                None => anyhow::anyhow!("{}", e.message().trim_end()),
-            }
-        })?;
+        let def: SurveyDef = crate::config::from_toml(text)?;
         def.check()?;
         Ok(def)
     }
@@ -705,15 +690,43 @@ impl SurveyResults {
 
 /// Reads every survey in `paths`; an id used twice is an error.
 pub(crate) fn load_all(paths: &[std::path::PathBuf]) -> crate::Result<Vec<SurveyDef>> {
-    let mut out: Vec<SurveyDef> = Vec::new();
+    load_each(paths, "survey", SurveyDef::load, |d| &d.id)
+}
+
+/// Reads the definition file `path` (a survey, a campaign) with `parse`;
+/// an error names the file.
+pub(crate) fn load_file<T>(
+    path: &Path,
+    what: &str,
+    parse: impl FnOnce(&str) -> Result<T>,
+) -> crate::Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Invalid {
+        where_: path.display().to_string(),
+        message: format!("cannot read the {what}: {e}"),
+    })?;
+    parse(&text).map_err(|e| crate::Error::Invalid {
+        where_: path.display().to_string(),
+        message: format!("{e:#}"),
+    })
+}
+
+/// Reads every definition in `paths` with `load`; an id used twice is an
+/// error that names the second file.
+pub(crate) fn load_each<T>(
+    paths: &[std::path::PathBuf],
+    what: &str,
+    load: impl Fn(&Path) -> crate::Result<T>,
+    id: impl Fn(&T) -> &str,
+) -> crate::Result<Vec<T>> {
+    let mut out: Vec<T> = Vec::new();
     for p in paths {
-        let def = SurveyDef::load(p)?;
-        if out.iter().any(|d| d.id == def.id) {
+        let def = load(p)?;
+        if out.iter().any(|d| id(d) == id(&def)) {
             return Err(crate::Error::Invalid {
                 where_: p.display().to_string(),
                 message: format!(
-                    "survey id `{}` is used by another survey: give each its own",
-                    def.id
+                    "{what} id `{}` is used by another {what}: give each its own",
+                    id(&def)
                 ),
             });
         }

@@ -296,9 +296,57 @@ fn door(lang: Lang, title: &str, text: &str, button: &str) -> Response {
     )
 }
 
-async fn link_lang(app: &Arc<App>, query: &LangQuery, headers: &HeaderMap) -> Lang {
-    let _ = app;
+fn link_lang(query: &LangQuery, headers: &HeaderMap) -> Lang {
     asked(query, headers).unwrap_or(Lang::En)
+}
+
+/// The page a link from a message opens: one button when the link works
+/// (or, `used_ok`, worked before), else the page that says why not.
+async fn door_page(
+    app: &Arc<App>,
+    lang: Lang,
+    token: String,
+    purpose: LinkPurpose,
+    used_ok: bool,
+    [title, text, button]: [&'static str; 3],
+) -> Response {
+    let checked = with_library(app, lang, move |l| {
+        l.check_link(&token, &purpose, Utc::now())
+    })
+    .await;
+    match checked {
+        Ok(Ok(())) => door(lang, title, text, button),
+        Ok(Err(LinkProblem::Used)) if used_ok => door(lang, title, text, button),
+        Ok(Err(p)) => link_problem(lang, p),
+        Err(page) => page,
+    }
+}
+
+/// A page that says something went through.
+fn done_page(lang: Lang, title: &str, text: &str) -> Response {
+    respond(
+        StatusCode::OK,
+        page(
+            lang,
+            title,
+            None,
+            html! { p class="ok" role="status" { (text) } },
+        ),
+    )
+}
+
+/// The answer to a posted form: `ok`'s page when the link held, else the
+/// page that says why not, or the error page.
+fn answer<T>(
+    lang: Lang,
+    result: Result<Result<T, LinkProblem>, Response>,
+    ok: impl FnOnce(T) -> Response,
+) -> Response {
+    match result {
+        Ok(Ok(v)) => ok(v),
+        Ok(Err(p)) => link_problem(lang, p),
+        Err(page) => page,
+    }
 }
 
 // --- registration --------------------------------------------------------
@@ -406,17 +454,12 @@ async fn register(
         return link_problem(lang, LinkProblem::Invalid);
     }
     let done = || {
-        respond(
-            StatusCode::OK,
-            page(
-                lang,
-                lang.t("Check your email", "请查收邮件"),
-                None,
-                html! {
-                    p class="ok" role="status" { (lang.t(
-                        "Thank you. We have sent a link to the address you gave; open it to confirm your registration.",
-                        "谢谢！我们已向您填写的地址发送了一个链接，请打开它以完成注册。")) }
-                },
+        done_page(
+            lang,
+            lang.t("Check your email", "请查收邮件"),
+            lang.t(
+                "Thank you. We have sent a link to the address you gave; open it to confirm your registration.",
+                "谢谢！我们已向您填写的地址发送了一个链接，请打开它以完成注册。",
             ),
         )
     };
@@ -477,24 +520,16 @@ async fn verify_page(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let lang = link_lang(&app, &q, &headers).await;
-    match with_library(&app, lang, move |l| {
-        l.check_link(&token, &LinkPurpose::Verify, Utc::now())
-    })
-    .await
-    {
-        Ok(Ok(())) => door(
-            lang,
-            lang.t("Confirm your email address", "确认电子邮箱"),
-            lang.t(
-                "Press the button to confirm this is your address.",
-                "请点击按钮，确认这是您的邮箱地址。",
-            ),
-            lang.t("Confirm", "确认"),
+    let lang = link_lang(&q, &headers);
+    let texts = [
+        lang.t("Confirm your email address", "确认电子邮箱"),
+        lang.t(
+            "Press the button to confirm this is your address.",
+            "请点击按钮，确认这是您的邮箱地址。",
         ),
-        Ok(Err(p)) => link_problem(lang, p),
-        Err(page) => page,
-    }
+        lang.t("Confirm", "确认"),
+    ];
+    door_page(&app, lang, token, LinkPurpose::Verify, false, texts).await
 }
 
 async fn verify(
@@ -503,28 +538,21 @@ async fn verify(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let lang = link_lang(&app, &q, &headers).await;
-    match with_library(&app, lang, move |l| {
+    let lang = link_lang(&q, &headers);
+    let verified = with_library(&app, lang, move |l| {
         l.verify_registration(&token, Utc::now())
     })
-    .await
-    {
-        Ok(Ok(())) => respond(
-            StatusCode::OK,
-            page(
-                lang,
-                lang.t("You are registered", "注册成功"),
-                None,
-                html! {
-                    p class="ok" role="status" { (lang.t(
-                        "Your email address is confirmed. Bring an identity document to any desk and the library will give you your card.",
-                        "您的邮箱已确认。请携带身份证件到任一服务台领取读者证。")) }
-                },
+    .await;
+    answer(lang, verified, |()| {
+        done_page(
+            lang,
+            lang.t("You are registered", "注册成功"),
+            lang.t(
+                "Your email address is confirmed. Bring an identity document to any desk and the library will give you your card.",
+                "您的邮箱已确认。请携带身份证件到任一服务台领取读者证。",
             ),
-        ),
-        Ok(Err(p)) => link_problem(lang, p),
-        Err(page) => page,
-    }
+        )
+    })
 }
 
 // --- preference centre ---------------------------------------------------
@@ -611,20 +639,16 @@ async fn prefs_door(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let lang = link_lang(&app, &q, &headers).await;
-    match with_library(&app, lang, move |l| l.check_link(&token, &LinkPurpose::Preferences, Utc::now())).await {
-        Ok(Ok(())) => door(
-            lang,
-            lang.t("Your message settings", "消息设置"),
-            lang.t(
-                "Choose how and when the library writes to you. The link works once; the page stays open for 30 minutes.",
-                "选择图书馆与您联系的方式和时间。此链接只能使用一次，页面可保持打开 30 分钟。",
-            ),
-            lang.t("Open my settings", "打开我的设置"),
+    let lang = link_lang(&q, &headers);
+    let texts = [
+        lang.t("Your message settings", "消息设置"),
+        lang.t(
+            "Choose how and when the library writes to you. The link works once; the page stays open for 30 minutes.",
+            "选择图书馆与您联系的方式和时间。此链接只能使用一次，页面可保持打开 30 分钟。",
         ),
-        Ok(Err(p)) => link_problem(lang, p),
-        Err(page) => page,
-    }
+        lang.t("Open my settings", "打开我的设置"),
+    ];
+    door_page(&app, lang, token, LinkPurpose::Preferences, false, texts).await
 }
 
 async fn prefs_open(
@@ -633,12 +657,9 @@ async fn prefs_open(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let lang = link_lang(&app, &q, &headers).await;
-    match with_library(&app, lang, move |l| l.open_preferences(&token, Utc::now())).await {
-        Ok(Ok(p)) => prefs_page(&p, None),
-        Ok(Err(p)) => link_problem(lang, p),
-        Err(page) => page,
-    }
+    let lang = link_lang(&q, &headers);
+    let opened = with_library(&app, lang, move |l| l.open_preferences(&token, Utc::now())).await;
+    answer(lang, opened, |p| prefs_page(&p, None))
 }
 
 async fn prefs_save(State(app): State<Arc<App>>, body: Bytes) -> Response {
@@ -678,15 +699,13 @@ async fn prefs_save(State(app): State<Arc<App>>, body: Bytes) -> Response {
         marketing: ticked(&f, "marketing"),
         reading_history: ticked(&f, "reading_history"),
     };
-    match with_library(&app, lang, move |l| {
+    let saved = with_library(&app, lang, move |l| {
         l.save_reader_preferences(&session, &choice, Utc::now())
     })
-    .await
-    {
-        Ok(Ok((p, cancelled))) => prefs_page(&p, Some(cancelled)),
-        Ok(Err(p)) => link_problem(lang, p),
-        Err(page) => page,
-    }
+    .await;
+    answer(lang, saved, |(p, cancelled)| {
+        prefs_page(&p, Some(cancelled))
+    })
 }
 
 async fn unsubscribe_page(
@@ -695,21 +714,17 @@ async fn unsubscribe_page(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let lang = link_lang(&app, &q, &headers).await;
-    match with_library(&app, lang, move |l| l.check_link(&token, &LinkPurpose::Unsubscribe, Utc::now())).await {
-        Ok(Ok(()) | Err(LinkProblem::Used)) => door(
-            lang,
-            lang.t("Stop news, surveys and invitations", "退订新书通报、调查和邀请"),
-            lang.t(
-                "Press the button and the library sends you no more news, surveys or invitations. \
-                 Notices about your own loans and holds still go.",
-                "点击按钮后，图书馆将不再向您发送新书通报、调查和邀请。关于本人借阅和预约的通知仍会发送。",
-            ),
-            lang.t("Unsubscribe", "退订"),
+    let lang = link_lang(&q, &headers);
+    let texts = [
+        lang.t("Stop news, surveys and invitations", "退订新书通报、调查和邀请"),
+        lang.t(
+            "Press the button and the library sends you no more news, surveys or invitations. \
+             Notices about your own loans and holds still go.",
+            "点击按钮后，图书馆将不再向您发送新书通报、调查和邀请。关于本人借阅和预约的通知仍会发送。",
         ),
-        Ok(Err(p)) => link_problem(lang, p),
-        Err(page) => page,
-    }
+        lang.t("Unsubscribe", "退订"),
+    ];
+    door_page(&app, lang, token, LinkPurpose::Unsubscribe, true, texts).await
 }
 
 /// One-click unsubscribe: the page's button, or a mail client posting
@@ -720,24 +735,18 @@ async fn unsubscribe(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let lang = link_lang(&app, &q, &headers).await;
-    match with_library(&app, lang, move |l| l.unsubscribe(&token, Utc::now())).await {
-        Ok(Ok(_)) => respond(
-            StatusCode::OK,
-            page(
-                lang,
-                lang.t("You are unsubscribed", "已退订"),
-                None,
-                html! {
-                    p class="ok" role="status" { (lang.t(
-                        "The library will send you no more news, surveys or invitations.",
-                        "图书馆将不再向您发送新书通报、调查和邀请。")) }
-                },
+    let lang = link_lang(&q, &headers);
+    let done = with_library(&app, lang, move |l| l.unsubscribe(&token, Utc::now())).await;
+    answer(lang, done, |_| {
+        done_page(
+            lang,
+            lang.t("You are unsubscribed", "已退订"),
+            lang.t(
+                "The library will send you no more news, surveys or invitations.",
+                "图书馆将不再向您发送新书通报、调查和邀请。",
             ),
-        ),
-        Ok(Err(p)) => link_problem(lang, p),
-        Err(page) => page,
-    }
+        )
+    })
 }
 
 // --- surveys -------------------------------------------------------------
@@ -871,17 +880,12 @@ async fn survey_answer(
     })
     .await;
     match result {
-        Ok((Ok(()), _)) => respond(
-            StatusCode::OK,
-            page(
-                lang,
-                lang.t("Thank you", "感谢您的参与"),
-                None,
-                html! {
-                    p class="ok" role="status" { (lang.t(
-                        "Your answers are saved. They help the library plan for its readers.",
-                        "您的回答已保存，将帮助图书馆更好地为读者规划服务。")) }
-                },
+        Ok((Ok(()), _)) => done_page(
+            lang,
+            lang.t("Thank you", "感谢您的参与"),
+            lang.t(
+                "Your answers are saved. They help the library plan for its readers.",
+                "您的回答已保存，将帮助图书馆更好地为读者规划服务。",
             ),
         ),
         Ok((Err(AnswerProblem::Answers(problems)), Some(def))) => respond(
