@@ -665,7 +665,10 @@ fn email_arrives_at_a_real_smtp_server_with_subject_body_and_locale() {
     let mut li = reader("li", "李明", "zh-CN", &[Channel::Email], false);
     li.expires_on = Some(day(10));
     put_patrons(&mut store, [li]);
-    let config = smtp_config(smtp.port, "");
+    let config = smtp_config(
+        smtp.port,
+        "[readers]\npublic-url = \"https://crm.library.example\"\n",
+    );
     notify_at(&mut store, &config, &Campaigns::default(), now());
     let report = deliver(&mut store, &config);
     assert_eq!((report.sent, report.failed), (6, 0), "{report:?}");
@@ -684,6 +687,23 @@ fn email_arrives_at_a_real_smtp_server_with_subject_body_and_locale() {
     let body = letter["body"].as_str().unwrap();
     assert!(body.contains("Due in 2 days: Organic Chemistry"), "{body}");
     assert!(body.contains("Dear Ana Souza"), "{body}");
+    // A preference centre behind every message, and one-click unsubscribe
+    // (RFC 8058) in the headers a mail client reads.
+    assert!(
+        body.contains(
+            "Choose how and when the library writes to you: https://crm.library.example/r/p/"
+        ),
+        "{body}"
+    );
+    let unsubscribe = letter["list_unsubscribe"].as_str().unwrap();
+    assert!(
+        unsubscribe.starts_with("<https://crm.library.example/r/u/") && unsubscribe.ends_with('>'),
+        "{unsubscribe}"
+    );
+    assert_eq!(
+        letter["list_unsubscribe_post"],
+        "List-Unsubscribe=One-Click"
+    );
     assert!(
         letter["message_id"]
             .as_str()

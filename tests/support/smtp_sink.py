@@ -1,7 +1,8 @@
 """A local SMTP server for the delivery tests, on aiosmtpd.
 
 Accepts mail on 127.0.0.1:PORT and appends one JSON line per message to
-OUT: recipients, decoded subject and body, Content-Language, Message-ID.
+OUT: recipients, decoded subject and body, Content-Language, Message-ID,
+and the List-Unsubscribe headers (RFC 2369, RFC 8058).
 Refuses (550) any recipient at invalid.example, as a real server refuses an
 unknown mailbox. Prints "ready" once it listens.
 
@@ -35,6 +36,8 @@ class Sink:
             "subject": str(msg["Subject"] or ""),
             "language": str(msg["Content-Language"] or ""),
             "message_id": str(msg["Message-ID"] or ""),
+            "list_unsubscribe": str(msg["List-Unsubscribe"] or ""),
+            "list_unsubscribe_post": str(msg["List-Unsubscribe-Post"] or ""),
             "body": msg.get_content(),
         }
         with open(self.out, "a", encoding="utf-8") as f:
