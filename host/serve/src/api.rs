@@ -218,7 +218,7 @@ pub(crate) struct Accepted {
     ),
     components(schemas(
         ErrorBody, Accepted, PluginValue, PreferencesBody, ReportFormat, RegistrationsFormat,
-        SurveyGroup, SurveyFormat, crate::schemas::PubsubType,
+        SurveyGroup, TableFormat, crate::schemas::PubsubType,
         crate::schemas::SyncFormat
     )),
     modifiers(&Bearer)
@@ -1007,11 +1007,7 @@ async fn registrations(
     let role = staff.reader()?.to_string();
     let list = on_library(&app, move |l| l.registrations(&role)).await?;
     Ok(match q.format {
-        Some(RegistrationsFormat::KohaCsv) => (
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            lectern::koha_patron_csv(&list),
-        )
-            .into_response(),
+        Some(RegistrationsFormat::KohaCsv) => csv_response(lectern::koha_patron_csv(&list)),
         _ => Json(list).into_response(),
     })
 }
@@ -1025,7 +1021,7 @@ struct SurveyQuery {
     #[param(minimum = 1, maximum = 1000000)]
     k: Option<usize>,
     /// `json` (the default), `csv` or `html`.
-    format: Option<SurveyFormat>,
+    format: Option<TableFormat>,
     /// The language of questions and options: `en` (the default) or `zh-CN`.
     lang: Option<String>,
 }
@@ -1039,10 +1035,10 @@ enum SurveyGroup {
     Segment,
 }
 
-/// How survey results are rendered.
+/// How a survey's results or a campaign's outcome is rendered.
 #[derive(Deserialize, ToSchema, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-enum SurveyFormat {
+enum TableFormat {
     Json,
     Csv,
     Html,
@@ -1081,12 +1077,8 @@ async fn survey_report(
     })
     .await?;
     Ok(match q.format {
-        Some(SurveyFormat::Csv) => (
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            results.to_csv(),
-        )
-            .into_response(),
-        Some(SurveyFormat::Html) => Html(results.to_html()).into_response(),
+        Some(TableFormat::Csv) => csv_response(results.to_csv()),
+        Some(TableFormat::Html) => Html(results.to_html()).into_response(),
         _ => Json(results).into_response(),
     })
 }
@@ -1100,7 +1092,7 @@ struct CampaignQuery {
     #[param(minimum = 1, maximum = 1000000)]
     k: Option<usize>,
     /// `json` (the default), `csv` or `html`.
-    format: Option<SurveyFormat>,
+    format: Option<TableFormat>,
 }
 
 /// A campaign's outcome: the share of messaged readers who borrowed,
@@ -1134,12 +1126,8 @@ async fn campaign_report(
     })
     .await?;
     Ok(match q.format {
-        Some(SurveyFormat::Csv) => (
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            outcome.to_csv(),
-        )
-            .into_response(),
-        Some(SurveyFormat::Html) => Html(outcome.to_html()).into_response(),
+        Some(TableFormat::Csv) => csv_response(outcome.to_csv()),
+        Some(TableFormat::Html) => Html(outcome.to_html()).into_response(),
         _ => Json(outcome).into_response(),
     })
 }
@@ -1231,4 +1219,9 @@ async fn remove_campaign(
             format!("no campaign `{shown}` was defined through the service"),
         ))
     }
+}
+
+/// `body` as a CSV download.
+fn csv_response(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response()
 }
