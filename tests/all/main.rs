@@ -4,6 +4,7 @@ mod audit;
 mod campaigns;
 mod cli;
 mod compat;
+mod consortium;
 mod damaged;
 mod delivery;
 mod generate;

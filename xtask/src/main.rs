@@ -1,8 +1,9 @@
 //! `cargo xtask`: the one entry point for project tasks, the same locally and
 //! in CI.
 //!
-//! - `cargo xtask demo`: builds the plugins and runs score, compose and
-//!   filter on the bundled sample.
+//! - `cargo xtask demo [--db postgres://…]`: builds the plugins and runs
+//!   score, compose and filter on the bundled sample, in SQLite or in the
+//!   library `lectern_demo` of a PostgreSQL database.
 //! - `cargo xtask test`: every test, then formatting and lints.
 //! - `cargo xtask plugins`: builds and packages the plugins into
 //!   `target/plugins/`.
@@ -23,7 +24,7 @@ mod bench_serve;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("demo") => demo(),
+        Some("demo") => demo(&args[1..]),
         Some("test") => test(),
         Some("lint") => lint(),
         Some("plugins") => plugins().map(|_| ()),
@@ -97,7 +98,38 @@ fn cargo() -> Command {
     c
 }
 
-fn demo() -> Result<()> {
+/// The demo's store: `--db URL` names a PostgreSQL database, in which the
+/// demo keeps its own library, `lectern_demo`, emptied first; otherwise a
+/// SQLite file under `target/demo`.
+fn demo_store(args: &[String], library: &Path) -> Result<(PathBuf, String)> {
+    let url = match args {
+        [] => {
+            let db = library.join("lectern.db");
+            return Ok((db, "SQLite".into()));
+        }
+        [flag, url] if flag == "--db" => url,
+        _ => bail!("usage: cargo xtask demo [--db postgres://USER@HOST/DATABASE]"),
+    };
+    anyhow::ensure!(
+        url.starts_with("postgres://") || url.starts_with("postgresql://"),
+        "--db takes a PostgreSQL URL; without it the demo uses SQLite"
+    );
+    anyhow::ensure!(
+        !url.contains("library="),
+        "the demo picks its own library, lectern_demo; give the URL without library="
+    );
+    let mut client =
+        postgres::Client::connect(url.split('?').next().unwrap_or(url), postgres::NoTls)
+            .with_context(|| format!("failed to connect to {url}"))?;
+    client.batch_execute("DROP SCHEMA IF EXISTS lectern_demo CASCADE")?;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Ok((
+        PathBuf::from(format!("{url}{sep}library=lectern_demo")),
+        "PostgreSQL".into(),
+    ))
+}
+
+fn demo(args: &[String]) -> Result<()> {
     let plugins = plugins()?;
     run(cargo().args(["build", "--quiet", "-p", "lectern-cli"]))?;
     let lectern = target().join("debug").join("lectern");
@@ -105,13 +137,17 @@ fn demo() -> Result<()> {
     let cache = target().join("lectern-cache");
     let p = |id: &str| plugins.join(id);
     let library = target().join("demo");
-    let db = library.join("lectern.db");
+    std::fs::create_dir_all(&library)?;
+    let (db, engine) = demo_store(args, &library)?;
     let lectern_cmd = |title: &str, args: &[&dyn AsRef<std::ffi::OsStr>]| -> Result<()> {
         println!("\n=== {title} ===\n");
         let mut c = Command::new(&lectern);
         // Every command works on the demo's store, whose audit log records
         // each read, under the keyring made with it.
         c.arg("--cache-dir").arg(&cache).arg("--db").arg(&db);
+        // A PostgreSQL library's keyring is named after it, in the
+        // directory the command runs in.
+        c.current_dir(target());
         c.args(args.iter().map(|a| a.as_ref()));
         // Score, compose and filter run as of the sample's date.
         if ["score", "compose", "filter"]
@@ -128,6 +164,7 @@ fn demo() -> Result<()> {
     // A fresh store, and with it a fresh keyring and audit head.
     for suffix in [".db", ".db-wal", ".db-shm", ".key", ".audit-head"] {
         let _ = std::fs::remove_file(library.join(format!("lectern{suffix}")));
+        let _ = std::fs::remove_file(target().join(format!("lectern_demo{suffix}")));
     }
     lectern_cmd(
         "A synthetic university library of 5,000 readers",
@@ -147,7 +184,7 @@ fn demo() -> Result<()> {
         .collect();
     let mut import: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"import", &"--format", &"csv"];
     import.extend(csv.iter().map(|p| p as &dyn AsRef<std::ffi::OsStr>));
-    lectern_cmd("Imported into the embedded store (SQLite)", &import)?;
+    lectern_cmd(&format!("Imported into the store ({engine})"), &import)?;
     lectern_cmd(
         "The 15 most engaged readers, and every segment (scoring sees no names or contacts)",
         &[
@@ -193,7 +230,8 @@ fn demo() -> Result<()> {
     let config = library.join("lectern.toml");
     std::fs::write(
         &config,
-        "[notify]\ntimezone = \"Asia/Shanghai\"\n# The demo runs at any hour; a library keeps its quiet hours.\n\
+        format!("[privacy]\npolicy = {:?}\n\n", policy.display().to_string())
+            + "[notify]\ntimezone = \"Asia/Shanghai\"\n# The demo runs at any hour; a library keeps its quiet hours.\n\
          quiet-hours = \"none\"\n\n\
          [channels.email]\ntransport = \"maildir\"\ndir = \"outbox/email\"\n\
          [channels.sms]\ntransport = \"maildir\"\ndir = \"outbox/sms\"\n\
@@ -224,7 +262,10 @@ fn demo() -> Result<()> {
         "Delivered from the outbox (to maildirs under target/demo/outbox)",
         &[&"--config", &config, &"deliver"],
     )?;
-    lectern_cmd("The outbox, per channel", &[&"outbox", &"--list", &"5"])?;
+    lectern_cmd(
+        "The outbox, per channel, as the circulation desk sees it",
+        &[&"--config", &config, &"outbox", &"--list", &"5"],
+    )?;
     for role in ["circulation-desk", "analyst"] {
         lectern_cmd(
             &format!("What the {role} sees"),
@@ -289,6 +330,7 @@ fn test() -> Result<()> {
         "libconfig-general-perl",
         "Evergreen's CallHTTP reads a rendered template with Config::General",
     )?;
+    ensure_postgres()?;
     xtask::ensure_componentize_py()?;
     xtask::ensure_aiosmtpd()?;
     xtask::ensure_schemathesis()?;
@@ -305,6 +347,42 @@ fn test() -> Result<()> {
         ])
         .arg(target().join("plugins-native")))?;
     lint()
+}
+
+/// Starts the local PostgreSQL cluster if nothing answers on 127.0.0.1:5432:
+/// the PostgreSQL store's conformance, consortium and worker tests run
+/// against it. `LECTERN_TEST_POSTGRES` names another server instead.
+fn ensure_postgres() -> Result<()> {
+    if std::env::var_os("LECTERN_TEST_POSTGRES").is_some() {
+        return Ok(());
+    }
+    let up = || {
+        std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], 5432)),
+            std::time::Duration::from_secs(2),
+        )
+        .is_ok()
+    };
+    if up() {
+        return Ok(());
+    }
+    eprintln!("starting the local PostgreSQL: the PostgreSQL store's tests need it");
+    let versions = std::fs::read_dir("/etc/postgresql")
+        .context("PostgreSQL is not running and not installed (no /etc/postgresql)")?;
+    for version in versions {
+        let version = version?.file_name();
+        run(Command::new("pg_ctlcluster")
+            .arg("--skip-systemctl-redirect")
+            .arg(&version)
+            .args(["main", "start"]))?;
+    }
+    for _ in 0..30 {
+        if up() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    bail!("PostgreSQL was started but does not answer on 127.0.0.1:5432")
 }
 
 /// Installs Debian's `package`, which provides the Perl `module`, unless

@@ -408,7 +408,7 @@ fn print_import(ctx: &Ctx, report: &lectern::ImportReport) -> Result<()> {
             report.written.imported,
             report.written.updated,
             report.skipped.len(),
-            ctx.db.display()
+            ctx.store_name()
         );
     }
     if report.written.imported + report.written.updated == 0 && report.withheld_erased == 0 {

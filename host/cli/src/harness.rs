@@ -68,12 +68,12 @@ pub fn test(
     let spec = path.to_string_lossy();
     let installed = lectern::is_plugin_id(&spec)
         && (!path.exists()
-            || (ctx.db.is_file() && ctx.open(None)?.installed_plugin(&spec).is_ok()));
-    if installed && !ctx.db.is_file() {
+            || (ctx.store_exists() && ctx.open(None)?.installed_plugin(&spec).is_ok()));
+    if installed && !ctx.store_exists() {
         return Err(lectern::Error::NotFound(format!(
             "there is no plugin directory {spec}, and no store at {} to find an installed plugin \
              {spec} in",
-            ctx.db.display()
+            ctx.store_name()
         ))
         .into());
     }

@@ -29,7 +29,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use lectern::{AuditStore as _, Config, ErrorKind, Host, Keyring, Lectern};
+use lectern::{Config, ErrorKind, Host, Keyring, Lectern};
 
 /// Customer relationship management for libraries: score patrons, compose
 /// notices and filter patron data with sandboxed WebAssembly plugins.
@@ -47,12 +47,13 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
     /// The store, made the first time it is needed; every read of patron
-    /// data is audited in it [default: $LECTERN_DB, else lectern.db in this
-    /// directory]
+    /// data is audited in it: a SQLite file, or a PostgreSQL URL such as
+    /// postgres://lectern@db.example/consortium?library=north
+    /// [default: $LECTERN_DB, else lectern.db in this directory]
     #[arg(
         long,
         global = true,
-        value_name = "FILE",
+        value_name = "FILE|URL",
         env = "LECTERN_DB",
         default_value = "lectern.db"
     )]
@@ -151,7 +152,7 @@ enum Command {
 pub struct Ctx {
     /// The plugin host.
     pub host: Host,
-    /// The store's file.
+    /// The store: a SQLite file, or a PostgreSQL URL.
     pub db: PathBuf,
     key_file: Option<PathBuf>,
     config: Option<PathBuf>,
@@ -170,8 +171,45 @@ impl Ctx {
             }
             None => Config::default(),
         };
-        config.lockfile = Some(lectern::default_lockfile(&self.db));
+        config.lockfile = Some(match self.library() {
+            Some(library) => PathBuf::from(format!("{library}.lock")),
+            None => lectern::default_lockfile(&self.db),
+        });
         Ok(config)
+    }
+
+    /// The store's PostgreSQL URL, when it is one.
+    fn postgres_url(&self) -> Option<&str> {
+        let db = self.db.to_str()?;
+        (db.starts_with("postgres://") || db.starts_with("postgresql://")).then_some(db)
+    }
+
+    /// The member library a PostgreSQL store holds; `None` for SQLite.
+    fn library(&self) -> Option<String> {
+        let url = self.postgres_url()?;
+        let library = url
+            .split_once('?')
+            .and_then(|(_, query)| {
+                query
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("library="))
+            })
+            .unwrap_or("lectern");
+        Some(library.to_string())
+    }
+
+    /// Whether there is a store to open: a SQLite file that exists, or
+    /// any PostgreSQL URL (its library's schema is made when opened).
+    pub fn store_exists(&self) -> bool {
+        self.postgres_url().is_some() || self.db.is_file()
+    }
+
+    /// The store, for messages, without a password.
+    pub fn store_name(&self) -> String {
+        match self.postgres_url() {
+            Some(url) => lectern::store_shown(url),
+            None => self.db.display().to_string(),
+        }
     }
 
     /// Where the keyring is: the named file, or the store's name with
@@ -179,14 +217,19 @@ impl Ctx {
     pub fn key_path(&self) -> PathBuf {
         self.key_file
             .clone()
-            .unwrap_or_else(|| self.db.with_extension("key"))
+            .unwrap_or_else(|| match self.library() {
+                // One keyring per member library: pseudonyms never link
+                // across libraries.
+                Some(library) => PathBuf::from(format!("{library}.key")),
+                None => self.db.with_extension("key"),
+            })
     }
 
     /// The keyring of `store`: the named file, which must be there, or the
     /// store's own, made the first time the store is keyed. A store keyed
     /// before whose keyring is missing is an error, never a silent new key:
     /// the old key is what reads its tokens and verifies its audit log.
-    fn keyring(&self, store: &lectern::SqliteStore) -> Result<Keyring> {
+    fn keyring(&self, store: &impl lectern::AuditStore) -> Result<Keyring> {
         let path = self.key_path();
         if self.key_file.is_some() || path.exists() {
             return Ok(Keyring::load(&path)?);
@@ -197,7 +240,7 @@ impl Ctx {
                  {fingerprint}; restore it from your backup (a new key cannot read the store's \
                  tokens or verify its audit log)",
                 path.display(),
-                self.db.display()
+                self.store_name()
             ))
             .into());
         }
@@ -208,20 +251,30 @@ impl Ctx {
     /// `policy` in force instead of the configured one if given. This is
     /// the one place the command names its store.
     pub fn open(&self, policy: Option<&Path>) -> Result<Lectern> {
-        self.open_store(policy, lectern::SqliteStore::open(&self.db)?)
+        match self.postgres_url() {
+            Some(url) => self.open_store(policy, lectern::PgStore::open(url)?),
+            None => self.open_store(policy, lectern::SqliteStore::open(&self.db)?),
+        }
     }
 
     /// The library as `lectern serve` holds it: the same, with a page
     /// cache of 8 MiB a connection, since the service keeps its
     /// connections open for as long as it runs.
     pub fn open_for_service(&self) -> Result<Lectern> {
+        if let Some(url) = self.postgres_url() {
+            return self.open_store(None, lectern::PgStore::open(url)?);
+        }
         self.open_store(
             None,
             lectern::SqliteStore::open(&self.db)?.cache_kib(8 * 1024)?,
         )
     }
 
-    fn open_store(&self, policy: Option<&Path>, store: lectern::SqliteStore) -> Result<Lectern> {
+    fn open_store(
+        &self,
+        policy: Option<&Path>,
+        store: impl lectern::Backend + 'static,
+    ) -> Result<Lectern> {
         let keyring = self.keyring(&store)?;
         let mut config = self.config()?;
         // A policy named for this command replaces the library's, whichever
@@ -242,10 +295,10 @@ impl Ctx {
     /// The library over a store that must be there already; `next` says
     /// what to do when it is not.
     pub fn open_existing(&self, policy: Option<&Path>, next: &str) -> Result<Lectern> {
-        if !self.db.is_file() {
+        if !self.store_exists() {
             return Err(lectern::Error::NotFound(format!(
                 "no store at {}; {next}",
-                self.db.display()
+                self.store_name()
             ))
             .into());
         }

@@ -18,8 +18,8 @@ use crate::model::{Channel, Consents, Patron, Scored};
 use crate::privacy::{AccessContext, Actor, Field, Purpose};
 use crate::store::{
     Backend, Circulation, HoldRecord, InboxEvent, LoanFields, LoanRecord, MessageState, Outcome,
-    PatronRecord, Preferences, Put, Queued, Retention, ScoreRun, Settle, StaffAccount, UseKind,
-    UseRecord, Written,
+    PatronRecord, Preferences, Put, Queued, RangeStored, Retention, ScoreRun, Settle, StaffAccount,
+    UseKind, UseRecord, Written,
 };
 
 /// One check: its name and what it runs on a fresh store.
@@ -69,6 +69,14 @@ pub const CHECKS: &[Check] = &[
         patrons_among_are_patrons_one_by_one,
     ),
     ("outbox leases", outbox_leases),
+    (
+        "a run planned in ranges is seen once every range is stored, and a lost lease stores nothing",
+        planned_runs_are_shared_by_lease,
+    ),
+    (
+        "a daily lock has one holder at a time",
+        daily_locks_have_one_holder,
+    ),
     (
         "the plugin registry keeps one version per id, and its packages",
         registry_round_trips,
@@ -467,6 +475,115 @@ fn streamed_runs_are_seen_only_once_committed(store: &mut dyn Backend) {
     // A batch that fails (a patron who does not exist) fails the append.
     let mut writer = store.begin_run(&run).unwrap();
     assert!(writer.append(&[score("ghost")]).is_err());
+}
+
+fn planned_runs_are_shared_by_lease(store: &mut dyn Backend) {
+    library(store, &["a", "b", "c", "d", "e"]);
+    let run = ScoreRun {
+        plugin: "engagement".into(),
+        version: "1".into(),
+        as_of: day("2026-11-28"),
+        fields: None,
+    };
+    let score = |p: &str| Scored {
+        patron: p.into(),
+        value: 60.0,
+        segment: "key-reader".into(),
+        reasons: Vec::new(),
+    };
+    let ranges = store.patron_ranges(2).unwrap();
+    assert_eq!(ranges.len(), 3);
+    let id = store.plan_run(&run, &ranges).unwrap();
+    assert!(store.runs().unwrap().is_empty(), "a planned run is unseen");
+    let scorers = ["engagement".to_string()];
+    assert_eq!(store.runs_in_progress(&scorers).unwrap(), 1);
+    assert!(
+        store
+            .claim_range("w1", &["other".to_string()], 100, 10)
+            .unwrap()
+            .is_none(),
+        "only a worker with the run's scorer claims its ranges"
+    );
+    let first = store.claim_range("w1", &scorers, 100, 10).unwrap().unwrap();
+    let second = store.claim_range("w2", &scorers, 100, 10).unwrap().unwrap();
+    assert_eq!((first.run, first.range, second.range), (id, 0, 1));
+    assert_eq!((first.lo.as_str(), first.hi.as_str()), ("a", "b"));
+    assert_eq!(first.scorer.plugin, "engagement");
+    let third = store.claim_range("w2", &scorers, 100, 10).unwrap().unwrap();
+    assert_eq!(third.range, 2);
+    assert!(
+        store
+            .claim_range("w3", &scorers, 105, 10)
+            .unwrap()
+            .is_none(),
+        "every range is held"
+    );
+    // w1's lease ends unused; w3 takes the range over, and w1's late
+    // scores are refused.
+    let retaken = store.claim_range("w3", &scorers, 111, 10).unwrap().unwrap();
+    assert_eq!((retaken.range, retaken.claims), (0, 2));
+    assert_eq!(
+        store
+            .store_range(&first, "w1", &[score("a"), score("b")])
+            .unwrap(),
+        RangeStored::Lost
+    );
+    assert_eq!(
+        store
+            .store_range(&second, "w2", &[score("c"), score("d")])
+            .unwrap(),
+        RangeStored::Stored {
+            run_complete: false
+        }
+    );
+    assert_eq!(
+        store
+            .store_range(&second, "w2", &[score("c"), score("d")])
+            .unwrap(),
+        RangeStored::Lost,
+        "a range is stored once"
+    );
+    assert_eq!(
+        store.store_range(&third, "w2", &[score("e")]).unwrap(),
+        RangeStored::Stored {
+            run_complete: false
+        }
+    );
+    assert!(store.runs().unwrap().is_empty(), "one range is missing");
+    assert_eq!(
+        store
+            .store_range(&retaken, "w3", &[score("a"), score("b")])
+            .unwrap(),
+        RangeStored::Stored { run_complete: true }
+    );
+    let runs = store.runs().unwrap();
+    assert_eq!((runs.len(), runs[0].id, runs[0].patrons), (1, id, 5));
+    assert_eq!(
+        store.segment_members("engagement", "key-reader").unwrap(),
+        ["a", "b", "c", "d", "e"]
+    );
+    assert_eq!(store.runs_in_progress(&scorers).unwrap(), 0);
+    assert!(
+        store
+            .claim_range("w1", &scorers, 200, 10)
+            .unwrap()
+            .is_none()
+    );
+}
+
+fn daily_locks_have_one_holder(store: &mut dyn Backend) {
+    let held = store.daily_lock("notify").unwrap().expect("a free lock");
+    assert!(
+        store.daily_lock("notify").unwrap().is_none(),
+        "a held lock is refused"
+    );
+    let other = store.daily_lock("score").unwrap();
+    assert!(other.is_some(), "each job has its own lock");
+    drop(held);
+    assert!(
+        store.daily_lock("notify").unwrap().is_some(),
+        "a lock let go is free again"
+    );
 }
 
 /// A patron with a row of every kind: record, attributes, loan, hold, use,

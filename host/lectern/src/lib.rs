@@ -94,6 +94,7 @@ mod survey;
 mod sync;
 mod text;
 mod witness;
+mod worker;
 
 /// The backend-agnostic conformance suite every store must pass.
 #[cfg(feature = "conformance")]
@@ -165,15 +166,17 @@ pub use crate::registry::{Grant, InstallOptions, Review, default_lockfile};
 pub use crate::report::{Count, ListedReader, Move, ReaderList, SegmentReport, segment_report};
 pub use crate::store::{
     Answer, AuditStore, Backend, CampaignMember, CampaignStore, ChannelStats, Circulation, Claimed,
-    Enqueued, Erased, HoldFields, HoldRecord, ImportTx, Inbox, InboxEvent, InboxRow, InboxStats,
-    InstalledPlugin, JobRun, Jobs, LoanFields, LoanRecord, MemberActivity, MessageState, OpenLoan,
-    Outbox, OutboxRow, Outcome, PatronData, PatronReader, PatronRecord, Preferences, Put, Queued,
-    ReaderLink, Readers, Records, Registry, Retained, Retention, RunScore, RunWriter, Runs,
-    ScoreRun, Settle, SqliteStore, StaffAccount, StaffStore, Store, StoredMessage, StoredRun,
-    StoredScore, SurveyAnswers, TrustedKey, UseKind, UseRecord, Written,
+    DailyLock, Enqueued, Erased, HoldFields, HoldRecord, ImportTx, Inbox, InboxEvent, InboxRow,
+    InboxStats, InstalledPlugin, JobRun, Jobs, LoanFields, LoanRecord, MemberActivity,
+    MessageState, OpenLoan, Outbox, OutboxRow, Outcome, PatronData, PatronReader, PatronRecord,
+    PgStore, Preferences, Put, Queued, RangeClaim, RangeStored, ReaderLink, Readers, Records,
+    Registry, Retained, Retention, RunScore, RunWriter, Runs, ScoreRun, Settle, SharedWork,
+    SqliteStore, StaffAccount, StaffStore, Store, StoredMessage, StoredRun, StoredScore,
+    SurveyAnswers, TrustedKey, UseKind, UseRecord, Written, store_shown,
 };
 pub use crate::survey::{
     Choice, GroupBy, GroupResult, Kind as QuestionKind, Question, QuestionResult, SurveyDef,
     SurveyResults, Text as SurveyText,
 };
 pub use crate::sync::{KohaSource, SyncReport};
+pub use crate::worker::RangeDone;

@@ -3,14 +3,17 @@
 //! activity summaries and preferences, [`Outbox`] for the message queue,
 //! [`Runs`] for scoring runs, [`Records`] for export, erasure checks and
 //! retention, and [`AuditStore`] for the audit log's rows. [`SqliteStore`]
-//! is the embedded default; a store that scales beyond one machine
-//! implements the same traits and passes the same conformance suite
-//! (`lectern::conformance`, behind the `conformance` feature).
+//! is the embedded default; [`PgStore`], for a consortium or a library
+//! beyond one machine, implements the same traits and passes the same
+//! conformance suite (`lectern::conformance`, behind the `conformance`
+//! feature).
 
 mod outbox;
+mod postgres;
 mod readers;
 mod registry;
 mod service;
+mod shared;
 mod sqlite;
 
 use chrono::NaiveDate;
@@ -20,6 +23,7 @@ pub use outbox::{
     ChannelStats, Claimed, Enqueued, MessageState, Outbox, OutboxRow, Queued, Settle,
 };
 
+pub use self::postgres::{PgStore, shown as store_shown};
 pub use readers::{
     Answer, CampaignMember, CampaignStore, MemberActivity, ReaderLink, Readers, SurveyAnswers,
 };
@@ -28,6 +32,7 @@ pub use service::{
     Circulation, HoldFields, Inbox, InboxEvent, InboxRow, InboxStats, JobRun, Jobs, LoanFields,
     Outcome, StaffAccount, StaffStore,
 };
+pub use shared::{DailyLock, RangeClaim, RangeStored, SharedWork};
 pub use sqlite::SqliteStore;
 
 use crate::audit::{AuditAnchor, AuditHead, AuditRow};
@@ -637,6 +642,7 @@ pub trait Backend:
     + Inbox
     + Jobs
     + CampaignStore
+    + SharedWork
     + Send
 {
     /// A second handle on the same audit log, for appends from pipelines

@@ -12,6 +12,7 @@ mod outbox;
 mod readers;
 mod registry;
 mod service;
+mod shared;
 
 use super::{
     AuditStore, Backend, Erased, HoldRecord, ImportTx, LoanRecord, MessageState, PatronData,
@@ -310,6 +311,21 @@ CREATE TABLE campaign_members (
     PRIMARY KEY (campaign, patron_id)
 );
 CREATE INDEX campaign_members_by_patron ON campaign_members (patron_id);
+"#,
+    // Runs planned in ranges of patron ids, which workers claim under a
+    // lease and store one at a time.
+    r#"
+CREATE TABLE run_ranges (
+    run_id INTEGER NOT NULL REFERENCES score_runs(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    lo TEXT NOT NULL,
+    hi TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    worker TEXT,
+    lease_until INTEGER,
+    claims INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, seq)
+);
 "#,
 ];
 
