@@ -29,7 +29,7 @@ pub(crate) fn fresh_library(stem: &str) -> String {
 /// Drops a member library's schema when the test ends, however it ends.
 pub(crate) struct Library {
     pub(crate) url: String,
-    name: String,
+    pub(crate) name: String,
 }
 
 impl Library {

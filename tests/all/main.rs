@@ -24,3 +24,4 @@ mod serve;
 mod store;
 mod sync;
 mod tidy;
+mod workers;

@@ -23,6 +23,7 @@ mod registry;
 mod report;
 mod score;
 mod serve;
+mod worker;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -109,6 +110,10 @@ enum Command {
     /// Run the HTTP service an ILS connects to: events, reports, patron
     /// rights and the scheduler, configured in lectern.toml [serve]
     Serve,
+    /// Work beside other workers on a shared store: the inbox, delivery,
+    /// scoring by range and the daily notices, with the plugins of
+    /// lectern.toml [serve]
+    Worker(worker::WorkerArgs),
     /// Staff accounts and their tokens for the service
     Staff {
         #[command(subcommand)]
@@ -390,6 +395,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Trust { command } => registry::trust(&ctx, command),
         Command::Policy { command } => registry::policy(&ctx, command),
         Command::Serve => serve::serve(&ctx),
+        Command::Worker(args) => worker::worker(&ctx, args),
         Command::Staff { command } => serve::staff(&ctx, command),
         Command::Jobs { job, limit } => serve::jobs(&ctx, job, limit),
         Command::Campaign { command } => serve::campaign(&ctx, command),
