@@ -426,3 +426,58 @@ fn a_worker_killed_mid_drain_leaves_every_event_applied_once_in_order() {
     );
     audit_verifies(dir, &library);
 }
+
+#[test]
+fn two_workers_run_the_days_notices_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    write_config(
+        dir,
+        &format!(
+            "[serve]\nmessengers = [{:?}]\nnotify-at = \"00:00\"\n\n\
+             [channels.email]\ntransport = \"maildir\"\ndir = \"mail\"\n",
+            plugins::NOTICES
+        ),
+    );
+    let data = dir.join("data");
+    lectern_tests::stdout_of(
+        Command::new(lectern_tests::lectern_bin())
+            .args(["gen", "--patrons", "400", "--seed", "4", "--out"])
+            .arg(&data),
+    );
+    let library = Library::new("notify");
+    lectern_tests::stdout_of(
+        lectern(dir, &library)
+            .args(["import", "--format", "csv"])
+            .args(["patrons.csv", "loans.csv", "holds.csv", "use.csv"].map(|f| data.join(f))),
+    );
+    let (a, b) = (
+        worker(dir, &library, "a", "notify"),
+        worker(dir, &library, "b", "notify"),
+    );
+    let (a, b) = (finished(a), finished(b));
+    assert_eq!(
+        number(
+            &library,
+            "SELECT COUNT(*) FROM job_runs WHERE job = 'notify' AND state = 'ok'"
+        ),
+        1,
+        "one run of the day's notices: {a}\n{b}"
+    );
+    assert_eq!(
+        number(
+            &library,
+            "SELECT COUNT(*) FROM job_runs WHERE job = 'notify'"
+        ),
+        1
+    );
+    // A third worker the same day finds it done.
+    finished(worker(dir, &library, "c", "notify"));
+    assert_eq!(
+        number(
+            &library,
+            "SELECT COUNT(*) FROM job_runs WHERE job = 'notify'"
+        ),
+        1
+    );
+}

@@ -16,6 +16,7 @@ use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use postgres::{Client, GenericClient, NoTls, Row, Transaction};
 
+mod bulk;
 mod import;
 mod outbox;
 mod readers;
@@ -870,12 +871,19 @@ impl Store for PgStore {
             .query_opt("SELECT 1 FROM erased_patrons LIMIT 1", &[])?
             .is_some();
         let sql = import::Statements::prepare(&mut tx)?;
+        let mut fresh = [false; 4];
+        for (i, table) in ["patrons", "loans", "holds", "uses"].iter().enumerate() {
+            fresh[i] = tx
+                .query_opt(&format!("SELECT 1 FROM {table} LIMIT 1"), &[])?
+                .is_none();
+        }
         Ok(Box::new(import::PgImport {
             tx,
             run,
             last_patron: String::new(),
             tombstones,
             sql,
+            bulk: bulk::Bulk::new(fresh, run),
         }))
     }
 

@@ -5,6 +5,8 @@
 use anyhow::{Context as _, Result};
 use postgres::{Statement, Transaction};
 
+use super::bulk::{Bulk, Seen, Table};
+
 use super::{date, now};
 use crate::store::{
     HoldRecord, ImportTx, LoanRecord, PatronRecord, Put, UseKind, UseRecord, Written,
@@ -21,6 +23,9 @@ pub(super) struct PgImport<'a> {
     pub(super) tombstones: bool,
     /// The statements every record uses, prepared once.
     pub(super) sql: Statements,
+    /// The bulk path, for the tables that were empty when the import
+    /// began.
+    pub(super) bulk: Bulk,
 }
 
 /// The import's statements, prepared when it begins.
@@ -98,6 +103,24 @@ const USE: &str = "INSERT INTO uses (patron_id, day, kind, count, run_id) \
      RETURNING (xmax = 0)";
 
 impl PgImport<'_> {
+    /// Whether a row with this key is in `table` already, once every
+    /// buffer is written: how a key whose hash this import saw before is
+    /// told from another with the same hash.
+    fn stored(&mut self, sql: &str, key: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<bool> {
+        self.bulk.flush(&mut self.tx, Table::Uses)?;
+        Ok(self.tx.query_opt(sql, key)?.is_some())
+    }
+
+    /// A fresh table's record that names a patron must name one the store
+    /// holds, as the foreign key would say.
+    fn need_patron(&mut self, patron: &str, what: &str, id: &str) -> Result<()> {
+        anyhow::ensure!(
+            self.has_patron(patron)?,
+            "failed to store {what} `{id}` of patron `{patron}`: no such patron"
+        );
+        Ok(())
+    }
+
     fn put_of(inserted: Option<bool>) -> Put {
         match inserted {
             Some(true) => Put::New,
@@ -109,6 +132,15 @@ impl PgImport<'_> {
 
 impl ImportTx for PgImport<'_> {
     fn put_patron(&mut self, r: &PatronRecord) -> Result<Put> {
+        if self.bulk.fresh[0] {
+            if !self.bulk.patron(r)? {
+                return Ok(Put::Duplicate);
+            }
+            if self.bulk.full(Table::Patrons) || self.bulk.full(Table::Attributes) {
+                self.bulk.flush(&mut self.tx, Table::Attributes)?;
+            }
+            return Ok(Put::New);
+        }
         let p = &r.patron;
         let channels = p.channels.as_ref().map(serde_json::to_string).transpose()?;
         let address = p.address.as_ref().map(serde_json::to_string).transpose()?;
@@ -156,6 +188,19 @@ impl ImportTx for PgImport<'_> {
     }
 
     fn put_loan(&mut self, l: &LoanRecord) -> Result<Put> {
+        if self.bulk.fresh[1] {
+            self.need_patron(&l.patron, "loan", &l.id)?;
+            if let Seen::Maybe = self.bulk.see(0, &l.id)
+                && self.stored("SELECT 1 FROM loans WHERE id = $1", &[&l.id])?
+            {
+                return Ok(Put::Duplicate);
+            }
+            self.bulk.loan(l);
+            if self.bulk.full(Table::Loans) {
+                self.bulk.flush(&mut self.tx, Table::Loans)?;
+            }
+            return Ok(Put::New);
+        }
         let inserted = self
             .tx
             .query_opt(
@@ -179,6 +224,19 @@ impl ImportTx for PgImport<'_> {
     }
 
     fn put_hold(&mut self, h: &HoldRecord) -> Result<Put> {
+        if self.bulk.fresh[2] {
+            self.need_patron(&h.patron, "hold", &h.id)?;
+            if let Seen::Maybe = self.bulk.see(1, &h.id)
+                && self.stored("SELECT 1 FROM holds WHERE id = $1", &[&h.id])?
+            {
+                return Ok(Put::Duplicate);
+            }
+            self.bulk.hold(h);
+            if self.bulk.full(Table::Holds) {
+                self.bulk.flush(&mut self.tx, Table::Holds)?;
+            }
+            return Ok(Put::New);
+        }
         let inserted = self
             .tx
             .query_opt(
@@ -204,6 +262,25 @@ impl ImportTx for PgImport<'_> {
             UseKind::Visit => "visit",
             UseKind::Eresource => "eresource",
         };
+        if self.bulk.fresh[3] {
+            let day = u.on.to_string();
+            self.need_patron(&u.patron, "day of use", &day)?;
+            if let Seen::Maybe = self
+                .bulk
+                .see(2, &format!("{}\u{1f}{day}\u{1f}{kind}", u.patron))
+                && self.stored(
+                    "SELECT 1 FROM uses WHERE patron_id = $1 AND day = $2 AND kind = $3",
+                    &[&u.patron, &day, &kind],
+                )?
+            {
+                return Ok(Put::Duplicate);
+            }
+            self.bulk.use_(u);
+            if self.bulk.full(Table::Uses) {
+                self.bulk.flush(&mut self.tx, Table::Uses)?;
+            }
+            return Ok(Put::New);
+        }
         let inserted = self
             .tx
             .query_opt(
@@ -224,6 +301,9 @@ impl ImportTx for PgImport<'_> {
         if id == self.last_patron {
             return Ok(true);
         }
+        if self.bulk.fresh[0] {
+            return Ok(self.bulk.has_patron(id));
+        }
         let exists = self.tx.query_opt(&self.sql.has_patron, &[&id])?.is_some();
         if exists {
             self.last_patron = id.to_string();
@@ -232,6 +312,9 @@ impl ImportTx for PgImport<'_> {
     }
 
     fn card_holder(&mut self, card: &str) -> Result<Option<String>> {
+        if self.bulk.fresh[0] {
+            return Ok(self.bulk.card_holder(card));
+        }
         Ok(self
             .tx
             .query_opt(&self.sql.card_holder, &[&card])?
@@ -241,6 +324,8 @@ impl ImportTx for PgImport<'_> {
     fn rekey_patron(&mut self, from: &str, to: &str) -> Result<()> {
         // Every foreign key cascades the new id to the patron's rows; the
         // inbox keeps none and follows by hand.
+        self.bulk.flush(&mut self.tx, Table::Uses)?;
+        self.bulk.rekey(from, to);
         self.tx
             .execute("UPDATE patrons SET id = $2 WHERE id = $1", &[&from, &to])?;
         self.tx.execute(
@@ -269,6 +354,7 @@ impl ImportTx for PgImport<'_> {
     }
 
     fn commit(mut self: Box<Self>, written: Written, skipped: usize) -> Result<()> {
+        self.bulk.flush(&mut self.tx, Table::Uses)?;
         self.tx.execute(
             "UPDATE import_runs SET finished_at = $2, imported = $3, updated = $4, skipped = $5 \
              WHERE id = $1",
