@@ -191,16 +191,8 @@ impl Ctx {
 
     /// The member library a PostgreSQL store holds; `None` for SQLite.
     fn library(&self) -> Option<String> {
-        let url = self.postgres_url()?;
-        let library = url
-            .split_once('?')
-            .and_then(|(_, query)| {
-                query
-                    .split('&')
-                    .find_map(|pair| pair.strip_prefix("library="))
-            })
-            .unwrap_or("lectern");
-        Some(library.to_string())
+        // As the store reads the URL; a URL it refuses fails when opened.
+        lectern::PgStore::library_of(self.postgres_url()?).ok()
     }
 
     /// Whether there is a store to open: a SQLite file that exists, or

@@ -74,6 +74,10 @@ pub const CHECKS: &[Check] = &[
         planned_runs_are_shared_by_lease,
     ),
     (
+        "erasing a patron at the edge of a planned range leaves no trace, and the run completes",
+        erasure_moves_range_edges,
+    ),
+    (
         "a daily lock has one holder at a time",
         daily_locks_have_one_holder,
     ),
@@ -568,6 +572,79 @@ fn planned_runs_are_shared_by_lease(store: &mut dyn Backend) {
             .claim_range("w1", &scorers, 200, 10)
             .unwrap()
             .is_none()
+    );
+}
+
+fn erasure_moves_range_edges(store: &mut dyn Backend) {
+    library(store, &["a", "b", "c", "d"]);
+    let run = ScoreRun {
+        plugin: "engagement".into(),
+        version: "1".into(),
+        as_of: day("2026-11-28"),
+        fields: None,
+    };
+    let score = |p: &str| Scored {
+        patron: p.into(),
+        value: 60.0,
+        segment: "key-reader".into(),
+        reasons: Vec::new(),
+    };
+    let scorers = ["engagement".to_string()];
+    let ranges = store.patron_ranges(2).unwrap();
+    let id = store.plan_run(&run, &ranges).unwrap();
+    for gone in ["a", "d"] {
+        store.erase_patron(gone, &[]).unwrap();
+        assert!(
+            store.traces_of(gone).unwrap().is_empty(),
+            "{gone} is still in {:?}",
+            store.traces_of(gone).unwrap()
+        );
+    }
+    let first = store.claim_range("w", &scorers, 100, 10).unwrap().unwrap();
+    let second = store.claim_range("w", &scorers, 100, 10).unwrap().unwrap();
+    assert_eq!(
+        (
+            first.lo.as_str(),
+            first.hi.as_str(),
+            second.lo.as_str(),
+            second.hi.as_str()
+        ),
+        ("b", "b", "c", "c")
+    );
+    store.store_range(&first, "w", &[score("b")]).unwrap();
+    // A patron erased while their range was being scored is not stored.
+    assert_eq!(
+        store
+            .store_range(&second, "w", &[score("c"), score("d")])
+            .unwrap(),
+        RangeStored::Stored { run_complete: true }
+    );
+    let runs = store.runs().unwrap();
+    assert_eq!((runs[0].id, runs[0].patrons), (id, 2));
+
+    // A range that loses its only patron is done, and the run completes
+    // without it; a complete run's ranges name nobody.
+    let ranges = store.patron_ranges(1).unwrap();
+    let id = store.plan_run(&run, &ranges).unwrap();
+    store.erase_patron("b", &[]).unwrap();
+    assert!(store.traces_of("b").unwrap().is_empty());
+    let only = store.claim_range("w", &scorers, 200, 10).unwrap().unwrap();
+    assert_eq!((only.run, only.lo.as_str()), (id, "c"));
+    assert!(store.claim_range("w", &scorers, 200, 10).unwrap().is_none());
+    assert_eq!(
+        store.store_range(&only, "w", &[score("c")]).unwrap(),
+        RangeStored::Stored { run_complete: true }
+    );
+    store.erase_patron("c", &[]).unwrap();
+    assert!(store.traces_of("c").unwrap().is_empty());
+    store
+        .plan_run(&run, &[("x".to_string(), "x".to_string())])
+        .unwrap();
+    store.erase_patron("x", &[]).unwrap();
+    assert_eq!(
+        store.runs_in_progress(&scorers).unwrap(),
+        0,
+        "a run whose every range lost its patrons is complete"
     );
 }
 

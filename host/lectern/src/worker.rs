@@ -120,15 +120,21 @@ impl Lectern {
         day: NaiveDate,
         work: impl FnOnce(&mut Lectern) -> Result<String>,
     ) -> Result<Option<String>> {
+        let rules = self.config().notify.clone();
+        let ran = |l: &Lectern| -> Result<bool> {
+            Ok(l.job_runs(Some(job), 20)?
+                .iter()
+                .any(|r| r.state == "ok" && crate::config::local_day(&rules, r.started_at) == day))
+        };
+        // The history first, so that a worker looking every second opens
+        // no lock once the day's run is done; and again under the lock.
+        if ran(self)? {
+            return Ok(None);
+        }
         let Some(lock) = self.store().daily_lock(job).map_err(Error::store)? else {
             return Ok(None);
         };
-        let rules = self.config().notify.clone();
-        let ran = self
-            .job_runs(Some(job), 20)?
-            .iter()
-            .any(|r| r.state == "ok" && crate::config::local_day(&rules, r.started_at) == day);
-        if ran {
+        if ran(self)? {
             return Ok(None);
         }
         let out = self.run_job(job, work);

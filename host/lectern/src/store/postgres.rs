@@ -3,7 +3,7 @@
 //! library, and several processes sharing one database safely.
 //!
 //! A store is named by a URL: `postgres://user@host/db?library=north`.
-//! `library` picks the member library's schema (default `lectern`);
+//! `library` picks the member library's schema (default `main`);
 //! `sslmode=require` turns TLS on, verified against `sslrootcert` (a PEM
 //! file) or the webpki roots. Both are Lectern's and taken off the URL
 //! before the rest goes to the client as libpq would read it.
@@ -347,6 +347,9 @@ impl Drop for Target {
     }
 }
 
+/// The member library of a URL without `library=`.
+pub const DEFAULT_LIBRARY: &str = "main";
+
 /// A schema name, quoted as an identifier.
 fn quoted(schema: &str) -> String {
     format!("\"{}\"", schema.replace('"', "\"\""))
@@ -366,18 +369,25 @@ impl Target {
     /// `sslmode` come off it, the rest is the client's.
     pub(crate) fn parse(url: &str) -> Result<Target> {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
-        let mut library = "lectern".to_string();
+        let mut library = None;
         let mut root_cert = None;
-        let mut tls = false;
+        let mut tls = None;
         let mut rest = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
-                "library" => library = value.to_string(),
+                "library" => {
+                    anyhow::ensure!(
+                        library.is_none(),
+                        "{} names `library` twice; a store URL names one member library",
+                        shown(url)
+                    );
+                    library = Some(value.to_string());
+                }
                 "sslrootcert" => root_cert = Some(value.to_string()),
                 "sslmode" => match value {
-                    "disable" => tls = false,
-                    "require" | "verify-ca" | "verify-full" => tls = true,
+                    "disable" => tls = Some(false),
+                    "require" | "verify-ca" | "verify-full" => tls = Some(true),
                     other => anyhow::bail!(
                         "sslmode={other} is not one Lectern takes; use disable, or require \
                          (the server's certificate and name are always verified)"
@@ -386,6 +396,9 @@ impl Target {
                 _ => rest.push(pair),
             }
         }
+        // A root certificate given means TLS is wanted.
+        let tls = tls.unwrap_or(root_cert.is_some());
+        let library = library.unwrap_or_else(|| DEFAULT_LIBRARY.to_string());
         anyhow::ensure!(
             valid_library(&library),
             "library={library} cannot name a member library: use lower-case letters, digits \
@@ -424,8 +437,28 @@ impl Target {
     }
 }
 
-/// A store URL without its password, for messages and logs.
+/// A store URL without its password, for messages and logs: the
+/// password of the user part and any `password=` pair go.
 pub fn shown(url: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let base = shown_base(base);
+    if query.is_empty() {
+        return base;
+    }
+    let query: Vec<&str> = query
+        .split('&')
+        .map(|pair| {
+            if pair.starts_with("password=") {
+                "password=…"
+            } else {
+                pair
+            }
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
+}
+
+fn shown_base(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -519,6 +552,14 @@ impl PgStore {
     /// Another connection to the same library.
     pub(crate) fn handle(&self) -> Result<PgStore> {
         PgStore::connect(self.target.clone(), false)
+    }
+
+    /// The member library `url` names, as [`PgStore::open`] reads it,
+    /// without connecting.
+    pub fn library_of(url: &str) -> crate::Result<String> {
+        Target::parse(url)
+            .map(|t| t.schema.clone())
+            .map_err(crate::Error::config)
     }
 
     /// The member library this store holds: its schema's name.
@@ -994,6 +1035,9 @@ impl Store for PgStore {
             patrons: tx.execute("DELETE FROM patrons WHERE id = $1", &[&id])? as usize,
             files: 0,
         };
+        for sql in shared::FORGET_BOUNDARY {
+            tx.execute(sql, &[&id])?;
+        }
         // Foreign keys cascade; checked here so that a schema change that
         // forgets one fails loudly instead of leaving data behind.
         for table in PATRON_TABLES {
@@ -1159,7 +1203,9 @@ impl AuditStore for PgStore {
         &self,
         each: &mut dyn FnMut(AuditRow) -> Result<()>,
     ) -> Result<Option<AuditAnchor>> {
-        let mut db = self.db();
+        // A connection of its own: `each` may call back into this store.
+        let handle = self.handle()?;
+        let mut db = handle.db();
         let mut tx = db
             .build_transaction()
             .isolation_level(postgres::IsolationLevel::RepeatableRead)
@@ -1506,7 +1552,8 @@ impl Runs for PgStore {
         let id: i64 = {
             let mut db = handle.db();
             db.execute(
-                "DELETE FROM score_runs WHERE NOT complete AND finished_at < $1",
+                "DELETE FROM score_runs WHERE NOT complete AND finished_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM run_ranges WHERE run_id = score_runs.id)",
                 &[&stale],
             )?;
             db.query_one(
@@ -1653,5 +1700,45 @@ struct PgReader(PgStore);
 impl PatronReader for PgReader {
     fn patrons_between(&self, lo: &str, hi: &str, as_of: NaiveDate) -> Result<Vec<Patron>> {
         self.0.summaries(&as_of.to_string(), Which::Range(lo, hi))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shown_url_keeps_no_password() {
+        let shown = shown("postgres://lectern:s3cret@db.example/c?password=hunter2&library=north");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert!(shown.contains("library=north"), "{shown}");
+    }
+
+    #[test]
+    fn a_url_names_one_library_and_a_root_certificate_means_tls() {
+        assert_eq!(
+            PgStore::library_of("postgres://h/db").unwrap(),
+            DEFAULT_LIBRARY
+        );
+        assert_eq!(
+            PgStore::library_of("postgres://h/db?library=north").unwrap(),
+            "north"
+        );
+        let twice = PgStore::library_of("postgres://h/db?library=north&library=south");
+        assert!(format!("{:#}", twice.unwrap_err()).contains("twice"));
+        assert!(PgStore::library_of("postgres://h/db?library=North").is_err());
+        // Without sslmode, a root certificate turns TLS on: reading it is
+        // what fails here.
+        let e = Target::parse("postgres://h/db?sslrootcert=/nonexistent/ca.pem")
+            .err()
+            .expect("the certificate is read");
+        assert!(format!("{e:#}").contains("sslrootcert"), "{e:#}");
+        assert!(
+            Target::parse("postgres://h/db?sslmode=prefer").is_err(),
+            "a mode that may fall back to plain text is refused"
+        );
     }
 }

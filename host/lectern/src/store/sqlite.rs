@@ -990,6 +990,9 @@ impl Store for SqliteStore {
             patrons: tx.execute("DELETE FROM patrons WHERE id = ?1", [id])?,
             files: 0,
         };
+        for sql in shared::FORGET_BOUNDARY {
+            tx.execute(sql, [id])?;
+        }
         // Foreign keys cascade; checked here so that a schema change that
         // forgets one fails loudly instead of leaving data behind.
         for table in PATRON_TABLES {
@@ -1729,7 +1732,8 @@ impl Runs for SqliteStore {
         let stale = (chrono::Utc::now() - chrono::Days::new(1))
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         handle.conn.execute(
-            "DELETE FROM score_runs WHERE complete = 0 AND finished_at < ?1",
+            "DELETE FROM score_runs WHERE complete = 0 AND finished_at < ?1 \
+             AND NOT EXISTS (SELECT 1 FROM run_ranges WHERE run_id = score_runs.id)",
             [stale],
         )?;
         handle.conn.execute(

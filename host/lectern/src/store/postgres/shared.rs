@@ -10,6 +10,21 @@ use crate::model::Scored;
 use crate::store::ScoreRun;
 use crate::store::shared::{DailyLock, RangeClaim, RangeStored, SharedWork};
 
+/// What an erasure does to the ranges of runs still being scored: as in
+/// SQLite (`sqlite/shared.rs`).
+pub(super) const FORGET_BOUNDARY: [&str; 4] = [
+    "UPDATE run_ranges SET done = TRUE, lo = '', hi = '', lease_until = NULL \
+     WHERE (lo = $1 OR hi = $1) AND NOT EXISTS (SELECT 1 FROM patrons p \
+       WHERE p.id >= run_ranges.lo AND p.id <= run_ranges.hi AND p.id <> $1)",
+    "UPDATE run_ranges SET lo = (SELECT MIN(p.id) FROM patrons p \
+       WHERE p.id > run_ranges.lo AND p.id <= run_ranges.hi) WHERE lo = $1",
+    "UPDATE run_ranges SET hi = (SELECT MAX(p.id) FROM patrons p \
+       WHERE p.id >= run_ranges.lo AND p.id < run_ranges.hi) WHERE hi = $1",
+    "UPDATE score_runs SET complete = TRUE WHERE NOT complete AND $1::text IS NOT NULL \
+     AND id IN (SELECT run_id FROM run_ranges) \
+     AND NOT EXISTS (SELECT 1 FROM run_ranges r WHERE r.run_id = score_runs.id AND NOT r.done)",
+];
+
 /// A daily job's advisory lock, held by a connection of its own: closing
 /// the connection, or the process's death, lets it go.
 struct AdvisoryLock(#[allow(dead_code)] PgStore);
@@ -98,30 +113,39 @@ impl SharedWork for PgStore {
         }
         let insert = tx.prepare(
             "INSERT INTO scores (run_id, patron_id, value, segment, reasons) \
-             VALUES ($1, $2, $3, $4, $5)",
+             SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM patrons WHERE id = $2)",
         )?;
+        let mut stored = 0u64;
         for s in scores {
-            tx.execute(
-                &insert,
-                &[
-                    &claim.run,
-                    &s.patron,
-                    &f64::from(s.value),
-                    &s.segment,
-                    &serde_json::to_string(&s.reasons)?,
-                ],
-            )
-            .with_context(|| format!("failed to store the score of patron `{}`", s.patron))?;
+            stored += tx
+                .execute(
+                    &insert,
+                    &[
+                        &claim.run,
+                        &s.patron,
+                        &f64::from(s.value),
+                        &s.segment,
+                        &serde_json::to_string(&s.reasons)?,
+                    ],
+                )
+                .with_context(|| format!("failed to store the score of patron `{}`", s.patron))?;
         }
         tx.execute(
             "UPDATE score_runs SET patrons = patrons + $2 WHERE id = $1",
-            &[&claim.run, &(scores.len() as i64)],
+            &[&claim.run, &(stored as i64)],
         )?;
         let run_complete = tx.execute(
             "UPDATE score_runs SET complete = TRUE, finished_at = $2 WHERE id = $1 \
              AND NOT EXISTS (SELECT 1 FROM run_ranges WHERE run_id = $1 AND NOT done)",
             &[&claim.run, &now()],
         )? > 0;
+        if run_complete {
+            // The run is whole: its ranges keep no patron's id.
+            tx.execute(
+                "UPDATE run_ranges SET lo = '', hi = '' WHERE run_id = $1",
+                &[&claim.run],
+            )?;
+        }
         tx.commit()?;
         Ok(RangeStored::Stored { run_complete })
     }

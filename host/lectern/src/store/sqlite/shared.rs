@@ -9,6 +9,23 @@ use crate::model::Scored;
 use crate::store::ScoreRun;
 use crate::store::shared::{DailyLock, RangeClaim, RangeStored, SharedWork};
 
+/// What an erasure does to the ranges of runs still being scored, whose
+/// first or last id may be the erased patron's: the boundary moves to the
+/// nearest patron still in the range, and a range left with nobody is
+/// done. A complete run's ranges keep no id at all.
+pub(super) const FORGET_BOUNDARY: [&str; 4] = [
+    "UPDATE run_ranges SET done = 1, lo = '', hi = '', lease_until = NULL \
+     WHERE (lo = ?1 OR hi = ?1) AND NOT EXISTS (SELECT 1 FROM patrons p \
+       WHERE p.id >= run_ranges.lo AND p.id <= run_ranges.hi AND p.id <> ?1)",
+    "UPDATE run_ranges SET lo = (SELECT MIN(p.id) FROM patrons p \
+       WHERE p.id > run_ranges.lo AND p.id <= run_ranges.hi) WHERE lo = ?1",
+    "UPDATE run_ranges SET hi = (SELECT MAX(p.id) FROM patrons p \
+       WHERE p.id >= run_ranges.lo AND p.id < run_ranges.hi) WHERE hi = ?1",
+    "UPDATE score_runs SET complete = 1 WHERE complete = 0 AND ?1 IS NOT NULL \
+     AND id IN (SELECT run_id FROM run_ranges) \
+     AND NOT EXISTS (SELECT 1 FROM run_ranges r WHERE r.run_id = score_runs.id AND NOT r.done)",
+];
+
 /// A daily job's lock: an exclusive `flock` on a file beside the store,
 /// let go when the file is closed, by the process or by its death.
 struct FileLock(#[allow(dead_code)] std::fs::File);
@@ -104,13 +121,14 @@ impl SharedWork for SqliteStore {
         if held == 0 {
             return Ok(RangeStored::Lost);
         }
+        let mut stored = 0usize;
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO scores (run_id, patron_id, value, segment, reasons) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM patrons WHERE id = ?2)",
             )?;
             for s in scores {
-                insert
+                stored += insert
                     .execute(params![
                         claim.run,
                         s.patron,
@@ -125,13 +143,20 @@ impl SharedWork for SqliteStore {
         }
         tx.execute(
             "UPDATE score_runs SET patrons = patrons + ?2 WHERE id = ?1",
-            params![claim.run, scores.len() as i64],
+            params![claim.run, stored as i64],
         )?;
         let run_complete = tx.execute(
             "UPDATE score_runs SET complete = 1, finished_at = ?2 WHERE id = ?1 \
              AND NOT EXISTS (SELECT 1 FROM run_ranges WHERE run_id = ?1 AND NOT done)",
             params![claim.run, now()],
         )? > 0;
+        if run_complete {
+            // The run is whole: its ranges keep no patron's id.
+            tx.execute(
+                "UPDATE run_ranges SET lo = '', hi = '' WHERE run_id = ?1",
+                [claim.run],
+            )?;
+        }
         tx.commit()?;
         Ok(RangeStored::Stored { run_complete })
     }
