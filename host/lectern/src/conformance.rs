@@ -499,14 +499,14 @@ fn planned_runs_are_shared_by_lease(store: &mut dyn Backend) {
     assert_eq!(ranges.len(), 3);
     let id = store.plan_run(&run, &ranges).unwrap();
     assert!(store.runs().unwrap().is_empty(), "a planned run is unseen");
-    let scorers = ["engagement".to_string()];
+    let scorers = ["engagement@1".to_string()];
     assert_eq!(store.runs_in_progress(&scorers).unwrap(), 1);
     assert!(
         store
-            .claim_range("w1", &["other".to_string()], 100, 10)
+            .claim_range("w1", &["engagement@2".to_string()], 100, 10)
             .unwrap()
             .is_none(),
-        "only a worker with the run's scorer claims its ranges"
+        "only a worker with the run's scorer, in its version, claims its ranges"
     );
     let first = store.claim_range("w1", &scorers, 100, 10).unwrap().unwrap();
     let second = store.claim_range("w2", &scorers, 100, 10).unwrap().unwrap();
@@ -589,7 +589,7 @@ fn erasure_moves_range_edges(store: &mut dyn Backend) {
         segment: "key-reader".into(),
         reasons: Vec::new(),
     };
-    let scorers = ["engagement".to_string()];
+    let scorers = ["engagement@1".to_string()];
     let ranges = store.patron_ranges(2).unwrap();
     let id = store.plan_run(&run, &ranges).unwrap();
     for gone in ["a", "d"] {

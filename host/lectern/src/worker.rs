@@ -12,6 +12,15 @@ use crate::plugin::Scorer;
 use crate::privacy::{AccessContext, Actor, Purpose};
 use crate::store::{RangeClaim, RangeStored, ScoreRun};
 
+/// Each scorer as `plugin@version`: a run is scored only by the version
+/// it was planned with.
+fn versions(scorers: &[Scorer]) -> Vec<String> {
+    scorers
+        .iter()
+        .map(|s| format!("{}@{}", s.plugin().id(), s.plugin().version()))
+        .collect()
+}
+
 /// One range a worker scored.
 #[derive(Debug, Clone)]
 pub struct RangeDone {
@@ -60,10 +69,7 @@ impl Lectern {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Option<RangeDone>> {
-        let ids: Vec<String> = scorers
-            .iter()
-            .map(|s| s.plugin().id().to_string())
-            .collect();
+        let ids = versions(scorers);
         let lease = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX / 2);
         let Some(claim) = self
             .store_mut()
@@ -103,10 +109,7 @@ impl Lectern {
     /// Planned runs of `scorers` not complete yet: ranges another worker
     /// holds, or that wait for a lease to end.
     pub fn runs_in_progress(&self, scorers: &[Scorer]) -> Result<usize> {
-        let ids: Vec<String> = scorers
-            .iter()
-            .map(|s| s.plugin().id().to_string())
-            .collect();
+        let ids = versions(scorers);
         self.store().runs_in_progress(&ids).map_err(Error::store)
     }
 

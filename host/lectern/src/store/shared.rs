@@ -47,7 +47,8 @@ pub trait SharedWork {
     /// invisible until every range is stored. Returns its id.
     fn plan_run(&mut self, run: &ScoreRun, ranges: &[(String, String)]) -> anyhow::Result<i64>;
 
-    /// Claims the first range, of a planned run by one of `scorers`, that
+    /// Claims the first range, of a planned run by one of `scorers`
+    /// (`plugin@version`: a worker claims only runs it can score), that
     /// is not stored and whose lease is free or ended before `now` (Unix
     /// seconds), for `lease_secs`. Two workers never hold one range.
     fn claim_range(
@@ -67,7 +68,7 @@ pub trait SharedWork {
         scores: &[Scored],
     ) -> anyhow::Result<RangeStored>;
 
-    /// Planned runs of `scorers` that are not complete yet.
+    /// Planned runs of `scorers` (`plugin@version`) not complete yet.
     fn runs_in_progress(&self, scorers: &[String]) -> anyhow::Result<usize>;
 
     /// The lock of the daily `job`, if no other process holds it; held

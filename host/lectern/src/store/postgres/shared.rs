@@ -69,7 +69,7 @@ impl SharedWork for PgStore {
              FROM score_runs r \
              WHERE r.id = x.run_id AND (x.run_id, x.seq) = ( \
                 SELECT q.run_id, q.seq FROM run_ranges q JOIN score_runs s ON s.id = q.run_id \
-                WHERE NOT q.done AND NOT s.complete AND s.plugin = ANY($4::text[]) \
+                WHERE NOT q.done AND NOT s.complete AND s.plugin || '@' || s.version = ANY($4::text[]) \
                   AND (q.lease_until IS NULL OR q.lease_until < $2) \
                 ORDER BY q.run_id, q.seq LIMIT 1 FOR UPDATE OF q SKIP LOCKED) \
              RETURNING x.run_id, x.seq, x.lo, x.hi, r.plugin, r.version, r.as_of, r.fields, x.claims",
@@ -156,7 +156,7 @@ impl SharedWork for PgStore {
             .query_one(
                 "SELECT COUNT(*) FROM score_runs s WHERE NOT complete \
                  AND EXISTS (SELECT 1 FROM run_ranges WHERE run_id = s.id) \
-                 AND plugin = ANY($1::text[])",
+                 AND plugin || '@' || version = ANY($1::text[])",
                 &[&scorers],
             )?
             .get(0);

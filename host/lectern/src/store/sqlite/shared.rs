@@ -74,7 +74,7 @@ impl SharedWork for SqliteStore {
                 "SELECT x.run_id, x.seq, x.lo, x.hi, r.plugin, r.version, r.as_of, r.fields, x.claims \
                  FROM run_ranges x JOIN score_runs r ON r.id = x.run_id \
                  WHERE NOT x.done AND NOT r.complete \
-                   AND r.plugin IN (SELECT value FROM json_each(?1)) \
+                   AND r.plugin || '@' || r.version IN (SELECT value FROM json_each(?1)) \
                    AND (x.lease_until IS NULL OR x.lease_until < ?2) \
                  ORDER BY x.run_id, x.seq LIMIT 1",
                 params![serde_json::to_string(scorers)?, now],
@@ -165,7 +165,7 @@ impl SharedWork for SqliteStore {
         let n: i64 = self.conn.query_row(
             "SELECT COUNT(*) FROM score_runs WHERE NOT complete \
              AND id IN (SELECT run_id FROM run_ranges) \
-             AND plugin IN (SELECT value FROM json_each(?1))",
+             AND plugin || '@' || version IN (SELECT value FROM json_each(?1))",
             [serde_json::to_string(scorers)?],
             |r| r.get(0),
         )?;
