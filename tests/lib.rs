@@ -193,6 +193,17 @@ pub fn generated_library(dir: &Path, patrons: u64) -> (lectern::GenSummary, Vec<
     (summary, files)
 }
 
+/// The process's peak resident memory (VmHWM), in KiB: what a bench
+/// reports beside its times.
+pub fn peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// A bench's size: its first numeric argument (`cargo xtask bench store
 /// 100000`), or `default`.
 pub fn bench_size(default: u64) -> u64 {

@@ -171,7 +171,10 @@ fn main() {
         "| per message, plugins / native | {:.1}× |",
         (wasm.as_secs_f64() / report.queued as f64) / (native.as_secs_f64() / native_queued as f64)
     );
-    println!("| peak RSS after notify | {} MiB |", peak_kib() / 1024);
+    println!(
+        "| peak RSS after notify | {} MiB |",
+        lectern_tests::peak_kib() / 1024
+    );
 
     // Delivery: the same outbox twice, once to SMTP and once to a maildir.
     drop(library);
@@ -285,7 +288,7 @@ fn main() {
         audited_sent as f64 / audited.as_secs_f64(),
         (audited.as_secs_f64() / maildir.as_secs_f64() - 1.0) * 100.0
     );
-    println!("| peak RSS | {} MiB |", peak_kib() / 1024);
+    println!("| peak RSS | {} MiB |", lectern_tests::peak_kib() / 1024);
 }
 
 /// A notice as a native composer would write it: the baseline.
@@ -309,13 +312,4 @@ fn native_text(kind: &EventKind, name: &str) -> (String, String) {
         subject,
         format!("Dear {name},\n\n{what}\n\nCity University Library"),
     )
-}
-
-fn peak_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }

@@ -78,7 +78,7 @@ fn main() {
     tx.commit().unwrap();
     let copy = t.elapsed();
 
-    let before = peak_kib();
+    let before = lectern_tests::peak_kib();
     let mut store = PgStore::open(&url).unwrap();
     let server_before = server_cpu();
     let t = Instant::now();
@@ -97,7 +97,7 @@ fn main() {
     let import = t.elapsed();
     let import_server = server_cpu() - server_before;
     assert_eq!(report.written.imported as u64, records);
-    let after = peak_kib();
+    let after = lectern_tests::peak_kib();
     let rate = |d: std::time::Duration| records as f64 / d.as_secs_f64();
     println!(
         "| import into an empty PostgreSQL library | **{:.0} records/s** ({:.1} s) |",
@@ -241,13 +241,4 @@ fn server_cpu() -> f64 {
         total += used(11) + used(12);
     }
     total as f64 / tick
-}
-
-fn peak_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }

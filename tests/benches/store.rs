@@ -44,7 +44,7 @@ fn main() {
 
     let db = dir.path().join("lectern.db");
     let mut store = SqliteStore::open(&db).unwrap();
-    let before = peak_kib();
+    let before = lectern_tests::peak_kib();
     let t = Instant::now();
     let report = lectern::import(
         &mut store,
@@ -60,7 +60,7 @@ fn main() {
     .unwrap();
     let import = t.elapsed();
     assert_eq!(report.written.imported as u64, records);
-    let after = peak_kib();
+    let after = lectern_tests::peak_kib();
     println!(
         "| CSV parse only (baseline) | {:.0} records/s |",
         records as f64 / parse.as_secs_f64()
@@ -108,7 +108,7 @@ fn main() {
     );
     println!(
         "| peak memory after the summaries | {} MiB |",
-        peak_kib() >> 10
+        lectern_tests::peak_kib() >> 10
     );
 }
 
@@ -127,14 +127,4 @@ fn rusqlite_scan(db: &std::path::Path) -> std::time::Duration {
     }
     assert!(n > 0);
     t.elapsed()
-}
-
-/// The process's peak resident memory, in KiB.
-fn peak_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }

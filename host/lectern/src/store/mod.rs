@@ -12,6 +12,7 @@ mod outbox;
 mod postgres;
 mod readers;
 mod registry;
+mod rows;
 mod service;
 mod shared;
 mod sqlite;

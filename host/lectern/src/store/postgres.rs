@@ -16,6 +16,8 @@ use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use postgres::{Client, GenericClient, NoTls, Row, Transaction};
 
+use super::rows::{date, fields_of, fields_text, parse_date};
+
 mod bulk;
 mod import;
 mod outbox;
@@ -693,14 +695,6 @@ fn migrate_schema(client: &mut Client, schema: &str) -> Result<()> {
 
 /// The advisory lock key of migrations ("lectern" in ASCII, as a number).
 const MIGRATION_LOCK: i64 = 0x6c65_6374_6572_6e00;
-
-pub(super) fn date(d: Option<NaiveDate>) -> Option<String> {
-    d.map(|d| d.to_string())
-}
-
-pub(super) fn parse_date(s: Option<String>) -> Option<NaiveDate> {
-    s.and_then(|s| s.parse().ok())
-}
 
 pub(super) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -1508,25 +1502,6 @@ impl Records for PgStore {
             links_removed,
         })
     }
-}
-
-/// Field names, comma-separated.
-fn fields_text(fields: &[crate::privacy::Field]) -> String {
-    fields
-        .iter()
-        .map(|f| f.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// The fields a run's scorer received; a name this version does not know
-/// makes the list unknown, which counts as every field.
-fn fields_of(text: Option<String>) -> Option<Vec<crate::privacy::Field>> {
-    let text = text?;
-    text.split(',')
-        .filter(|f| !f.is_empty())
-        .map(|f| f.parse().ok())
-        .collect()
 }
 
 fn stored_run(r: &Row) -> StoredRun {

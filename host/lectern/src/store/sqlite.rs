@@ -8,6 +8,8 @@ use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::rows::{date, fields_of, fields_text, parse_date};
+
 mod outbox;
 mod readers;
 mod registry;
@@ -495,14 +497,6 @@ fn wait_for_lock(tries: i32) -> bool {
 /// write lock that every other transaction takes when it begins.
 fn read_snapshot(conn: &Connection) -> rusqlite::Result<Transaction<'_>> {
     Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
-}
-
-fn date(d: Option<NaiveDate>) -> Option<String> {
-    d.map(|d| d.to_string())
-}
-
-fn parse_date(s: Option<String>) -> Option<NaiveDate> {
-    s.and_then(|s| s.parse().ok())
 }
 
 /// Inserts into tables that were empty when the import began: a conflict
@@ -1689,25 +1683,6 @@ fn create_private(path: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e).with_context(|| format!("failed to create the store {}", path.display())),
     }
-}
-
-/// Field names, comma-separated.
-fn fields_text(fields: &[crate::privacy::Field]) -> String {
-    fields
-        .iter()
-        .map(|f| f.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// The fields a run's scorer received; a name this version does not know
-/// makes the list unknown, which counts as every field.
-fn fields_of(text: Option<String>) -> Option<Vec<crate::privacy::Field>> {
-    let text = text?;
-    text.split(',')
-        .filter(|f| !f.is_empty())
-        .map(|f| f.parse().ok())
-        .collect()
 }
 
 fn stored_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {

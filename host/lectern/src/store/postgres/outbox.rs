@@ -14,6 +14,7 @@ use postgres::{GenericClient, Row};
 
 use super::{PgStore, parse_date};
 use crate::model::Channel;
+use crate::store::rows::{channel_named, channels_from, unix_time as time};
 use crate::store::{
     ChannelStats, Claimed, Enqueued, HoldRecord, MessageState, OpenLoan, Outbox, OutboxRow,
     Preferences, Queued, Settle,
@@ -143,11 +144,6 @@ pub(super) fn segment_members(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-fn channels_from(text: Option<String>) -> Vec<Channel> {
-    text.and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
-}
-
 /// The patron's messaging preferences; `None` if there is no such patron.
 pub(super) fn preferences(db: &mut impl GenericClient, id: &str) -> Result<Option<Preferences>> {
     Ok(db
@@ -225,14 +221,6 @@ pub(super) fn set_preferences(
 /// The channels' names, as a `text[]` parameter.
 fn channel_names(channels: &[Channel]) -> Vec<&'static str> {
     channels.iter().map(|c| c.as_str()).collect()
-}
-
-fn channel_named(name: &str) -> Channel {
-    serde_json::from_value(serde_json::Value::String(name.to_string())).unwrap_or(Channel::Print)
-}
-
-fn time(ts: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(ts, 0).unwrap_or_default()
 }
 
 /// The key of the advisory lock that claims in library `library` take

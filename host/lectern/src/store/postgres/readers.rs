@@ -8,16 +8,10 @@ use super::{PgStore, parse_date};
 use crate::store::readers::{
     CampaignMember, CampaignStore, MemberActivity, ReaderLink, Readers, SurveyAnswers,
 };
+use crate::store::rows::{decode_answer as answer_decode, time};
 
 const ANSWER_COLUMNS: &str =
     "survey, patron_id, category, segment, locale, answered_on, use_for_service, answers";
-
-/// A time as the links keep it: RFC 3339 text.
-fn time(s: &str) -> Result<DateTime<Utc>> {
-    Ok(DateTime::parse_from_rfc3339(s)
-        .with_context(|| format!("{s:?} is not a time"))?
-        .with_timezone(&Utc))
-}
 
 fn answer_row(r: &Row) -> (Vec<Option<String>>, bool) {
     (
@@ -32,28 +26,6 @@ fn answer_row(r: &Row) -> (Vec<Option<String>>, bool) {
         ],
         r.get(6),
     )
-}
-
-fn answer_decode((row, use_for_service): (Vec<Option<String>>, bool)) -> Result<SurveyAnswers> {
-    let mut row = row.into_iter();
-    let mut next = || row.next().flatten();
-    let survey = next().context("a survey answer's row is damaged")?;
-    let (patron, category, segment) = (next(), next(), next());
-    let locale = next().unwrap_or_default();
-    let answered_on = parse_date(next()).context("a survey answer has no day")?;
-    let answers = serde_json::from_str(&next().context("a survey answer has no answers")?)
-        .context("a survey answer's answers are damaged")?;
-    Ok(SurveyAnswers {
-        survey,
-        patron,
-        category,
-        segment,
-        locale,
-        answered_on,
-        use_for_service,
-        answers,
-        attributes: Vec::new(),
-    })
 }
 
 /// The answers whose column `clause` (a fixed name, never user text) is

@@ -11,17 +11,13 @@ use anyhow::{Context as _, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use postgres::{Row, Transaction};
 
-use super::registry::time;
 use super::{PgStore, date, parse_date};
+use crate::store::rows::{opt_time, time};
 use crate::store::service::{
     Circulation, Inbox, InboxEvent, InboxRow, InboxStats, JobRun, Jobs, Outcome, StaffAccount,
     StaffStore,
 };
 use crate::store::{HoldRecord, LoanRecord};
-
-fn opt_time(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
-    s.as_deref().map(time).transpose()
-}
 
 const STAFF_COLUMNS: &str = "name, role, key_id, created_at, expires_at, revoked_at, token_sha256";
 

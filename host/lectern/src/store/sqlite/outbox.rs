@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{SqliteStore, parse_date};
 use crate::model::Channel;
+use crate::store::rows::{channel_named, channels_from, unix_time as time};
 use crate::store::{
     ChannelStats, Claimed, Enqueued, HoldRecord, MessageState, OpenLoan, Outbox, OutboxRow,
     Preferences, Queued, Settle,
@@ -137,11 +138,6 @@ pub(super) fn segment_members(
     Ok(ids)
 }
 
-fn channels_from(text: Option<String>) -> Vec<Channel> {
-    text.and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
-}
-
 pub(super) fn preferences(conn: &Connection, id: &str) -> Result<Option<Preferences>> {
     Ok(conn
         .query_row(
@@ -222,14 +218,6 @@ fn channel_list(channels: &[Channel]) -> String {
         .map(|c| format!("'{}'", c.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn channel_named(name: &str) -> Channel {
-    serde_json::from_value(serde_json::Value::String(name.to_string())).unwrap_or(Channel::Print)
-}
-
-fn time(ts: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(ts, 0).unwrap_or_default()
 }
 
 const CLAIMED: &str = "SELECT o.id, o.dedupe_key, o.patron_id, o.event_kind, o.marketing, o.channel, \

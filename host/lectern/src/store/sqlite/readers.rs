@@ -4,9 +4,9 @@ use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::registry::time;
 use super::{SqliteStore, parse_date};
 use crate::store::readers::{ReaderLink, Readers, SurveyAnswers};
+use crate::store::rows::{decode_answer as answer_decode, time};
 
 const ANSWER_COLUMNS: &str =
     "survey, patron_id, category, segment, locale, answered_on, use_for_service, answers";
@@ -24,28 +24,6 @@ fn answer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<Option<String>>, b
         ],
         r.get(6)?,
     ))
-}
-
-fn answer_decode((row, use_for_service): (Vec<Option<String>>, bool)) -> Result<SurveyAnswers> {
-    let mut row = row.into_iter();
-    let mut next = || row.next().flatten();
-    let survey = next().context("a survey answer's row is damaged")?;
-    let (patron, category, segment) = (next(), next(), next());
-    let locale = next().unwrap_or_default();
-    let answered_on = parse_date(next()).context("a survey answer has no day")?;
-    let answers = serde_json::from_str(&next().context("a survey answer has no answers")?)
-        .context("a survey answer's answers are damaged")?;
-    Ok(SurveyAnswers {
-        survey,
-        patron,
-        category,
-        segment,
-        locale,
-        answered_on,
-        use_for_service,
-        answers,
-        attributes: Vec::new(),
-    })
 }
 
 impl SqliteStore {

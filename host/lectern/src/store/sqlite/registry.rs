@@ -1,11 +1,12 @@
 //! The registry of installed plugins in SQLite.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
 use crate::store::registry::{InstalledPlugin, Registry, TrustedKey};
+use crate::store::rows::{decode_plugin as decode, time};
 
 const COLUMNS: &str = "id, version, world, digest, component_sha256, signer, enabled, fields, \
                        events, config, source, installed_at";
@@ -28,17 +29,6 @@ fn installed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(InstalledPlugin, [S
         },
         [r.get(7)?, r.get(8)?, r.get(9)?, r.get(11)?],
     ))
-}
-
-fn decode(
-    (mut p, [fields, events, config, at]): (InstalledPlugin, [String; 4]),
-) -> Result<InstalledPlugin> {
-    let context = || format!("the registry's row for plugin {} is damaged", p.id);
-    p.fields = serde_json::from_str(&fields).with_context(context)?;
-    p.events = serde_json::from_str(&events).with_context(context)?;
-    p.config = serde_json::from_str(&config).with_context(context)?;
-    p.installed_at = time(&at).with_context(context)?;
-    Ok(p)
 }
 
 impl Registry for SqliteStore {
@@ -181,11 +171,4 @@ fn drop_unused_packages(tx: &rusqlite::Transaction<'_>) -> Result<()> {
         [],
     )?;
     Ok(())
-}
-
-/// A time the store wrote as RFC 3339.
-pub(super) fn time(s: &str) -> Result<DateTime<Utc>> {
-    Ok(DateTime::parse_from_rfc3339(s)
-        .with_context(|| format!("{s:?} is not a time"))?
-        .with_timezone(&Utc))
 }
