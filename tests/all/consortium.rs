@@ -253,3 +253,66 @@ fn tls_to_the_server_is_verified() {
         .expect("a self-signed certificate without sslrootcert is refused");
     assert!(format!("{e:#}").contains("certificate"), "{e:#}");
 }
+
+#[test]
+fn a_damaged_export_gives_the_same_report_on_both_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::write(
+        dir.join("lectern.toml"),
+        format!("[privacy]\npolicy = {:?}\n", plugins::BASELINE_PRIVACY),
+    )
+    .unwrap();
+    let files = generated(dir);
+    // A loan twice, a loan of nobody, a patron twice, a truncated line.
+    let loans = std::fs::read_to_string(&files[1]).unwrap();
+    let lines: Vec<&str> = loans.lines().collect();
+    let mut orphan: Vec<String> = lines[6].split(',').map(String::from).collect();
+    orphan[0].push('x');
+    orphan[1] = "NOBODY".into();
+    let damaged = format!(
+        "{loans}{}\n{}\n{}\n",
+        lines[5],
+        orphan.join(","),
+        &lines[7][..lines[7].len() / 2]
+    );
+    std::fs::write(&files[1], damaged).unwrap();
+    let patrons = std::fs::read_to_string(&files[0]).unwrap();
+    let again = patrons.lines().nth(3).unwrap().to_string();
+    std::fs::write(&files[0], format!("{patrons}{again}\n")).unwrap();
+
+    let report = |c: &mut Command| -> (Option<i32>, serde_json::Value) {
+        let out = c
+            .args(["--json", "import", "--format", "csv"])
+            .args(&files)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr))),
+        )
+    };
+    let sqlite = report(&mut lectern_tests::lectern_in(dir));
+    let library = Library::new("damaged");
+    let postgres = report(&mut lectern(dir, &library));
+    assert_eq!(
+        sqlite, postgres,
+        "the same records skipped for the same reasons"
+    );
+    assert!(
+        sqlite.1["skipped"].as_array().unwrap().len() >= 4,
+        "{}",
+        sqlite.1
+    );
+    // And a strict import writes nothing on either.
+    let strict = Library::new("strict");
+    let out = lectern(dir, &strict)
+        .args(["import", "--strict", "--format", "csv"])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let store = lectern::PgStore::open(&strict.url).unwrap();
+    assert_eq!(lectern::Records::patron_count(&store).unwrap(), 0);
+}
