@@ -316,3 +316,194 @@ fn a_damaged_export_gives_the_same_report_on_both_stores() {
     let store = lectern::PgStore::open(&strict.url).unwrap();
     assert_eq!(lectern::Records::patron_count(&store).unwrap(), 0);
 }
+
+/// Drops a consortium's schema when the test ends.
+struct ConsortiumSchema(String);
+
+impl Drop for ConsortiumSchema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(postgres_url())
+            .args(["-qc", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0)])
+            .output();
+    }
+}
+
+/// A generated library of `patrons` readers, imported and scored.
+fn scored_member(dir: &Path, library: &Library, patrons: usize, seed: u64) {
+    let data = dir.join(format!("data-{}", library.name));
+    let out = Command::new(lectern_tests::lectern_bin())
+        .args(["gen", "--patrons", &patrons.to_string()])
+        .args(["--seed", &seed.to_string(), "--out"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    ok(lectern(dir, library)
+        .args(["import", "--format", "csv"])
+        .args(["patrons.csv", "loans.csv", "holds.csv", "use.csv"].map(|f| data.join(f))));
+    ok(lectern(dir, library).args(["score", "--plugin", plugins::ENGAGEMENT]));
+}
+
+/// Every positive count under k is hidden, and no line whose total is
+/// shown hides exactly one count: the total less the others would give it
+/// away.
+fn assert_suppressed(report: &serde_json::Value, k: u64) {
+    let rows: Vec<Vec<Option<u64>>> = report["libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["cells"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_u64())
+                .collect()
+        })
+        .collect();
+    for (i, row) in rows.iter().enumerate() {
+        assert!(
+            row.iter().flatten().all(|n| *n == 0 || *n >= k),
+            "row {i} shows a count under {k}: {row:?}"
+        );
+        let hidden = row.iter().filter(|c| c.is_none()).count();
+        let total = &report["libraries"][i]["total"];
+        assert!(total.is_null() || hidden != 1, "row {i}: {report}");
+    }
+    for j in 0..rows[0].len() {
+        let hidden = rows.iter().filter(|r| r[j].is_none()).count();
+        let total = &report["totals"][j];
+        assert!(total.is_null() || total.as_u64().unwrap() >= k);
+        assert!(total.is_null() || hidden != 1, "column {j}: {report}");
+    }
+}
+
+#[test]
+fn consortium_staff_read_aggregates_across_members_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::write(
+        dir.join("lectern.toml"),
+        format!(
+            "[privacy]\npolicy = {:?}\n\n[serve]\nlisten = \"127.0.0.1:0\"\n",
+            plugins::BASELINE_PRIVACY
+        ),
+    )
+    .unwrap();
+    let consortium = ConsortiumSchema(fresh_library("consortium"));
+    let member = |stem: &str| {
+        let mut l = Library::new(stem);
+        l.url = format!("{}&consortium={}", l.url, consortium.0);
+        l
+    };
+    let (north, south, small) = (member("north"), member("south"), member("small"));
+    scored_member(dir, &north, 300, 3);
+    scored_member(dir, &south, 200, 5);
+    scored_member(dir, &small, 14, 9);
+
+    // Only a member publishes, and only as a role that may see segments.
+    let refused = lectern(dir, &north)
+        .args(["consortium", "publish"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(65), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("consortium join"), "{stderr}");
+    for library in [&north, &south, &small] {
+        let out = ok(lectern(dir, library).args(["consortium", "join"]));
+        assert!(out.contains("joined"), "{out}");
+        ok(lectern(dir, library).args(["consortium", "publish"]));
+    }
+    let members = ok(lectern(dir, &north).args(["--json", "consortium", "members"]));
+    let members: Vec<String> = serde_json::from_str(&members).unwrap();
+    assert_eq!(members.len(), 3);
+
+    // The consortium's table, from the command line: small counts hidden,
+    // with partners, and the totals across members add up.
+    let report: serde_json::Value = serde_json::from_str(&ok(lectern(dir, &south).args([
+        "--json",
+        "consortium",
+        "report",
+        "--k",
+        "10",
+    ])))
+    .unwrap();
+    assert_suppressed(&report, 10);
+    assert!(report["hidden"].as_u64().unwrap() >= 2, "{report}");
+    let small_row = report["libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["library"] == small.name.as_str())
+        .unwrap();
+    assert!(
+        small_row["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c.is_null()),
+        "a library of 14 readers has segments under 10: {report}"
+    );
+    let table = ok(lectern(dir, &south).args(["consortium", "report", "--k", "10"]));
+    assert!(table.contains("hidden (·)"), "{table}");
+
+    // Its staff: a consortium token reads the table through any member's
+    // service, and nothing of any library; a library's token does not
+    // read the table.
+    let out = ok(lectern(dir, &north).args(["--json", "consortium", "staff", "add", "office"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["account"]["role"], "consortium");
+    let office = v["token"].as_str().unwrap().to_string();
+    let out = ok(lectern(dir, &north).args([
+        "--json",
+        "staff",
+        "add",
+        "records",
+        "--role",
+        "administrator",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let records = v["token"].as_str().unwrap().to_string();
+
+    let service = Server::start(dir, &north);
+    let (status, body) = service.get("/v1/consortium/segments?k=10", &office);
+    assert_eq!(status, 200, "{body}");
+    let served: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(served, report, "the service and the command line agree");
+    let (status, body) = service.get("/v1/consortium/segments?k=10", &records);
+    assert_eq!(status, 401, "a library's token at the consortium: {body}");
+    let (status, body) = service.get("/v1/consortium/segments?k=2", &office);
+    assert_eq!(status, 403, "k under the floor: {body}");
+    let id = first_patron(&dir.join(format!("data-{}/patrons.csv", north.name)));
+    for path in [
+        format!("/v1/patrons/{id}/export"),
+        "/v1/reports/segments".to_string(),
+        "/v1/reports/key-readers".to_string(),
+    ] {
+        let (status, body) = service.get(&path, &office);
+        assert_eq!(status, 401, "the consortium's token at {path}: {body}");
+    }
+    drop(service);
+
+    // A revoked consortium token stops working; a library that leaves
+    // takes its counts with it.
+    ok(lectern(dir, &north).args(["consortium", "staff", "revoke", "office"]));
+    ok(lectern(dir, &small).args(["consortium", "leave"]));
+    let after: serde_json::Value = serde_json::from_str(&ok(lectern(dir, &north).args([
+        "--json",
+        "consortium",
+        "report",
+    ])))
+    .unwrap();
+    assert_eq!(after["libraries"].as_array().unwrap().len(), 2, "{after}");
+    let service = Server::start(dir, &north);
+    assert_eq!(service.get("/v1/consortium/segments", &office).0, 401);
+
+    // The reads behind the counts are in each member's own chain, which
+    // still verifies.
+    for library in [&north, &south] {
+        let out = ok(lectern(dir, library).args(["audit", "verify"]));
+        assert!(out.contains("intact"), "{out}");
+    }
+}

@@ -11,6 +11,7 @@ macro_rules! out {
     };
 }
 
+mod consortium;
 mod data;
 mod harness;
 mod new;
@@ -114,6 +115,12 @@ enum Command {
     /// scoring by range and the daily notices, with the plugins of
     /// lectern.toml [serve]
     Worker(worker::WorkerArgs),
+    /// A consortium on one PostgreSQL server: join it, publish readers
+    /// per segment, read the table across members, manage its staff
+    Consortium {
+        #[command(subcommand)]
+        command: consortium::Command,
+    },
     /// Staff accounts and their tokens for the service
     Staff {
         #[command(subcommand)]
@@ -184,7 +191,7 @@ impl Ctx {
     }
 
     /// The store's PostgreSQL URL, when it is one.
-    fn postgres_url(&self) -> Option<&str> {
+    pub(crate) fn postgres_url(&self) -> Option<&str> {
         let db = self.db.to_str()?;
         (db.starts_with("postgres://") || db.starts_with("postgresql://")).then_some(db)
     }
@@ -389,6 +396,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve => serve::serve(&ctx),
         Command::Worker(args) => worker::worker(&ctx, args),
         Command::Staff { command } => serve::staff(&ctx, command),
+        Command::Consortium { command } => consortium::run(&ctx, command),
         Command::Jobs { job, limit } => serve::jobs(&ctx, job, limit),
         Command::Campaign { command } => serve::campaign(&ctx, command),
         Command::Registrations { role, koha_csv } => serve::registrations(&ctx, &role, koha_csv),

@@ -2,8 +2,9 @@
 //! staff accounts, and its job history.
 
 use anyhow::Result;
-use chrono::{Days, Utc};
+use chrono::{DateTime, Days, Utc};
 use clap::Subcommand;
+use lectern::{Lectern, StaffAccount};
 use serde_json::json;
 
 use crate::Ctx;
@@ -59,8 +60,44 @@ fn to_library_error(e: anyhow::Error) -> lectern::Error {
     }
 }
 
+/// Where staff accounts are kept: a library, or a consortium.
+pub trait Accounts {
+    fn add(
+        &mut self,
+        name: &str,
+        role: &str,
+        expires: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> lectern::Result<(StaffAccount, String)>;
+    fn list(&self) -> lectern::Result<Vec<StaffAccount>>;
+    fn revoke(&mut self, name: &str, now: DateTime<Utc>) -> lectern::Result<()>;
+}
+
+impl Accounts for Lectern {
+    fn add(
+        &mut self,
+        name: &str,
+        role: &str,
+        expires: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> lectern::Result<(StaffAccount, String)> {
+        self.add_staff(name, role, expires, now)
+    }
+    fn list(&self) -> lectern::Result<Vec<StaffAccount>> {
+        self.staff_accounts()
+    }
+    fn revoke(&mut self, name: &str, now: DateTime<Utc>) -> lectern::Result<()> {
+        self.revoke_staff(name, now)
+    }
+}
+
 pub fn staff(ctx: &Ctx, command: StaffCommand) -> Result<()> {
     let mut library = ctx.open(None)?;
+    accounts(ctx, &mut library, command)
+}
+
+/// Adds, lists or revokes the accounts of `store`.
+pub fn accounts(ctx: &Ctx, store: &mut dyn Accounts, command: StaffCommand) -> Result<()> {
     let now = Utc::now();
     match command {
         StaffCommand::Add {
@@ -75,7 +112,7 @@ pub fn staff(ctx: &Ctx, command: StaffCommand) -> Result<()> {
                 ),
                 None => None,
             };
-            let (account, token) = library.add_staff(&name, &role, expires, now)?;
+            let (account, token) = store.add(&name, &role, expires, now)?;
             if ctx.json {
                 return print_json(&json!({ "account": account, "token": token }));
             }
@@ -93,7 +130,7 @@ pub fn staff(ctx: &Ctx, command: StaffCommand) -> Result<()> {
             Ok(())
         }
         StaffCommand::List => {
-            let accounts = library.staff_accounts()?;
+            let accounts = store.list()?;
             if ctx.json {
                 return print_json(&accounts);
             }
@@ -121,7 +158,7 @@ pub fn staff(ctx: &Ctx, command: StaffCommand) -> Result<()> {
             Ok(())
         }
         StaffCommand::Revoke { name } => {
-            library.revoke_staff(&name, now)?;
+            store.revoke(&name, now)?;
             if ctx.json {
                 return print_json(&json!({ "revoked": name }));
             }
@@ -197,7 +234,7 @@ pub enum CampaignCommand {
         ids: Vec<String>,
         /// The moment to run as of, in RFC 3339 [default: now]
         #[arg(long, value_name = "TIME")]
-        now: Option<chrono::DateTime<Utc>>,
+        now: Option<DateTime<Utc>>,
     },
     /// The campaigns the library runs
     List,

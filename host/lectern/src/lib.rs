@@ -61,6 +61,7 @@ mod audit;
 mod cache;
 mod campaign;
 mod config;
+mod consortium;
 mod deliver;
 mod error;
 mod facade;
@@ -121,6 +122,9 @@ pub use crate::config::{
     Clock, Config, DEFAULT_K_FLOOR, DeliveryRules, NoticeRules, ReaderRules, Secret, Segments,
     ServeRules, SmtpTls, TransportConfig, local_day, quiet_until,
 };
+pub use crate::consortium::{
+    CONSORTIUM_ROLE, Cell as ConsortiumCell, Consortium, ConsortiumReport, LibraryRow,
+};
 pub use crate::deliver::{
     DeliverReport, Deliverer, Maildir, Outgoing, SendError, Smtp, Transport, Until, Webhook,
     webhook_signature,
@@ -129,7 +133,10 @@ pub use crate::error::{Error, ErrorKind, Failure, GuestError, PluginRef, Result}
 pub use crate::facade::{
     AuditRead, Keep, Lectern, ListKind, MIN_AUDIT_DAYS, PatronExport, Progress, ScoredRun,
 };
-pub use crate::generate::{GenOptions, GenSummary, generate};
+pub use crate::generate::{
+    FALLING_FACTOR, FALLING_SUBJECT, GenOptions, GenSummary, RISING_FACTOR, RISING_SUBJECT,
+    generate,
+};
 pub use crate::host::{CacheStatus, Host, HostBuilder};
 pub use crate::import::{
     Encoding, Format, ImportOptions, ImportReport, MAX_FIELD_BYTES, Skip, import,
@@ -166,13 +173,13 @@ pub use crate::registry::{Grant, InstallOptions, Review, default_lockfile};
 pub use crate::report::{Count, ListedReader, Move, ReaderList, SegmentReport, segment_report};
 pub use crate::store::{
     Answer, AuditStore, Backend, CampaignMember, CampaignStore, ChannelStats, Circulation, Claimed,
-    DailyLock, Enqueued, Erased, HoldFields, HoldRecord, ImportTx, Inbox, InboxEvent, InboxRow,
-    InboxStats, InstalledPlugin, JobRun, Jobs, LoanFields, LoanRecord, MemberActivity,
-    MessageState, OpenLoan, Outbox, OutboxRow, Outcome, PatronData, PatronReader, PatronRecord,
-    PgStore, Preferences, Put, Queued, RangeClaim, RangeStored, ReaderLink, Readers, Records,
-    Registry, Retained, Retention, RunScore, RunWriter, Runs, ScoreRun, Settle, SharedWork,
-    SqliteStore, StaffAccount, StaffStore, Store, StoredMessage, StoredRun, StoredScore,
-    SurveyAnswers, TrustedKey, UseKind, UseRecord, Written, store_shown,
+    ConsortiumStore, DailyLock, Enqueued, Erased, HoldFields, HoldRecord, ImportTx, Inbox,
+    InboxEvent, InboxRow, InboxStats, InstalledPlugin, JobRun, Jobs, LoanFields, LoanRecord,
+    MemberActivity, MessageState, OpenLoan, Outbox, OutboxRow, Outcome, PatronData, PatronReader,
+    PatronRecord, PgStore, Preferences, Published, Put, Queued, RangeClaim, RangeStored,
+    ReaderLink, Readers, Records, Registry, Retained, Retention, RunScore, RunWriter, Runs,
+    ScoreRun, Settle, SharedWork, SqliteStore, StaffAccount, StaffStore, Store, StoredMessage,
+    StoredRun, StoredScore, SurveyAnswers, TrustedKey, UseKind, UseRecord, Written, store_shown,
 };
 pub use crate::survey::{
     Choice, GroupBy, GroupResult, Kind as QuestionKind, Question, QuestionResult, SurveyDef,

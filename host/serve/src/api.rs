@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::App;
-use crate::auth::Staff;
+use crate::auth::{ConsortiumStaff, Staff};
 
 /// An error as the client sees it: a status and a message that says what
 /// to do. A store that failed is 503, so that a sender retries; bad input
@@ -208,7 +208,7 @@ pub(crate) struct Accepted {
         license(name = "Apache-2.0")
     ),
     paths(
-        healthz, readyz, openapi, push_event, sync_patrons, delete_patron, segments, key_readers, lapsed, export_patron,
+        healthz, readyz, openapi, push_event, sync_patrons, delete_patron, segments, consortium_segments, key_readers, lapsed, export_patron,
         erase_patron, get_preferences, put_preferences, outbox, plugins, configure_plugin,
         jobs, start_job, inbox, registrations, survey_report, campaign_report, list_campaigns, define_campaign,
         remove_campaign, crate::ils::koha, crate::ils::folio_pubsub,
@@ -248,6 +248,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/events", post(push_event))
         .route("/v1/reports/segments", get(segments))
+        .route("/v1/consortium/segments", get(consortium_segments))
         .route("/v1/reports/key-readers", get(key_readers))
         .route("/v1/reports/lapsed", get(lapsed))
         .route("/v1/patrons/sync", post(sync_patrons))
@@ -595,6 +596,47 @@ async fn segments(
     .await?;
     let page = html.then(|| report.to_html());
     Ok(render(&report, page))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ConsortiumQuery {
+    /// The scorer whose published runs to count.
+    scorer: Option<String>,
+    /// The smallest count to show: at least the library's floor.
+    #[param(minimum = 1, maximum = 1000000)]
+    k: Option<usize>,
+}
+
+/// Readers per member library and segment across the consortium, from
+/// what each member published, with counts under k hidden and the counts
+/// that would give them away hidden too. Only a consortium token (`lectern
+/// consortium staff add`) reads it; a library's token is refused.
+#[utoipa::path(get, path = "/v1/consortium/segments", params(ConsortiumQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The table", content((Object = "application/json"))),
+        (status = 400, description = "A bad parameter, or a store that belongs to no consortium", body = ErrorBody),
+        (status = 401, description = "No valid consortium token", body = ErrorBody),
+        (status = 403, description = "k is below the floor", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody)
+    ))]
+async fn consortium_segments(
+    State(app): State<Arc<App>>,
+    _staff: ConsortiumStaff,
+    Q(q): Q<ConsortiumQuery>,
+) -> ApiResult<Response> {
+    at_most("k", q.k, 1_000_000)?;
+    let scorer = q.scorer.unwrap_or_else(|| "engagement".into());
+    let floor = app.k_floor;
+    let k = q.k.unwrap_or(lectern::DEFAULT_K.max(floor));
+    let app2 = app.clone();
+    let report =
+        tokio::task::spawn_blocking(move || app2.on_consortium(|c| c.report(&scorer, k, floor)))
+            .await
+            .map_err(|_| ApiError::internal("the request's task failed"))?
+            .map_err(ApiError::from)?;
+    Ok(Json(report).into_response())
 }
 
 async fn list(app: Arc<App>, staff: Staff, q: ListQuery, kind: ListKind) -> ApiResult<Response> {

@@ -102,39 +102,70 @@ pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
+/// An account of the consortium the library belongs to: it reads the
+/// consortium's aggregates and nothing of any one library.
+pub(crate) struct ConsortiumStaff(#[allow(dead_code)] pub(crate) StaffAccount);
+
 impl FromRequestParts<Arc<App>> for Staff {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Staff, ApiError> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        if !app.limiter.allows(ip) {
-            app.metrics.auth_failure("limited");
-            return Err(ApiError::too_many());
-        }
-        let Some(token) = bearer(parts).map(str::to_string) else {
-            app.limiter.failed(ip);
-            app.metrics.auth_failure("missing");
-            return Err(ApiError::unauthorized());
-        };
-        let app2 = app.clone();
-        let checked = tokio::task::spawn_blocking(move || {
-            let library = app2.intake.lock().unwrap_or_else(|e| e.into_inner());
-            library.authenticate(&token, chrono::Utc::now())
+        authenticated(parts, app, |app, token| {
+            let library = app.intake.lock().unwrap_or_else(|e| e.into_inner());
+            library.authenticate(token, chrono::Utc::now())
         })
         .await
+        .map(Staff)
+    }
+}
+
+impl FromRequestParts<Arc<App>> for ConsortiumStaff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<ConsortiumStaff, ApiError> {
+        authenticated(parts, app, |app, token| {
+            app.on_consortium(|c| c.authenticate(token, chrono::Utc::now()))
+        })
+        .await
+        .map(ConsortiumStaff)
+    }
+}
+
+/// The account the request's bearer token belongs to, as `check` finds
+/// it; failures are counted per client address and limited.
+async fn authenticated(
+    parts: &Parts,
+    app: &Arc<App>,
+    check: impl FnOnce(&App, &str) -> lectern::Result<StaffAccount> + Send + 'static,
+) -> Result<StaffAccount, ApiError> {
+    let ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    if !app.limiter.allows(ip) {
+        app.metrics.auth_failure("limited");
+        return Err(ApiError::too_many());
+    }
+    let Some(token) = bearer(parts).map(str::to_string) else {
+        app.limiter.failed(ip);
+        app.metrics.auth_failure("missing");
+        return Err(ApiError::unauthorized());
+    };
+    let app2 = app.clone();
+    let checked = tokio::task::spawn_blocking(move || check(&app2, &token))
+        .await
         .map_err(|_| ApiError::internal("the authentication task failed"))?;
-        match checked {
-            Ok(account) => Ok(Staff(account)),
-            Err(e) if e.kind() == lectern::ErrorKind::Denied => {
-                app.limiter.failed(ip);
-                app.metrics.auth_failure("invalid");
-                Err(ApiError::unauthorized())
-            }
-            Err(e) => Err(ApiError::from(e)),
+    match checked {
+        Ok(account) => Ok(account),
+        Err(e) if e.kind() == lectern::ErrorKind::Denied => {
+            app.limiter.failed(ip);
+            app.metrics.auth_failure("invalid");
+            Err(ApiError::unauthorized())
         }
+        Err(e) => Err(ApiError::from(e)),
     }
 }

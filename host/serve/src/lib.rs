@@ -37,6 +37,10 @@ pub struct App {
     pub(crate) clock: lectern::Clock,
     pub(crate) metrics: metrics::Metrics,
     pub(crate) limiter: auth::Limiter,
+    /// The smallest k the library's configuration lets a report use.
+    pub(crate) k_floor: usize,
+    /// The consortium the library belongs to, opened at its first request.
+    pub(crate) consortium: Mutex<Option<lectern::Consortium>>,
     /// The reader pages' rules (`[readers]`).
     pub(crate) readers: lectern::ReaderRules,
     /// Registrations per client address per hour.
@@ -52,6 +56,25 @@ pub struct App {
 }
 
 impl App {
+    /// Runs `f` on the consortium of the library's store, opening it the
+    /// first time: a SQLite store has none, which `f` never sees.
+    pub(crate) fn on_consortium<T>(
+        &self,
+        f: impl FnOnce(&lectern::Consortium) -> lectern::Result<T>,
+    ) -> lectern::Result<T> {
+        let mut slot = self.consortium.lock().unwrap_or_else(|e| e.into_inner());
+        let consortium = match slot.take() {
+            Some(c) => c,
+            None => {
+                let library = self.intake.lock().unwrap_or_else(|e| e.into_inner());
+                library.consortium()?
+            }
+        };
+        let out = f(&consortium);
+        *slot = Some(consortium);
+        out
+    }
+
     /// Notes how `job` last ended (`None`: it did not fail); whether this
     /// failure is new and should be recorded.
     pub(crate) fn last_failure(&self, job: &str, failure: Option<String>) -> bool {
@@ -98,6 +121,7 @@ pub fn serve(
         })?),
         None => None,
     };
+    let k_floor = library.config().k_floor;
     let (stopping, _) = tokio::sync::watch::channel(false);
     let app = Arc::new(App {
         intake: Mutex::new(intake),
@@ -111,6 +135,8 @@ pub fn serve(
         readers,
         rules,
         clock,
+        consortium: Mutex::default(),
+        k_floor,
         metrics: metrics::Metrics::default(),
         alma_secret,
         stopping,

@@ -8,6 +8,7 @@
 //! conformance suite (`lectern::conformance`, behind the `conformance`
 //! feature).
 
+mod consortium;
 mod outbox;
 mod postgres;
 mod readers;
@@ -20,6 +21,7 @@ mod sqlite;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+pub use consortium::{ConsortiumStore, Published};
 pub use outbox::{
     ChannelStats, Claimed, Enqueued, MessageState, Outbox, OutboxRow, Queued, Settle,
 };
@@ -653,4 +655,17 @@ pub trait Backend:
 
     /// Which store this is, for messages: a file's path, a database's name.
     fn describe(&self) -> String;
+
+    /// The consortium this store's library may belong to: its tables on
+    /// the same server, beside the member libraries. `None` for a store
+    /// that cannot hold one (a SQLite file serves one library).
+    fn consortium(&self) -> anyhow::Result<Option<Box<dyn ConsortiumStore>>> {
+        Ok(None)
+    }
+
+    /// The member library this store holds, on a server that holds
+    /// several; `None` for a store of one library.
+    fn member_library(&self) -> Option<String> {
+        None
+    }
 }

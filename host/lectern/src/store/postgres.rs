@@ -19,6 +19,7 @@ use postgres::{Client, GenericClient, NoTls, Row, Transaction};
 use super::rows::{date, fields_of, fields_text, parse_date};
 
 mod bulk;
+mod consortium;
 mod import;
 mod outbox;
 mod readers;
@@ -330,6 +331,8 @@ pub(crate) struct Target {
     config: postgres::Config,
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     schema: String,
+    /// The consortium's schema, for a library that may join one.
+    consortium: String,
     /// The URL without its password, for messages.
     shown: String,
     /// For a temporary store: the schema is dropped with the last handle.
@@ -352,6 +355,9 @@ impl Drop for Target {
 /// The member library of a URL without `library=`.
 pub const DEFAULT_LIBRARY: &str = "main";
 
+/// The consortium of a URL without `consortium=`.
+pub const DEFAULT_CONSORTIUM: &str = "consortium";
+
 /// A schema name, quoted as an identifier.
 fn quoted(schema: &str) -> String {
     format!("\"{}\"", schema.replace('"', "\"\""))
@@ -372,6 +378,7 @@ impl Target {
     pub(crate) fn parse(url: &str) -> Result<Target> {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut library = None;
+        let mut consortium = None;
         let mut root_cert = None;
         let mut tls = None;
         let mut rest = Vec::new();
@@ -385,6 +392,14 @@ impl Target {
                         shown(url)
                     );
                     library = Some(value.to_string());
+                }
+                "consortium" => {
+                    anyhow::ensure!(
+                        consortium.is_none(),
+                        "{} names `consortium` twice; a store URL names one consortium",
+                        shown(url)
+                    );
+                    consortium = Some(value.to_string());
                 }
                 "sslrootcert" => root_cert = Some(value.to_string()),
                 "sslmode" => match value {
@@ -406,6 +421,17 @@ impl Target {
             "library={library} cannot name a member library: use lower-case letters, digits \
              and underscores, starting with a letter"
         );
+        let consortium = consortium.unwrap_or_else(|| DEFAULT_CONSORTIUM.to_string());
+        anyhow::ensure!(
+            valid_library(&consortium),
+            "consortium={consortium} cannot name a consortium: use lower-case letters, digits \
+             and underscores, starting with a letter"
+        );
+        anyhow::ensure!(
+            consortium != library,
+            "library={library} is also the consortium's name; a library and its consortium \
+             need schemas of their own: give consortium= another name"
+        );
         let mut client_url = base.to_string();
         if !rest.is_empty() {
             client_url = format!("{client_url}?{}", rest.join("&"));
@@ -425,9 +451,22 @@ impl Target {
             config,
             tls,
             schema: library,
+            consortium,
             shown: shown(url),
             temporary: false,
         })
+    }
+
+    /// The same server, for the consortium's schema.
+    fn consortium(&self) -> Target {
+        Target {
+            config: self.config.clone(),
+            tls: self.tls.clone(),
+            schema: self.consortium.clone(),
+            consortium: self.consortium.clone(),
+            shown: self.shown.clone(),
+            temporary: false,
+        }
     }
 
     fn client(&self) -> Result<Client> {
@@ -534,7 +573,7 @@ impl PgStore {
     fn connect(target: Arc<Target>, migrate: bool) -> Result<PgStore> {
         let mut client = target.client()?;
         if migrate {
-            migrate_schema(&mut client, &target.schema).with_context(|| {
+            migrate_schema(&mut client, &target.schema, Schema::Library).with_context(|| {
                 format!(
                     "failed to prepare the library `{}` in {}",
                     target.schema, target.shown
@@ -549,6 +588,16 @@ impl PgStore {
             client: RefCell::new(client),
             target,
         })
+    }
+
+    /// The consortium `url` names (`consortium=`, else `consortium`), on
+    /// the server `url` names, made if it is not there.
+    pub fn consortium_of(url: &str) -> crate::Result<Box<dyn super::ConsortiumStore>> {
+        let open = || -> Result<Box<dyn super::ConsortiumStore>> {
+            let target = Arc::new(Target::parse(url)?.consortium());
+            Ok(Box::new(consortium::PgConsortium::connect(target)?))
+        };
+        open().map_err(crate::Error::store)
     }
 
     /// Another connection to the same library.
@@ -661,33 +710,84 @@ impl PgStore {
 
 /// Makes the schema if need be and runs the migrations it lacks, under a
 /// lock that holds every other process back until they are done.
-fn migrate_schema(client: &mut Client, schema: &str) -> Result<()> {
+/// What a schema holds: a member library, or a consortium's tables. Each
+/// keeps its version in a table of its own name, so that neither is ever
+/// migrated as the other.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Schema {
+    Library,
+    Consortium,
+}
+
+impl Schema {
+    fn version_table(self) -> &'static str {
+        match self {
+            Schema::Library => "schema_version",
+            Schema::Consortium => "consortium_version",
+        }
+    }
+
+    fn migrations(self) -> &'static [&'static str] {
+        match self {
+            Schema::Library => MIGRATIONS,
+            Schema::Consortium => consortium::MIGRATIONS,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Schema::Library => "a member library",
+            Schema::Consortium => "a consortium",
+        }
+    }
+}
+
+pub(super) fn migrate_schema(client: &mut Client, schema: &str, kind: Schema) -> Result<()> {
     let mut tx = client.transaction()?;
     // One key for every library's migrations: they are rare and quick.
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    let other = match kind {
+        Schema::Library => Schema::Consortium,
+        Schema::Consortium => Schema::Library,
+    };
+    let taken: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
+             WHERE table_schema = $1 AND table_name = $2)",
+            &[&schema, &other.version_table()],
+        )?
+        .get(0);
+    anyhow::ensure!(
+        !taken,
+        "the schema `{schema}` holds {}, so it cannot hold {} too; choose another name",
+        other.name(),
+        kind.name()
+    );
+    let table = kind.version_table();
+    let migrations = kind.migrations();
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {0}; SET LOCAL search_path TO {0}; \
-         CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
+         CREATE TABLE IF NOT EXISTS {table} (version BIGINT NOT NULL)",
         quoted(schema)
     ))?;
     let version: Option<i64> = tx
-        .query_opt("SELECT version FROM schema_version", &[])?
+        .query_opt(&format!("SELECT version FROM {table}"), &[])?
         .map(|r| r.get(0));
     let version = version.unwrap_or(0) as usize;
     anyhow::ensure!(
-        version <= MIGRATIONS.len(),
-        "the library has schema version {version}, newer than this lectern knows ({}); \
+        version <= migrations.len(),
+        "the schema has version {version}, newer than this lectern knows ({}); \
          upgrade lectern",
-        MIGRATIONS.len()
+        migrations.len()
     );
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+    for (i, sql) in migrations.iter().enumerate().skip(version) {
         tx.batch_execute(sql)
             .with_context(|| format!("failed to migrate the schema to version {}", i + 1))?;
     }
-    tx.execute("DELETE FROM schema_version", &[])?;
+    tx.execute(&format!("DELETE FROM {table}"), &[])?;
     tx.execute(
-        "INSERT INTO schema_version (version) VALUES ($1)",
-        &[&(MIGRATIONS.len() as i64)],
+        &format!("INSERT INTO {table} (version) VALUES ($1)"),
+        &[&(migrations.len() as i64)],
     )?;
     tx.commit()?;
     Ok(())
@@ -1607,6 +1707,15 @@ impl Backend for PgStore {
 
     fn describe(&self) -> String {
         format!("{} (library {})", self.target.shown, self.target.schema)
+    }
+
+    fn consortium(&self) -> Result<Option<Box<dyn super::ConsortiumStore>>> {
+        let target = Arc::new(self.target.consortium());
+        Ok(Some(Box::new(consortium::PgConsortium::connect(target)?)))
+    }
+
+    fn member_library(&self) -> Option<String> {
+        Some(self.target.schema.clone())
     }
 }
 
