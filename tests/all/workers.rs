@@ -90,6 +90,16 @@ fn finished(mut child: Child) -> String {
     }
 }
 
+/// Sends `SIG<name>` to `child`.
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name}");
+}
+
 fn kill(mut child: Child) {
     // SIGKILL: the worker gets no chance to let anything go.
     child.kill().unwrap();
@@ -165,12 +175,22 @@ fn a_worker_killed_mid_range_leaves_a_run_that_completes_with_each_patron_once()
         .stderr(Stdio::piped());
         c.spawn().unwrap()
     };
-    wait_for(120, "both workers to store ranges", || {
-        number(
+    // Worker a is frozen (SIGSTOP) while it holds a range, so that it
+    // cannot finish the range between the look and the kill.
+    wait_for(120, "both workers to store ranges, a holding one", || {
+        if number(
             &library,
             "SELECT COUNT(DISTINCT worker) FROM run_ranges WHERE done",
-        ) == 2
-            && held_by_a() > 0
+        ) < 2
+        {
+            return false;
+        }
+        signal(&a, "STOP");
+        let holding = held_by_a() > 0;
+        if !holding {
+            signal(&a, "CONT");
+        }
+        holding
     });
     kill(a);
     assert!(
