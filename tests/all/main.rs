@@ -12,6 +12,7 @@ mod identity;
 mod letters;
 mod manifest;
 mod messaging;
+mod needs;
 mod notices;
 mod privacy;
 mod privacy_properties;

@@ -35,7 +35,7 @@ fn chromium() -> PathBuf {
 }
 
 /// The page as Chromium built it.
-fn render(page: &Path, profile: &Path) -> String {
+pub(crate) fn render(page: &Path, profile: &Path) -> String {
     let out = Command::new(chromium())
         .args([
             "--headless",

@@ -294,6 +294,7 @@ fn case_names(dir: &Path, world: World) -> Result<Vec<String>> {
         World::Scorer => ".patrons.jsonl",
         World::Messenger => ".events.jsonl",
         World::PrivacyFilter => ".requests.jsonl",
+        World::Forecaster => ".series.jsonl",
     };
     let entries = std::fs::read_dir(dir).with_context(|| {
         format!(
@@ -322,6 +323,9 @@ fn run_case(
     name: &str,
     today: NaiveDate,
 ) -> Result<Value> {
+    if plugin.world() == World::Forecaster {
+        return forecast_case(plugin, dir, name, today);
+    }
     let patrons: Vec<Patron> = read_jsonl(&dir.join(format!("{name}.patrons.jsonl")))?;
     let pipeline = library.pipeline(today);
     Ok(match plugin.world() {
@@ -352,7 +356,30 @@ fn run_case(
             let report = pipeline.compose(&messenger, &events, &patrons)?;
             json!({ "messages": report.messages, "skipped": report.skipped })
         }
+        World::Forecaster => forecast_case(plugin, dir, name, today)?,
     })
+}
+
+/// A forecaster's case: monthly series in, each forecast a year ahead. A
+/// forecaster sees no patron.
+fn forecast_case(
+    plugin: &lectern::Plugin,
+    dir: &Path,
+    name: &str,
+    today: NaiveDate,
+) -> Result<Value> {
+    let series: Vec<lectern::MonthlySeries> =
+        read_jsonl(&dir.join(format!("{name}.series.jsonl")))?;
+    let forecasts = lectern::Forecaster::new(plugin.clone())?.forecast(&series, 12, today)?;
+    Ok(Value::Array(
+        forecasts
+            .into_iter()
+            .map(|f| match f {
+                Ok(f) => json!({ "forecast": f }),
+                Err(e) => json!({ "error": e.to_string() }),
+            })
+            .collect(),
+    ))
 }
 
 /// One line of a privacy filter's `NAME.requests.jsonl`: a purpose, and a

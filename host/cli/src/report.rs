@@ -76,6 +76,55 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
     },
+    /// Readers' information needs, for acquisitions and subject librarians:
+    /// demand per subject and month (loans, renewals, holds placed), each
+    /// group's change on last year, and titles readers queue for; only
+    /// aggregates of at least k readers, reading history linked to groups
+    /// only for readers who consented
+    Needs {
+        /// The day to report as of [default: today]
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<chrono::NaiveDate>,
+        /// The smallest number of readers behind a count shown
+        #[arg(long, default_value_t = lectern::DEFAULT_K)]
+        k: usize,
+        /// Months of history in each series (24 or more)
+        #[arg(long, default_value_t = 36)]
+        months: u32,
+        /// A hold waiting its turn longer than this many days is unmet
+        /// demand
+        #[arg(long, default_value_t = 14)]
+        waiting_days: u32,
+        /// List titles with at least this many readers waiting
+        #[arg(long, default_value_t = 3)]
+        min_waiting: usize,
+        /// The scorer whose latest run gives readers' segments
+        #[arg(long, default_value = "engagement")]
+        segments_from: String,
+        /// The staff role reading the report, for the policy and the audit
+        /// log
+        #[arg(long, default_value = "analyst")]
+        role: String,
+        /// Forecast each subject's demand with this forecaster plugin (an
+        /// installed id or a directory), from the report's own suppressed
+        /// counts
+        #[arg(long, value_name = "PLUGIN")]
+        forecaster: Option<String>,
+        /// Months to forecast
+        #[arg(long, default_value_t = 6)]
+        horizon: u32,
+        /// Instead of the report, backtest the forecaster: train on all but
+        /// the last N months of each subject, forecast those, and compare
+        /// with the seasonal naive forecast (MASE, MAPE, interval coverage)
+        #[arg(long, value_name = "N", requires = "forecaster")]
+        backtest: Option<usize>,
+        /// Also write every count as CSV
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Also write a self-contained HTML page with charts
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
     /// A survey's answers per question, and per category or segment, with
     /// groups of fewer than k readers withheld
     Survey {
@@ -195,6 +244,56 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
                 return print_json(&results);
             }
             out!("{}", results.to_table().trim_end());
+            return Ok(());
+        }
+        Command::Needs {
+            as_of,
+            k,
+            months,
+            waiting_days,
+            min_waiting,
+            segments_from,
+            role,
+            forecaster,
+            horizon,
+            backtest,
+            csv,
+            html,
+        } => {
+            let library = ctx.open_existing(None, NO_STORE)?;
+            let as_of = as_of.unwrap_or_else(|| {
+                lectern::local_day(&library.config().notify, chrono::Utc::now())
+            });
+            let mut options = lectern::NeedsOptions::new(as_of, k);
+            options.months = months;
+            options.waiting_days = waiting_days;
+            options.min_waiting = min_waiting;
+            options.segments_from = segments_from;
+            let forecaster = forecaster
+                .map(|f| library.plugin_at(&f).and_then(lectern::Forecaster::new))
+                .transpose()?;
+            if let (Some(test), Some(f)) = (backtest, &forecaster) {
+                let result = library.backtest_needs(&role, &options, f, test)?;
+                if ctx.json {
+                    return print_json(&result);
+                }
+                out!("{}", result.to_table().trim_end());
+                return Ok(());
+            }
+            let mut report = library.needs_report(&role, &options)?;
+            if let Some(f) = &forecaster {
+                library.forecast_needs(&mut report, f, horizon)?;
+            }
+            if let Some(path) = &csv {
+                write_file(path, report.to_csv())?;
+            }
+            if let Some(path) = &html {
+                write_file(path, report.to_html())?;
+            }
+            if ctx.json {
+                return print_json(&report);
+            }
+            out!("{}", report.to_table().trim_end());
             return Ok(());
         }
         Command::KeyReaders { top, scorer, list } => (ListKind::KeyReaders, top, scorer, list),

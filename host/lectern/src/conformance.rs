@@ -38,6 +38,10 @@ pub const CHECKS: &[Check] = &[
     ),
     ("summaries count activity", summaries_count_activity),
     (
+        "demand reads loans by month and subject, holds placed, and titles' subjects",
+        demand_by_month_and_subject,
+    ),
+    (
         "batches cover every patron in id order",
         batches_cover_every_patron,
     ),
@@ -338,6 +342,72 @@ fn summaries_count_activity(store: &mut dyn Backend) {
     // As of a day before the loan, it does not count.
     let before = store.patron("a", day("2026-10-01")).unwrap().unwrap();
     assert_eq!(before.activity.unwrap().loans_365d, 0);
+}
+
+fn demand_by_month_and_subject(store: &mut dyn Backend) {
+    library(store, &["a", "b"]);
+    let mut tx = store.import("csv").expect("an import starts");
+    let mut written = Written::default();
+    for (id, patron, on, subject, title) in [
+        ("L2", "a", "2026-10-30", Some("history"), "A book"),
+        ("L3", "a", "2026-10-02", Some("law"), "A book"),
+        ("L4", "b", "2026-11-15", Some("law"), "Torts"),
+        ("L5", "b", "2026-11-16", None, "Torts"),
+        ("L6", "b", "2025-01-01", Some("law"), "Torts"),
+    ] {
+        let mut l = loan(id, patron, on);
+        l.subject = subject.map(str::to_string);
+        l.title = Some(title.into());
+        l.renewals = 2;
+        written.count(tx.put_loan(&l).expect("a loan is written"));
+    }
+    tx.commit(written, 0).expect("the import commits");
+
+    let rows = store
+        .loans_by_month(day("2026-01-01"), day("2026-11-30"))
+        .unwrap();
+    let got: Vec<(&str, &str, &str, u32, u32)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.patron.as_str(),
+                r.month.as_str(),
+                r.subject.as_str(),
+                r.loans,
+                r.renewals,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a", "2026-10", "history", 1, 2),
+            ("a", "2026-10", "law", 1, 2),
+            ("a", "2026-11", "history", 1, 1),
+            ("b", "2026-11", "history", 1, 1),
+            ("b", "2026-11", "law", 1, 2),
+        ],
+        "no subject, no row; the window's ends are both in"
+    );
+    let holds = store
+        .holds_placed(day("2026-11-10"), day("2026-11-10"))
+        .unwrap();
+    let ids: Vec<&str> = holds.iter().map(|h| h.id.as_str()).collect();
+    assert_eq!(ids, ["H-a", "H-b"]);
+    assert!(
+        store
+            .holds_placed(day("2026-11-11"), day("2026-12-31"))
+            .unwrap()
+            .is_empty()
+    );
+    // "A book": history twice (a's two loans and b's), law once.
+    assert_eq!(
+        store.title_subjects().unwrap(),
+        [
+            ("A book".to_string(), "history".to_string()),
+            ("Torts".to_string(), "law".to_string())
+        ]
+    );
 }
 
 fn batches_cover_every_patron(store: &mut dyn Backend) {

@@ -140,14 +140,12 @@ impl Lectern {
     pub fn consortium(&self) -> Result<Consortium> {
         match self.store().consortium().map_err(Error::store)? {
             Some(store) => Ok(Consortium::new(store)),
-            None => Err(Error::Invalid {
-                where_: "the store".into(),
-                message: format!(
-                    "{} is a SQLite file, which serves one library; a consortium's members \
-                     share a PostgreSQL server: open the library with --db postgres://…",
-                    self.store().describe()
-                ),
-            }),
+            None => Err(Error::NotFound(format!(
+                "no consortium: {} is a SQLite file, which serves one library; a \
+                 consortium's members share a PostgreSQL server: open the library with \
+                 --db postgres://…",
+                self.store().describe()
+            ))),
         }
     }
 
@@ -294,13 +292,32 @@ impl Suppressed {
         let column_totals: Vec<usize> = (0..width)
             .map(|j| counts.iter().map(|r| r[j]).sum())
             .collect();
-        let mut t = Suppressed {
-            cells: counts
+        Suppressed::with_primary(
+            counts,
+            counts
                 .iter()
                 .map(|r| r.iter().map(|&n| small(n)).collect())
                 .collect(),
-            rows: row_totals.iter().map(|&n| small(n)).collect(),
-            columns: column_totals.iter().map(|&n| small(n)).collect(),
+            row_totals.iter().map(|&n| small(n)).collect(),
+            column_totals.iter().map(|&n| small(n)).collect(),
+        )
+    }
+
+    /// The same, where the caller decides which cells and totals must be
+    /// hidden (primary suppression): counts of readers rather than the
+    /// values shown, say, or a total that is not shown at all.
+    /// Complementary suppression then works on `counts`.
+    pub(crate) fn with_primary(
+        counts: &[Vec<usize>],
+        cells: Vec<Vec<bool>>,
+        rows: Vec<bool>,
+        columns: Vec<bool>,
+    ) -> Suppressed {
+        let width = counts.first().map_or(0, Vec::len);
+        let mut t = Suppressed {
+            cells,
+            rows,
+            columns,
             counts: counts.to_vec(),
         };
         loop {
@@ -344,21 +361,21 @@ impl Suppressed {
         true
     }
 
-    fn row(&self, i: usize) -> Vec<Cell> {
+    pub(crate) fn row(&self, i: usize) -> Vec<Cell> {
         (0..self.counts[i].len())
             .map(|j| (!self.cells[i][j]).then_some(self.counts[i][j]))
             .collect()
     }
 
-    fn row_total(&self, i: usize) -> Cell {
+    pub(crate) fn row_total(&self, i: usize) -> Cell {
         (!self.rows[i]).then(|| self.counts[i].iter().sum())
     }
 
-    fn column_total(&self, j: usize) -> Cell {
+    pub(crate) fn column_total(&self, j: usize) -> Cell {
         (!self.columns[j]).then(|| self.counts.iter().map(|r| r[j]).sum())
     }
 
-    fn hidden(&self) -> usize {
+    pub(crate) fn hidden(&self) -> usize {
         let cells: usize = self.cells.iter().flatten().filter(|h| **h).count();
         let totals = self
             .rows

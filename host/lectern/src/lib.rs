@@ -65,6 +65,7 @@ mod consortium;
 mod deliver;
 mod error;
 mod facade;
+mod forecast;
 mod generate;
 mod host;
 mod import;
@@ -78,6 +79,7 @@ mod links;
 mod log;
 mod manifest;
 mod model;
+mod needs;
 mod notify;
 mod oci;
 mod outputs;
@@ -133,6 +135,9 @@ pub use crate::error::{Error, ErrorKind, Failure, GuestError, PluginRef, Result}
 pub use crate::facade::{
     AuditRead, Keep, Lectern, ListKind, MIN_AUDIT_DAYS, PatronExport, Progress, ScoredRun,
 };
+pub use crate::forecast::{
+    Backtest, BacktestLine, Forecast, Forecasted, Forecaster, MAX_HORIZON, MonthlySeries,
+};
 pub use crate::generate::{
     FALLING_FACTOR, FALLING_SUBJECT, GenOptions, GenSummary, RISING_FACTOR, RISING_SUBJECT,
     generate,
@@ -157,6 +162,9 @@ pub use crate::manifest::{
 pub use crate::model::{
     Activity, Channel, Composed, Consents, Event, EventKind, Hold, Loan, Patron, Scored, Skipped,
 };
+pub use crate::needs::{
+    GroupNeed, GroupSubject, NeedsOptions, NeedsReport, SubjectForecast, SubjectNeed, WaitingTitle,
+};
 pub use crate::notify::{Arrival, Campaigns, NotifyReport, Survey, dedupe_key};
 pub use crate::oci::{RegistryOptions, pull, push};
 pub use crate::package::{Package, Signer, SigningKey, digest_of, read_public_key};
@@ -173,13 +181,14 @@ pub use crate::registry::{Grant, InstallOptions, Review, default_lockfile};
 pub use crate::report::{Count, ListedReader, Move, ReaderList, SegmentReport, segment_report};
 pub use crate::store::{
     Answer, AuditStore, Backend, CampaignMember, CampaignStore, ChannelStats, Circulation, Claimed,
-    ConsortiumStore, DailyLock, Enqueued, Erased, HoldFields, HoldRecord, ImportTx, Inbox,
+    ConsortiumStore, DailyLock, Demand, Enqueued, Erased, HoldFields, HoldRecord, ImportTx, Inbox,
     InboxEvent, InboxRow, InboxStats, InstalledPlugin, JobRun, Jobs, LoanFields, LoanRecord,
-    MemberActivity, MessageState, OpenLoan, Outbox, OutboxRow, Outcome, PatronData, PatronReader,
-    PatronRecord, PgStore, Preferences, Published, Put, Queued, RangeClaim, RangeStored,
-    ReaderLink, Readers, Records, Registry, Retained, Retention, RunScore, RunWriter, Runs,
-    ScoreRun, Settle, SharedWork, SqliteStore, StaffAccount, StaffStore, Store, StoredMessage,
-    StoredRun, StoredScore, SurveyAnswers, TrustedKey, UseKind, UseRecord, Written, store_shown,
+    MemberActivity, MessageState, MonthlyLoans, OpenLoan, Outbox, OutboxRow, Outcome, PatronData,
+    PatronReader, PatronRecord, PgStore, Preferences, Published, Put, Queued, RangeClaim,
+    RangeStored, ReaderLink, Readers, Records, Registry, Retained, Retention, RunScore, RunWriter,
+    Runs, ScoreRun, Settle, SharedWork, SqliteStore, StaffAccount, StaffStore, Store,
+    StoredMessage, StoredRun, StoredScore, SurveyAnswers, TrustedKey, UseKind, UseRecord, Written,
+    store_shown,
 };
 pub use crate::survey::{
     Choice, GroupBy, GroupResult, Kind as QuestionKind, Question, QuestionResult, SurveyDef,

@@ -31,11 +31,19 @@ pub enum World {
     Messenger,
     /// Decides what each purpose and role may see.
     PrivacyFilter,
+    /// Forecasts demand from aggregated monthly series; sees no patron.
+    /// Since 0.2.0.
+    Forecaster,
 }
 
 impl World {
     /// Every world.
-    pub const ALL: [World; 3] = [World::Scorer, World::Messenger, World::PrivacyFilter];
+    pub const ALL: [World; 4] = [
+        World::Scorer,
+        World::Messenger,
+        World::PrivacyFilter,
+        World::Forecaster,
+    ];
 
     /// The world's name in the contract.
     pub fn as_str(self) -> &'static str {
@@ -43,6 +51,7 @@ impl World {
             World::Scorer => "scorer",
             World::Messenger => "messenger",
             World::PrivacyFilter => "privacy-filter",
+            World::Forecaster => "forecaster",
         }
     }
 
@@ -52,6 +61,7 @@ impl World {
             World::Scorer => "scoring",
             World::Messenger => "messaging",
             World::PrivacyFilter => "privacy",
+            World::Forecaster => "forecasting",
         }
     }
 
@@ -67,6 +77,7 @@ impl World {
             World::Scorer => "export_scorer!",
             World::Messenger => "export_messenger!",
             World::PrivacyFilter => "export_privacy_filter!",
+            World::Forecaster => "export_forecaster!",
         }
     }
 }
@@ -342,6 +353,22 @@ impl Manifest {
                 ))),
             })
             .collect::<Result<Vec<Field>>>()?;
+        if p.world == World::Forecaster {
+            if p.api_version == "0.1.0" {
+                return Err(err(
+                    "a forecaster is a world since lectern:crm 0.2.0; build against \
+                     wit/v0.2.0 (world `forecaster`) and set `api-version = \"0.2.0\"`"
+                        .into(),
+                ));
+            }
+            if !fields.is_empty() {
+                return Err(err(
+                    "`inputs.fields`: a forecaster sees no patron, only monthly aggregates; \
+                     remove `fields`"
+                        .into(),
+                ));
+            }
+        }
         if let Some(events) = &raw.inputs.events {
             if p.world != World::Messenger {
                 return Err(err(format!(

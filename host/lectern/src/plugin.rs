@@ -574,7 +574,7 @@ impl Plugin {
         Ok(PrivacyFilter { plugin: self, pre })
     }
 
-    fn typed<P>(
+    pub(crate) fn typed<P>(
         &self,
         world: World,
         new: fn(InstancePre<StoreState>) -> wasmtime::Result<P>,
@@ -597,7 +597,7 @@ impl Plugin {
     }
 
     /// Runs one call in a fresh store.
-    fn call<R>(
+    pub(crate) fn call<R>(
         &self,
         today: NaiveDate,
         f: impl FnOnce(&mut wasmtime::Store<StoreState>) -> wasmtime::Result<R>,

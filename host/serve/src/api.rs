@@ -616,7 +616,8 @@ struct ConsortiumQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The table", content((Object = "application/json"))),
-        (status = 400, description = "A bad parameter, or a store that belongs to no consortium", body = ErrorBody),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 404, description = "The library's store belongs to no consortium (a SQLite file)", body = ErrorBody),
         (status = 401, description = "No valid consortium token", body = ErrorBody),
         (status = 403, description = "k is below the floor", body = ErrorBody),
         (status = 429, description = "Too many failed authentications from this address", body = ErrorBody)

@@ -2,6 +2,9 @@
 //!
 //! - Scoring sees the token, the category and the activity, never names or
 //!   contacts.
+//! - Analytics, which leaves the host only as aggregates of at least k
+//!   readers, sees categories, branches, attributes (a reader's department)
+//!   and segments, never identity.
 //! - Subject interests (reading history) pass only for patrons who consented
 //!   to that use, whatever the purpose, except in the patron's own export.
 //! - Messaging sees the name, the contacts and the patron's segments;
@@ -108,12 +111,16 @@ impl PrivacyFilter for Baseline {
                 },
                 // Staff view by a plugin is not a thing: nothing.
                 (Purpose::StaffView, Actor::Plugin(_)) => (&[], false),
+                // Analytics leaves the host only as aggregates of at least k
+                // readers, so it may group by attributes such as a
+                // reader's department.
                 (Purpose::Analytics, _) => (
                     &[
                         (F::Consents, Keep),
                         (F::AgeBand, Keep),
                         (F::Category, Keep),
                         (F::HomeBranch, Keep),
+                        (F::Attributes, Keep),
                         (F::EnrolledOn, Generalise),
                         (F::Activity, Generalise),
                         (F::Interests, Generalise),

@@ -1,8 +1,8 @@
 //! The SDK for writing Lectern plugins in Rust.
 //!
-//! A plugin implements one trait, [`Scorer`], [`Messenger`] or
-//! [`PrivacyFilter`], and registers it with the matching macro. It never
-//! touches `wit-bindgen` itself:
+//! A plugin implements one trait, [`Scorer`], [`Messenger`],
+//! [`PrivacyFilter`] or [`Forecaster`], and registers it with the matching
+//! macro. It never touches `wit-bindgen` itself:
 //!
 //! ```ignore
 //! use lectern_plugin::{Patron, PluginError, Score, Scorer};
@@ -18,6 +18,32 @@
 //! }
 //!
 //! lectern_plugin::export_scorer!(Busy);
+//! ```
+//!
+//! A [`Forecaster`] (world `forecaster`, since 0.2.0) never sees a patron:
+//! it gets monthly [`Series`] of demand that the host has already
+//! aggregated and k-suppressed, and answers with a [`Forecast`] per series:
+//!
+//! ```ignore
+//! use lectern_plugin::{Forecast, Forecaster, PluginError, Series};
+//!
+//! struct SameAsLastMonth;
+//!
+//! impl Forecaster for SameAsLastMonth {
+//!     fn forecast(series: &Series, horizon: u32) -> Result<Forecast, PluginError> {
+//!         let last = series.values.iter().rev().find_map(|v| *v).unwrap_or(0.0);
+//!         let ahead = vec![last; horizon as usize];
+//!         Ok(Forecast {
+//!             values: ahead.clone(),
+//!             low: ahead.clone(),
+//!             high: ahead,
+//!             level: 0.0,
+//!             reasons: vec!["same as the last month shown".to_string()],
+//!         })
+//!     }
+//! }
+//!
+//! lectern_plugin::export_forecaster!(SameAsLastMonth);
 //! ```
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`; the result is a
@@ -57,6 +83,22 @@ pub mod __private {
         });
     }
 
+    /// The `forecaster` world, since 0.2.0: a forecaster exports
+    /// `forecasting`, and sees monthly aggregates, never a patron.
+    pub mod forecaster {
+        wit_bindgen::generate!({
+            path: "wit/v0.2.0",
+            world: "forecaster",
+            pub_export_macro: true,
+            export_macro_name: "export_forecaster_world",
+            default_bindings_module: "lectern_plugin::__private::forecaster",
+            with: {
+                "lectern:crm/types@0.2.0": crate::__private::scorer::lectern::crm::types,
+                "lectern:crm/host@0.2.0": crate::__private::scorer::lectern::crm::host,
+            },
+        });
+    }
+
     /// The `privacy-filter` world.
     pub mod privacy_filter {
         wit_bindgen::generate!({
@@ -78,6 +120,7 @@ pub mod columns;
 mod date;
 pub mod host;
 
+pub use __private::forecaster::exports::lectern::crm::forecasting::{Forecast, Month, Series};
 use __private::messenger::exports::lectern::crm::messaging;
 pub use __private::messenger::exports::lectern::crm::passing::{TitleWanted, WantedRequest};
 use __private::scorer::exports::lectern::crm::scoring;
@@ -154,6 +197,25 @@ pub trait PrivacyFilter {
     fn refine(context: &AccessContext, record: &Patron) -> Result<Vec<FieldRule>, PluginError> {
         let _ = (context, record);
         Ok(Vec::new())
+    }
+}
+
+/// Forecasts demand per month from series that name no patron: the host
+/// aggregates loans per subject and group of readers, hides the months with
+/// too few readers (`None` in [`Series::values`]), and asks for `horizon`
+/// months after each series' last.
+///
+/// Implement [`Forecaster::forecast`]; override
+/// [`Forecaster::forecast_batch`] only to share work across a batch, such
+/// as reading the configuration once.
+pub trait Forecaster {
+    /// Forecasts `horizon` months after `series`.
+    fn forecast(series: &Series, horizon: u32) -> Result<Forecast, PluginError>;
+
+    /// Forecasts many. The result has one entry per series, in order; one
+    /// failure does not fail the others.
+    fn forecast_batch(series: Vec<Series>, horizon: u32) -> Vec<Result<Forecast, PluginError>> {
+        series.iter().map(|s| Self::forecast(s, horizon)).collect()
     }
 }
 
@@ -451,6 +513,30 @@ macro_rules! export_privacy_filter {
 
         $crate::__private::privacy_filter::export_privacy_filter_world!(
             __LecternPrivacyFilter with_types_in $crate::__private::privacy_filter
+        );
+    };
+}
+
+/// Registers a [`Forecaster`] as this component's `forecasting` export.
+#[macro_export]
+macro_rules! export_forecaster {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        pub struct __LecternForecaster;
+
+        impl $crate::__private::forecaster::exports::lectern::crm::forecasting::Guest
+            for __LecternForecaster
+        {
+            fn forecast_batch(
+                series: ::std::vec::Vec<$crate::Series>,
+                horizon: u32,
+            ) -> ::std::vec::Vec<::core::result::Result<$crate::Forecast, $crate::PluginError>> {
+                <$ty as $crate::Forecaster>::forecast_batch(series, horizon)
+            }
+        }
+
+        $crate::__private::forecaster::export_forecaster_world!(
+            __LecternForecaster with_types_in $crate::__private::forecaster
         );
     };
 }

@@ -1,6 +1,7 @@
 //! `lectern:crm@0.2.0`, the newest: bindings and conversions. It adds the
 //! `address` patron field, so a policy can rule on the postal address, the
-//! `columnar-scorer` world, and the `passing-messenger` world.
+//! `columnar-scorer` world, the `passing-messenger` world, and the
+//! `forecaster` world.
 
 crate::api::contract::contract!(v0_2, "../../wit/v0.2.0", Address);
 
@@ -62,4 +63,19 @@ pub(crate) mod passing {
             recipient: super::patron_of(recipient),
         })
     }
+}
+
+/// The `forecaster` world: `forecasting`, which sees monthly aggregates and
+/// no patron.
+pub(crate) mod forecaster {
+    wasmtime::component::bindgen!({
+        path: "../../wit/v0.2.0",
+        world: "forecaster",
+        with: {
+            "lectern:crm/types": crate::api::v0_2::scorer::lectern::crm::types,
+            "lectern:crm/host": crate::api::v0_2::scorer::lectern::crm::host,
+        },
+    });
+
+    pub(crate) use exports::lectern::crm::forecasting::{Forecast, Month, Series};
 }

@@ -9,6 +9,7 @@
 //! feature).
 
 mod consortium;
+mod demand;
 mod outbox;
 mod postgres;
 mod readers;
@@ -22,6 +23,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 pub use consortium::{ConsortiumStore, Published};
+pub use demand::{Demand, MonthlyLoans, queued};
 pub use outbox::{
     ChannelStats, Claimed, Enqueued, MessageState, Outbox, OutboxRow, Queued, Settle,
 };
@@ -646,6 +648,7 @@ pub trait Backend:
     + Jobs
     + CampaignStore
     + SharedWork
+    + Demand
     + Send
 {
     /// A second handle on the same audit log, for appends from pipelines

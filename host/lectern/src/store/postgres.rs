@@ -20,6 +20,7 @@ use super::rows::{date, fields_of, fields_text, parse_date};
 
 mod bulk;
 mod consortium;
+mod demand;
 mod import;
 mod outbox;
 mod readers;

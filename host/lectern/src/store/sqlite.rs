@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::rows::{date, fields_of, fields_text, parse_date};
 
+mod demand;
 mod outbox;
 mod readers;
 mod registry;

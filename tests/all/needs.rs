@@ -1,0 +1,433 @@
+//! Readers' needs: `lectern report needs` on a generated library whose
+//! demand has a planted rising subject and term-time seasons. The rising
+//! subject shows, small groups stay hidden (with the counts that would give
+//! them away), and the page reads right in headless Chromium.
+
+use std::path::Path;
+use std::process::Command;
+
+use lectern_tests::{lectern_command, plugins};
+use serde_json::Value;
+
+fn lectern(dir: &Path) -> Command {
+    configured(dir, "lectern.toml")
+}
+
+/// `lectern` on the library in `dir` under the configuration `config`.
+fn configured(dir: &Path, config: &str) -> Command {
+    let mut c = lectern_command();
+    c.current_dir(dir)
+        .arg("--no-cache")
+        .arg("--db")
+        .arg(dir.join("lectern.db"))
+        .arg("--config")
+        .arg(dir.join(config));
+    c
+}
+
+fn ok(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A generated library of 2,000 readers, three of whom, consenting and
+/// borrowing, are made the only `visiting-scholar`s: a group too small to
+/// show.
+fn library(dir: &Path) -> Vec<String> {
+    library_to(dir, "2026-11-28")
+}
+
+/// The same, with activity up to `end`.
+fn library_to(dir: &Path, end: &str) -> Vec<String> {
+    std::fs::write(
+        dir.join("lectern.toml"),
+        format!("[privacy]\npolicy = {:?}\n", plugins::BASELINE_PRIVACY),
+    )
+    .unwrap();
+    let data = dir.join("data");
+    ok(lectern(dir)
+        .args([
+            "gen",
+            "--patrons",
+            "2000",
+            "--seed",
+            "1",
+            "--end",
+            end,
+            "--out",
+        ])
+        .arg(&data));
+    let patrons = std::fs::read_to_string(data.join("patrons.csv")).unwrap();
+    let mut lines: Vec<String> = patrons.lines().map(str::to_string).collect();
+    let header: Vec<String> = lines[0].split(',').map(str::to_string).collect();
+    let category = header.iter().position(|h| h == "category").unwrap();
+    let consent = header
+        .iter()
+        .position(|h| h == "consent_reading_history")
+        .unwrap();
+    let mut scholars = Vec::new();
+    for line in lines.iter_mut().skip(1) {
+        let mut cells: Vec<String> = line.split(',').map(str::to_string).collect();
+        // Only plain rows (no quoted commas) are touched.
+        if scholars.len() < 3 && cells.len() == header.len() && cells[consent] == "true" {
+            scholars.push(cells[0].clone());
+            cells[category] = "visiting-scholar".into();
+            *line = cells.join(",");
+        }
+    }
+    std::fs::write(data.join("patrons.csv"), lines.join("\n") + "\n").unwrap();
+    let mut import = lectern(dir);
+    import.args(["import", "--format", "csv"]);
+    import.args(["patrons.csv", "loans.csv", "holds.csv", "use.csv"].map(|f| data.join(f)));
+    ok(&mut import);
+    ok(lectern(dir).args([
+        "score",
+        "--plugin",
+        plugins::ENGAGEMENT,
+        "--as-of",
+        "2026-11-28",
+    ]));
+    scholars
+}
+
+fn needs(dir: &Path, extra: &[&str]) -> Value {
+    let mut c = lectern(dir);
+    c.args(["--json", "report", "needs"]);
+    if !extra.contains(&"--as-of") {
+        c.args(["--as-of", "2026-11-28"]);
+    }
+    let out = ok(c.args(extra));
+    serde_json::from_str(&out).unwrap()
+}
+
+fn num(v: &Value) -> Option<u64> {
+    v.as_u64()
+}
+
+/// No shown count stands for fewer than k readers (each reader adds at
+/// least one to a count), and no line whose total shows hides exactly one
+/// count.
+fn assert_suppressed(report: &Value, k: u64) {
+    let months = report["months"].as_array().unwrap().len();
+    for s in report["subjects"].as_array().unwrap() {
+        let monthly: Vec<Option<u64>> = s["monthly"].as_array().unwrap().iter().map(num).collect();
+        assert!(
+            monthly.iter().flatten().all(|n| *n == 0 || *n >= k),
+            "{}: {monthly:?}",
+            s["subject"]
+        );
+        for (window, total) in [
+            (months - 24..months - 12, &s["last_year"]),
+            (months - 12..months, &s["this_year"]),
+        ] {
+            let hidden = monthly[window].iter().filter(|m| m.is_none()).count();
+            assert!(
+                total.is_null() || hidden != 1,
+                "{}: one month hidden and the year shown",
+                s["subject"]
+            );
+        }
+    }
+    let groups = report["groups"].as_array().unwrap();
+    for g in groups {
+        let cells = g["subjects"].as_array().unwrap();
+        for c in cells {
+            let both = num(&c["this_year"]).zip(num(&c["last_year"]));
+            assert!(both.is_none_or(|(a, b)| a + b == 0 || a + b >= k), "{g}");
+        }
+        let hidden = cells.iter().filter(|c| c["this_year"].is_null()).count();
+        assert!(g["this_year"].is_null() || hidden != 1, "{g}");
+    }
+    // Down each subject's column of one dimension, against the subject's
+    // own totals.
+    for s in report["subjects"].as_array().unwrap() {
+        if s["this_year"].is_null() || s["last_year"].is_null() {
+            continue;
+        }
+        for dimension in ["department", "category", "branch", "segment"] {
+            let hidden = groups
+                .iter()
+                .filter(|g| g["dimension"] == dimension)
+                .flat_map(|g| g["subjects"].as_array().unwrap())
+                .filter(|c| c["subject"] == s["subject"] && c["this_year"].is_null())
+                .count();
+            assert_ne!(hidden, 1, "{dimension}, {}", s["subject"]);
+        }
+    }
+}
+
+#[test]
+fn the_needs_report_finds_the_rising_subject_and_hides_small_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let scholars = library(dir);
+
+    let report = needs(dir, &["--role", "administrator"]);
+    let subjects = report["subjects"].as_array().unwrap();
+    // The planted trend: the fastest riser, by a clear margin.
+    assert_eq!(
+        subjects[0]["subject"],
+        lectern::RISING_SUBJECT,
+        "{report:#}"
+    );
+    let rise = subjects[0]["change"].as_f64().unwrap();
+    assert!(rise > 0.25, "{rise}");
+    let falling = subjects
+        .iter()
+        .find(|s| s["subject"] == lectern::FALLING_SUBJECT)
+        .unwrap();
+    assert!(falling["change"].as_f64().unwrap() < -0.1, "{falling}");
+    let headlines = report["headlines"].as_array().unwrap();
+    assert!(
+        headlines[0]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}: demand up", lectern::RISING_SUBJECT)),
+        "{headlines:?}"
+    );
+    // Term time: March to May and October to November are busier than
+    // July and August, in the subject totals.
+    let months: Vec<String> = report["months"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    let in_months = |names: &[&str]| -> u64 {
+        subjects
+            .iter()
+            .flat_map(|s| {
+                s["monthly"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .zip(&months)
+                    .filter(|(_, m)| names.iter().any(|n| m.ends_with(n)))
+                    .filter_map(|(v, _)| v.as_u64())
+                    .collect::<Vec<_>>()
+            })
+            .sum()
+    };
+    assert!(in_months(&["-03", "-04"]) > 2 * in_months(&["-07", "-08"]));
+
+    // Departments show for the administrator, with their change.
+    let departments: Vec<&Value> = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["dimension"] == "department")
+        .collect();
+    assert!(departments.len() >= 8, "{departments:?}");
+    // The group of three visiting scholars is too small to show at all.
+    let group = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "visiting-scholar")
+        .expect("the group is listed, hidden");
+    assert!(group["this_year"].is_null(), "{group}");
+    assert!(
+        group["subjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["this_year"].is_null()),
+        "{group}"
+    );
+    assert_suppressed(&report, 10);
+    assert!(report["hidden"].as_u64().unwrap() > 0);
+
+    // A larger k hides more, and holds the same rules.
+    let strict = needs(dir, &["--role", "administrator", "--k", "40"]);
+    assert_suppressed(&strict, 40);
+    assert!(strict["hidden"].as_u64() > report["hidden"].as_u64());
+
+    // A stricter policy withholds reading history from analytics: no
+    // groups at all, and the report says why; the subject totals, which
+    // link no one, remain.
+    std::fs::write(
+        dir.join("strict.toml"),
+        format!("[privacy]\npolicy = {:?}\n", plugins::STRICT_PRIVACY),
+    )
+    .unwrap();
+    let out = ok(configured(dir, "strict.toml").args([
+        "--json",
+        "report",
+        "needs",
+        "--as-of",
+        "2026-11-28",
+    ]));
+    let strict: Value = serde_json::from_str(&out).unwrap();
+    assert!(strict["groups"].as_array().unwrap().is_empty(), "{strict}");
+    assert!(!strict["subjects"].as_array().unwrap().is_empty());
+    assert!(
+        strict["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("No demand by group")),
+        "{strict}"
+    );
+    // A k under the floor is refused.
+    let low = lectern(dir)
+        .args(["report", "needs", "--k", "2"])
+        .output()
+        .unwrap();
+    assert!(!low.status.success());
+
+    // The reads are audited: a reader's export shows the report's read of
+    // their reading history. And the chain verifies.
+    let export: Value = serde_json::from_str(&ok(lectern(dir).args([
+        "--json",
+        "patron",
+        "export",
+        &scholars[0],
+    ])))
+    .unwrap();
+    let reads = export["reads_of_their_data"].to_string();
+    assert!(reads.contains("interests"), "{reads}");
+    assert!(ok(lectern(dir).args(["audit", "verify"])).contains("intact"));
+}
+
+#[test]
+fn the_needs_page_reads_right_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    library(dir);
+    let page = dir.join("needs.html");
+    let csv = dir.join("needs.csv");
+    ok(lectern(dir)
+        .args([
+            "report",
+            "needs",
+            "--as-of",
+            "2026-11-28",
+            "--role",
+            "administrator",
+        ])
+        .arg("--html")
+        .arg(&page)
+        .arg("--csv")
+        .arg(&csv));
+    let dom = crate::report::render(&page, &dir.join("profile"));
+    let headlines = dom
+        .split("<ul id=\"headlines\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</ul>").next())
+        .unwrap();
+    assert!(
+        headlines.contains(&format!("{}: demand up", lectern::RISING_SUBJECT)),
+        "{headlines}"
+    );
+    assert!(
+        dom.contains(&format!(
+            "class=\"series\" data-subject=\"{}\"",
+            lectern::RISING_SUBJECT
+        )),
+        "the rising subject is charted"
+    );
+    for id in ["subjects", "groups", "waiting", "suppressed"] {
+        assert!(dom.contains(&format!("id=\"{id}\"")), "{id}");
+    }
+    assert!(
+        !dom.contains("visiting-scholar</td><td>0"),
+        "no small group's count"
+    );
+    // The CSV holds the same counts, hidden ones empty.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("dimension,group,subject,period,demand"));
+    let rising = format!("all,all,{},this-year,", lectern::RISING_SUBJECT);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&rising) && l.len() > rising.len())
+    );
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("category,visiting-scholar,"))
+            .all(|l| l.ends_with(',')),
+        "the small group's counts are empty cells"
+    );
+}
+
+#[test]
+fn the_forecaster_beats_the_seasonal_naive_forecast_and_a_lying_one_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    // Three whole years, January 2024 to December 2026: train on two,
+    // forecast the third.
+    library_to(dir, "2026-12-31");
+    let backtest = needs(
+        dir,
+        &[
+            "--as-of",
+            "2026-12-31",
+            "--forecaster",
+            plugins::FORECASTER,
+            "--backtest",
+            "12",
+        ],
+    );
+    let (mase, naive) = (
+        backtest["mase"].as_f64().unwrap(),
+        backtest["naive_mase"].as_f64().unwrap(),
+    );
+    assert!(mase < 0.95 * naive, "{backtest:#}");
+    let scored = backtest["series"].as_array().unwrap().len() as u64;
+    assert!(scored >= 20, "{backtest:#}");
+    assert!(
+        backtest["wins"].as_u64().unwrap() * 2 > scored,
+        "{backtest:#}"
+    );
+
+    // In the report: six months ahead for every subject, inside their
+    // intervals, with reasons.
+    let report = needs(
+        dir,
+        &["--as-of", "2026-12-31", "--forecaster", plugins::FORECASTER],
+    );
+    let forecasts = report["forecasts"].as_array().unwrap();
+    assert_eq!(
+        forecasts.len(),
+        report["subjects"].as_array().unwrap().len()
+    );
+    for f in forecasts {
+        assert_eq!(f["months"][0], "2027-01", "{f}");
+        let values = f["values"].as_array().unwrap();
+        assert_eq!(values.len(), 6);
+        for (i, v) in values.iter().enumerate() {
+            let v = v.as_f64().unwrap();
+            assert!(f["low"][i].as_f64().unwrap() <= v && v <= f["high"][i].as_f64().unwrap());
+        }
+        assert!(!f["reasons"].as_array().unwrap().is_empty(), "{f}");
+    }
+
+    // A forecaster that lies fails with its name and the lie, and the
+    // report says nothing it made up.
+    for (mode, lie) in [
+        ("short", "5 values"),
+        ("outside", "outside its interval"),
+        ("nan", "not a number"),
+        ("fewer", "forecasts for"),
+        ("flood", "output"),
+        ("spin", "deadline"),
+    ] {
+        let rogue = lectern_tests::plugin_copy(plugins::ROGUE_FORECASTER, |m| {
+            m.replace("mode = \"short\"", &format!("mode = \"{mode}\""))
+        });
+        let out = lectern(dir)
+            .args(["report", "needs", "--as-of", "2026-12-31", "--forecaster"])
+            .arg(rogue.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(70), "{mode}: {stderr}");
+        assert!(stderr.contains("rogue-forecaster"), "{mode}: {stderr}");
+        assert!(stderr.contains(lie), "{mode}: {stderr}");
+        assert!(out.stdout.is_empty(), "{mode}: nothing half-written");
+    }
+}
