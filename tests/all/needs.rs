@@ -431,3 +431,135 @@ fn the_forecaster_beats_the_seasonal_naive_forecast_and_a_lying_one_fails_alone(
         assert!(out.stdout.is_empty(), "{mode}: nothing half-written");
     }
 }
+
+/// The readers the store says something of, by a query on its tables.
+fn ids(db: &Path, sql: &str) -> std::collections::BTreeSet<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn current_awareness_digests_reach_only_consenting_key_readers_and_those_who_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    library(dir);
+    let db = dir.join("lectern.db");
+    ok(lectern(dir).args([
+        "score",
+        "--plugin",
+        plugins::KEY_READERS,
+        "--as-of",
+        "2026-11-28",
+    ]));
+    let key = ids(
+        &db,
+        "SELECT patron_id FROM scores WHERE segment = 'key-reader' AND run_id = \
+         (SELECT MAX(id) FROM score_runs WHERE plugin = 'key-readers')",
+    );
+    let consenting = ids(
+        &db,
+        "SELECT id FROM patrons WHERE consent_marketing AND consent_reading_history",
+    );
+    assert!(
+        key.iter().any(|p| !consenting.contains(p)),
+        "a key reader who did not consent"
+    );
+    // A reader outside the key segment, who consented and borrows in
+    // computing, asks for the digest from the preference centre.
+    let asker = ids(
+        &db,
+        "SELECT DISTINCT l.patron_id FROM loans l JOIN patrons p ON p.id = l.patron_id \
+         WHERE l.subject = 'QA76' AND l.loaned_on > '2026-01-01' \
+         AND p.consent_marketing AND p.consent_reading_history",
+    )
+    .into_iter()
+    .find(|p| !key.contains(p))
+    .unwrap();
+    ok(lectern(dir).args(["patron", "prefs", &asker, "--awareness", "on"]));
+
+    // This month's arrivals, one in every subject the library lends in.
+    let subjects = ids(
+        &db,
+        "SELECT DISTINCT subject FROM loans WHERE subject IS NOT NULL",
+    );
+    let arrivals: String = subjects
+        .iter()
+        .map(|s| format!("{{\"id\":\"new-{s}\",\"title\":\"New in {s}\",\"subject\":\"{s}\"}}\n"))
+        .collect();
+    std::fs::write(dir.join("arrivals.jsonl"), arrivals).unwrap();
+    let notify = || {
+        ok(lectern(dir).args([
+            "--json",
+            "notify",
+            "--plugin",
+            plugins::OUTREACH,
+            "--awareness",
+            "--arrivals",
+            "arrivals.jsonl",
+            "--now",
+            "2026-11-28T10:00:00Z",
+        ]))
+    };
+    let first: Value = serde_json::from_str(&notify()).unwrap();
+    assert!(
+        first["by_kind"]["current-awareness"].as_u64().unwrap() > 0,
+        "{first}"
+    );
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT o.patron_id, o.locale, o.subject, o.body, p.locale FROM outbox o \
+             JOIN patrons p ON p.id = o.patron_id WHERE o.event_kind = 'current-awareness'",
+        )
+        .unwrap();
+    let digests: Vec<(String, String, String, String, Option<String>)> = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!digests.is_empty());
+    for (patron, locale, subject, body, theirs) in &digests {
+        assert!(
+            key.contains(patron) || *patron == asker,
+            "{patron} is neither a key reader nor asked"
+        );
+        assert!(consenting.contains(patron), "{patron} did not consent");
+        // In their language.
+        let chinese = theirs.as_deref().is_some_and(|l| l.starts_with("zh"));
+        assert_eq!(locale.starts_with("zh"), chinese, "{patron}: {locale}");
+        let han = |s: &str| s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+        assert_eq!(han(subject) || han(body), chinese, "{subject}\n{body}");
+        assert!(body.contains("New in "), "{body}");
+    }
+    assert!(digests.iter().any(|d| d.0 == asker), "the reader who asked");
+    assert!(
+        digests.iter().any(|d| d.1.starts_with("zh")),
+        "a digest in Chinese"
+    );
+    assert!(digests.iter().any(|d| d.1 == "en"), "a digest in English");
+    // A digest replaces the single new-arrival notices for its reader.
+    let readers: std::collections::BTreeSet<&str> = digests.iter().map(|d| d.0.as_str()).collect();
+    let singles = ids(
+        &db,
+        "SELECT patron_id FROM outbox WHERE event_kind = 'new-arrival'",
+    );
+    assert!(singles.iter().all(|p| !readers.contains(p.as_str())));
+
+    // Once a month: the same round again queues nothing new.
+    let again: Value = serde_json::from_str(&notify()).unwrap();
+    let count = |db: &Path| {
+        ids(
+            db,
+            "SELECT id || '' FROM outbox WHERE event_kind = 'current-awareness'",
+        )
+        .len()
+    };
+    assert_eq!(count(&db), digests.len(), "{again}");
+}

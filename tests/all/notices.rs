@@ -175,7 +175,7 @@ fn arrivals() -> Campaigns {
             title: "Green Chemistry".into(),
             subject: "QD".into(),
         }],
-        survey: None,
+        ..Campaigns::default()
     }
 }
 
@@ -1149,6 +1149,7 @@ fn a_survey_goes_to_a_stable_sample_of_a_segment() {
             sample,
             hosted: false,
         }),
+        awareness: None,
     };
     let invited = |sample: f64| -> Vec<String> {
         lib(&store, &config(""))

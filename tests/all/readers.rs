@@ -463,8 +463,10 @@ fn a_reader_registers_sets_preferences_and_answers_a_survey_in_a_browser() {
         "Ada gave marketing consent when she registered"
     );
 
-    // 3. Withdrawing marketing consent, at once.
+    // 3. Withdrawing marketing consent, at once; asking for the monthly
+    // current-awareness digest.
     b.click("#marketing");
+    b.click("#awareness");
     b.click("#lang-zh");
     b.submit();
     let text = b.text();
@@ -478,6 +480,11 @@ fn a_reader_registers_sets_preferences_and_answers_a_survey_in_a_browser() {
         json!([]),
     );
     assert_eq!(marketing, json!(false));
+    let asked = b.script(
+        "return document.getElementById('awareness').checked;",
+        json!([]),
+    );
+    assert_eq!(asked, json!(true), "the digest is asked for, and kept");
     // The message's link was used; opening it again shows no data.
     b.go(&prefs);
     let text = b.text();
@@ -838,6 +845,7 @@ fn reader_links_are_signed_single_purpose_expiring_and_consent_outlasts_an_impor
         locale: "zh-CN".into(),
         marketing: false,
         reading_history: true,
+        awareness: true,
     };
     let (saved, cancelled) = lib
         .save_reader_preferences(&page.session, &choice, now)
@@ -845,6 +853,8 @@ fn reader_links_are_signed_single_purpose_expiring_and_consent_outlasts_an_impor
         .unwrap();
     assert_eq!(cancelled, 1, "the queued marketing message is withdrawn");
     assert!(!saved.marketing);
+    assert!(saved.awareness, "the reader asked for the digest");
+    assert!(lib.preferences("p1").unwrap().awareness);
     assert_eq!(saved.locale, "zh-CN");
     drop(lib);
     import(true);

@@ -83,6 +83,7 @@ fn main() {
             })
             .collect(),
         survey: None,
+        awareness: None,
     };
     let messengers: Vec<_> = [
         plugins::NOTICES,

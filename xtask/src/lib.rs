@@ -219,7 +219,7 @@ pub fn ensure_jco(root: &Path) -> Result<PathBuf> {
 
 /// The worlds a JavaScript plugin may implement, each with its
 /// TypeScript declarations in `plugins/js/types/<world>/`.
-pub const JS_WORLDS: [&str; 3] = ["scorer", "messenger", "privacy-filter"];
+pub const JS_WORLDS: [&str; 4] = ["scorer", "messenger", "privacy-filter", "forecaster"];
 
 /// Writes the TypeScript declarations of each world of the current WIT
 /// into `out/<world>/`, with jco's `guest-types`.

@@ -487,7 +487,7 @@ fn bench(args: &[String]) -> Result<()> {
         return bench_serve::run(&args[1..], &plugins()?, cargo);
     }
     let (which, extra) = match args.first().map(String::as_str) {
-        Some(b @ ("host" | "store" | "notify" | "postgres")) => (b, &args[1..]),
+        Some(b @ ("host" | "store" | "notify" | "postgres" | "forecast")) => (b, &args[1..]),
         _ => ("host", args),
     };
     run(cargo()

@@ -18,7 +18,7 @@ pub enum Command {
     /// them in the outbox
     Notify {
         #[command(flatten)]
-        args: NotifyArgs,
+        args: Box<NotifyArgs>,
         /// A privacy-filter plugin to apply before any plugin sees a record
         /// [default: the configured policy; without one, no field leaves]
         #[arg(long, value_name = "PLUGIN")]
@@ -50,7 +50,7 @@ pub enum Command {
 
 pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
     match command {
-        Command::Notify { args, policy } => notify(ctx, args, policy),
+        Command::Notify { args, policy } => notify(ctx, *args, policy),
         Command::Deliver { wait } => deliver(ctx, wait),
         Command::Outbox { list, state, role } => outbox(ctx, state, list, &role),
     }
@@ -96,6 +96,19 @@ pub struct NotifyArgs {
     /// The share of the segment to invite, from 0 to 1
     #[arg(long, value_name = "SHARE", default_value_t = 0.1)]
     pub survey_sample: f64,
+    /// Send this month's current-awareness digests: key readers, and
+    /// readers who asked in the preference centre, get new arrivals
+    /// (--arrivals) and titles readers queue for, in their own subjects and
+    /// those rising in their department; once a month each
+    #[arg(long)]
+    pub awareness: bool,
+    /// The scorer whose latest run names the key readers for --awareness
+    #[arg(long, value_name = "SCORER", default_value = "key-readers")]
+    pub awareness_from: String,
+    /// The staff role whose analytics view finds the rising subjects for
+    /// --awareness; only aggregates of at least k readers are used
+    #[arg(long, value_name = "ROLE", default_value = "analyst")]
+    pub awareness_role: String,
     /// The moment to notify as of, in RFC 3339 [default: now]
     #[arg(long, value_name = "TIME")]
     pub now: Option<DateTime<Utc>>,
@@ -147,6 +160,11 @@ fn notify(ctx: &Ctx, args: NotifyArgs, policy: Option<PathBuf>) -> Result<()> {
         .map(|p| library.plugin_at(&p.to_string_lossy())?.into_messenger())
         .collect::<lectern::Result<Vec<_>>>()?;
     let now = args.now.unwrap_or_else(Utc::now);
+    if args.awareness {
+        let today = lectern::local_day(&library.config().notify, now);
+        campaigns.awareness =
+            Some(library.awareness_round(&args.awareness_role, &args.awareness_from, today)?);
+    }
     let report = library.notify(&messengers, &campaigns, !args.no_detect, extra, now)?;
     if ctx.json {
         print_json(&report)?;

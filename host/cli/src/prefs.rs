@@ -29,6 +29,10 @@ pub struct PrefsArgs {
     /// Off cancels marketing already queued
     #[arg(long, value_name = "on|off")]
     pub marketing: Option<Toggle>,
+    /// A monthly current-awareness digest, as key readers get: on or off.
+    /// It also needs consent to marketing and to the use of reading history
+    #[arg(long, value_name = "on|off")]
+    pub awareness: Option<Toggle>,
 }
 
 /// On or off.
@@ -56,13 +60,16 @@ pub fn prefs(ctx: &Ctx, args: PrefsArgs) -> Result<()> {
     if let Some(m) = args.marketing {
         p.no_marketing = m == Toggle::Off;
     }
+    if let Some(a) = args.awareness {
+        p.awareness = a == Toggle::On;
+    }
     let cancelled = library.set_preferences(&args.id, &p)?;
     if ctx.json {
         return print_json(&json!({"patron": args.id, "preferences": p, "cancelled": cancelled}));
     }
     let opted: Vec<&str> = p.opted_out.iter().map(|c| c.as_str()).collect();
     out!(
-        "{}: digest {}, notice {} days, marketing {}, opted out of {}",
+        "{}: digest {}, notice {} days, marketing {}, current awareness {}, opted out of {}",
         args.id,
         if p.digest { "on" } else { "off" },
         p.notice_days
@@ -71,6 +78,11 @@ pub fn prefs(ctx: &Ctx, args: PrefsArgs) -> Result<()> {
             "off"
         } else {
             "as consented"
+        },
+        if p.awareness {
+            "asked for"
+        } else {
+            "as a key reader"
         },
         if opted.is_empty() {
             "nothing".to_string()

@@ -160,12 +160,15 @@ pub use crate::manifest::{
     World, is_plugin_id,
 };
 pub use crate::model::{
-    Activity, Channel, Composed, Consents, Event, EventKind, Hold, Loan, Patron, Scored, Skipped,
+    Activity, Channel, Composed, Consents, DigestTitle, Event, EventKind, Hold, Loan, Patron, Pick,
+    Scored, Skipped,
 };
 pub use crate::needs::{
     GroupNeed, GroupSubject, NeedsOptions, NeedsReport, SubjectForecast, SubjectNeed, WaitingTitle,
 };
-pub use crate::notify::{Arrival, Campaigns, NotifyReport, Survey, dedupe_key};
+pub use crate::notify::{
+    Arrival, Awareness, Campaigns, DIGEST_TITLES, NotifyReport, Survey, dedupe_key,
+};
 pub use crate::oci::{RegistryOptions, pull, push};
 pub use crate::package::{Package, Signer, SigningKey, digest_of, read_public_key};
 pub use crate::pipeline::{

@@ -385,6 +385,14 @@ impl Manifest {
                     crate::model::EventKind::NAMES.join(", ")
                 )));
             }
+            if p.api_version == "0.1.0" && events.iter().any(|e| e == "current-awareness") {
+                return Err(err(
+                    "`inputs.events`: `current-awareness` is composed through the `awareness` \
+                     interface, which is since lectern:crm 0.2.0; build against wit/v0.2.0 \
+                     (world `awareness-messenger`) and set `api-version = \"0.2.0\"`"
+                        .into(),
+                ));
+            }
             if p.api_version == "0.1.0" && events.iter().any(|e| e == "title-wanted") {
                 return Err(err(
                     "`inputs.events`: `title-wanted` is composed through the `passing` \

@@ -213,6 +213,42 @@ pub enum EventKind {
         waiting: u32,
         overdue: bool,
     },
+    /// A current-awareness digest (since 0.2.0, through a messenger's
+    /// `awareness` export): new and in-demand titles in the reader's own
+    /// subjects and in those rising in their department. Marketing, and
+    /// matched on reading history.
+    CurrentAwareness {
+        /// The period it covers, `YYYY-MM`.
+        period: String,
+        /// The reader's own subjects.
+        subjects: Vec<String>,
+        /// Subjects rising in the reader's department.
+        rising: Vec<String>,
+        /// The titles.
+        titles: Vec<DigestTitle>,
+    },
+}
+
+/// A title in a current-awareness digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestTitle {
+    /// The title.
+    pub title: String,
+    /// Its subject.
+    pub subject: String,
+    /// Why it is there.
+    pub why: Pick,
+}
+
+/// Why a title is in a digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pick {
+    /// New in the collection.
+    NewArrival,
+    /// Many readers wait for it.
+    InDemand,
 }
 
 impl EventKind {
@@ -221,7 +257,10 @@ impl EventKind {
     pub fn is_marketing(&self) -> bool {
         matches!(
             self,
-            EventKind::NewArrival { .. } | EventKind::SurveyInvitation { .. } | EventKind::WinBack
+            EventKind::NewArrival { .. }
+                | EventKind::SurveyInvitation { .. }
+                | EventKind::WinBack
+                | EventKind::CurrentAwareness { .. }
         )
     }
 
@@ -239,11 +278,12 @@ impl EventKind {
             EventKind::SurveyInvitation { .. } => "survey-invitation",
             EventKind::WinBack => "win-back",
             EventKind::TitleWanted { .. } => "title-wanted",
+            EventKind::CurrentAwareness { .. } => "current-awareness",
         }
     }
 
     /// Every case's name, as [`EventKind::name`] spells it.
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 12] = [
         "checkout",
         "due-soon",
         "overdue",
@@ -255,6 +295,7 @@ impl EventKind {
         "survey-invitation",
         "win-back",
         "title-wanted",
+        "current-awareness",
     ];
 }
 

@@ -594,6 +594,55 @@ impl Lectern {
         Ok(())
     }
 
+    /// A round of current-awareness digests for the period of `as_of`:
+    /// key readers are those the latest run of `scorer` puts in the
+    /// configured key-reader segments; each department's rising subjects
+    /// and the titles readers queue for come from the needs report as
+    /// `role` may read it, so only aggregates of at least k readers shape
+    /// a digest.
+    pub fn awareness_round(
+        &self,
+        role: &str,
+        scorer: &str,
+        as_of: NaiveDate,
+    ) -> Result<crate::notify::Awareness> {
+        let k = crate::DEFAULT_K.max(self.config().k_floor);
+        let options = NeedsOptions::new(as_of, k);
+        let report = self.needs_report(role, &options)?;
+        let mut rising: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for g in report.groups.iter().filter(|g| g.dimension == "department") {
+            let mut up: Vec<&GroupSubject> = g
+                .subjects
+                .iter()
+                .filter(|s| s.change.is_some_and(|c| c >= RISING))
+                .collect();
+            up.sort_by(|a, b| {
+                b.change
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.change.unwrap_or(0.0))
+                    .then(a.subject.cmp(&b.subject))
+            });
+            if !up.is_empty() {
+                rising.insert(
+                    g.group.clone(),
+                    up.into_iter().take(3).map(|s| s.subject.clone()).collect(),
+                );
+            }
+        }
+        Ok(crate::notify::Awareness {
+            period: month_key(as_of),
+            scorer: scorer.to_string(),
+            key_segments: self.config().segments.key_readers.clone(),
+            department: options.department,
+            rising,
+            in_demand: report
+                .waiting
+                .iter()
+                .filter_map(|w| Some((w.title.clone(), w.subject.clone()?)))
+                .collect(),
+        })
+    }
+
     /// Backtests `forecaster` on the needs report `options` describe:
     /// trains on all but the last `test_months` of each subject's line and
     /// forecasts those, against the seasonal naive forecast.
@@ -752,6 +801,9 @@ fn group_table(
     (out, t.hidden())
 }
 
+/// The change on last year from which a subject counts as rising.
+const RISING: f64 = 0.15;
+
 fn percent(change: f64) -> String {
     let p = (change * 100.0).round();
     match p {
@@ -767,7 +819,7 @@ fn headlines(subjects: &[SubjectNeed], groups: &[GroupNeed], min_waiting: usize)
     let mut out = Vec::new();
     let moved: Vec<&SubjectNeed> = subjects
         .iter()
-        .filter(|s| s.change.is_some_and(|c| c.abs() >= 0.15))
+        .filter(|s| s.change.is_some_and(|c| c.abs() >= RISING))
         .collect();
     for s in moved.iter().take(3) {
         let mut line = format!(

@@ -16,7 +16,7 @@
 //! - every message has a deterministic dedupe key from its event, patron,
 //!   channel and date, so running `notify` twice queues nothing twice.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use anyhow::Result;
 use chrono::{DateTime, Datelike as _, Days, NaiveDate, NaiveTime, TimeZone as _, Utc};
@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::{NoticeRules, local_day, quiet_until};
-use crate::model::{Channel, Composed, Event, EventKind, Hold, Loan, Patron, Skipped};
+use crate::model::{
+    Channel, Composed, DigestTitle, Event, EventKind, Hold, Loan, Patron, Pick, Skipped,
+};
 use crate::pipeline::Pipeline;
 use crate::plugin::Messenger;
 use crate::privacy::Pseudonyms;
@@ -102,6 +104,101 @@ pub struct Campaigns {
     pub arrivals: Vec<Arrival>,
     /// A survey to invite readers to.
     pub survey: Option<Survey>,
+    /// A round of current-awareness digests.
+    pub awareness: Option<Awareness>,
+}
+
+/// A round of current-awareness digests (selective dissemination of
+/// information): key readers, and readers who asked from the preference
+/// centre, each get the period's new arrivals and in-demand titles in their
+/// own subjects and in the subjects rising in their department.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Awareness {
+    /// The period, `YYYY-MM`: one digest per reader per period.
+    pub period: String,
+    /// The scorer whose latest run names the key readers.
+    pub scorer: String,
+    /// Its segments whose readers are key readers.
+    pub key_segments: Vec<String>,
+    /// The patron attribute naming a reader's department.
+    pub department: String,
+    /// Subjects rising in each department, from aggregates.
+    pub rising: BTreeMap<String, Vec<String>>,
+    /// Titles many readers wait for: `(title, subject)`.
+    pub in_demand: Vec<(String, String)>,
+}
+
+/// The most titles in one digest.
+pub const DIGEST_TITLES: usize = 20;
+
+/// A reader's own subjects: the three they borrow in most.
+fn own_subjects(p: &Patron) -> Vec<String> {
+    let mut mine: Vec<(&String, &u32)> = p.interests.iter().flatten().collect();
+    mine.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    mine.into_iter().take(3).map(|(s, _)| s.clone()).collect()
+}
+
+/// The digests of a round: one event per reader who has titles to hear
+/// of. Consent is checked where every marketing event's is, when routed.
+fn awareness_events(
+    store: &dyn Store,
+    a: &Awareness,
+    arrivals: &[Arrival],
+    today: NaiveDate,
+) -> Result<Vec<Event>> {
+    let mut readers: BTreeSet<String> = BTreeSet::new();
+    for segment in &a.key_segments {
+        readers.extend(store.segment_members(&a.scorer, segment)?);
+    }
+    readers.extend(store.awareness_readers()?);
+    let ids: Vec<String> = readers.into_iter().collect();
+    let mut events = Vec::new();
+    for p in store.patrons_among(&ids, today)? {
+        let subjects = own_subjects(&p);
+        let rising: Vec<String> = p
+            .attributes
+            .as_ref()
+            .and_then(|attrs| attrs.get(&a.department))
+            .and_then(|d| a.rising.get(d))
+            .cloned()
+            .unwrap_or_default();
+        let wanted = |s: &str| subjects.iter().chain(&rising).any(|x| x == s);
+        let mut titles: Vec<DigestTitle> = arrivals
+            .iter()
+            .filter(|t| wanted(&t.subject))
+            .map(|t| DigestTitle {
+                title: t.title.clone(),
+                subject: t.subject.clone(),
+                why: Pick::NewArrival,
+            })
+            .collect();
+        titles.extend(
+            a.in_demand
+                .iter()
+                .filter(|(_, s)| wanted(s))
+                .map(|(t, s)| DigestTitle {
+                    title: t.clone(),
+                    subject: s.clone(),
+                    why: Pick::InDemand,
+                }),
+        );
+        titles.truncate(DIGEST_TITLES);
+        if titles.is_empty() {
+            continue;
+        }
+        events.push(Event {
+            id: format!("current-awareness/{}", a.period),
+            patron: p.id.clone(),
+            at: midnight(today),
+            kind: EventKind::CurrentAwareness {
+                period: a.period.clone(),
+                subjects,
+                rising,
+                titles,
+            },
+        });
+    }
+    Ok(events)
 }
 
 pub(crate) fn midnight(d: NaiveDate) -> DateTime<Utc> {
@@ -282,6 +379,18 @@ pub(crate) fn detect(
         }
     }
 
+    if let Some(a) = &campaigns.awareness {
+        let digests = awareness_events(store, a, &campaigns.arrivals, today)?;
+        // A reader who gets the digest hears of the arrivals in it, not
+        // one message per title as well.
+        let digested: HashSet<&str> = digests.iter().map(|e| e.patron.as_str()).collect();
+        events.retain(|e| {
+            !(matches!(e.kind, EventKind::NewArrival { .. })
+                && digested.contains(e.patron.as_str()))
+        });
+        events.extend(digests);
+    }
+
     if let Some(s) = &campaigns.survey {
         for patron in store.segment_members(&s.segment.0, &s.segment.1)? {
             if in_sample(keys, &patron, &s.id, s.sample) {
@@ -414,8 +523,10 @@ pub(crate) fn notify<S: Store + Outbox + ?Sized>(
                 .push(Skipped::new(e, format!("no patron with id `{}`", e.patron)));
             continue;
         };
-        if matches!(e.kind, EventKind::NewArrival { .. })
-            && !p.consents.is_some_and(|c| c.reading_history)
+        if matches!(
+            e.kind,
+            EventKind::NewArrival { .. } | EventKind::CurrentAwareness { .. }
+        ) && !p.consents.is_some_and(|c| c.reading_history)
         {
             report.skipped.push(Skipped::new(
                 e,

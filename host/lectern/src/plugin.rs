@@ -552,10 +552,25 @@ impl Plugin {
         } else {
             None
         };
+        let awareness = self.api() == Api::V0_2
+            && self
+                .inner
+                .info
+                .exports
+                .contains(&crate::api::interface("awareness", "0.2.0"));
+        let awareness = if awareness {
+            Some(self.typed(
+                World::Messenger,
+                v0_2::awareness::AwarenessMessengerPre::new,
+            )?)
+        } else {
+            None
+        };
         Ok(Messenger {
             plugin: self,
             pre,
             passing,
+            awareness,
         })
     }
 
@@ -760,6 +775,9 @@ pub struct Messenger {
     >,
     /// Its `passing` export, for title-wanted notices, when it has one.
     passing: Option<v0_2::passing::PassingMessengerPre<StoreState>>,
+    /// Its `awareness` export, for current-awareness digests, when it has
+    /// one.
+    awareness: Option<v0_2::awareness::AwarenessMessengerPre<StoreState>>,
 }
 
 /// One request's messages, or the plugin's error for it.
@@ -777,14 +795,30 @@ impl Messenger {
         today: NaiveDate,
         requests: Vec<(&Event, Patron)>,
     ) -> Result<Vec<Composition>> {
-        // Title-wanted notices go through `passing`, the rest through
-        // `messaging`; results go back to their requests' places.
+        // Title-wanted notices go through `passing`, digests through
+        // `awareness`, the rest through `messaging`; results go back to
+        // their requests' places.
         let total = requests.len();
-        let (wanted, plain): (Vec<_>, Vec<_>) = requests
-            .into_iter()
-            .enumerate()
-            .partition(|(_, (e, _))| matches!(e.kind, crate::model::EventKind::TitleWanted { .. }));
+        let mut routes: [Vec<(usize, (&Event, Patron))>; 3] = Default::default();
+        for (i, r) in requests.into_iter().enumerate() {
+            let route = match r.0.kind {
+                crate::model::EventKind::TitleWanted { .. } => 1,
+                crate::model::EventKind::CurrentAwareness { .. } => 2,
+                _ => 0,
+            };
+            routes[route].push((i, r));
+        }
+        let [plain, wanted, digests] = routes;
         let mut out: Vec<Option<Composition>> = (0..total).map(|_| None).collect();
+        let missing = |export: &str, what: &str, n: usize| -> Vec<Composition> {
+            (0..n)
+                .map(|_| {
+                    Err(GuestError::Other(format!(
+                        "this messenger does not export `{export}`, which {what} need"
+                    )))
+                })
+                .collect()
+        };
         if !plain.is_empty() {
             let (places, plain): (Vec<usize>, Vec<_>) = plain.into_iter().unzip();
             for (i, r) in places
@@ -798,16 +832,17 @@ impl Messenger {
             let (places, wanted): (Vec<usize>, Vec<_>) = wanted.into_iter().unzip();
             let results = match &self.passing {
                 Some(pre) => self.compose_passing(pre, today, wanted)?,
-                None => wanted
-                    .iter()
-                    .map(|_| {
-                        Err(GuestError::Other(
-                            "this messenger does not export `passing`, which title-wanted \
-                             notices need"
-                                .into(),
-                        ))
-                    })
-                    .collect(),
+                None => missing("passing", "title-wanted notices", wanted.len()),
+            };
+            for (i, r) in places.into_iter().zip(results) {
+                out[i] = Some(r);
+            }
+        }
+        if !digests.is_empty() {
+            let (places, digests): (Vec<usize>, Vec<_>) = digests.into_iter().unzip();
+            let results = match &self.awareness {
+                Some(pre) => self.compose_digests(pre, today, digests)?,
+                None => missing("awareness", "current-awareness digests", digests.len()),
             };
             for (i, r) in places.into_iter().zip(results) {
                 out[i] = Some(r);
@@ -816,6 +851,36 @@ impl Messenger {
         Ok(out
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(GuestError::Other("not composed".into()))))
+            .collect())
+    }
+
+    fn compose_digests(
+        &self,
+        pre: &v0_2::awareness::AwarenessMessengerPre<StoreState>,
+        today: NaiveDate,
+        requests: Vec<(&Event, Patron)>,
+    ) -> Result<Vec<Composition>> {
+        let requests: Vec<_> = requests
+            .into_iter()
+            .filter_map(|(e, p)| v0_2::awareness::request(e, p))
+            .collect();
+        let n = requests.len();
+        let out = self.plugin.call(today, |store| {
+            let m = pre.instantiate(&mut *store)?;
+            m.lectern_crm_awareness()
+                .call_compose_digest(store, &requests)
+        })?;
+        if out.len() != n {
+            return Err(self.plugin.fail(Failure::BadOutput {
+                message: format!("{} results for {n} digests", out.len()),
+            }));
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| {
+                r.map(|ms| ms.into_iter().map(v0_2::draft).collect())
+                    .map_err(v0_2::guest_error)
+            })
             .collect())
     }
 

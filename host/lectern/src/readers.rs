@@ -47,6 +47,9 @@ pub struct ReaderPrefs {
     pub marketing: bool,
     /// Whether the library may use what they borrow to serve them.
     pub reading_history: bool,
+    /// Whether they asked for current-awareness digests (key readers get
+    /// them without asking).
+    pub awareness: bool,
 }
 
 /// What a reader chose in their preference centre.
@@ -64,6 +67,8 @@ pub struct ReaderChoice {
     pub marketing: bool,
     /// Let the library use what they borrow.
     pub reading_history: bool,
+    /// Send a monthly current-awareness digest.
+    pub awareness: bool,
 }
 
 /// The languages reader pages and messages come in.
@@ -394,6 +399,7 @@ impl Lectern {
                 .unwrap_or(self.config().notify.due_soon_days),
             marketing: consents.marketing,
             reading_history: consents.reading_history,
+            awareness: prefs.awareness,
         })
     }
 
@@ -444,6 +450,7 @@ impl Lectern {
             no_marketing: !choice.marketing,
             no_reading_history: !choice.reading_history,
             locale: Some(choice.locale.clone()),
+            awareness: choice.awareness,
         };
         let cancelled = self.set_preferences(&link.patron, &prefs)?;
         let after = self.prefs_view(&link, session.to_string(), now)?;

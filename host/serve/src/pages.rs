@@ -621,6 +621,12 @@ fn prefs_page(p: &ReaderPrefs, saved: Option<usize>) -> Response {
                             input type="checkbox" id="history" name="reading_history" value="yes" checked[p.reading_history];
                             (lang.t("Use what I borrow to suggest books to me", "根据我的借阅记录为我推荐图书"))
                         }
+                        label for="awareness" {
+                            input type="checkbox" id="awareness" name="awareness" value="yes" checked[p.awareness];
+                            (lang.t(
+                                "A monthly digest of new and sought-after titles in my subjects (needs both consents above)",
+                                "每月专题资讯：我所关注学科的新书和热门图书（需同时勾选以上两项同意）"))
+                        }
                         p class="hint" { (lang.t(
                             "Unticking takes effect at once. Notices about your own loans and holds always go. \
                              To give a consent you have not given before, ask at any desk.",
@@ -698,6 +704,7 @@ async fn prefs_save(State(app): State<Arc<App>>, body: Bytes) -> Response {
         locale: locale.to_string(),
         marketing: ticked(&f, "marketing"),
         reading_history: ticked(&f, "reading_history"),
+        awareness: ticked(&f, "awareness"),
     };
     let saved = with_library(&app, lang, move |l| {
         l.save_reader_preferences(&session, &choice, Utc::now())

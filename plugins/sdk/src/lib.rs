@@ -20,6 +20,16 @@
 //! lectern_plugin::export_scorer!(Busy);
 //! ```
 //!
+//! A [`Messenger`] is built as world `awareness-messenger`: `messaging`,
+//! plus `passing` and `awareness` (both since 0.2.0). Besides
+//! [`Messenger::compose`] for circulation and CRM events, it may override
+//! [`Messenger::compose_title_wanted`], the courteous notice that other
+//! readers wait for a title the patron has (`title-wanted`), and
+//! [`Messenger::compose_digest`], a reader's current-awareness [`Digest`]
+//! of new and in-demand titles (`current-awareness`, marketing). Both
+//! default to composing nothing, so a messenger that overrides neither
+//! works as before.
+//!
 //! A [`Forecaster`] (world `forecaster`, since 0.2.0) never sees a patron:
 //! it gets monthly [`Series`] of demand that the host has already
 //! aggregated and k-suppressed, and answers with a [`Forecast`] per series:
@@ -67,12 +77,13 @@ pub mod __private {
         });
     }
 
-    /// The `passing-messenger` world: a messenger exports `messaging` and
-    /// `passing`, and the host calls `passing` for title-wanted notices.
+    /// The `awareness-messenger` world: a messenger exports `messaging`,
+    /// `passing` and `awareness`, and the host calls `passing` for
+    /// title-wanted notices and `awareness` for current-awareness digests.
     pub mod messenger {
         wit_bindgen::generate!({
             path: "wit/v0.2.0",
-            world: "passing-messenger",
+            world: "awareness-messenger",
             pub_export_macro: true,
             export_macro_name: "export_messenger_world",
             default_bindings_module: "lectern_plugin::__private::messenger",
@@ -121,6 +132,9 @@ mod date;
 pub mod host;
 
 pub use __private::forecaster::exports::lectern::crm::forecasting::{Forecast, Month, Series};
+pub use __private::messenger::exports::lectern::crm::awareness::{
+    Digest, DigestRequest, DigestTitle, Pick,
+};
 use __private::messenger::exports::lectern::crm::messaging;
 pub use __private::messenger::exports::lectern::crm::passing::{TitleWanted, WantedRequest};
 use __private::scorer::exports::lectern::crm::scoring;
@@ -183,6 +197,19 @@ pub trait Messenger {
         recipient: &Patron,
     ) -> Result<Vec<Message>, PluginError> {
         let _ = (event, recipient);
+        Ok(Vec::new())
+    }
+
+    /// Composes a reader's current-awareness digest (`current-awareness`,
+    /// since 0.2.0) for one period: titles new in their subjects and titles
+    /// many readers wait for. It is marketing: the host asks only for
+    /// readers who consented to marketing and to the use of their reading
+    /// history, and sends what comes back under the library's daily limits,
+    /// quiet hours and the reader's preferences. It asks only a messenger
+    /// whose manifest lists `current-awareness` among its events, or lists
+    /// none. The default composes nothing.
+    fn compose_digest(digest: &Digest, recipient: &Patron) -> Result<Vec<Message>, PluginError> {
+        let _ = (digest, recipient);
         Ok(Vec::new())
     }
 }
@@ -438,7 +465,10 @@ macro_rules! export_scorer {
     };
 }
 
-/// Registers a [`Messenger`] as this component's `messaging` export.
+/// Registers a [`Messenger`] as this component's `messaging` export, and
+/// as its `passing` and `awareness` exports: title-wanted notices go to
+/// [`Messenger::compose_title_wanted`] and current-awareness digests to
+/// [`Messenger::compose_digest`].
 #[macro_export]
 macro_rules! export_messenger {
     ($ty:ty) => {
@@ -476,6 +506,21 @@ macro_rules! export_messenger {
                 requests
                     .iter()
                     .map(|r| <$ty as $crate::Messenger>::compose_title_wanted(&r.event, &r.recipient))
+                    .collect()
+            }
+        }
+
+        impl $crate::__private::messenger::exports::lectern::crm::awareness::Guest
+            for __LecternMessenger
+        {
+            fn compose_digest(
+                requests: ::std::vec::Vec<$crate::DigestRequest>,
+            ) -> ::std::vec::Vec<
+                ::core::result::Result<::std::vec::Vec<$crate::Message>, $crate::PluginError>,
+            > {
+                requests
+                    .iter()
+                    .map(|r| <$ty as $crate::Messenger>::compose_digest(&r.digest, &r.recipient))
                     .collect()
             }
         }

@@ -167,7 +167,7 @@ macro_rules! contract {
                     title: title.clone(),
                     url: url.clone(),
                 }),
-                K::TitleWanted { .. } => return None,
+                K::TitleWanted { .. } | K::CurrentAwareness { .. } => return None,
             };
             Some(wit::Event {
                 id: e.id.clone(),

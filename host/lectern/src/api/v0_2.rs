@@ -1,7 +1,7 @@
 //! `lectern:crm@0.2.0`, the newest: bindings and conversions. It adds the
 //! `address` patron field, so a policy can rule on the postal address, the
-//! `columnar-scorer` world, the `passing-messenger` world, and the
-//! `forecaster` world.
+//! `columnar-scorer` world, the `passing-messenger` world, the
+//! `awareness-messenger` world, and the `forecaster` world.
 
 crate::api::contract::contract!(v0_2, "../../wit/v0.2.0", Address);
 
@@ -78,4 +78,59 @@ pub(crate) mod forecaster {
     });
 
     pub(crate) use exports::lectern::crm::forecasting::{Forecast, Month, Series};
+}
+
+/// The `awareness-messenger` world: `messaging`, `passing` and
+/// `awareness`. Only its `awareness` export is called through these
+/// bindings.
+pub(crate) mod awareness {
+    wasmtime::component::bindgen!({
+        path: "../../wit/v0.2.0",
+        world: "awareness-messenger",
+        with: {
+            "lectern:crm/types": crate::api::v0_2::scorer::lectern::crm::types,
+            "lectern:crm/host": crate::api::v0_2::scorer::lectern::crm::host,
+            "lectern:crm/messaging": crate::api::v0_2::messenger::exports::lectern::crm::messaging,
+            "lectern:crm/passing": crate::api::v0_2::passing::exports::lectern::crm::passing,
+        },
+    });
+
+    use exports::lectern::crm::awareness::{Digest, DigestRequest, DigestTitle, Pick};
+
+    /// One digest request, as the contract carries it.
+    pub(crate) fn request(
+        e: &crate::model::Event,
+        recipient: crate::model::Patron,
+    ) -> Option<DigestRequest> {
+        let crate::model::EventKind::CurrentAwareness {
+            period,
+            subjects,
+            rising,
+            titles,
+        } = &e.kind
+        else {
+            return None;
+        };
+        Some(DigestRequest {
+            digest: Digest {
+                id: e.id.clone(),
+                at: e.at.timestamp(),
+                period: period.clone(),
+                subjects: subjects.clone(),
+                rising: rising.clone(),
+                titles: titles
+                    .iter()
+                    .map(|t| DigestTitle {
+                        title: t.title.clone(),
+                        subject: t.subject.clone(),
+                        why: match t.why {
+                            crate::model::Pick::NewArrival => Pick::NewArrival,
+                            crate::model::Pick::InDemand => Pick::InDemand,
+                        },
+                    })
+                    .collect(),
+            },
+            recipient: super::patron_of(recipient),
+        })
+    }
 }

@@ -382,6 +382,10 @@ pub trait Store {
     /// The patrons that the latest run of `scorer` put in `segment`.
     fn segment_members(&self, scorer: &str, segment: &str) -> anyhow::Result<Vec<String>>;
 
+    /// The patrons who asked for current-awareness digests from the
+    /// preference centre, by id.
+    fn awareness_readers(&self) -> anyhow::Result<Vec<String>>;
+
     /// The patron's messaging preferences; `None` if there is no such patron.
     fn preferences(&self, id: &str) -> anyhow::Result<Option<Preferences>>;
 
@@ -430,6 +434,10 @@ pub struct Preferences {
     /// The language the patron chose for their messages (a BCP 47 tag),
     /// over the ILS's.
     pub locale: Option<String>,
+    /// The patron asked for current-awareness digests, which key readers
+    /// get without asking.
+    #[serde(default)]
+    pub awareness: bool,
 }
 
 /// A scoring run as stored.

@@ -309,6 +309,11 @@ CREATE TABLE run_ranges (
 );
 CREATE INDEX run_ranges_open ON run_ranges (run_id, seq) WHERE NOT done;
 "#,
+    // Readers who asked for current-awareness digests from the
+    // preference centre.
+    r#"
+ALTER TABLE patrons ADD COLUMN awareness BOOLEAN NOT NULL DEFAULT FALSE;
+"#,
 ];
 
 /// The tables whose rows belong to one patron, by `patron_id`: what an
@@ -1186,6 +1191,13 @@ impl Store for PgStore {
 
     fn segment_members(&self, scorer: &str, segment: &str) -> Result<Vec<String>> {
         outbox::segment_members(&mut *self.db(), scorer, segment)
+    }
+
+    fn awareness_readers(&self) -> Result<Vec<String>> {
+        let rows = self
+            .db()
+            .query("SELECT id FROM patrons WHERE awareness ORDER BY id", &[])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     fn preferences(&self, id: &str) -> Result<Option<super::Preferences>> {

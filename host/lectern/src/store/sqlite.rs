@@ -330,6 +330,11 @@ CREATE TABLE run_ranges (
     PRIMARY KEY (run_id, seq)
 );
 "#,
+    // Readers who asked for current-awareness digests from the
+    // preference centre.
+    r#"
+ALTER TABLE patrons ADD COLUMN awareness INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// A store in one SQLite file.
@@ -1047,6 +1052,16 @@ impl Store for SqliteStore {
 
     fn segment_members(&self, scorer: &str, segment: &str) -> Result<Vec<String>> {
         outbox::segment_members(&self.conn, scorer, segment)
+    }
+
+    fn awareness_readers(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM patrons WHERE awareness ORDER BY id")?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(ids)
     }
 
     fn preferences(&self, id: &str) -> Result<Option<super::Preferences>> {

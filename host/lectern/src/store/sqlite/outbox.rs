@@ -141,7 +141,8 @@ pub(super) fn segment_members(
 pub(super) fn preferences(conn: &Connection, id: &str) -> Result<Option<Preferences>> {
     Ok(conn
         .query_row(
-            "SELECT notice_days, digest, opted_out, no_marketing, no_reading_history, pref_locale \
+            "SELECT notice_days, digest, opted_out, no_marketing, no_reading_history, pref_locale, \
+             awareness \
              FROM patrons WHERE id = ?1",
             [id],
             |r| {
@@ -152,6 +153,7 @@ pub(super) fn preferences(conn: &Connection, id: &str) -> Result<Option<Preferen
                     no_marketing: r.get(3)?,
                     no_reading_history: r.get(4)?,
                     locale: r.get(5)?,
+                    awareness: r.get(6)?,
                 })
             },
         )
@@ -166,7 +168,7 @@ pub(super) fn set_preferences(
     let tx = conn.transaction()?;
     let changed = tx.execute(
         "UPDATE patrons SET notice_days = ?2, digest = ?3, opted_out = ?4, no_marketing = ?5, \
-         no_reading_history = ?6, pref_locale = ?7 WHERE id = ?1",
+         no_reading_history = ?6, pref_locale = ?7, awareness = ?8 WHERE id = ?1",
         params![
             id,
             prefs.notice_days,
@@ -175,6 +177,7 @@ pub(super) fn set_preferences(
             prefs.no_marketing,
             prefs.no_reading_history,
             prefs.locale,
+            prefs.awareness,
         ],
     )?;
     anyhow::ensure!(changed == 1, "no patron with id `{id}`");
@@ -191,7 +194,7 @@ pub(super) fn set_preferences(
         cancelled += tx.execute(
             "UPDATE outbox SET state = 'cancelled', last_error = 'the patron withdrew consent to \
              the use of their reading history', settled_at = ?2 \
-             WHERE patron_id = ?1 AND state = 'queued' AND event_kind = 'new-arrival'",
+             WHERE patron_id = ?1 AND state = 'queued' AND event_kind IN ('new-arrival', 'current-awareness')",
             params![id, now],
         )?;
     }
