@@ -563,3 +563,107 @@ fn current_awareness_digests_reach_only_consenting_key_readers_and_those_who_ask
     };
     assert_eq!(count(&db), digests.len(), "{again}");
 }
+
+#[test]
+fn the_needs_survey_asks_heavy_users_most_and_its_answers_count_as_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    library(dir);
+    let survey = lectern_tests::repo().join("samples/surveys/needs.toml");
+    std::fs::write(
+        dir.join("lectern.toml"),
+        format!(
+            "[privacy]\npolicy = {:?}\n\n[notify]\nquiet-hours = \"none\"\n\n[readers]\n\
+             public-url = \"https://crm.library.example/\"\nsurveys = [{:?}]\n",
+            plugins::BASELINE_PRIVACY,
+            survey.display().to_string()
+        ),
+    )
+    .unwrap();
+    let db = dir.join("lectern.db");
+    ok(lectern(dir).args([
+        "notify",
+        "--plugin",
+        plugins::OUTREACH,
+        "--survey",
+        "needs",
+        "--now",
+        "2026-11-28T10:00:00Z",
+    ]));
+    // The share of each segment invited follows the survey's sampling.
+    let share = |segment: &str| -> f64 {
+        let members = ids(
+            &db,
+            &format!(
+                "SELECT patron_id FROM scores WHERE segment = '{segment}' AND run_id = \
+                 (SELECT MAX(id) FROM score_runs WHERE plugin = 'engagement')"
+            ),
+        );
+        let invited = ids(
+            &db,
+            "SELECT patron_id FROM outbox WHERE event_kind = 'survey-invitation'",
+        );
+        let marketing = ids(&db, "SELECT id FROM patrons WHERE consent_marketing");
+        let reachable: Vec<&String> = members.iter().filter(|p| marketing.contains(*p)).collect();
+        reachable.iter().filter(|p| invited.contains(**p)).count() as f64
+            / reachable.len().max(1) as f64
+    };
+    let (active, dormant) = (share("active"), share("dormant"));
+    assert!(active > 0.25 && active < 0.55, "active {active}");
+    assert!(dormant < 0.15, "dormant {dormant}");
+    assert!(
+        active > 3.0 * dormant,
+        "heavy users are asked more: {active} against {dormant}"
+    );
+
+    // Answers naming subjects count in the needs report, hidden under k.
+    {
+        use lectern::Readers as _;
+        let mut store = lectern::SqliteStore::open(&db).unwrap();
+        let now: chrono::DateTime<chrono::Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
+        for i in 0..14 {
+            let mut named = vec!["QA76".to_string()];
+            if i < 4 {
+                named.push("N".to_string());
+            }
+            let link = lectern::ReaderLink {
+                id: format!("needs-link-{i:02}-abcdefghij"),
+                patron: format!("G{:08}", i),
+                purpose: "survey:needs".into(),
+                expires_at: now + chrono::Duration::days(30),
+                used_at: None,
+            };
+            assert!(store.add_link(&link).unwrap());
+            let answers = lectern::SurveyAnswers {
+                survey: "needs".into(),
+                patron: None,
+                category: None,
+                segment: None,
+                locale: "en".into(),
+                answered_on: now.date_naive(),
+                use_for_service: false,
+                answers: [("subjects".to_string(), lectern::Answer::Multiple(named))].into(),
+                attributes: Vec::new(),
+            };
+            assert!(store.add_answers(&link.id, &answers, now).unwrap());
+        }
+    }
+    let report = needs(dir, &["--role", "administrator"]);
+    let asked = |subject: &str| {
+        report["subjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["subject"] == subject)
+            .map(|s| s["asked"].clone())
+    };
+    assert_eq!(asked("QA76"), Some(serde_json::json!(14)), "{report:#}");
+    assert_eq!(asked("N"), Some(Value::Null), "4 readers are fewer than k");
+    assert!(
+        report["headlines"].as_array().unwrap().iter().any(|h| h
+            .as_str()
+            .unwrap()
+            .contains("QA76: named as a need by 14 readers")),
+        "{report:#}"
+    );
+}

@@ -76,13 +76,9 @@ pub struct NotifyArgs {
     pub arrivals: Option<PathBuf>,
     /// Invite a sample of a segment to a survey the library's reader pages
     /// host (`[readers] surveys`), by its id: each reader gets their own
-    /// one-time link
-    #[arg(
-        long,
-        value_name = "ID",
-        requires = "survey_segment",
-        conflicts_with = "survey_title"
-    )]
+    /// one-time link. Without --survey-segment, the survey's own
+    /// `[sampling]` says who
+    #[arg(long, value_name = "ID", conflicts_with = "survey_title")]
     pub survey: Option<String>,
     /// Invite a sample of a segment to a survey elsewhere: its title
     #[arg(long, value_name = "TITLE", requires_all = ["survey_url", "survey_segment"])]
@@ -149,10 +145,22 @@ fn notify(ctx: &Ctx, args: NotifyArgs, policy: Option<PathBuf>) -> Result<()> {
         policy.as_deref(),
         "import patrons first with `lectern import`",
     )?;
-    if let (Some(id), Some(segment)) = (&args.survey, segment) {
+    if let Some(id) = &args.survey {
         let def = library.survey(id)?;
         library.reader_pages()?;
-        campaigns.survey = Some(Survey::hosted(&def, segment, args.survey_sample));
+        let strata = match (segment, &def.sampling) {
+            (Some((scorer, seg)), _) => vec![(scorer, seg, args.survey_sample)],
+            (None, Some(s)) => s
+                .shares
+                .iter()
+                .map(|(seg, share)| (s.scorer.clone(), seg.clone(), *share))
+                .collect(),
+            (None, None) => anyhow::bail!(
+                "--survey {id}: the survey has no [sampling]; give --survey-segment \
+                 scorer/segment and --survey-sample"
+            ),
+        };
+        campaigns.survey = Some(Survey::hosted_by(&def, strata));
     }
     let messengers = args
         .plugin

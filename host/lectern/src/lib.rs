@@ -194,8 +194,8 @@ pub use crate::store::{
     store_shown,
 };
 pub use crate::survey::{
-    Choice, GroupBy, GroupResult, Kind as QuestionKind, Question, QuestionResult, SurveyDef,
-    SurveyResults, Text as SurveyText,
+    Choice, Feeds, GroupBy, GroupResult, Kind as QuestionKind, Question, QuestionResult, Sampling,
+    SurveyDef, SurveyResults, Text as SurveyText,
 };
 pub use crate::sync::{KohaSource, SyncReport};
 pub use crate::worker::RangeDone;

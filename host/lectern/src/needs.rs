@@ -122,6 +122,10 @@ pub struct SubjectNeed {
     pub unmet: usize,
     /// Its titles with at least `min_waiting` readers waiting.
     pub titles_waiting: usize,
+    /// Readers who named it as a need in a needs survey (a question with
+    /// `feeds = "subjects"`); `None` where fewer than k did, or no survey
+    /// asks.
+    pub asked: Option<u64>,
 }
 
 /// One group's demand, from its readers who consented.
@@ -449,7 +453,59 @@ impl Lectern {
                 change: change(windows[1], windows[0]),
                 unmet: unmet.get(names[s].as_str()).copied().unwrap_or(0),
                 titles_waiting: titles_waiting.get(names[s].as_str()).copied().unwrap_or(0),
+                asked: None,
             });
+        }
+
+        // Needs named in surveys: each reader once per subject; a subject
+        // named by fewer than k readers is not shown.
+        let mut named: BTreeMap<String, u64> = BTreeMap::new();
+        for def in self.surveys()? {
+            let feeding: Vec<&str> = def
+                .questions
+                .iter()
+                .filter(|q| q.feeds == Some(crate::survey::Feeds::Subjects))
+                .map(|q| q.id.as_str())
+                .collect();
+            if feeding.is_empty() {
+                continue;
+            }
+            for a in store.survey_answers(&def.id).map_err(Error::store)? {
+                let mut mine: BTreeSet<&str> = BTreeSet::new();
+                for q in &feeding {
+                    match a.answers.get(*q) {
+                        Some(crate::store::Answer::Single(v)) => {
+                            mine.insert(v);
+                        }
+                        Some(crate::store::Answer::Multiple(vs)) => {
+                            mine.extend(vs.iter().map(String::as_str));
+                        }
+                        _ => {}
+                    }
+                }
+                for subject in mine {
+                    *named.entry(subject.to_string()).or_default() += 1;
+                }
+            }
+        }
+        for (subject, n) in named {
+            let shown = (n >= k as u64).then_some(n);
+            hidden += usize::from(shown.is_none());
+            match subject_rows.iter_mut().find(|r| r.subject == subject) {
+                Some(row) => row.asked = shown,
+                // Named and never borrowed: a gap in the collection.
+                None if shown.is_some() => subject_rows.push(SubjectNeed {
+                    subject,
+                    monthly: vec![Some(0); width],
+                    this_year: Some(0),
+                    last_year: Some(0),
+                    change: None,
+                    unmet: 0,
+                    titles_waiting: 0,
+                    asked: shown,
+                }),
+                None => {}
+            }
         }
 
         // Groups: consenting readers, per dimension, suppressed as a table
@@ -836,6 +892,15 @@ fn headlines(subjects: &[SubjectNeed], groups: &[GroupNeed], min_waiting: usize)
         }
         out.push(line);
     }
+    let mut asked: Vec<&SubjectNeed> = subjects.iter().filter(|s| s.asked.is_some()).collect();
+    asked.sort_by(|a, b| b.asked.cmp(&a.asked).then(a.subject.cmp(&b.subject)));
+    for s in asked.iter().take(2) {
+        out.push(format!(
+            "{}: named as a need by {} readers in the needs survey",
+            s.subject,
+            s.asked.unwrap_or(0)
+        ));
+    }
     let mut ranked: Vec<&GroupNeed> = groups.iter().filter(|g| g.change.is_some()).collect();
     ranked.sort_by(|a, b| {
         b.change
@@ -893,19 +958,20 @@ impl NeedsReport {
         }
         let _ = writeln!(
             out,
-            "\n  {:<10} {:>10} {:>10} {:>8} {:>7} {:>8}",
-            "subject", "this year", "last year", "change", "unmet", "queues"
+            "\n  {:<10} {:>10} {:>10} {:>8} {:>7} {:>8} {:>7}",
+            "subject", "this year", "last year", "change", "unmet", "queues", "asked"
         );
         for s in &self.subjects {
             let _ = writeln!(
                 out,
-                "  {:<10} {:>10} {:>10} {:>8} {:>7} {:>8}",
+                "  {:<10} {:>10} {:>10} {:>8} {:>7} {:>8} {:>7}",
                 s.subject,
                 shown(s.this_year),
                 shown(s.last_year),
                 shown_change(s.change),
                 s.unmet,
-                s.titles_waiting
+                s.titles_waiting,
+                shown(s.asked)
             );
         }
         if !self.waiting.is_empty() {
@@ -950,9 +1016,10 @@ impl NeedsReport {
     }
 
     /// Every count as CSV rows: `dimension,group,subject,period,demand`,
-    /// where the dimension `all` holds the subject totals by month and
-    /// `this-year` and `last-year` are the two 12-month windows. Hidden
-    /// counts are empty cells.
+    /// where the dimension `all` holds the subject totals by month,
+    /// `this-year` and `last-year` are the two 12-month windows, and
+    /// `named-in-survey` counts readers who named the subject as a need.
+    /// Hidden counts are empty cells.
     pub fn to_csv(&self) -> String {
         let text = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
         let mut rows: Vec<[String; 5]> = Vec::new();
@@ -966,7 +1033,11 @@ impl NeedsReport {
                     text(*v),
                 ]);
             }
-            for (period, v) in [("this-year", s.this_year), ("last-year", s.last_year)] {
+            for (period, v) in [
+                ("this-year", s.this_year),
+                ("last-year", s.last_year),
+                ("named-in-survey", s.asked),
+            ] {
                 rows.push([
                     "all".into(),
                     "all".into(),
@@ -1023,18 +1094,19 @@ impl NeedsReport {
         body.push_str(
             "<h2>By subject</h2>\n<table id=\"subjects\"><tr><th>subject</th><th>this year</th>\
              <th>last year</th><th>change</th><th>holds waiting too long</th>\
-             <th>titles with queues</th></tr>\n",
+             <th>titles with queues</th><th>named in a survey</th></tr>\n",
         );
         for s in &self.subjects {
             let _ = writeln!(
                 body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"change\">{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"change\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&s.subject),
                 shown(s.this_year),
                 shown(s.last_year),
                 shown_change(s.change),
                 s.unmet,
-                s.titles_waiting
+                s.titles_waiting,
+                shown(s.asked)
             );
         }
         body.push_str(

@@ -53,12 +53,12 @@ pub struct Survey {
     pub title: String,
     /// Where to answer it.
     pub url: String,
-    /// Readers in this segment of this scorer's latest run: `(scorer,
-    /// segment)`.
-    pub segment: (String, String),
-    /// The share of them to invite, from 0 to 1. The sample is drawn by
-    /// the patrons' keyed tokens, so it is the same each time.
-    pub sample: f64,
+    /// Who is invited: for each `(scorer, segment, share)`, that share
+    /// (from 0 to 1) of the readers the scorer's latest run put in the
+    /// segment. Several strata let heavy users be asked more often. The
+    /// sample is drawn by the patrons' keyed tokens, so it is the same each
+    /// time.
+    pub strata: Vec<(String, String, f64)>,
     /// Whether the library's own reader pages host it: each reader is
     /// then sent their own one-time link to it instead of `url`.
     pub hosted: bool,
@@ -73,8 +73,7 @@ impl Survey {
             id: hex::encode(&Sha256::digest(url.as_bytes())[..6]),
             title: title.to_string(),
             url: url.to_string(),
-            segment,
-            sample,
+            strata: vec![(segment.0, segment.1, sample)],
             hosted: false,
         }
     }
@@ -86,12 +85,17 @@ impl Survey {
         segment: (String, String),
         sample: f64,
     ) -> Survey {
+        Survey::hosted_by(def, vec![(segment.0, segment.1, sample)])
+    }
+
+    /// The survey `def` on the library's reader pages, inviting each
+    /// stratum's share: its own `[sampling]` when it has one.
+    pub fn hosted_by(def: &crate::survey::SurveyDef, strata: Vec<(String, String, f64)>) -> Survey {
         Survey {
             id: def.id.clone(),
             title: def.title.en.clone(),
             url: String::new(),
-            segment,
-            sample,
+            strata,
             hosted: true,
         }
     }
@@ -392,18 +396,24 @@ pub(crate) fn detect(
     }
 
     if let Some(s) = &campaigns.survey {
-        for patron in store.segment_members(&s.segment.0, &s.segment.1)? {
-            if in_sample(keys, &patron, &s.id, s.sample) {
-                events.push(Event {
-                    id: format!("survey/{}", s.id),
-                    patron,
-                    at: midnight(today),
-                    kind: EventKind::SurveyInvitation {
-                        title: s.title.clone(),
-                        url: s.url.clone(),
-                    },
-                });
+        let mut invited: BTreeSet<String> = BTreeSet::new();
+        for (scorer, segment, share) in &s.strata {
+            for patron in store.segment_members(scorer, segment)? {
+                if in_sample(keys, &patron, &s.id, *share) {
+                    invited.insert(patron);
+                }
             }
+        }
+        for patron in invited {
+            events.push(Event {
+                id: format!("survey/{}", s.id),
+                patron,
+                at: midnight(today),
+                kind: EventKind::SurveyInvitation {
+                    title: s.title.clone(),
+                    url: s.url.clone(),
+                },
+            });
         }
     }
 

@@ -119,6 +119,31 @@ pub struct Question {
     /// the reader lets the library use it.
     #[serde(default)]
     pub attribute: Option<String>,
+    /// `subjects`: the options are subjects as loans carry them (such as
+    /// `QA76`), and each reader who picks one names it as a need, which
+    /// `lectern report needs` counts.
+    #[serde(default)]
+    pub feeds: Option<Feeds>,
+}
+
+/// What a question's answers feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Feeds {
+    /// The needs report's subjects.
+    Subjects,
+}
+
+/// Who a survey invites when `lectern notify --survey ID` names no
+/// segment: a share of each segment of a scorer's latest run, so that the
+/// heaviest users can be asked most.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sampling {
+    /// The scorer whose latest run gives the segments.
+    pub scorer: String,
+    /// The share of each segment to invite, from 0 to 1.
+    pub shares: BTreeMap<String, f64>,
 }
 
 impl Question {
@@ -129,7 +154,7 @@ impl Question {
 }
 
 /// A survey, as its file defines it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SurveyDef {
     /// Its id: letters, digits and `-`.
@@ -145,6 +170,9 @@ pub struct SurveyDef {
     pub intro: Option<Text>,
     /// The questions, in order.
     pub questions: Vec<Question>,
+    /// Who to invite by default.
+    #[serde(default)]
+    pub sampling: Option<Sampling>,
 }
 
 /// Free text longer than this is refused.
@@ -226,6 +254,21 @@ impl SurveyDef {
                 && !name_ok(a)
             {
                 bail!("question `{}`: attribute {a:?} is not a plain name", q.id);
+            }
+            if q.feeds.is_some() && !matches!(q.kind, Kind::Single | Kind::Multiple) {
+                bail!(
+                    "question `{}`: `feeds = \"subjects\"` needs a choice question whose options \
+                     are subjects",
+                    q.id
+                );
+            }
+        }
+        if let Some(s) = &self.sampling {
+            if s.shares.is_empty() {
+                bail!("[sampling]: give `shares`, such as {{ key-reader = 1.0, active = 0.3 }}");
+            }
+            if let Some((seg, share)) = s.shares.iter().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
+                bail!("[sampling] shares: `{seg}` = {share}; give a share from 0 to 1");
             }
         }
         Ok(())

@@ -53,10 +53,10 @@ impl Default for Params {
     fn default() -> Self {
         Params {
             method: Method::SharedSeason,
-            alpha: 0.2,
-            beta: 0.1,
+            alpha: 0.1,
+            beta: 0.05,
             gamma: 0.3,
-            phi: 0.9,
+            phi: 0.8,
             season: 12,
             level: 0.8,
             min_history: 24,
