@@ -239,7 +239,7 @@ fn demo(args: &[String]) -> Result<()> {
     )?;
     let _ = std::fs::remove_dir_all(library.join("outbox"));
     lectern_cmd(
-        "Notices due today: circulation, new titles in readers' subjects (key readers get the first hold), win-back for lapsed readers",
+        "Notices due today: circulation, new titles in readers' subjects (key readers get the first hold and a monthly digest), win-back for lapsed readers",
         &[
             &"--config",
             &config,
@@ -254,8 +254,25 @@ fn demo(args: &[String]) -> Result<()> {
             &policy,
             &"--arrivals",
             &samples.join("arrivals.jsonl"),
+            &"--awareness",
             &"--now",
             &"2026-11-28T02:00:00Z",
+        ],
+    )?;
+    let needs_page = library.join("needs.html");
+    lectern_cmd(
+        "Readers' needs for the subject librarians: demand by subject, queues, a forecast of the next six months (page: target/demo/needs.html)",
+        &[
+            &"--config",
+            &config,
+            &"report",
+            &"needs",
+            &"--as-of",
+            &"2026-11-28",
+            &"--forecaster",
+            &p("forecaster"),
+            &"--html",
+            &needs_page,
         ],
     )?;
     lectern_cmd(
