@@ -86,6 +86,9 @@ pub struct NeedsReport {
     pub hidden: usize,
     /// Forecasts of the subjects' demand, when a forecaster was asked.
     pub forecasts: Vec<SubjectForecast>,
+    /// Whether any reader answered a needs survey's subjects question, so
+    /// that `asked` means something.
+    pub surveyed: bool,
 }
 
 /// A subject's forecast demand in the months after the report's.
@@ -460,6 +463,7 @@ impl Lectern {
         // Needs named in surveys: each reader once per subject; a subject
         // named by fewer than k readers is not shown.
         let mut named: BTreeMap<String, u64> = BTreeMap::new();
+        let mut surveyed = false;
         for def in self.surveys()? {
             let feeding: Vec<&str> = def
                 .questions
@@ -483,6 +487,7 @@ impl Lectern {
                         _ => {}
                     }
                 }
+                surveyed |= !mine.is_empty();
                 for subject in mine {
                     *named.entry(subject.to_string()).or_default() += 1;
                 }
@@ -574,6 +579,7 @@ impl Lectern {
             notes,
             hidden,
             forecasts: Vec::new(),
+            surveyed,
         })
     }
 
@@ -959,7 +965,13 @@ impl NeedsReport {
         let _ = writeln!(
             out,
             "\n  {:<10} {:>10} {:>10} {:>8} {:>7} {:>8} {:>7}",
-            "subject", "this year", "last year", "change", "unmet", "queues", "asked"
+            "subject",
+            "this year",
+            "last year",
+            "change",
+            "unmet",
+            "queues",
+            if self.surveyed { "asked" } else { "" }
         );
         for s in &self.subjects {
             let _ = writeln!(
@@ -971,7 +983,11 @@ impl NeedsReport {
                 shown_change(s.change),
                 s.unmet,
                 s.titles_waiting,
-                shown(s.asked)
+                if self.surveyed {
+                    shown(s.asked)
+                } else {
+                    String::new()
+                }
             );
         }
         if !self.waiting.is_empty() {
@@ -1012,7 +1028,12 @@ impl NeedsReport {
             let _ = writeln!(out, "\n  {n}");
         }
         let _ = writeln!(out, "  {} counts hidden.", self.hidden);
-        out
+        // Columns left empty leave no trailing blanks.
+        out.lines()
+            .map(str::trim_end)
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
     }
 
     /// Every count as CSV rows: `dimension,group,subject,period,demand`,
@@ -1091,22 +1112,32 @@ impl NeedsReport {
             "<h2>Monthly demand of the subjects that rose most</h2>\n{}",
             line_chart("trend-chart", &self.months, &top)
         );
-        body.push_str(
+        let asked_head = if self.surveyed {
+            "<th>named in a survey</th>"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            body,
             "<h2>By subject</h2>\n<table id=\"subjects\"><tr><th>subject</th><th>this year</th>\
              <th>last year</th><th>change</th><th>holds waiting too long</th>\
-             <th>titles with queues</th><th>named in a survey</th></tr>\n",
+             <th>titles with queues</th>{asked_head}</tr>",
         );
         for s in &self.subjects {
             let _ = writeln!(
                 body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"change\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"change\">{}</td><td>{}</td><td>{}</td>{}</tr>",
                 esc(&s.subject),
                 shown(s.this_year),
                 shown(s.last_year),
                 shown_change(s.change),
                 s.unmet,
                 s.titles_waiting,
-                shown(s.asked)
+                if self.surveyed {
+                    format!("<td>{}</td>", shown(s.asked))
+                } else {
+                    String::new()
+                }
             );
         }
         body.push_str(
