@@ -272,6 +272,13 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
             let forecaster = forecaster
                 .map(|f| library.plugin_at(&f).and_then(lectern::Forecaster::new))
                 .transpose()?;
+            if let Some(n) = backtest {
+                anyhow::ensure!(
+                    (1..=lectern::MAX_HORIZON as usize).contains(&n),
+                    "--backtest {n}: hold out 1 to {} months",
+                    lectern::MAX_HORIZON
+                );
+            }
             if let (Some(test), Some(f)) = (backtest, &forecaster) {
                 let result = library.backtest_needs(&role, &options, f, test)?;
                 if ctx.json {

@@ -123,7 +123,9 @@ impl Consortium {
     /// `scorer`, with counts under `k` hidden and the cells that would
     /// give them away hidden too.
     pub fn report(&self, scorer: &str, k: usize, k_floor: usize) -> Result<ConsortiumReport> {
-        crate::pipeline::check_k(k, k_floor)?;
+        // The consortium's own floor: no member's lower one lets another
+        // member's small counts through.
+        crate::pipeline::check_k(k, k_floor.max(crate::DEFAULT_K))?;
         let published = self.store.published(scorer).map_err(Error::store)?;
         let members = self.members()?;
         let mut report = tabulate(scorer, &published, k);
@@ -330,6 +332,7 @@ impl Suppressed {
                 let line: Vec<(usize, usize)> = (0..t.counts.len()).map(|i| (i, j)).collect();
                 changed |= t.protect(&line, Line::Column(j));
             }
+            changed |= t.protect_totals();
             if !changed {
                 return t;
             }
@@ -359,6 +362,59 @@ impl Suppressed {
             },
         }
         true
+    }
+
+    /// The row totals add up to the grand total, and so do the column
+    /// totals: when every total on one side shows, the grand total is
+    /// known, and a single hidden total on the other side is the
+    /// difference. Hides a second total beside it, the smallest positive
+    /// one, else one on the side that showed whole. Whether it hid one.
+    fn protect_totals(&mut self) -> bool {
+        let row_totals: Vec<usize> = self.counts.iter().map(|r| r.iter().sum()).collect();
+        let width = self.counts.first().map_or(0, Vec::len);
+        let column_totals: Vec<usize> = (0..width)
+            .map(|j| self.counts.iter().map(|r| r[j]).sum())
+            .collect();
+        let mut changed = false;
+        for flip in [false, true] {
+            let (mine, my_totals, theirs, their_totals) = if flip {
+                (
+                    &mut self.columns,
+                    &column_totals,
+                    &mut self.rows,
+                    &row_totals,
+                )
+            } else {
+                (
+                    &mut self.rows,
+                    &row_totals,
+                    &mut self.columns,
+                    &column_totals,
+                )
+            };
+            let grand_known = theirs.iter().all(|h| !h);
+            if !grand_known || mine.iter().filter(|h| **h).count() != 1 {
+                continue;
+            }
+            let partner = (0..mine.len())
+                .filter(|&i| !mine[i] && my_totals[i] > 0)
+                .min_by_key(|&i| my_totals[i]);
+            match partner {
+                Some(i) => mine[i] = true,
+                None => {
+                    if let Some(j) = (0..theirs.len())
+                        .filter(|&j| their_totals[j] > 0)
+                        .min_by_key(|&j| their_totals[j])
+                    {
+                        theirs[j] = true;
+                    } else {
+                        continue;
+                    }
+                }
+            }
+            changed = true;
+        }
+        changed
     }
 
     pub(crate) fn row(&self, i: usize) -> Vec<Cell> {
@@ -482,6 +538,24 @@ mod tests {
                 "{counts:?} col {j}"
             );
         }
+        // The totals: one side all shown gives the grand total, so the
+        // other side never hides exactly one.
+        let hidden = |v: &[bool]| v.iter().filter(|x| **x).count();
+        if hidden(&t.columns) == 0 {
+            assert_ne!(hidden(&t.rows), 1, "{counts:?} row totals");
+        }
+        if hidden(&t.rows) == 0 {
+            assert_ne!(hidden(&t.columns), 1, "{counts:?} column totals");
+        }
+    }
+
+    #[test]
+    fn a_hidden_total_is_not_the_grand_total_less_the_others() {
+        // Column totals 124 and 140 show, so the grand total 264 is known;
+        // the first member's total, 4, must not be the only one hidden.
+        let counts = vec![vec![4, 0], vec![50, 60], vec![70, 80]];
+        check(&counts, 10);
+        assert!(Suppressed::new(&counts, 10).rows[0]);
     }
 
     #[test]

@@ -637,7 +637,9 @@ impl Deliverer {
         for c in batch {
             let reason = if c.marketing && !c.marketing_consent {
                 Some("the patron no longer consents to marketing".to_string())
-            } else if c.event_kind == "new-arrival" && !c.history_consent {
+            } else if matches!(c.event_kind.as_str(), "new-arrival" | "current-awareness")
+                && !c.history_consent
+            {
                 Some(
                     "the patron no longer consents to the use of their reading history, which \
                      this message was built on"

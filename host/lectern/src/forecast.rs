@@ -314,6 +314,8 @@ impl Forecaster {
             // The seasonal naive forecast needs last year's month.
             let naive = |h: usize| train[train.len() - SEASON + h % SEASON];
             let (mut err, mut naive_err, mut scored) = (0.0, 0.0, 0usize);
+            let (mut s_ape, mut s_naive_ape, mut s_n_ape, mut s_inside) =
+                (0.0, 0.0, 0usize, 0usize);
             for (h, actual) in test.iter().enumerate() {
                 let (Some(actual), Some(naive)) = (*actual, naive(h)) else {
                     continue;
@@ -321,17 +323,22 @@ impl Forecaster {
                 err += (actual - f.values[h]).abs();
                 naive_err += (actual - naive).abs();
                 if actual > 0.0 {
-                    ape += (actual - f.values[h]).abs() / actual;
-                    naive_ape += (actual - naive).abs() / actual;
-                    n_ape += 1;
+                    s_ape += (actual - f.values[h]).abs() / actual;
+                    s_naive_ape += (actual - naive).abs() / actual;
+                    s_n_ape += 1;
                 }
                 scored += 1;
-                months += 1;
-                inside += usize::from(f.low[h] <= actual && actual <= f.high[h]);
+                s_inside += usize::from(f.low[h] <= actual && actual <= f.high[h]);
             }
             if scale <= 0.0 || scored == 0 {
                 continue;
             }
+            // Only series that are scored count in every figure.
+            ape += s_ape;
+            naive_ape += s_naive_ape;
+            n_ape += s_n_ape;
+            inside += s_inside;
+            months += scored;
             lines.push(BacktestLine {
                 subject: s.subject.clone(),
                 mase: err / scored as f64 / scale,

@@ -121,8 +121,9 @@ pub struct SubjectNeed {
     pub last_year: Option<u64>,
     /// `this_year / last_year - 1`, where both show.
     pub change: Option<f64>,
-    /// Holds for its titles waiting their turn longer than the limit.
-    pub unmet: usize,
+    /// Holds for its titles waiting their turn longer than the limit;
+    /// `None` where fewer than k.
+    pub unmet: Option<usize>,
     /// Its titles with at least `min_waiting` readers waiting.
     pub titles_waiting: usize,
     /// Readers who named it as a need in a needs survey (a question with
@@ -171,10 +172,8 @@ pub struct WaitingTitle {
     pub title: String,
     /// Its subject, as its loans name it.
     pub subject: Option<String>,
-    /// Readers waiting their turn.
+    /// Readers waiting their turn, as a catalogue shows a title's holds.
     pub waiting: usize,
-    /// How long the longest has waited, in days.
-    pub longest_days: i64,
 }
 
 /// The last whole month up to `as_of`: its own month if it is the last
@@ -220,11 +219,11 @@ impl Lectern {
     /// read, and only aggregates of at least `k` readers.
     pub fn needs_report(&self, role: &str, options: &NeedsOptions) -> Result<NeedsReport> {
         crate::pipeline::check_k(options.k, self.config().k_floor)?;
-        if options.months < 24 {
+        if !(24..=240).contains(&options.months) {
             return Err(Error::Invalid {
                 where_: "--months".into(),
                 message: format!(
-                    "{} months cannot compare this year with last; give 24 or more",
+                    "{} months: give 24 (this year and last) to 240",
                     options.months
                 ),
             });
@@ -286,7 +285,10 @@ impl Lectern {
         // Each reader's groups, from the record as the policy projects it,
         // and only for readers who consented.
         let mut notes = Vec::new();
-        let patrons = store.patrons(options.as_of).map_err(Error::store)?;
+        let readers_read: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        let patrons = store
+            .patrons_among(&readers_read, options.as_of)
+            .map_err(Error::store)?;
         let consented: HashSet<String> = patrons
             .iter()
             .filter(|p| p.consents.is_some_and(|c| c.reading_history))
@@ -406,16 +408,14 @@ impl Lectern {
         }
 
         // Unmet demand: holds waiting their turn, by title.
-        let mut queues: BTreeMap<&str, (usize, i64)> = BTreeMap::new();
+        let mut queues: BTreeMap<&str, usize> = BTreeMap::new();
         let mut unmet: HashMap<&str, usize> = HashMap::new();
         for h in holds.iter().filter(|h| queued(h.status.as_deref())) {
             let Some(title) = h.title.as_deref() else {
                 continue;
             };
             let days = (options.as_of - h.placed_on).num_days();
-            let q = queues.entry(title).or_default();
-            q.0 += 1;
-            q.1 = q.1.max(days);
+            *queues.entry(title).or_default() += 1;
             if days > i64::from(options.waiting_days)
                 && let Some(s) = title_subject.get(title)
             {
@@ -424,12 +424,11 @@ impl Lectern {
         }
         let mut waiting: Vec<WaitingTitle> = queues
             .into_iter()
-            .filter(|(_, (n, _))| *n >= options.min_waiting)
-            .map(|(title, (n, days))| WaitingTitle {
+            .filter(|(_, n)| *n >= options.min_waiting)
+            .map(|(title, n)| WaitingTitle {
                 title: title.to_string(),
                 subject: title_subject.get(title).cloned(),
                 waiting: n,
-                longest_days: days,
             })
             .collect();
         waiting.sort_by(|a, b| b.waiting.cmp(&a.waiting).then(a.title.cmp(&b.title)));
@@ -454,7 +453,8 @@ impl Lectern {
                 this_year: windows[1],
                 last_year: windows[0],
                 change: change(windows[1], windows[0]),
-                unmet: unmet.get(names[s].as_str()).copied().unwrap_or(0),
+                unmet: Some(unmet.get(names[s].as_str()).copied().unwrap_or(0))
+                    .filter(|n| *n == 0 || *n >= k),
                 titles_waiting: titles_waiting.get(names[s].as_str()).copied().unwrap_or(0),
                 asked: None,
             });
@@ -505,7 +505,7 @@ impl Lectern {
                     this_year: Some(0),
                     last_year: Some(0),
                     change: None,
-                    unmet: 0,
+                    unmet: Some(0),
                     titles_waiting: 0,
                     asked: shown,
                 }),
@@ -787,7 +787,8 @@ fn group_table(
     k: usize,
 ) -> (Vec<GroupNeed>, usize) {
     let small = |n: usize| n > 0 && n < k;
-    let cell_readers = |c: &(Counted, Counted)| c.0.readers.union(&c.1.readers).count();
+    // Each year shows on its own, so each must stand for k readers or none.
+    let cell_small = |c: &(Counted, Counted)| small(c.0.readers.len()) || small(c.1.readers.len());
     let values: Vec<Vec<usize>> = table
         .values()
         .map(|row| {
@@ -798,24 +799,25 @@ fn group_table(
         .collect();
     let primary: Vec<Vec<bool>> = table
         .values()
-        .map(|row| row.iter().map(|c| small(cell_readers(c))).collect())
+        .map(|row| row.iter().map(cell_small).collect())
         .collect();
     let row_primary: Vec<bool> = table
         .values()
         .map(|row| {
-            let mut all: HashSet<usize> = HashSet::new();
+            let (mut now, mut before): (HashSet<usize>, HashSet<usize>) = Default::default();
             for c in row {
-                all.extend(&c.0.readers);
-                all.extend(&c.1.readers);
+                now.extend(&c.0.readers);
+                before.extend(&c.1.readers);
             }
-            small(all.len())
+            small(now.len()) || small(before.len())
         })
         .collect();
-    // A subject's column total is public where its subject line shows it.
-    let column_primary: Vec<bool> = subject_totals
-        .iter()
-        .map(|(a, b)| a.is_none() || b.is_none())
-        .collect();
+    // Every column is protected as if its total showed: a subject's total
+    // over consenting readers is the same in every dimension's table, so a
+    // column that shows whole in one table would give away a single cell
+    // hidden in another's, and where every reader consented it is the
+    // subject's own total.
+    let column_primary: Vec<bool> = vec![false; subject_totals.len()];
     let t = Suppressed::with_primary(&values, primary, row_primary, column_primary);
     let mut out = Vec::new();
     for (i, (group, row)) in table.iter().enumerate() {
@@ -981,7 +983,7 @@ impl NeedsReport {
                 shown(s.this_year),
                 shown(s.last_year),
                 shown_change(s.change),
-                s.unmet,
+                shown(s.unmet.map(|n| n as u64)),
                 s.titles_waiting,
                 if self.surveyed {
                     shown(s.asked)
@@ -995,9 +997,8 @@ impl NeedsReport {
             for w in self.waiting.iter().take(15) {
                 let _ = writeln!(
                     out,
-                    "  {:>3} waiting ({} days longest)  {}{}",
+                    "  {:>3} waiting  {}{}",
                     w.waiting,
-                    w.longest_days,
                     w.title,
                     w.subject
                         .as_deref()
@@ -1131,7 +1132,7 @@ impl NeedsReport {
                 shown(s.this_year),
                 shown(s.last_year),
                 shown_change(s.change),
-                s.unmet,
+                shown(s.unmet.map(|n| n as u64)),
                 s.titles_waiting,
                 if self.surveyed {
                     format!("<td>{}</td>", shown(s.asked))
@@ -1163,16 +1164,17 @@ impl NeedsReport {
                 top.join(", ")
             );
         }
-        body.push_str("</table>\n<h2>Titles readers queue for</h2>\n<table id=\"waiting\"><tr>\
-             <th>title</th><th>subject</th><th>readers waiting</th><th>longest wait (days)</th></tr>\n");
+        body.push_str(
+            "</table>\n<h2>Titles readers queue for</h2>\n<table id=\"waiting\"><tr>\
+             <th>title</th><th>subject</th><th>readers waiting</th></tr>\n",
+        );
         for w in &self.waiting {
             let _ = writeln!(
                 body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&w.title),
                 esc(w.subject.as_deref().unwrap_or("")),
-                w.waiting,
-                w.longest_days
+                w.waiting
             );
         }
         body.push_str("</table>\n");

@@ -190,10 +190,13 @@ fn awareness_events(
         if titles.is_empty() {
             continue;
         }
+        // The event's day is the period's first, so that the round run on
+        // any day of the month has the same dedupe key.
+        let first = today.with_day(1).unwrap_or(today);
         events.push(Event {
             id: format!("current-awareness/{}", a.period),
             patron: p.id.clone(),
-            at: midnight(today),
+            at: midnight(first),
             kind: EventKind::CurrentAwareness {
                 period: a.period.clone(),
                 subjects,
@@ -385,12 +388,25 @@ pub(crate) fn detect(
 
     if let Some(a) = &campaigns.awareness {
         let digests = awareness_events(store, a, &campaigns.arrivals, today)?;
-        // A reader who gets the digest hears of the arrivals in it, not
-        // one message per title as well.
-        let digested: HashSet<&str> = digests.iter().map(|e| e.patron.as_str()).collect();
-        events.retain(|e| {
-            !(matches!(e.kind, EventKind::NewArrival { .. })
-                && digested.contains(e.patron.as_str()))
+        // A reader who gets the digest hears of the arrivals in it there,
+        // not one message per title as well; arrivals the digest leaves
+        // out still come one by one.
+        let in_digest: HashSet<(String, String)> = digests
+            .iter()
+            .flat_map(|e| match &e.kind {
+                EventKind::CurrentAwareness { titles, .. } => titles
+                    .iter()
+                    .filter(|t| t.why == Pick::NewArrival)
+                    .map(|t| (e.patron.clone(), t.title.clone()))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        events.retain(|e| match &e.kind {
+            EventKind::NewArrival { title, .. } => {
+                !in_digest.contains(&(e.patron.clone(), title.clone()))
+            }
+            _ => true,
         });
         events.extend(digests);
     }

@@ -1018,13 +1018,15 @@ impl Store for PgStore {
                 .query_opt(&format!("SELECT 1 FROM {table} LIMIT 1"), &[])?
                 .is_none();
         }
+        let mut bulk = bulk::Bulk::new(fresh, run);
+        bulk.set_aside(&mut tx)?;
         Ok(Box::new(import::PgImport {
             tx,
             run,
             last_patron: String::new(),
             tombstones,
             sql,
-            bulk: bulk::Bulk::new(fresh, run),
+            bulk,
         }))
     }
 

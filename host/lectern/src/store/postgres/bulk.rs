@@ -147,6 +147,9 @@ pub(super) struct Bulk {
     /// Rows waiting for a flush, per table.
     buffers: [Vec<RowValues>; 5],
     run: i64,
+    /// What was set aside to load the fresh tables faster: the statements
+    /// that put it back, run at commit.
+    pub(super) restore: Vec<String>,
 }
 
 /// Where a record's key is first seen, for the activity tables.
@@ -168,7 +171,62 @@ impl Bulk {
             hasher: Default::default(),
             buffers: Default::default(),
             run,
+            restore: Vec::new(),
         }
+    }
+
+    /// Sets aside the secondary indexes and foreign keys of the tables
+    /// that were empty (`fresh`, in the order patrons, loans, holds, uses),
+    /// so that each is built once, in one pass, at commit rather than kept
+    /// row by row; primary keys stay, for the upserts. All of it is in the
+    /// import's transaction: a failed import puts everything back, and
+    /// other sessions wait for the tables until it commits.
+    pub(super) fn set_aside(&mut self, tx: &mut Transaction<'_>) -> Result<()> {
+        let mut tables: Vec<&str> = Vec::new();
+        for (i, table) in ["patrons", "loans", "holds", "uses"].iter().enumerate() {
+            if self.fresh[i] {
+                tables.push(table);
+            }
+        }
+        if self.fresh[0] {
+            tables.push("patron_attributes");
+        }
+        for table in tables {
+            let keys = tx.query(
+                "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
+                 WHERE conrelid = to_regclass($1::text) AND contype = 'f' ORDER BY conname",
+                &[&table],
+            )?;
+            for row in keys {
+                let (name, def): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+                let name = super::quoted(&name);
+                tx.batch_execute(&format!("ALTER TABLE {table} DROP CONSTRAINT {name}"))?;
+                self.restore
+                    .push(format!("ALTER TABLE {table} ADD CONSTRAINT {name} {def}"));
+            }
+            let indexes = tx.query(
+                "SELECT indexname::text, indexdef FROM pg_indexes \
+                 WHERE schemaname = current_schema() AND tablename = $1 \
+                 AND indexdef NOT LIKE 'CREATE UNIQUE INDEX%' ORDER BY indexname",
+                &[&table],
+            )?;
+            for row in indexes {
+                let (name, def): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+                tx.batch_execute(&format!("DROP INDEX {}", super::quoted(&name)))?;
+                self.restore.push(def);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts back what [`Bulk::set_aside`] took: each index built, and each
+    /// foreign key checked, in one pass over its table.
+    pub(super) fn put_back(&mut self, tx: &mut Transaction<'_>) -> Result<()> {
+        for statement in std::mem::take(&mut self.restore) {
+            tx.batch_execute(&statement)
+                .with_context(|| format!("failed to rebuild after the import: {statement}"))?;
+        }
+        Ok(())
     }
 
     pub(super) fn has_patron(&self, id: &str) -> bool {

@@ -355,6 +355,7 @@ impl ImportTx for PgImport<'_> {
 
     fn commit(mut self: Box<Self>, written: Written, skipped: usize) -> Result<()> {
         self.bulk.flush(&mut self.tx, Table::Uses)?;
+        self.bulk.put_back(&mut self.tx)?;
         self.tx.execute(
             "UPDATE import_runs SET finished_at = $2, imported = $3, updated = $4, skipped = $5 \
              WHERE id = $1",
