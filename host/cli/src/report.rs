@@ -179,6 +179,56 @@ pub struct ListArgs {
 
 const NO_STORE: &str = "import and score patrons first";
 
+/// A report that reads as a table, and writes as CSV and as a page.
+trait Rendered: serde::Serialize {
+    fn table(&self) -> String;
+    fn csv(&self) -> String;
+    fn html(&self) -> String;
+}
+
+macro_rules! rendered {
+    ($($ty:ty),*) => {$(
+        impl Rendered for $ty {
+            fn table(&self) -> String {
+                self.to_table()
+            }
+            fn csv(&self) -> String {
+                self.to_csv()
+            }
+            fn html(&self) -> String {
+                self.to_html()
+            }
+        }
+    )*};
+}
+
+rendered!(
+    lectern::CampaignOutcome,
+    lectern::SurveyResults,
+    lectern::NeedsReport
+);
+
+/// Writes `report` to the `--csv` and `--html` files asked for, then
+/// prints it: JSON with `--json`, else the table.
+fn emit(
+    ctx: &Ctx,
+    report: &impl Rendered,
+    csv: Option<PathBuf>,
+    html: Option<PathBuf>,
+) -> Result<()> {
+    if let Some(path) = &csv {
+        write_file(path, report.csv())?;
+    }
+    if let Some(path) = &html {
+        write_file(path, report.html())?;
+    }
+    if ctx.json {
+        return print_json(report);
+    }
+    out!("{}", report.table().trim_end());
+    Ok(())
+}
+
 pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
     let (kind, top, scorer, list) = match command {
         Command::Segments {
@@ -201,17 +251,7 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
                 lectern::local_day(&library.config().notify, chrono::Utc::now())
             });
             let outcome = library.campaign_outcome(&id, as_of, k, &role)?;
-            if let Some(path) = &csv {
-                write_file(path, outcome.to_csv())?;
-            }
-            if let Some(path) = &html {
-                write_file(path, outcome.to_html())?;
-            }
-            if ctx.json {
-                return print_json(&outcome);
-            }
-            out!("{}", outcome.to_table().trim_end());
-            return Ok(());
+            return emit(ctx, &outcome, csv, html);
         }
         Command::Survey {
             id,
@@ -234,17 +274,7 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
                 &role,
                 lectern::page_locale(Some(&lang)),
             )?;
-            if let Some(path) = &csv {
-                write_file(path, results.to_csv())?;
-            }
-            if let Some(path) = &html {
-                write_file(path, results.to_html())?;
-            }
-            if ctx.json {
-                return print_json(&results);
-            }
-            out!("{}", results.to_table().trim_end());
-            return Ok(());
+            return emit(ctx, &results, csv, html);
         }
         Command::Needs {
             as_of,
@@ -291,17 +321,7 @@ pub fn run(ctx: &Ctx, command: Command) -> Result<()> {
             if let Some(f) = &forecaster {
                 library.forecast_needs(&mut report, f, horizon)?;
             }
-            if let Some(path) = &csv {
-                write_file(path, report.to_csv())?;
-            }
-            if let Some(path) = &html {
-                write_file(path, report.to_html())?;
-            }
-            if ctx.json {
-                return print_json(&report);
-            }
-            out!("{}", report.to_table().trim_end());
-            return Ok(());
+            return emit(ctx, &report, csv, html);
         }
         Command::KeyReaders { top, scorer, list } => (ListKind::KeyReaders, top, scorer, list),
         Command::Lapsed { top, scorer, list } => (ListKind::Lapsed, top, scorer, list),

@@ -860,28 +860,10 @@ impl Messenger {
         today: NaiveDate,
         requests: Vec<(&Event, Patron)>,
     ) -> Result<Vec<Composition>> {
-        let requests: Vec<_> = requests
-            .into_iter()
-            .filter_map(|(e, p)| v0_2::awareness::request(e, p))
-            .collect();
-        let n = requests.len();
-        let out = self.plugin.call(today, |store| {
+        self.compose_export(today, requests, v0_2::awareness::request, |store, rs| {
             let m = pre.instantiate(&mut *store)?;
-            m.lectern_crm_awareness()
-                .call_compose_digest(store, &requests)
-        })?;
-        if out.len() != n {
-            return Err(self.plugin.fail(Failure::BadOutput {
-                message: format!("{} results for {n} digests", out.len()),
-            }));
-        }
-        Ok(out
-            .into_iter()
-            .map(|r| {
-                r.map(|ms| ms.into_iter().map(v0_2::draft).collect())
-                    .map_err(v0_2::guest_error)
-            })
-            .collect())
+            m.lectern_crm_awareness().call_compose_digest(store, rs)
+        })
     }
 
     fn compose_passing(
@@ -890,19 +872,37 @@ impl Messenger {
         today: NaiveDate,
         requests: Vec<(&Event, Patron)>,
     ) -> Result<Vec<Composition>> {
-        let requests: Vec<_> = requests
-            .into_iter()
-            .filter_map(|(e, p)| v0_2::passing::request(e, p))
-            .collect();
-        let n = requests.len();
-        let out = self.plugin.call(today, |store| {
+        self.compose_export(today, requests, v0_2::passing::request, |store, rs| {
             let m = pre.instantiate(&mut *store)?;
-            m.lectern_crm_passing()
-                .call_compose_title_wanted(store, &requests)
-        })?;
-        if out.len() != n {
+            m.lectern_crm_passing().call_compose_title_wanted(store, rs)
+        })
+    }
+
+    /// One call of a 0.2 export that composes a batch of one kind of
+    /// event (`passing`, `awareness`): `convert` puts each request in the
+    /// contract's form, `call` makes the call. One result per request, in
+    /// order, or nothing is believed.
+    fn compose_export<R>(
+        &self,
+        today: NaiveDate,
+        requests: Vec<(&Event, Patron)>,
+        convert: fn(&Event, Patron) -> Option<R>,
+        call: impl FnOnce(
+            &mut wasmtime::Store<StoreState>,
+            &[R],
+        ) -> wasmtime::Result<
+            Vec<std::result::Result<Vec<v0_2::wit::Message>, v0_2::wit::PluginError>>,
+        >,
+    ) -> Result<Vec<Composition>> {
+        let asked = requests.len();
+        let requests: Vec<R> = requests
+            .into_iter()
+            .filter_map(|(e, p)| convert(e, p))
+            .collect();
+        let out = self.plugin.call(today, |store| call(store, &requests))?;
+        if out.len() != asked {
             return Err(self.plugin.fail(Failure::BadOutput {
-                message: format!("{} results for {n} requests", out.len()),
+                message: format!("{} results for {asked} requests", out.len()),
             }));
         }
         Ok(out

@@ -29,26 +29,32 @@ impl Forecaster for Demand {
         // series says so.
         let params = params();
         // The shared season is made from the series of each group
-        // together: a group's terms, not another's.
-        let profiles: Vec<Option<model::Profile>> = series
-            .iter()
-            .map(|s| match &params {
-                Ok(p) if p.method == model::Method::SharedSeason => {
+        // together, once per group: a group's terms, not another's.
+        let mut profiles: std::collections::BTreeMap<&str, Option<model::Profile>> =
+            std::collections::BTreeMap::new();
+        if let Ok(p) = &params
+            && p.method == model::Method::SharedSeason
+        {
+            for s in &series {
+                profiles.entry(s.group.as_str()).or_insert_with(|| {
                     let batch: Vec<(&[Option<f64>], u8)> = series
                         .iter()
                         .filter(|o| o.group == s.group)
                         .map(|o| (o.values.as_slice(), o.start.month))
                         .collect();
                     model::shared_profile(&batch, p.season)
-                }
-                _ => None,
-            })
-            .collect();
+                });
+            }
+        }
         series
             .iter()
-            .zip(&profiles)
-            .map(|(s, profile)| match &params {
-                Ok(p) => forecast(s, horizon, p, profile.as_ref()),
+            .map(|s| match &params {
+                Ok(p) => forecast(
+                    s,
+                    horizon,
+                    p,
+                    profiles.get(s.group.as_str()).and_then(Option::as_ref),
+                ),
                 Err(e) => Err(e.clone()),
             })
             .collect()
